@@ -1,0 +1,193 @@
+"""The DIB-R rasterization ops: ``rasterize`` (foreground) and ``soft_silhouette`` (background).
+
+``rasterize`` finds the nearest face per pixel with a z-buffer (a backend kernel, not
+differentiable), then recomputes perspective-correct barycentrics in torch from the three clip
+space vertices of each pixel's face, so autograd gives exact analytic gradients in O(pixels)
+(DIB-R eq. 1-4). ``soft_silhouette`` is DIB-R eq. 5-6.
+
+Pixel (row i, col j), row 0 at the top, has its centre at NDC
+``x = 2(j+0.5)/W - 1``, ``y = 1 - 2(i+0.5)/H``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from . import _ext
+from . import _torch_raster as tr
+
+DEFAULT_SIGMA = 1.0 / 7000.0
+"""Default soft-mask sigma, in squared isotropic-NDC units (see :func:`soft_silhouette`)."""
+
+
+class Fragments(NamedTuple):
+    """What the rasterizer hands to shading.
+
+    face_idx [B,H,W] int64: index into ``faces`` of the nearest face, -1 on background.
+    bary     [B,H,W,3] float: perspective-correct barycentrics of that face (0 on background),
+             differentiable w.r.t. the clip-space vertices.
+    depth    [B,H,W] float: NDC depth z/w of the fragment (1 on background), differentiable.
+    """
+
+    face_idx: torch.Tensor
+    bary: torch.Tensor
+    depth: torch.Tensor
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """[B,H,W] bool: pixels covered by a face."""
+        return self.face_idx >= 0
+
+
+def _resolution(resolution) -> tuple[int, int]:
+    if isinstance(resolution, int):
+        h = w = resolution
+    else:
+        h, w = (int(r) for r in resolution)
+    if h <= 0 or w <= 0 or h > 16384 or w > 16384:
+        raise ValueError(f"resolution must be between 1 and 16384 pixels a side, got {resolution}")
+    return h, w
+
+
+def _check(clip: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not torch.is_tensor(clip) or not clip.is_floating_point():
+        raise ValueError("clip must be a floating-point tensor [B,V,4]")
+    if clip.dim() == 2:
+        clip = clip.unsqueeze(0)
+    if clip.dim() != 3 or clip.shape[-1] != 4:
+        raise ValueError(f"clip must have shape [B,V,4], got {tuple(clip.shape)}")
+    faces = torch.as_tensor(faces, device=clip.device)
+    if faces.dim() != 2 or faces.shape[-1] != 3:
+        raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
+    if faces.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"faces must be an integer tensor, got {faces.dtype}")
+    faces = faces.long()
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= clip.shape[1]):
+        raise ValueError(
+            f"face indices must lie in [0, {clip.shape[1] - 1}], "
+            f"found {int(faces.min())}..{int(faces.max())}"
+        )
+    return clip, faces
+
+
+def barycentrics(clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor):
+    """Perspective-correct barycentrics and NDC depth for given pixel faces.
+
+    Args:
+        clip: [B,V,4] clip-space vertices (any float dtype, differentiable).
+        faces: [F,3] int64.
+        face_idx: [B,H,W] int64, -1 for background.
+    Returns:
+        bary [B,H,W,3] (saturated to [0,1], summing to 1; 0 on background) and depth [B,H,W]
+        (NDC z/w; 1 on background), both differentiable w.r.t. ``clip``.
+    """
+    bsz, h, w = face_idx.shape
+    fg = face_idx >= 0
+    fi = face_idx.clamp(min=0)
+    bidx = torch.arange(bsz, device=clip.device).view(bsz, 1, 1)
+    if clip.shape[0] == 1 and bsz > 1:
+        bidx = torch.zeros_like(bidx)
+    fv = clip[bidx[..., None], faces[fi]]  # [B,H,W,3,4]
+    edges = tr.homogeneous_edges(fv)  # [B,H,W,3,3]
+    xs, ys = tr.pixel_centers(h, w, clip.dtype, clip.device)
+    px = xs.view(1, 1, w, 1)
+    py = ys.view(1, h, 1, 1)
+    ek = px * edges[..., 0] + py * edges[..., 1] + edges[..., 2]  # [B,H,W,3]
+    den = ek.sum(-1, keepdim=True)
+    den = torch.where(fg[..., None] & (den != 0), den, torch.ones_like(den))
+    bary = (ek / den).clamp(0.0, 1.0)
+    # Renormalise after saturation; sums are >= 1 - 2*eps so this never divides by ~0.
+    bary = bary / bary.sum(-1, keepdim=True).clamp(min=1e-12)
+    bary = torch.where(fg[..., None], bary, torch.zeros_like(bary))
+    num_z = (bary * fv[..., 2]).sum(-1)
+    num_w = (bary * fv[..., 3]).sum(-1)
+    depth = num_z / torch.where(fg & (num_w != 0), num_w, torch.ones_like(num_w))
+    depth = torch.where(fg, depth, torch.ones_like(depth))
+    return bary, depth
+
+
+def rasterize(clip: torch.Tensor, faces: torch.Tensor, resolution, backend: str = "auto"):
+    """Rasterize triangles with a z-buffer; DIB-R foreground interpolation weights.
+
+    Args:
+        clip: [B,V,4] (or [V,4]) float32/float64 clip-space vertices, any device the backend
+            supports. Differentiable: ``bary`` and ``depth`` carry gradients to ``clip``.
+        faces: [F,3] int32/int64 vertex indices, shared by the batch.
+        resolution: ``(H, W)`` or an int for a square image.
+        backend: ``"auto"`` (native kernel for the tensors' device when built, else torch),
+            ``"torch"``, ``"cpu"`` or ``"cuda"``.
+    Returns:
+        :class:`Fragments` with ``face_idx [B,H,W]`` (-1 background), ``bary [B,H,W,3]``,
+        ``depth [B,H,W]``.
+
+    Faces with a vertex at or behind the eye plane (w <= 1e-6) and faces whose projected area
+    is under 1e-6 square pixels are dropped; fragments outside -1 <= z/w <= 1 are clipped. No
+    face orientation is culled. Ties in depth go to the lower face index (deterministic).
+    """
+    clip, faces = _check(clip, faces)
+    h, w = _resolution(resolution)
+    name = _ext.resolve_backend(backend, clip.device)
+    if faces.shape[0] == 0:
+        face_idx = torch.full((clip.shape[0], h, w), -1, dtype=torch.long, device=clip.device)
+    elif name == "torch":
+        face_idx = tr.visibility(clip, faces, h, w)
+    else:
+        face_idx = _ext.visibility(name, clip, faces, h, w)
+    bary, depth = barycentrics(clip, faces, face_idx)
+    return Fragments(face_idx, bary, depth)
+
+
+def soft_silhouette(
+    clip: torch.Tensor,
+    faces: torch.Tensor,
+    resolution,
+    sigma: float = DEFAULT_SIGMA,
+    backend: str = "auto",
+    eps: float = tr.SOFT_EPS,
+) -> torch.Tensor:
+    """DIB-R soft silhouette (eq. 5-6): ``A = 1 - prod_j (1 - exp(-d(p, f_j) / sigma))``.
+
+    ``d`` is the *squared* 2D distance from the pixel centre to the projected triangle, measured
+    in isotropic NDC: y in NDC and x scaled by W/H, so one pixel is 2/H wide in both axes (for a
+    square image this is plain NDC). ``d = 0`` inside a triangle, so covered pixels get exactly
+    1. The default ``sigma = 1/7000`` is the DIB-R reference value: at 256x256 a face pulls with
+    p = 0.65 one pixel away, 0.02 three pixels away, and nothing past ~5 pixels; since sigma
+    lives in NDC, the mask has the same shape at every resolution.
+
+    Only faces with ``p_j >= eps`` at a pixel count, i.e. within ``r_c = sqrt(sigma ln(1/eps))``
+    (chosen by distance, never by index); the product over all faces differs by at most the
+    sum of the skipped p_j (each < eps). Faces with a vertex at or behind the eye plane are
+    ignored; orientation does not matter.
+
+    Args:
+        clip: [B,V,4] (or [V,4]) float32/float64 clip-space vertices; differentiable.
+        faces: [F,3] int vertex indices.
+        resolution: ``(H, W)`` or int.
+        sigma: softness, squared isotropic-NDC units (> 0).
+        backend: ``"auto"``, ``"torch"``, ``"cpu"`` or ``"cuda"``.
+        eps: probability below which a face is skipped at a pixel (0 < eps < 1).
+    Returns:
+        alpha [B,H,W] in [0,1], differentiable w.r.t. ``clip``.
+    """
+    clip, faces = _check(clip, faces)
+    h, w = _resolution(resolution)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    if not 0 < eps < 1:
+        raise ValueError(f"eps must lie in (0, 1), got {eps}")
+    name = _ext.resolve_backend(backend, clip.device)
+    if faces.shape[0] == 0:
+        return clip.new_zeros(clip.shape[0], h, w) + 0 * clip.sum()
+    fv = tr.face_vertices(clip.detach(), faces)
+    valid = tr.valid_faces(fv)
+    xy = tr.iso_xy(clip, h, w)
+    if name == "torch":
+        return tr.SoftSilhouette.apply(xy, valid, faces, h, w, float(sigma), float(eps))
+    return _ext.soft_silhouette(name, xy, valid, faces, h, w, float(sigma), float(eps))
+
+
+def available_backends() -> list[str]:
+    """Backends usable in this process, e.g. ``["torch", "cpu"]``."""
+    return _ext.available_backends()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install dibr-studio with its test dependencies into .venv and run the full test suite:
+# unit tests, native-extension tests, GUI tests in real windows under Xvfb, and (where nvcc
+# exists) a compile-and-import check of the CUDA extension against a CUDA build of torch.
+set -euo pipefail
+source "$(dirname "$0")/_setup.sh"
+ensure_os_packages
+ensure_venv "studio,test"
+cd "$ROOT"
+"$VENV/bin/ruff" check render_core studio tests benchmarks scripts
+bash "$ROOT/scripts/check_cuda_build.sh"
+exec xvfb-run -a -s "-screen 0 1280x800x24" "$VENV/bin/python" -m pytest "$@"
