@@ -1,0 +1,448 @@
+"""Fitter: the one optimisation loop of the project, shared by the studio GUI and the CLI.
+
+A problem is described by plain data: a starting :class:`Mesh`, a list of :class:`TargetView`
+(an sRGB image, an optional mask and an orbit camera each) and a :class:`FitConfig` (which
+parameter groups are optimised and how fast, the shading model, loss weights, resolution,
+backend). :class:`Fitter` turns that into tensors and an Adam optimizer and runs
+:meth:`Fitter.step`. Nothing here knows about Qt.
+
+Parameter groups (all optional, each with its own learning rate):
+
+- ``vertices``: an offset added to the starting vertices (as in PyTorch3D's mesh-fitting
+  tutorial), regularised by Laplacian smoothing, normal consistency and edge length.
+- ``colors``: per-vertex colours, optimised as logits so they stay in (0, 1).
+- ``texture``: a UV texture, also as logits; a mesh without UVs gets spherical ones.
+- ``light``: the directional light's direction, or the SH coefficients with ``shading="sh"``.
+- ``camera``: azimuth / elevation / distance / fov of every target, rebuilt with
+  :meth:`Camera.orbit` each step.
+
+Colour: renders are linear, targets are sRGB (as on disk); the L1 term encodes the render with
+:func:`linear_to_srgb` and compares in sRGB, so what is fitted is what the user sees.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .camera import Camera
+from .color import linear_to_srgb
+from .losses import edge_length, iou, l1, laplacian, normal_consistency
+from .mesh import Mesh
+from .rasterize import DEFAULT_SIGMA
+from .renderer import SHADINGS, Renderer, RenderOutput
+from .shading import DirectionalLight, SHLight
+
+GROUPS = ("vertices", "colors", "texture", "light", "camera")
+"""Names of the parameter groups, in display order."""
+
+LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge")
+"""Names of the loss terms; each has a weight in :attr:`FitConfig.weights`."""
+
+DEFAULT_LIGHT = (0.4, 0.8, 0.6)
+# Camera deltas are optimised in these units so one learning rate suits all four: ten degrees
+# of azimuth/elevation/fov per unit, and a log-scale factor on the distance.
+_CAMERA_SCALE = (10.0, 10.0, 1.0, 10.0)
+_SH_DC = 0.282095
+
+
+@dataclass
+class ParamGroup:
+    """Whether a parameter group is optimised, and its Adam learning rate."""
+
+    enabled: bool = False
+    lr: float = 0.01
+
+
+def default_groups() -> dict[str, ParamGroup]:
+    """Learning rates that work for the demo scene (vertices and colours on)."""
+    return {
+        "vertices": ParamGroup(True, 0.01),
+        "colors": ParamGroup(True, 0.05),
+        "texture": ParamGroup(False, 0.05),
+        "light": ParamGroup(False, 0.02),
+        "camera": ParamGroup(False, 0.02),
+    }
+
+
+def default_weights() -> dict[str, float]:
+    """Loss weights in the spirit of PyTorch3D's mesh-fitting tutorial."""
+    return {"iou": 1.0, "l1": 1.0, "laplacian": 1.0, "normal": 0.01, "edge": 1.0}
+
+
+@dataclass
+class FitConfig:
+    """Everything about a fit except the data: groups, shading, weights, resolution, backend.
+
+    ``resolution`` is the render height in pixels; the width follows the first target's aspect.
+    ``sigma`` is the soft-silhouette softness (see :func:`render_core.soft_silhouette`).
+    """
+
+    groups: dict[str, ParamGroup] = field(default_factory=default_groups)
+    weights: dict[str, float] = field(default_factory=default_weights)
+    shading: str = "vertex_color"
+    resolution: int = 64
+    backend: str = "auto"
+    sigma: float = DEFAULT_SIGMA * 3
+    texture_size: int = 64
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        if set(self.groups) != set(GROUPS):
+            raise ValueError(f"groups must be exactly {GROUPS}, got {sorted(self.groups)}")
+        for name, g in self.groups.items():
+            if not (math.isfinite(g.lr) and g.lr >= 0):
+                raise ValueError(f"learning rate of {name} must be a finite number >= 0")
+        for name in LOSS_TERMS:
+            w = self.weights.get(name)
+            if w is None or not (math.isfinite(w) and w >= 0):
+                raise ValueError(f"loss weight {name} must be a finite number >= 0")
+        if self.shading not in SHADINGS:
+            raise ValueError(f"unknown shading {self.shading!r}; choose one of {SHADINGS}")
+        if not 8 <= int(self.resolution) <= 2048:
+            raise ValueError(f"resolution must lie in 8..2048, got {self.resolution}")
+        if not 4 <= int(self.texture_size) <= 4096:
+            raise ValueError(f"texture size must lie in 4..4096, got {self.texture_size}")
+        if not self.sigma > 0:
+            raise ValueError("sigma must be positive")
+
+    def copy(self) -> FitConfig:
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dictionary (for saved sessions and ``history.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitConfig:
+        d = dict(d)
+        d["groups"] = {k: ParamGroup(**v) for k, v in d.get("groups", {}).items()}
+        return cls(**d)
+
+
+@dataclass
+class TargetView:
+    """One target: an sRGB image, its mask and the orbit camera it was seen from.
+
+    ``image`` [H,W,3] float32 sRGB in [0,1]; ``mask`` [H,W] float32 in [0,1] or None (then
+    the non-black pixels are the mask). Camera in the orbit convention, degrees.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    azimuth: float = 0.0
+    elevation: float = 0.0
+    distance: float = 3.0
+    fov: float = 60.0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image, dtype=np.float32)
+        if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 2:
+            raise ValueError(f"target image must be [H,W,3], got {img.shape}")
+        if not np.isfinite(img).all():
+            raise ValueError("target image has non-finite values")
+        self.image = np.clip(img, 0.0, 1.0)
+        if self.mask is None:
+            self.mask = (self.image.max(axis=2) > 1.0 / 255).astype(np.float32)
+        mask = np.asarray(self.mask, dtype=np.float32)
+        if mask.shape != img.shape[:2]:
+            raise ValueError(f"mask shape {mask.shape} does not match image {img.shape[:2]}")
+        self.mask = np.clip(mask, 0.0, 1.0)
+        for k in ("azimuth", "elevation", "distance", "fov"):
+            if not math.isfinite(float(getattr(self, k))):
+                raise ValueError(f"target camera {k} must be finite")
+        if not self.distance > 0 or not 1 <= self.fov <= 170:
+            raise ValueError("target camera needs distance > 0 and 1 <= fov <= 170")
+
+    @property
+    def aspect(self) -> float:
+        return self.image.shape[1] / self.image.shape[0]
+
+
+def spherical_uvs(vertices: torch.Tensor, faces: torch.Tensor):
+    """Per-corner spherical UVs for a mesh without any: ``(uvs [3F,2], face_uvs [F,3])``.
+
+    Corners are unshared so a face straddling the u=0/1 seam can be unwrapped on its own.
+    """
+    c = vertices - vertices.mean(0)
+    d = c / c.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    u = (torch.atan2(d[:, 0], d[:, 2]) / (2 * math.pi)) % 1.0
+    v = 0.5 + torch.asin(d[:, 1].clamp(-1, 1)) / math.pi
+    fu, fv = u[faces], v[faces]  # [F,3]
+    # A face whose corners span more than half the circle wraps: lift the small ones by 1.
+    wrap = (fu.max(1).values - fu.min(1).values) > 0.5
+    fu = torch.where(wrap[:, None] & (fu < 0.5), fu + 1.0, fu)
+    uvs = torch.stack([fu.reshape(-1), fv.reshape(-1)], -1).to(vertices.dtype)
+    face_uvs = torch.arange(faces.shape[0] * 3, dtype=torch.long).reshape(-1, 3)
+    return uvs, face_uvs
+
+
+def _logit(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(1e-3, 1 - 1e-3)
+    return torch.log(x) - torch.log1p(-x)
+
+
+def _all_finite(ts) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in ts)
+
+
+class Fitter:
+    """Builds the parameters and Adam optimizer for a problem and runs one step at a time.
+
+    Args:
+        mesh: the starting mesh (copied; linear colours).
+        targets: one or more :class:`TargetView`.
+        config: a :class:`FitConfig` (copied).
+
+    Not thread-safe: call it from one thread at a time (the studio's session holds a lock).
+    """
+
+    def __init__(self, mesh: Mesh, targets: Sequence[TargetView], config: FitConfig):
+        if not targets:
+            raise ValueError("a fit needs at least one target")
+        config = config.copy()
+        config.validate()
+        self.config = config
+        self.targets = list(targets)
+        self.steps = 0
+        self.rejected = 0
+        self.base = mesh.detach().clone()
+        self.faces = self.base.faces
+        v = self.base.vertices
+        self.offset = torch.zeros_like(v)
+        base_colors = self.base.vertex_colors
+        if base_colors is None:
+            base_colors = torch.full_like(v, 0.5)
+        self.color_logit = _logit(base_colors.clone())
+        self.has_colors = self.base.vertex_colors is not None
+        self.uvs, self.face_uvs, self.tex_logit = None, None, None
+        if self.base.texture is not None and self.base.uvs is not None:
+            self.uvs, self.face_uvs = self.base.uvs, self.base.face_uvs
+            self.tex_logit = _logit(self.base.texture.clone())
+        self.light_dir = torch.tensor(DEFAULT_LIGHT, dtype=v.dtype)
+        self.sh = torch.zeros(9, 3, dtype=v.dtype)
+        self.sh[0] = 1.0 / _SH_DC
+        self.cam0 = torch.tensor(
+            [[t.azimuth, t.elevation, t.distance, t.fov] for t in self.targets], dtype=v.dtype
+        )
+        self.cam_delta = torch.zeros_like(self.cam0)
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._opt_key: tuple | None = None
+        self._render_key: tuple | None = None
+        self.apply_config(config)
+
+    # -- configuration -------------------------------------------------------------------
+
+    def apply_config(self, config: FitConfig) -> None:
+        """Adopt new settings; takes effect at the next step. Parameters keep their values.
+
+        Learning rates change in place; enabling or disabling a group rebuilds the optimizer
+        (its moments restart); shading, resolution, sigma or backend rebuild the renderer and
+        resample the targets.
+        """
+        config = config.copy()
+        config.validate()
+        self.config = config
+        if self._needs_texture() and self.tex_logit is None:
+            if self.uvs is None:
+                self.uvs, self.face_uvs = spherical_uvs(self.base.vertices, self.faces)
+            n = int(config.texture_size)
+            self.tex_logit = torch.zeros(n, n, 3, dtype=self.base.vertices.dtype)
+        render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
+                      self._effective_shading())
+        if render_key != self._render_key:
+            self._build_renderer()
+            self._render_key = render_key
+        opt_key = tuple((n, g.enabled) for n, g in config.groups.items())
+        if opt_key != self._opt_key:
+            self._build_optimizer()
+            self._opt_key = opt_key
+        else:
+            for pg in self._optimizer.param_groups:
+                pg["lr"] = config.groups[pg["name"]].lr
+
+    def _needs_texture(self) -> bool:
+        return self.config.groups["texture"].enabled or self.config.shading == "texture"
+
+    def _effective_shading(self) -> str:
+        # Optimising a texture under unlit vertex-colour shading means showing the texture.
+        if self.config.shading == "vertex_color" and self.config.groups["texture"].enabled:
+            return "texture"
+        return self.config.shading
+
+    def _build_renderer(self) -> None:
+        h = int(self.config.resolution)
+        w = max(1, round(h * self.targets[0].aspect))
+        self.resolution = (h, w)
+        self.renderer = Renderer((h, w), shading=self._effective_shading(),
+                                 backend=self.config.backend, sigma=self.config.sigma)
+        imgs, masks = [], []
+        for t in self.targets:
+            img = torch.from_numpy(np.ascontiguousarray(t.image)).permute(2, 0, 1)[None]
+            msk = torch.from_numpy(np.ascontiguousarray(t.mask))[None, None]
+            # Area resampling keeps thin parts of the silhouette as partial coverage.
+            img = F.interpolate(img, size=(h, w), mode="area") if img.shape[-2:] != (h, w) else img
+            msk = F.interpolate(msk, size=(h, w), mode="area") if msk.shape[-2:] != (h, w) else msk
+            imgs.append(img[0].permute(1, 2, 0))
+            masks.append(msk[0, 0])
+        dtype = self.base.vertices.dtype
+        self.t_mask = torch.stack(masks).to(dtype)
+        # Compare over a black background, as the render has one.
+        self.t_rgb = torch.stack(imgs).to(dtype) * self.t_mask[..., None]
+
+    def _group_tensors(self) -> dict[str, list[torch.Tensor]]:
+        out = {"vertices": [self.offset], "colors": [self.color_logit], "camera": [self.cam_delta],
+               "light": [self.sh if self.config.shading == "sh" else self.light_dir],
+               "texture": [self.tex_logit] if self.tex_logit is not None else []}
+        return out
+
+    def _build_optimizer(self) -> None:
+        groups = []
+        tensors = self._group_tensors()
+        for name in GROUPS:
+            for t in tensors[name]:
+                t.requires_grad_(False)
+        for name in GROUPS:
+            g = self.config.groups[name]
+            if g.enabled and tensors[name]:
+                for t in tensors[name]:
+                    t.requires_grad_(True)
+                groups.append({"params": tensors[name], "lr": g.lr, "name": name})
+        self._params = [p for g in groups for p in g["params"]]
+        self._optimizer = torch.optim.Adam(groups) if groups else None
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def _mesh(self) -> Mesh:
+        fields = {"vertices": self.base.vertices + self.offset}
+        if self.has_colors or self.config.groups["colors"].enabled:
+            fields["vertex_colors"] = torch.sigmoid(self.color_logit)
+        if self.tex_logit is not None and self._effective_shading() != "vertex_color":
+            fields.update(uvs=self.uvs, face_uvs=self.face_uvs,
+                          texture=torch.sigmoid(self.tex_logit))
+        return self.base.with_(**fields)
+
+    def _camera_params(self) -> torch.Tensor:
+        scale = self.cam0.new_tensor(_CAMERA_SCALE)
+        d = self.cam_delta * scale
+        p = self.cam0 + d
+        dist = self.cam0[:, 2] * torch.exp(self.cam_delta[:, 2])
+        fov = p[:, 3].clamp(5.0, 150.0)
+        return torch.stack([p[:, 0], p[:, 1], dist, fov], -1)
+
+    def _cameras(self) -> Camera:
+        p = self._camera_params()
+        h, w = self.resolution
+        return Camera.orbit(p[:, 0], p[:, 1], p[:, 2], fov=p[:, 3], aspect=w / h)
+
+    def _light(self):
+        if self.config.shading == "sh":
+            return SHLight(self.sh)
+        if self.config.shading in ("lambertian", "phong"):
+            return DirectionalLight(self.light_dir, intensity=0.8, ambient=0.3)
+        return None
+
+    def _losses(self, out: RenderOutput, verts: torch.Tensor) -> dict[str, torch.Tensor]:
+        w = self.config.weights
+        terms = {
+            "iou": iou(out.alpha, self.t_mask),
+            "l1": l1(linear_to_srgb(out.rgb.clamp(0.0, 1.0)), self.t_rgb),
+        }
+        zero = verts.sum() * 0
+        geometry = self.config.groups["vertices"].enabled
+        terms["laplacian"] = laplacian(verts, self.faces) if geometry and w["laplacian"] else zero
+        terms["normal"] = (normal_consistency(verts, self.faces)
+                           if geometry and w["normal"] else zero)
+        terms["edge"] = edge_length(verts, self.faces) if geometry and w["edge"] else zero
+        return terms
+
+    # -- public API --------------------------------------------------------------------------
+
+    def step(self) -> dict[str, float]:
+        """One Adam step on every enabled group.
+
+        Returns metrics: ``total`` and each term of :data:`LOSS_TERMS` (unweighted values),
+        ``silhouette_iou`` (hard IoU of ``alpha > 0.5`` against the target masks, averaged over
+        views, for the parameters before the step), ``step`` and ``rolled_back``. A step whose
+        loss, gradients or new parameters are not finite is rolled back: every parameter and
+        the optimizer state stay as they were.
+        """
+        mesh = self._mesh()
+        out = self.renderer.render(mesh, self._cameras(), light=self._light())
+        terms = self._losses(out, mesh.vertices)
+        w = self.config.weights
+        total = sum(w[k] * terms[k] for k in LOSS_TERMS)
+        metrics = {k: float(v.detach()) for k, v in terms.items()}
+        metrics["total"] = float(total.detach())
+        metrics["silhouette_iou"] = self._hard_iou(out.alpha.detach())
+        rolled_back = not math.isfinite(metrics["total"])
+        if not rolled_back and self._optimizer is not None and total.requires_grad:
+            self._optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            grads = [p.grad for p in self._params if p.grad is not None]
+            if _all_finite(grads):
+                saved = [p.detach().clone() for p in self._params]
+                state = copy.deepcopy(self._optimizer.state_dict())
+                self._optimizer.step()
+                if not _all_finite(self._params):
+                    with torch.no_grad():
+                        for p, s in zip(self._params, saved, strict=True):
+                            p.copy_(s)
+                    self._optimizer.load_state_dict(state)
+                    rolled_back = True
+            else:
+                rolled_back = True
+            self._optimizer.zero_grad(set_to_none=True)
+        if rolled_back:
+            self.rejected += 1
+        else:
+            self.steps += 1
+        metrics["step"] = self.steps
+        metrics["rolled_back"] = rolled_back
+        return metrics
+
+    def _hard_iou(self, alpha: torch.Tensor) -> float:
+        a = alpha > 0.5
+        t = self.t_mask > 0.5
+        inter = (a & t).flatten(1).sum(1).float()
+        union = (a | t).flatten(1).sum(1).float().clamp(min=1)
+        return float((inter / union).mean())
+
+    def current_mesh(self) -> Mesh:
+        """The mesh as currently optimised, detached (linear colours, texture if any)."""
+        with torch.no_grad():
+            return self._mesh().detach().clone()
+
+    def cameras(self) -> Camera:
+        """The targets' cameras as currently optimised, detached, batch = number of targets."""
+        with torch.no_grad():
+            return self._cameras().detach()
+
+    def camera_params(self) -> np.ndarray:
+        """[N,4] current (azimuth, elevation, distance, fov) per target, degrees."""
+        with torch.no_grad():
+            return self._camera_params().detach().cpu().numpy().copy()
+
+    def light_direction(self) -> np.ndarray:
+        """[3] unit vector towards the directional light (the fitted one when optimised)."""
+        d = self.light_dir.detach().cpu().numpy().astype(np.float64)
+        return d / max(np.linalg.norm(d), 1e-12)
+
+    def render(self, view: int | None = None) -> RenderOutput:
+        """Render the current state (no grad) from target ``view``, or from all when None."""
+        with torch.no_grad():
+            cams = self._cameras()
+            if view is not None:
+                cams = cams[int(view)]
+            return self.renderer.render(self._mesh(), cams, light=self._light())
+
+    def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""
+        return self.t_rgb, self.t_mask

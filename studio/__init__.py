@@ -1,0 +1,1 @@
+"""dibr-studio: the Qt application for live inverse rendering on top of render_core."""

@@ -1,0 +1,42 @@
+"""``dibr-studio``: the window (demo scene by default), or ``dibr-studio fit …`` headless."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene without files)
+       dibr-studio fit --demo --out DIR [--steps N]
+       dibr-studio fit [--mesh M] --target IMG --view AZ,EL,DIST[,FOV] [...] \\
+                       --optimize vertices,colors,... --steps N --out DIR
+       dibr-studio fit --help           all fitting options"""
+
+HEADLESS_DEMO_DIR = "dibr-studio-demo"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if argv and argv[0] == "fit":
+        from .cli import fit_main
+
+        return fit_main(argv[1:])
+    if argv and argv[0].startswith("-"):
+        print(f"dibr-studio: error: unknown option {argv[0]} (see dibr-studio --help)",
+              file=sys.stderr)
+        return 2
+    from .app import has_display, run_gui
+
+    if not has_display():
+        from .cli import fit_main
+
+        print(f"dibr-studio: no display found; running the headless demo fit instead "
+              f"(results in ./{HEADLESS_DEMO_DIR})", file=sys.stderr)
+        return fit_main(["--demo", "--out", HEADLESS_DEMO_DIR])
+    return run_gui(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Headless fitting: ``dibr-studio fit …`` runs the same Fitter as the GUI, with a progress bar.
+
+Writes ``DIR/mesh.obj`` (+ ``.mtl``/``.png`` when textured), ``DIR/mesh.ply``, ``DIR/mesh.glb``,
+``DIR/contact_sheet.png`` (targets over renders over differences) and ``DIR/history.json``.
+Exit status 0 on success, 2 with a one-line message on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from render_core.fit import GROUPS, LOSS_TERMS, ParamGroup
+from render_core.renderer import SHADINGS
+
+from . import files
+from .session import Session
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        raise UsageError(message)
+
+
+class _TargetAction(argparse.Action):
+    """``--target IMG`` starts a target; the ``--view`` after it gives its camera."""
+
+    def __call__(self, parser, ns, value, option_string=None):
+        targets = getattr(ns, "targets", None) or []
+        if option_string == "--target":
+            targets.append({"path": value, "view": None})
+        else:
+            if not targets or targets[-1]["view"] is not None:
+                raise UsageError("--view must follow the --target it describes")
+            targets[-1]["view"] = _parse_view(value)
+        ns.targets = targets
+
+
+def _parse_view(text: str) -> tuple[float, float, float, float]:
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--view {text!r}: expected AZ,EL,DIST[,FOV] in degrees") from None
+    if len(parts) not in (3, 4):
+        raise UsageError(f"--view {text!r}: expected AZ,EL,DIST[,FOV] in degrees")
+    if len(parts) == 3:
+        parts.append(60.0)
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def _pairs(items: list[str], names, what: str) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in names:
+            raise UsageError(f"{what} {item!r}: expected NAME=VALUE with NAME in {','.join(names)}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise UsageError(f"{what} {item!r}: {value!r} is not a number") from None
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dibr-studio fit", description="Fit a mesh to target images, headless.")
+    p.add_argument("--demo", action="store_true", help="fit the built-in demo scene")
+    p.add_argument("--mesh", help="starting mesh (default: an icosphere)")
+    p.add_argument("--subdivisions", type=int, default=3, help="icosphere subdivisions (3)")
+    p.add_argument("--target", action=_TargetAction, metavar="IMG",
+                   help="target image (PNG/JPEG; alpha = mask); repeat for more views")
+    p.add_argument("--view", action=_TargetAction, metavar="AZ,EL,DIST[,FOV]",
+                   help="orbit camera of the preceding --target, degrees (FOV default 60)")
+    p.add_argument("--optimize", default=None,
+                   help=f"comma-separated groups from {','.join(GROUPS)} "
+                        "(default: vertices,colors)")
+    p.add_argument("--lr", action="append", default=[], metavar="GROUP=LR",
+                   help="learning rate of a group, e.g. vertices=0.01")
+    p.add_argument("--weight", action="append", default=[], metavar="TERM=W",
+                   help=f"loss weight, TERM in {','.join(LOSS_TERMS)}")
+    p.add_argument("--shading", choices=SHADINGS, default=None)
+    p.add_argument("--resolution", type=int, default=None, help="render height in pixels")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "cpu", "cuda"))
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _configure(session: Session, args) -> None:
+    cfg = session.config.copy()
+    if args.optimize is not None:
+        wanted = [g.strip() for g in args.optimize.split(",") if g.strip()]
+        bad = [g for g in wanted if g not in GROUPS]
+        if bad or not wanted:
+            raise UsageError(f"--optimize: unknown group(s) {','.join(bad) or '(none)'}; "
+                             f"choose from {','.join(GROUPS)}")
+        for g in GROUPS:
+            cfg.groups[g] = ParamGroup(g in wanted, cfg.groups[g].lr)
+    for g, lr in _pairs(args.lr, GROUPS, "--lr").items():
+        cfg.groups[g] = ParamGroup(cfg.groups[g].enabled, lr)
+    cfg.weights.update(_pairs(args.weight, LOSS_TERMS, "--weight"))
+    if args.shading:
+        cfg.shading = args.shading
+    if args.resolution is not None:
+        cfg.resolution = args.resolution
+    cfg.backend = args.backend
+    try:
+        session.set_config(cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _load(args) -> Session:
+    s = Session()
+    if args.demo:
+        if args.mesh or getattr(args, "targets", None):
+            raise UsageError("--demo takes no --mesh or --target")
+        s.load_demo()
+    else:
+        targets = getattr(args, "targets", None) or []
+        if not targets:
+            raise UsageError("give at least one --target IMG --view AZ,EL,DIST[,FOV] (or --demo)")
+        for t in targets:
+            if t["view"] is None:
+                raise UsageError(f"--target {t['path']}: missing its --view AZ,EL,DIST[,FOV]")
+        if args.mesh:
+            s.load_mesh(args.mesh)
+        else:
+            s.new_primitive("sphere", args.subdivisions)
+        s.add_targets([t["path"] for t in targets], [t["view"] for t in targets])
+    _configure(s, args)
+    return s
+
+
+def write_outputs(session: Session, out: Path) -> list[Path]:
+    """The exports of a finished fit (also used by the GUI's tests)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in ("mesh.obj", "mesh.ply", "mesh.glb"):
+        written += session.export_mesh(out / name)
+    session.export_contact_sheet(out / "contact_sheet.png")
+    session.export_history(out / "history.json")
+    return written + [out / "contact_sheet.png", out / "history.json"]
+
+
+def fit_main(argv: list[str]) -> int:
+    """``dibr-studio fit …``; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.steps < 0:
+            raise UsageError("--steps must be >= 0")
+        if args.subdivisions < 0 or args.subdivisions > 6:
+            raise UsageError("--subdivisions must lie in 0..6")
+        session = _load(args)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a directory")
+    except (UsageError, files.LoadError, ValueError) as e:
+        print(f"dibr-studio: error: {e}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tqdm import tqdm
+
+    start = time.monotonic()
+    metrics: dict = {}
+    bar = tqdm(range(args.steps), desc="fitting", unit="step", disable=args.quiet,
+               dynamic_ncols=True)
+    for _ in bar:
+        metrics = session.step()
+        bar.set_postfix(loss=f"{metrics['total']:.4f}", iou=f"{metrics['silhouette_iou']:.3f}",
+                        refresh=False)
+    bar.close()
+    elapsed = time.monotonic() - start
+    try:
+        write_outputs(session, out)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"dibr-studio: error: cannot write outputs to {out}: {e}", file=sys.stderr)
+        return 2
+    iou = metrics.get("silhouette_iou", float("nan"))
+    print(f"dibr-studio: {session.steps} steps in {elapsed:.1f} s, silhouette IoU {iou:.3f}; "
+          f"wrote {out}")
+    return 0

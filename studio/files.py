@@ -1,0 +1,123 @@
+"""File I/O of the studio: target images in, PNGs and meshes out. No Qt.
+
+Every reader raises :class:`LoadError` naming the file and the problem; the GUI shows it in a
+dialog, the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+import render_core as rc
+
+MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+EXPORT_SUFFIXES = (".obj", ".ply", ".glb")
+MAX_IMAGE_SIDE = 8192
+
+
+class LoadError(ValueError):
+    """A file could not be used: ``str()`` is one line naming the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{Path(path).name}: {problem}")
+
+
+def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a PNG/JPEG target: ``(rgb [H,W,3] float32 sRGB in [0,1], alpha [H,W] or None)``.
+
+    The alpha channel (or a palette's transparency) becomes the mask. Raises :class:`LoadError`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LoadError(p, "file not found")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            w, h = im.size
+            if w < 2 or h < 2 or max(w, h) > MAX_IMAGE_SIDE:
+                raise LoadError(p, f"image is {w}x{h}; sides must be 2..{MAX_IMAGE_SIDE} px")
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                arr = np.asarray(im, dtype=np.float32)
+                arr = arr / max(float(arr.max()), 1.0)
+                return np.repeat(arr[..., None], 3, axis=2), None
+            im = im.convert("RGBA" if has_alpha else "RGB")
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except UnidentifiedImageError:
+        raise LoadError(p, "not an image that can be read (PNG or JPEG expected)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, LoadError):
+            raise
+        raise LoadError(p, f"unreadable image ({e})") from None
+    if has_alpha:
+        return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
+    return arr, None
+
+
+def load_mesh(path: str | os.PathLike) -> rc.Mesh:
+    """Read a mesh through ``rc.load_mesh``; raises :class:`LoadError` on any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise LoadError(p, "file not found")
+    if p.suffix.lower() not in MESH_SUFFIXES:
+        raise LoadError(p, f"unsupported mesh format {p.suffix or '(none)'}; "
+                           f"use one of {' '.join(MESH_SUFFIXES)}")
+    try:
+        mesh = rc.load_mesh(p)
+    except Exception as e:  # trimesh raises many types on bad files; all become one message
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoadError(p, f"cannot read mesh ({msg})") from None
+    if mesh.num_faces == 0:
+        raise LoadError(p, "mesh has no faces")
+    return mesh
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """[H,W,C] float in [0,1] → uint8 (rounded)."""
+    return (np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write an sRGB float [H,W,3|4] or uint8 image as PNG, atomically."""
+    arr = img if img.dtype == np.uint8 else to_uint8(img)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    rc.atomic_write_bytes(path, buf.getvalue())
+
+
+def export_mesh(mesh: rc.Mesh, path: str | os.PathLike) -> list[Path]:
+    """Save through ``rc.save_mesh`` (OBJ writes its MTL and texture PNG alongside).
+
+    Returns the files written. PLY keeps vertex colours (a texture is dropped, as PLY cannot
+    carry one); GLB keeps everything.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in EXPORT_SUFFIXES:
+        raise LoadError(p, f"cannot export to {p.suffix or '(none)'}; use .obj, .ply or .glb")
+    rc.save_mesh(mesh, p)
+    written = [p] + [p.with_suffix(s) for s in (".mtl", ".png") if p.suffix.lower() == ".obj"]
+    return [f for f in written if f.exists()]
+
+
+def contact_sheet(targets: list[np.ndarray], renders: list[np.ndarray], pad: int = 4) -> np.ndarray:
+    """One image: a column per view with target / render / |difference| rows. sRGB float."""
+    cols = []
+    for t, r in zip(targets, renders, strict=True):
+        d = np.clip(np.abs(t - r) * 2.0, 0.0, 1.0)
+        h, w = t.shape[:2]
+        gap = np.ones((pad, w, 3), np.float32)
+        cols.append(np.concatenate([t, gap, r, gap, d], axis=0))
+    h = cols[0].shape[0]
+    gap = np.ones((h, pad, 3), np.float32)
+    parts = []
+    for c in cols:
+        parts += [c, gap]
+    return np.concatenate(parts[:-1], axis=1)

@@ -1,0 +1,280 @@
+"""The studio's state, with no Qt: mesh, targets, fit settings, history, and the Fitter.
+
+Views observe a :class:`Session` through :meth:`Session.subscribe`; every change made through
+its methods calls the listeners with an event name (``"mesh"``, ``"targets"``, ``"config"``,
+``"reset"``) on the calling thread. :meth:`Session.step` is meant for the optimisation worker
+thread: the session's lock keeps it and the GUI thread's changes apart, and step does not emit
+events (the worker reports steps itself).
+
+A method that fails (bad file, bad setting) raises and leaves the session exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import render_core as rc
+from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
+
+from . import files
+
+Listener = Callable[[str], None]
+
+
+class Session:
+    """Everything a fit is made of, and the fit itself."""
+
+    def __init__(self) -> None:
+        self.initial_mesh: rc.Mesh | None = None
+        self.mesh_name = ""
+        self.targets: list[TargetView] = []
+        self.config = FitConfig()
+        self.history: list[dict] = []
+        self._fitter: Fitter | None = None
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+
+    # -- events ------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` after each change; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _emit(self, event: str) -> None:
+        for cb in list(self._listeners):
+            cb(event)
+
+    # -- problem -----------------------------------------------------------------------------
+
+    def set_mesh(self, mesh: rc.Mesh, name: str = "mesh") -> None:
+        """Use ``mesh`` as the starting mesh; the fit restarts from it."""
+        with self._lock:
+            self.initial_mesh = mesh.detach().clone()
+            self.mesh_name = name
+            self._restart()
+        self._emit("mesh")
+
+    def load_mesh(self, path: str | os.PathLike) -> None:
+        """Read a mesh file and start from it. Raises :class:`files.LoadError`."""
+        mesh = files.load_mesh(path)
+        self.set_mesh(mesh, Path(path).name)
+
+    def new_primitive(self, kind: str = "sphere", subdivisions: int = 3) -> None:
+        """Start from an icosphere (``"sphere"``) or a cube with the given subdivision."""
+        if not 0 <= subdivisions <= 6:
+            raise ValueError(f"subdivisions must lie in 0..6, got {subdivisions}")
+        if kind == "sphere":
+            mesh = rc.icosphere(subdivisions=subdivisions)
+        elif kind == "cube":
+            mesh = rc.cube(subdivisions=subdivisions)
+        else:
+            raise ValueError(f"unknown primitive {kind!r}; use sphere or cube")
+        self.set_mesh(mesh, f"{kind} ({subdivisions})")
+
+    def add_target(self, path: str | os.PathLike, azimuth: float = 0.0, elevation: float = 0.0,
+                   distance: float = 3.0, fov: float = 60.0) -> TargetView:
+        """Read a target image (alpha → mask) seen from the given orbit camera, and add it."""
+        return self.add_targets([path], [(azimuth, elevation, distance, fov)])[0]
+
+    def add_targets(self, paths: list, views: list[tuple[float, float, float, float]]
+                    ) -> list[TargetView]:
+        """Read several targets, each with ``(azimuth, elevation, distance, fov)``; all are
+        read and checked before any is added, so a bad file leaves the session unchanged."""
+        if len(paths) != len(views):
+            raise ValueError(f"{len(paths)} target images but {len(views)} views")
+        new: list[TargetView] = []
+        for path, (az, el, dist, fov) in zip(paths, views, strict=True):
+            rgb, mask = files.load_image(path)
+            first = self.targets[0] if self.targets else (new[0] if new else None)
+            if first is not None and abs(rgb.shape[1] / rgb.shape[0] - first.aspect) > 1e-3:
+                raise files.LoadError(path, f"aspect of {rgb.shape[1]}x{rgb.shape[0]} differs "
+                                            "from the first target's; targets share one aspect")
+            try:
+                new.append(TargetView(rgb, mask, az, el, dist, fov, Path(path).name))
+            except ValueError as e:
+                raise files.LoadError(path, str(e)) from None
+        with self._lock:
+            self.targets.extend(new)
+            self._restart()
+        self._emit("targets")
+        return new
+
+    def add_target_view(self, target: TargetView) -> None:
+        with self._lock:
+            self.targets.append(target)
+            self._restart()
+        self._emit("targets")
+
+    def set_targets(self, targets: list[TargetView]) -> None:
+        with self._lock:
+            self.targets = list(targets)
+            self._restart()
+        self._emit("targets")
+
+    def load_demo(self) -> None:
+        """The built-in demo scene: procedural colourful blob targets, an icosphere start."""
+        from .demo import demo_scene
+
+        mesh, targets, config = demo_scene()
+        with self._lock:
+            self.initial_mesh = mesh
+            self.mesh_name = "icosphere (demo)"
+            self.targets = targets
+            self.config = config
+            self._restart()
+        self._emit("mesh")
+        self._emit("targets")
+        self._emit("config")
+
+    # -- settings (applied at the next step) ---------------------------------------------------
+
+    def set_config(self, config: FitConfig) -> None:
+        """Replace all settings; validated first, applied at the next step."""
+        config = config.copy()
+        config.validate()
+        with self._lock:
+            self.config = config
+            if self._fitter is not None:
+                self._fitter.apply_config(config)
+        self._emit("config")
+
+    def set_group(self, name: str, enabled: bool | None = None, lr: float | None = None) -> None:
+        if name not in GROUPS:
+            raise ValueError(f"unknown parameter group {name!r}")
+        cfg = self.config.copy()
+        g = cfg.groups[name]
+        cfg.groups[name] = ParamGroup(g.enabled if enabled is None else bool(enabled),
+                                      g.lr if lr is None else float(lr))
+        self.set_config(cfg)
+
+    def set_weight(self, name: str, weight: float) -> None:
+        if name not in LOSS_TERMS:
+            raise ValueError(f"unknown loss term {name!r}")
+        cfg = self.config.copy()
+        cfg.weights[name] = float(weight)
+        self.set_config(cfg)
+
+    def set_option(self, **options) -> None:
+        """Set ``shading``, ``resolution``, ``backend``, ``sigma`` or ``texture_size``."""
+        cfg = self.config.copy()
+        for k, v in options.items():
+            if k not in ("shading", "resolution", "backend", "sigma", "texture_size"):
+                raise ValueError(f"unknown option {k!r}")
+            setattr(cfg, k, v)
+        self.set_config(cfg)
+
+    # -- running -----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True when there is a mesh and at least one target."""
+        return self.initial_mesh is not None and bool(self.targets)
+
+    def fitter(self) -> Fitter:
+        """The Fitter, built on first use from the current mesh, targets and settings."""
+        with self._lock:
+            if self._fitter is None:
+                if not self.ready:
+                    raise RuntimeError("load a mesh and at least one target first")
+                self._fitter = Fitter(self.initial_mesh, self.targets, self.config)
+            return self._fitter
+
+    def _restart(self) -> None:
+        self._fitter = None
+        self.history = []
+
+    def step(self) -> dict:
+        """One optimisation step (any thread); appends to and returns the metrics."""
+        with self._lock:
+            metrics = self.fitter().step()
+            self.history.append(metrics)
+            return metrics
+
+    @property
+    def steps(self) -> int:
+        with self._lock:
+            return 0 if self._fitter is None else self._fitter.steps
+
+    def reset(self) -> None:
+        """Back to the initial mesh and parameters; the history is cleared."""
+        with self._lock:
+            self._restart()
+        self._emit("reset")
+
+    def current_mesh(self) -> rc.Mesh | None:
+        """The optimised mesh (the initial one before any step), detached."""
+        with self._lock:
+            if self._fitter is None:
+                return None if self.initial_mesh is None else self.initial_mesh.clone()
+            return self._fitter.current_mesh()
+
+    def snapshot(self, view: int) -> dict:
+        """What the views draw, in one locked read: sRGB render/target images and the mesh.
+
+        Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
+        sRGB), ``mesh`` (rc.Mesh), ``cameras`` list of (view [4,4], fov, aspect), ``light``
+        [3], ``step``.
+        """
+        with self._lock:
+            f = self.fitter()
+            view = int(np.clip(view, 0, len(self.targets) - 1))
+            out = f.render(view)
+            t_rgb, t_mask = f.target_images()
+            cams = f.cameras()
+            return {
+                "render": rc.linear_to_srgb(out.rgb[0].clamp(0, 1)).numpy(),
+                "alpha": out.alpha[0].numpy(),
+                "target": t_rgb[view].numpy(),
+                "mask": t_mask[view].numpy(),
+                "mesh": f.current_mesh(),
+                "cameras": [(cams.view[i].double().numpy(), float(cams.fov[i]),
+                             float(cams.aspect[i])) for i in range(len(cams))],
+                "light": f.light_direction(),
+                "step": f.steps,
+                "view": view,
+            }
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export_mesh(self, path: str | os.PathLike) -> list[Path]:
+        """Write the current mesh as OBJ (+MTL+PNG), PLY or GLB, chosen by the suffix."""
+        mesh = self.current_mesh()
+        if mesh is None:
+            raise RuntimeError("there is no mesh to export")
+        return files.export_mesh(mesh, path)
+
+    def contact_sheet(self) -> np.ndarray:
+        """Targets over renders over differences, one column per view (sRGB float)."""
+        with self._lock:
+            f = self.fitter()
+            out = f.render(None)
+            renders = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
+            targets = f.target_images()[0].numpy()
+        return files.contact_sheet(list(targets), list(renders))
+
+    def export_contact_sheet(self, path: str | os.PathLike) -> None:
+        files.write_png(path, self.contact_sheet())
+
+    def export_render(self, path: str | os.PathLike, view: int = 0) -> None:
+        """The differentiable render of one view, RGBA PNG (alpha = soft silhouette)."""
+        snap = self.snapshot(view)
+        files.write_png(path, np.concatenate([snap["render"], snap["alpha"][..., None]], -1))
+
+    def export_history(self, path: str | os.PathLike) -> None:
+        """Per-step metrics and the settings as JSON (non-finite values become null)."""
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        with self._lock:
+            doc = {"config": self.config.to_dict(), "mesh": self.mesh_name,
+                   "targets": [t.name for t in self.targets],
+                   "history": [{k: clean(v) for k, v in m.items()} for m in self.history]}
+        rc.atomic_write_text(path, json.dumps(doc, indent=1))
