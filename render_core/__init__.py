@@ -1,0 +1,63 @@
+"""render_core: the DIB-R differentiable renderer (no Qt, no OpenGL).
+
+``import render_core as rc``; see ``docs/api.md`` for the conventions and every op's contract.
+"""
+
+from . import losses
+from .camera import Camera
+from .color import linear_to_srgb, srgb_to_linear
+from .interpolate import interpolate, sample_texture
+from .mesh import Mesh, MeshError, load_mesh, save_mesh
+from .primitives import cube, icosphere, uv_sphere
+from .rasterize import (
+    DEFAULT_SIGMA,
+    Fragments,
+    available_backends,
+    rasterize,
+    soft_silhouette,
+)
+from .renderer import SHADINGS, Renderer, RenderOutput
+from .shading import (
+    DirectionalLight,
+    PhongMaterial,
+    SHLight,
+    face_normals,
+    lambertian,
+    phong,
+    sh_irradiance,
+    vertex_normals,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Camera",
+    "DEFAULT_SIGMA",
+    "DirectionalLight",
+    "Fragments",
+    "Mesh",
+    "MeshError",
+    "PhongMaterial",
+    "RenderOutput",
+    "Renderer",
+    "SHADINGS",
+    "SHLight",
+    "available_backends",
+    "cube",
+    "face_normals",
+    "icosphere",
+    "interpolate",
+    "lambertian",
+    "linear_to_srgb",
+    "load_mesh",
+    "losses",
+    "phong",
+    "rasterize",
+    "sample_texture",
+    "save_mesh",
+    "sh_irradiance",
+    "soft_silhouette",
+    "srgb_to_linear",
+    "uv_sphere",
+    "vertex_normals",
+]
