@@ -178,7 +178,9 @@ def visibility(clip: torch.Tensor, faces: torch.Tensor, h: int, w: int):
             continue
         b = face // nf
         pix = (b * h + row) * w + col
-        key = (orderable_bits(z) << 32) | (face % nf)
+        # Shift the unsigned 32-bit depth key into signed range first: int64 comparison then
+        # equals the unsigned order of (orderable_bits << 32 | face) used by the native kernels.
+        key = ((orderable_bits(z) - 0x80000000) << 32) | (face % nf)
         keys.scatter_reduce_(0, pix[ok], key[ok], reduce="amin")
     face_idx = torch.where(keys == _KEY_BG, torch.full_like(keys, -1), keys & 0xFFFFFFFF)
     return face_idx.view(bsz, h, w)
