@@ -1,20 +1,202 @@
-"""Native backends: which exist, and dispatch to them.
+"""Native backends: building the C++/CUDA extension, and dispatch to it.
 
-Only the pure-torch backend exists so far; the native C++/CUDA extension plugs in here.
+The extension (``csrc/``) is compiled just in time with ``torch.utils.cpp_extension.load`` on
+first use, never at import, and cached across runs under ``~/.cache/dibr-studio/ext/`` (or
+``$DIBR_EXT_DIR``) in a directory named after the torch version and a hash of the sources and
+flags, so an edited source or a new torch rebuilds. Two variants exist: ``cpu`` (always tried)
+and ``cuda`` (the same kernels plus the CUDA driver; built only with a CUDA build of torch and
+nvcc, and used only when a GPU is present or when asked for by ``build_ext --cuda``).
+
+When the build fails (no compiler, ...) only the ``torch`` backend is available and
+``backend="auto"`` warns once, giving the reason. ``DIBR_NO_EXT=1`` disables native backends.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import sys
+import sysconfig
+import threading
+import time
 import warnings
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
+from . import _torch_raster as tr
+
+_CSRC = Path(__file__).resolve().parent.parent / "csrc"
+_SOURCES = ["bindings.cpp", "raster_cpu.cpp"]
+_CUDA_SOURCES = ["raster_cuda.cu"]
+_HEADERS = ["dibr_math.h", "dibr_kernels.h", "raster_ops.h"]
+# No fused multiply-adds: the kernels then round exactly like the torch reference.
+# The C++ standard is left to torch (2.14 needs C++20, older ones add C++17 themselves).
+_CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+_CUDA_CFLAGS = ["-O3", "--fmad=false"]
+_DEFAULT_ARCH = "8.0;9.0"
+
+_lock = threading.RLock()
+_modules: dict[str, ModuleType | None] = {}  # variant -> module (None: build failed)
+_errors: dict[str, str] = {}  # variant -> one-line reason of the failure
 _warned = False
+_deterministic = False
+
+
+def set_deterministic(flag: bool = True) -> None:
+    """Use order-independent reductions in native backward passes (matters on CUDA only).
+
+    The CPU backend is always deterministic. The CUDA backward pass adds per-tile partial
+    gradients into the vertices with atomics by default (fast; the last bits vary run to run);
+    in deterministic mode it writes them to per-(tile, face) slots and sums them in a fixed
+    order. ``torch.use_deterministic_algorithms(True)`` selects the same mode.
+    """
+    global _deterministic
+    _deterministic = bool(flag)
+
+
+def is_deterministic() -> bool:
+    """Whether native backward passes use the deterministic reduction."""
+    return _deterministic or torch.are_deterministic_algorithms_enabled()
+
+
+def _disabled() -> bool:
+    return os.environ.get("DIBR_NO_EXT", "").strip() not in ("", "0")
+
+
+def _cuda_buildable() -> str | None:
+    """None if the CUDA variant can be compiled here, else why not."""
+    if torch.version.cuda is None:
+        return "torch is a CPU-only build"
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    home = os.environ.get("CUDA_HOME") or CUDA_HOME
+    if not home or not Path(home, "bin", "nvcc").exists():
+        return "nvcc not found (set CUDA_HOME)"
+    return None
+
+
+def build_dir(variant: str) -> Path:
+    """Cache directory of a variant: <root>/<torch version>-<variant>-<hash of sources+flags>."""
+    root = os.environ.get("DIBR_EXT_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "dibr-studio" / "ext"
+    h = hashlib.sha256()
+    files = _SOURCES + _HEADERS + (_CUDA_SOURCES if variant == "cuda" else [])
+    for name in files:
+        h.update(name.encode())
+        h.update((_CSRC / name).read_bytes())
+    h.update(repr((_CFLAGS, _CUDA_CFLAGS, sys.version_info[:2])).encode())
+    if variant == "cuda":
+        h.update(os.environ.get("TORCH_CUDA_ARCH_LIST", _DEFAULT_ARCH).encode())
+    return base / f"{torch.__version__.replace('+', '_')}-{variant}-{h.hexdigest()[:12]}"
+
+
+def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleType:
+    """Compile (or load from the cache) one variant of the extension; raises on failure."""
+    from torch.utils import cpp_extension
+
+    # ninja is a pip dependency: make the venv's bin directory visible even when not activated.
+    scripts = sysconfig.get_path("scripts")
+    if scripts and scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
+    cpp_extension.verify_ninja_availability()
+    name = f"dibr_render_core_{variant}"
+    directory = build_dir(variant)
+    if force and directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sources = [str(_CSRC / s) for s in _SOURCES]
+    kwargs = {}
+    if variant == "cuda":
+        why = _cuda_buildable()
+        if why is not None:
+            raise RuntimeError(f"cannot build the CUDA extension: {why}")
+        # Without an explicit list load() inspects the (absent) GPU and crashes.
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", _DEFAULT_ARCH)
+        sources += [str(_CSRC / s) for s in _CUDA_SOURCES]
+        kwargs["extra_cuda_cflags"] = _CUDA_CFLAGS
+    fresh = not any(directory.glob(f"{name}*.so"))
+    if fresh:
+        print(
+            f"render_core: compiling the native {variant} extension (first use, about a minute)",
+            file=sys.stderr,
+            flush=True,
+        )
+    defines = ["-DDIBR_WITH_CUDA"] if variant == "cuda" else []
+    return cpp_extension.load(
+        name=name,
+        sources=sources,
+        extra_cflags=_CFLAGS + defines,
+        extra_ldflags=["-fopenmp"],
+        extra_include_paths=[str(_CSRC)],
+        build_directory=str(directory),
+        with_cuda=variant == "cuda",
+        verbose=verbose,
+        **kwargs,
+    )
+
+
+def load_variant(variant: str, force: bool = False, verbose: bool = False) -> ModuleType:
+    """The built module of ``variant`` ("cpu" or "cuda"), building it if needed; raises."""
+    with _lock:
+        if force:
+            _modules.pop(variant, None)
+        if variant in _modules and _modules[variant] is not None:
+            return _modules[variant]  # type: ignore[return-value]
+        if variant in _modules:
+            raise RuntimeError(_errors[variant])
+        try:
+            _modules[variant] = _build(variant, force=force, verbose=verbose)
+        except Exception as exc:  # noqa: BLE001 - any build failure means "fall back"
+            _modules[variant] = None
+            _errors[variant] = f"building the native {variant} extension failed: {_reason(exc)}"
+            raise RuntimeError(_errors[variant]) from exc
+        return _modules[variant]  # type: ignore[return-value]
+
+
+def _reason(exc: BaseException) -> str:
+    """One line out of a build failure: the first compiler error if there is one."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+    errors = [ln for ln in lines if "error" in ln.lower() and not ln.startswith("[")]
+    return (errors or lines)[0][:300]
+
+
+def _module(backend: str) -> ModuleType | None:
+    """The module serving ``backend`` ("cpu"/"cuda"), or None when unavailable."""
+    if _disabled():
+        return None
+    # With a GPU, one CUDA build serves both devices; otherwise build the quick CPU variant.
+    variant = "cuda" if torch.cuda.is_available() and _cuda_buildable() is None else "cpu"
+    if backend == "cuda" and variant != "cuda":
+        return None
+    try:
+        return load_variant(variant)
+    except RuntimeError:
+        return None
+
+
+def _why_not(backend: str) -> str:
+    if _disabled():
+        return "DIBR_NO_EXT is set"
+    if backend == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device"
+    if backend == "cuda" and _cuda_buildable() is not None:
+        return str(_cuda_buildable())
+    return next(iter(_errors.values()), "the native extension is not built")
 
 
 def available_backends() -> list[str]:
-    """Names of the backends usable in this process."""
-    return ["torch"]
+    """Names of the backends usable in this process (builds the extension on first call)."""
+    names = ["torch"]
+    if _module("cpu") is not None:
+        names.append("cpu")
+        if torch.cuda.is_available() and _module("cuda") is not None:
+            names.append("cuda")
+    return names
 
 
 def resolve_backend(name: str, device: torch.device) -> str:
@@ -29,12 +211,96 @@ def resolve_backend(name: str, device: torch.device) -> str:
             return native
         if not _warned:
             warnings.warn(
-                f"render_core: native '{native}' backend not available, using the torch backend",
+                f"render_core: native '{native}' backend not available ({_why_not(native)}), "
+                "using the torch backend",
                 RuntimeWarning,
                 stacklevel=3,
             )
             _warned = True
         return "torch"
     if name not in available_backends():
-        raise RuntimeError(f"backend {name!r} is not available; have {available_backends()}")
+        raise RuntimeError(
+            f"backend {name!r} is not available ({_why_not(name)}); have {available_backends()}"
+        )
     return name
+
+
+def _check_device(name: str, *tensors: torch.Tensor) -> None:
+    want = "cuda" if name == "cuda" else "cpu"
+    for t in tensors:
+        if t.device.type != want:
+            raise ValueError(f"backend {name!r} needs {want} tensors, got {t.device}")
+
+
+def visibility(name: str, clip: torch.Tensor, faces: torch.Tensor, h: int, w: int):
+    """Nearest face per pixel with a native kernel: clip [B,V,4], faces [F,3] -> [B,H,W] int64.
+
+    Same contract as ``_torch_raster.visibility`` (float32 numerics, ties to the lower face).
+    """
+    _check_device(name, clip, faces)
+    mod = _module(name)
+    assert mod is not None, name
+    fn = mod.vis_forward_cuda if name == "cuda" else mod.vis_forward_cpu
+    return fn(clip.detach().to(torch.float32).contiguous(), faces.contiguous(), h, w)
+
+
+class _NativeSoftSilhouette(torch.autograd.Function):
+    """alpha = 1 - prod_j (1 - exp(-d_j / sigma)) with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, xy, valid, faces, h, w, sigma, eps, name):  # type: ignore[override]
+        mod = _module(name)
+        assert mod is not None, name
+        cut2 = tr.cutoff2(sigma, eps)
+        fwd = mod.soft_forward_cuda if name == "cuda" else mod.soft_forward_cpu
+        saved = fwd(xy.detach(), valid, faces, h, w, sigma, cut2)
+        ctx.mod, ctx.name, ctx.dims = mod, name, (h, w, sigma, cut2)
+        ctx.save_for_backward(xy, faces, *saved)
+        return saved[0]
+
+    @staticmethod
+    def backward(ctx, grad_alpha):  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 8
+        xy, faces, *saved = ctx.saved_tensors
+        h, w, sigma, cut2 = ctx.dims
+        bwd = ctx.mod.soft_backward_cuda if ctx.name == "cuda" else ctx.mod.soft_backward_cpu
+        grad_xy = bwd(
+            grad_alpha.contiguous(),
+            xy.detach(),
+            faces,
+            saved,
+            h,
+            w,
+            sigma,
+            cut2,
+            is_deterministic(),
+        )
+        return grad_xy, None, None, None, None, None, None, None
+
+
+def soft_silhouette(
+    name: str,
+    xy: torch.Tensor,
+    valid: torch.Tensor,
+    faces: torch.Tensor,
+    h: int,
+    w: int,
+    sigma: float,
+    eps: float,
+) -> torch.Tensor:
+    """Native DIB-R soft silhouette: alpha [B,H,W], differentiable w.r.t. ``xy``.
+
+    xy [B,V,2] float32/float64 isotropic-NDC vertex positions (see ``_torch_raster.iso_xy``),
+    valid [B,F] bool faces in front of the eye, faces [F,3] int64. Same contract as
+    ``_torch_raster.SoftSilhouette``.
+    """
+    _check_device(name, xy, valid, faces)
+    return _NativeSoftSilhouette.apply(xy, valid, faces, h, w, sigma, eps, name)
+
+
+def build_seconds(variant: str, force: bool = False) -> float:
+    """Build (or load) ``variant`` and return the wall time it took."""
+    start = time.perf_counter()
+    load_variant(variant, force=force)
+    return time.perf_counter() - start

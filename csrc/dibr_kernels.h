@@ -1,0 +1,370 @@
+// Kernel bodies, each written once as a function of (index, params struct). The CUDA driver
+// wraps every body in a one-line __global__ kernel; the CPU driver calls the same function for
+// each index inside at::parallel_for (or a serial loop where noted).
+//
+// Layout shared by all kernels:
+// * "face" n in [0, N), N = B*F, is face n % F of image n / F (images share the faces array);
+// * "tile" t in [0, B*TY*TX) is tile (t % (TY*TX)) of image t / (TY*TX), TILE x TILE pixels;
+// * the bin of a tile is a sorted run of int64 entry keys t*N + n in entries[tile_off[t] ..
+//   tile_off[t+1]), ascending in n (count -> exclusive scan -> fill, then sorted on the GPU);
+// * a face's "pairs" are the tiles of its tile box, numbered row-major from pair_off[n]: the
+//   deterministic backward writes one slot per pair and reduces the slots in that fixed order.
+#pragma once
+
+#include "dibr_math.h"
+
+namespace dibr {
+
+// Inclusive pixel box of a face; empty (j0 > j1) for rejected faces.
+struct PixBox {
+  int j0, j1, i0, i1;
+};
+
+DIBR_HD PixBox empty_box() { return PixBox{0, -1, 0, -1}; }
+
+// Conservative pixel box of three NDC points, grown by grow_px and one more pixel so that
+// rounding never drops a pixel the exact test accepts (as the reference's boxes).
+DIBR_HD PixBox pixel_box(const double* x, const double* y, int H, int W, double grow_px) {
+  double cmin = 1e300, cmax = -1e300, rmin = 1e300, rmax = -1e300;
+  const double big = (double)(H > W ? H : W) + 8.0;
+  for (int k = 0; k < 3; ++k) {
+    double c = (x[k] + 1.0) * (W / 2.0) - 0.5, r = (1.0 - y[k]) * (H / 2.0) - 0.5;
+    c = c != c ? -big : (c < -big ? -big : (c > big ? big : c));  // NaN -> off screen
+    r = r != r ? -big : (r < -big ? -big : (r > big ? big : r));
+    cmin = c < cmin ? c : cmin;
+    cmax = c > cmax ? c : cmax;
+    rmin = r < rmin ? r : rmin;
+    rmax = r > rmax ? r : rmax;
+  }
+  PixBox b;
+  b.j0 = (int)ceil(cmin - grow_px) - 1;
+  b.j1 = (int)floor(cmax + grow_px) + 1;
+  b.i0 = (int)ceil(rmin - grow_px) - 1;
+  b.i1 = (int)floor(rmax + grow_px) + 1;
+  b.j0 = b.j0 < 0 ? 0 : b.j0;
+  b.i0 = b.i0 < 0 ? 0 : b.i0;
+  b.j1 = b.j1 > W - 1 ? W - 1 : b.j1;
+  b.i1 = b.i1 > H - 1 ? H - 1 : b.i1;
+  if (b.j0 > b.j1 || b.i0 > b.i1) return empty_box();
+  return b;
+}
+
+DIBR_HD int box_tiles(const PixBox& b) {
+  if (b.j0 > b.j1) return 0;
+  return (b.j1 / TILE - b.j0 / TILE + 1) * (b.i1 / TILE - b.i0 / TILE + 1);
+}
+
+// ------------------------------------------------------------------------------------------
+// Binning: faces -> tiles.
+// ------------------------------------------------------------------------------------------
+struct BinParams {
+  const PixBox* box;      // [N] pixel box of each face (empty if rejected)
+  int64_t nfaces;         // N = B*F, faces of all images
+  int faces_per_image;    // F
+  int tx, ty;             // tiles per image row (TX) and column (TY)
+  int* tile_count;        // [B*TY*TX] count pass: entries per tile (zeroed by the driver)
+  int* tile_cursor;       // [B*TY*TX] fill pass: next free slot, starts at the tile offset
+  int64_t* entries;       // [P] fill pass: entry keys t*N + n
+};
+
+DIBR_HD int64_t tile_of(const BinParams& p, int64_t n, int ti, int tj) {
+  return (n / p.faces_per_image) * (int64_t)p.tx * p.ty + (int64_t)ti * p.tx + tj;
+}
+
+// Count pass (one index per face). On the CPU it runs serially (see atomic_fetch_inc).
+DIBR_HD void bin_count_body(int64_t n, const BinParams& p) {
+  const PixBox b = p.box[n];
+  if (b.j0 > b.j1) return;
+  for (int ti = b.i0 / TILE; ti <= b.i1 / TILE; ++ti)
+    for (int tj = b.j0 / TILE; tj <= b.j1 / TILE; ++tj)
+      atomic_fetch_inc(&p.tile_count[tile_of(p, n, ti, tj)]);
+}
+
+// Fill pass (one index per face). Serial on the CPU, so each bin comes out in ascending face
+// order; on the GPU the order within a bin depends on scheduling and the driver sorts.
+DIBR_HD void bin_fill_body(int64_t n, const BinParams& p) {
+  const PixBox b = p.box[n];
+  if (b.j0 > b.j1) return;
+  for (int ti = b.i0 / TILE; ti <= b.i1 / TILE; ++ti)
+    for (int tj = b.j0 / TILE; tj <= b.j1 / TILE; ++tj) {
+      const int64_t t = tile_of(p, n, ti, tj);
+      p.entries[atomic_fetch_inc(&p.tile_cursor[t])] = t * p.nfaces + n;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Visibility (z-buffer), float32 like the reference.
+// ------------------------------------------------------------------------------------------
+struct VisFace {
+  float e[3][3];  // homogeneous edge coefficients, row k = V_{k+1} x V_{k+2}
+  float z[3];     // clip z of the vertices
+  float w[3];     // clip w of the vertices
+};
+
+struct VisParams {
+  const float* clip;        // [B,V,4] clip-space vertices, contiguous
+  const int64_t* faces;     // [F,3] vertex indices
+  int B, V, F, H, W;        // batch, vertices, faces per image, image height and width
+  int tx, ty;               // tiles per image row and column
+  float two_over_w;         // float32(2/W): pixel pitch in NDC x (as the reference rounds it)
+  float two_over_h;         // float32(2/H): pixel pitch in NDC y
+  float half_w, half_h;     // float32(W/2), float32(H/2): NDC -> pixel scale of the area cull
+  VisFace* fdata;           // [N] setup output: edge functions and depths
+  PixBox* box;              // [N] setup output: pixel box (empty when the face is rejected)
+  const int64_t* entries;   // [P] binned (tile, face) entries, see the header comment
+  u64* zbuf;                // [B*H*W] nearest key per pixel, initialised to KEY_BG
+  int64_t* face_idx;        // [B*H*W] finalize output: face index or -1
+};
+
+// Setup (one index per face): reject faces with w <= W_EPS or non-finite coordinates, cull
+// slivers below AREA_EPS_PX pixels^2, compute edge functions and the pixel box.
+DIBR_HD void vis_setup_body(int64_t n, const VisParams& p) {
+  const int b = (int)(n / p.F), f = (int)(n % p.F);
+  float v[3][3], z[3];
+  bool ok = true;
+  for (int k = 0; k < 3; ++k) {
+    const float* c = p.clip + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 4;
+    v[k][0] = c[0];
+    v[k][1] = c[1];
+    v[k][2] = c[3];
+    z[k] = c[2];
+    ok = ok && c[3] > W_EPS && isfinite(c[0]) && isfinite(c[1]) && isfinite(c[2]) &&
+         isfinite(c[3]);
+  }
+  p.box[n] = empty_box();
+  if (!ok) return;
+  float nx[3], ny[3];
+  for (int k = 0; k < 3; ++k) {
+    nx[k] = v[k][0] / v[k][2];
+    ny[k] = v[k][1] / v[k][2];
+  }
+  const float cross = (nx[1] - nx[0]) * (ny[2] - ny[0]) - (ny[1] - ny[0]) * (nx[2] - nx[0]);
+  const float area = 0.5f * cross * p.half_w * p.half_h;
+  if (!(fabsf(area) >= AREA_EPS_PX)) return;
+  VisFace& fd = p.fdata[n];
+  homogeneous_edges(v, fd.e);
+  for (int k = 0; k < 3; ++k) {
+    fd.z[k] = z[k];
+    fd.w[k] = v[k][2];
+  }
+  const double dx[3] = {nx[0], nx[1], nx[2]}, dy[3] = {ny[0], ny[1], ny[2]};
+  p.box[n] = pixel_box(dx, dy, p.H, p.W, 0.0);
+}
+
+// Raster (one index per bin entry): depth-test the face on the pixels of its tile. The GPU runs
+// entries of one tile concurrently (atomicMin); the CPU runs a tile's entries on one thread.
+DIBR_HD void vis_raster_body(int64_t e, const VisParams& p) {
+  const int64_t key = p.entries[e];
+  const int64_t nfaces = (int64_t)p.B * p.F;
+  const int64_t t = key / nfaces, n = key % nfaces;
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int ti = tl / p.tx, tj = tl % p.tx;
+  const PixBox bx = p.box[n];
+  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
+  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
+  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
+  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
+  const VisFace fd = p.fdata[n];
+  const uint32_t face = (uint32_t)(n % p.F);
+  for (int i = i0; i <= i1; ++i) {
+    const float py = pixel_y(i, p.two_over_h);
+    u64* row = p.zbuf + ((int64_t)b * p.H + i) * p.W;
+    for (int j = j0; j <= j1; ++j) {
+      const float px = pixel_x(j, p.two_over_w);
+      const float e0 = edge_eval(fd.e[0], px, py);
+      const float e1 = edge_eval(fd.e[1], px, py);
+      const float e2 = edge_eval(fd.e[2], px, py);
+      const float den = (e0 + e1) + e2;
+      const bool inside = (e0 >= 0 && e1 >= 0 && e2 >= 0 && den > 0) ||
+                          (e0 <= 0 && e1 <= 0 && e2 <= 0 && den < 0);
+      if (!inside) continue;
+      const float num_w = (e0 * fd.w[0] + e1 * fd.w[1]) + e2 * fd.w[2];
+      if (num_w == 0) continue;
+      const float num_z = (e0 * fd.z[0] + e1 * fd.z[1]) + e2 * fd.z[2];
+      const float z = num_z / num_w;
+      if (!(z >= -1.0f && z <= 1.0f)) continue;
+      atomic_min_u64(row + j, depth_key(z, face));
+    }
+  }
+}
+
+// Finalize (one index per pixel): key -> face index.
+DIBR_HD void vis_finalize_body(int64_t q, const VisParams& p) {
+  const u64 k = p.zbuf[q];
+  p.face_idx[q] = k == KEY_BG ? -1 : (int64_t)(k & 0xFFFFFFFFull);
+}
+
+// ------------------------------------------------------------------------------------------
+// Soft silhouette, float32 or float64 (scalar_t = T).
+// ------------------------------------------------------------------------------------------
+template <typename T>
+struct SoftParams {
+  const T* xy;              // [B,V,2] isotropic NDC positions (x scaled by W/H), contiguous
+  const bool* valid;        // [B,F] faces with every vertex in front of the eye (w > W_EPS)
+  const int64_t* faces;     // [F,3] vertex indices
+  int B, V, F, H, W;        // batch, vertices, faces per image, image height and width
+  int tx, ty;               // tiles per image row and column
+  T two_over_w, two_over_h; // T(2/W), T(2/H): pixel pitch in NDC as the reference rounds it
+  T iso_scale;              // T(W/H): NDC x -> isotropic x
+  T sigma;                  // softness, squared isotropic-NDC units
+  T cut2;                   // squared cutoff radius: faces with d >= cut2 are skipped
+  double grow_px;           // cutoff radius in pixels, grows the face boxes
+  T* tri;                   // [N,6] setup output: the face's three isotropic 2D vertices
+  PixBox* box;              // [N] setup output: pixel box grown by the cutoff (empty: skip)
+  const int64_t* entries;   // [P] binned (tile, face) entries
+  const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
+  const int64_t* pair_off;  // [N] first pair slot of each face (backward)
+  T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
+  T* alpha;                 // [B*H*W] forward output
+  bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
+  const T* grad_alpha;      // [B*H*W] backward: upstream gradient
+  T* grad_xy;               // [B,V,2] backward (atomic mode): accumulated gradient
+  T* pair_grad;             // [P,6] backward (deterministic mode): per pair vertex gradients
+  bool atomic_grad;         // backward: add into grad_xy with atomics instead of pair_grad
+  const int64_t* vert_ptr;  // [V+1] gather: start of each vertex's corners in vert_corner
+  const int64_t* vert_corner;  // [3F] gather: corners f*3+k of each vertex, ascending
+};
+
+// Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
+template <typename T>
+DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
+  const int b = (int)(n / p.F), f = (int)(n % p.F);
+  T* t = p.tri + n * 6;
+  double x[3], y[3];
+  for (int k = 0; k < 3; ++k) {
+    const T* v = p.xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+    t[2 * k] = v[0];
+    t[2 * k + 1] = v[1];
+    x[k] = (double)v[0] * ((double)p.H / p.W);  // back to NDC for the pixel box
+    y[k] = (double)v[1];
+  }
+  p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
+}
+
+// Pixel of tile-major index q (64 consecutive indices per tile); false if off the image.
+template <typename P>
+DIBR_HD bool tile_pixel(int64_t q, const P& p, int64_t* t, int* b, int* i, int* j) {
+  *t = q / TILE_PIX;
+  const int l = (int)(q % TILE_PIX), tiles = p.tx * p.ty;
+  *b = (int)(*t / tiles);
+  const int tl = (int)(*t % tiles);
+  *i = (tl / p.tx) * TILE + l / TILE;
+  *j = (tl % p.tx) * TILE + l % TILE;
+  return *i < p.H && *j < p.W;
+}
+
+DIBR_HD bool in_box(const PixBox& b, int i, int j) {
+  return i >= b.i0 && i <= b.i1 && j >= b.j0 && j <= b.j1;
+}
+
+// Forward (one index per pixel, tile-major): a gather over the pixel's bin, so no atomics and
+// the sum runs in ascending face order on both devices (the reference's order, too). A first
+// pass looks for a covering face: covered pixels are 1 whatever the sum, and the expensive
+// log/exp terms are then never evaluated for them.
+template <typename T>
+DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
+  int64_t t;
+  int b, i, j;
+  if (!tile_pixel(q, p, &t, &b, &i, &j)) return;
+  const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
+  const T px = pixel_x(j, p.two_over_w) * p.iso_scale, py = pixel_y(i, p.two_over_h);
+  const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  for (int64_t e = e0; e < e1; ++e) {
+    const int64_t n = p.entries[e] % nfaces;
+    if (in_box(p.box[n], i, j) && point_in_triangle(px, py, p.tri + n * 6)) {
+      p.covered[pix] = true;
+      p.s[pix] = 0;
+      p.alpha[pix] = 1;
+      return;
+    }
+  }
+  T s = 0;
+  for (int64_t e = e0; e < e1; ++e) {
+    const int64_t n = p.entries[e] % nfaces;
+    if (!in_box(p.box[n], i, j)) continue;
+    const T d = tri_dist2(px, py, p.tri + n * 6);
+    if (!(d < p.cut2)) continue;
+    T x = d / p.sigma;
+    x = x < (T)MIN_X ? (T)MIN_X : x;
+    s += log1m_exp_neg(x);
+  }
+  const T a = -m_expm1(s);
+  p.covered[pix] = false;
+  p.s[pix] = s;
+  p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+}
+
+// Backward (one index per bin entry): dA/dd_k = -exp(S - L_k) exp(-x_k) / sigma for the
+// uncovered pixels of the entry's tile, chained through the distance gradient to the face's
+// three vertices, summed over the tile's pixels in row-major order. Then either one atomic add
+// per vertex (GPU default: the order of those adds, hence the last bits, varies run to run) or
+// one write to the entry's own pair slot (CPU, and GPU deterministic mode).
+template <typename T>
+DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
+  const int64_t key = p.entries[e];
+  const int64_t nfaces = (int64_t)p.B * p.F;
+  const int64_t t = key / nfaces, n = key % nfaces;
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int ti = tl / p.tx, tj = tl % p.tx;
+  const PixBox bx = p.box[n];
+  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
+  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
+  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
+  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
+  T tri[6], acc[6] = {0, 0, 0, 0, 0, 0};
+  for (int k = 0; k < 6; ++k) tri[k] = p.tri[n * 6 + k];
+  for (int i = i0; i <= i1; ++i) {
+    const T py = pixel_y(i, p.two_over_h);
+    const int64_t row = ((int64_t)b * p.H + i) * p.W;
+    for (int j = j0; j <= j1; ++j) {
+      const int64_t pix = row + j;
+      const T g = p.grad_alpha[pix];
+      if (p.covered[pix] || g == 0) continue;
+      const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
+      T gd[6];
+      const T d = tri_dist2_grad(px, py, tri, gd);
+      if (!(d < p.cut2)) continue;
+      T x = d / p.sigma;
+      x = x < (T)MIN_X ? (T)MIN_X : x;
+      const T coeff = -m_exp(p.s[pix] - log1m_exp_neg(x)) * m_exp(-x) / p.sigma * g;
+      for (int k = 0; k < 6; ++k) acc[k] += coeff * gd[k];
+    }
+  }
+  if (p.atomic_grad) {
+    const int f = (int)(n % p.F);
+    for (int k = 0; k < 3; ++k) {
+      T* g = p.grad_xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+      atomic_add(g, acc[2 * k]);
+      atomic_add(g + 1, acc[2 * k + 1]);
+    }
+  } else {
+    const int64_t slot = p.pair_off[n] + (int64_t)(ti - bx.i0 / TILE) *
+                                             (bx.j1 / TILE - bx.j0 / TILE + 1) +
+                         (tj - bx.j0 / TILE);
+    for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
+  }
+}
+
+// Deterministic reduction (one index per (image, vertex)): sum the pair slots of every corner
+// of the vertex, corners in ascending order, a face's pairs in row-major tile order.
+template <typename T>
+DIBR_HD void soft_gather_body(int64_t q, const SoftParams<T>& p) {
+  const int b = (int)(q / p.V), v = (int)(q % p.V);
+  T gx = 0, gy = 0;
+  for (int64_t c = p.vert_ptr[v]; c < p.vert_ptr[v + 1]; ++c) {
+    const int64_t corner = p.vert_corner[c];
+    const int64_t n = (int64_t)b * p.F + corner / 3;
+    const int k = (int)(corner % 3);
+    const int64_t s0 = p.pair_off[n], s1 = s0 + box_tiles(p.box[n]);
+    for (int64_t s = s0; s < s1; ++s) {
+      gx += p.pair_grad[s * 6 + 2 * k];
+      gy += p.pair_grad[s * 6 + 2 * k + 1];
+    }
+  }
+  p.grad_xy[q * 2] = gx;
+  p.grad_xy[q * 2 + 1] = gy;
+}
+
+}  // namespace dibr

@@ -1,0 +1,63 @@
+// CPU driver: runs the shared kernel bodies with at::parallel_for.
+//
+// Determinism: every CPU result is independent of the number of threads and their schedule.
+// Binning runs serially (bins come out in ascending face order); visibility gives each tile's
+// pixels to one thread; the soft forward pass is a per-pixel gather; the backward pass writes
+// one slot per (tile, face) pair and reduces the slots per vertex in a fixed order.
+#include <ATen/Parallel.h>
+
+#include "raster_ops.h"
+
+namespace dibr {
+
+struct CpuExec {
+  static constexpr bool kAtomicAdds = false;  // host atomic_add is a plain add
+
+  template <class Body, class P>
+  static void launch(int64_t n, const P& p) {
+    at::parallel_for(0, n, 256, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) Body::run(i, p);
+    });
+  }
+
+  template <class Body, class P>
+  static void launch_serial(int64_t n, const P& p) {
+    for (int64_t i = 0; i < n; ++i) Body::run(i, p);
+  }
+
+  // One tile's entries on one thread: the host atomic_min of the z-buffer needs exactly that.
+  template <class Body, class P>
+  static void launch_tiles(int64_t tiles, const at::Tensor& tile_off, const P& p) {
+    const int64_t* off = tile_off.data_ptr<int64_t>();
+    at::parallel_for(0, tiles, 4, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t)
+        for (int64_t k = off[t]; k < off[t + 1]; ++k) Body::run(k, p);
+    });
+  }
+
+  static at::Tensor finish_bins(const at::Tensor& entries) { return entries; }  // already sorted
+};
+
+at::Tensor vis_forward_cpu(const at::Tensor& clip, const at::Tensor& faces, int64_t h,
+                           int64_t w) {
+  TORCH_CHECK(clip.device().is_cpu() && faces.device().is_cpu(), "expected CPU tensors");
+  return vis_forward<CpuExec>(clip, faces, h, w);
+}
+
+std::vector<at::Tensor> soft_forward_cpu(const at::Tensor& xy, const at::Tensor& valid,
+                                         const at::Tensor& faces, int64_t h, int64_t w,
+                                         double sigma, double cut2) {
+  TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
+  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2);
+}
+
+at::Tensor soft_backward_cpu(const at::Tensor& grad_alpha, const at::Tensor& xy,
+                             const at::Tensor& faces, const std::vector<at::Tensor>& saved,
+                             int64_t h, int64_t w, double sigma, double cut2,
+                             bool deterministic) {
+  TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
+  return soft_backward<CpuExec>(grad_alpha, xy, faces, saved, h, w, sigma, cut2,
+                                deterministic);
+}
+
+}  // namespace dibr

@@ -1,0 +1,80 @@
+// CUDA driver: one thin __global__ wrapper that runs any shared kernel body, and the launch
+// policy for raster_ops.h. All the math lives in dibr_math.h / dibr_kernels.h and is what the
+// CPU tests exercise.
+//
+// Determinism on the GPU: visibility uses atomicMin on 64-bit (depth, face) keys, so its result
+// is exact and order-independent. Bins are sorted after the atomic fill, so the soft forward
+// pass (a per-pixel gather) sums in ascending face order, bit-identical run to run. The soft
+// backward pass by default adds per-(tile, face) partial gradients into the vertices with
+// atomicAdd (the order, hence the last bits, varies); in deterministic mode
+// (render_core._ext.set_deterministic / torch.use_deterministic_algorithms) it writes them to
+// per-pair slots and gathers them per vertex in a fixed order, like the CPU driver.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "raster_ops.h"
+
+namespace dibr {
+
+template <class Body, class P>
+__global__ void run_body(int64_t n, P p) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) Body::run(i, p);
+}
+
+struct CudaExec {
+  static constexpr bool kAtomicAdds = true;
+  static constexpr int kThreads = 128;  // multiple of TILE_PIX: a block holds whole tiles
+
+  template <class Body, class P>
+  static void launch(int64_t n, const P& p) {
+    if (n <= 0) return;
+    const int64_t blocks = (n + kThreads - 1) / kThreads;
+    run_body<Body, P><<<(unsigned)blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(n, p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  // Binning bodies use real atomics on the device; the bin order is fixed by finish_bins.
+  template <class Body, class P>
+  static void launch_serial(int64_t n, const P& p) {
+    launch<Body>(n, p);
+  }
+
+  // One thread per bin entry; entries of a tile meet in the z-buffer's atomicMin.
+  template <class Body, class P>
+  static void launch_tiles(int64_t, const at::Tensor& tile_off, const P& p) {
+    launch<Body>(tile_off.numel() ? tile_off[-1].item<int64_t>() : 0, p);
+  }
+
+  // Entry keys are t*N + n: sorting them yields tile-major bins with ascending faces.
+  static at::Tensor finish_bins(const at::Tensor& entries) {
+    return std::get<0>(at::sort(entries, /*stable=*/false, 0, false));
+  }
+};
+
+at::Tensor vis_forward_cuda(const at::Tensor& clip, const at::Tensor& faces, int64_t h,
+                            int64_t w) {
+  TORCH_CHECK(clip.is_cuda() && faces.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(clip.device());
+  return vis_forward<CudaExec>(clip, faces, h, w);
+}
+
+std::vector<at::Tensor> soft_forward_cuda(const at::Tensor& xy, const at::Tensor& valid,
+                                          const at::Tensor& faces, int64_t h, int64_t w,
+                                          double sigma, double cut2) {
+  TORCH_CHECK(xy.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(xy.device());
+  return soft_forward<CudaExec>(xy, valid, faces, h, w, sigma, cut2);
+}
+
+at::Tensor soft_backward_cuda(const at::Tensor& grad_alpha, const at::Tensor& xy,
+                              const at::Tensor& faces, const std::vector<at::Tensor>& saved,
+                              int64_t h, int64_t w, double sigma, double cut2,
+                              bool deterministic) {
+  TORCH_CHECK(xy.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(xy.device());
+  return soft_backward<CudaExec>(grad_alpha, xy, faces, saved, h, w, sigma, cut2,
+                                 deterministic);
+}
+
+}  // namespace dibr

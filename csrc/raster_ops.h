@@ -1,0 +1,209 @@
+// Host-side orchestration of the kernels, written once for both devices: allocation, binning
+// (count -> exclusive scan -> fill) and the order of kernel launches. A driver supplies an
+// `Exec` policy with
+//   launch<Body>(n, params)         run Body::run(i, params) for every i in [0, n)
+//   launch_serial<Body>(n, params)  the same, in index order on one thread on the CPU
+//   launch_tiles<Body>(tiles, tile_off, params)  every bin entry, one tile per CPU thread
+//   finish_bins(entries)            make each tile's entries ascending (sort on the GPU)
+//   kAtomicAdds                     whether atomic_add is a real atomic (the GPU)
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dibr_kernels.h"
+
+namespace dibr {
+
+#define DIBR_BODY(Name, fn)                                    \
+  struct Name {                                                \
+    template <class P>                                         \
+    static DIBR_HD void run(int64_t i, const P& p) { fn(i, p); } \
+  };
+DIBR_BODY(BinCount, bin_count_body)
+DIBR_BODY(BinFill, bin_fill_body)
+DIBR_BODY(VisSetup, vis_setup_body)
+DIBR_BODY(VisRaster, vis_raster_body)
+DIBR_BODY(VisFinalize, vis_finalize_body)
+DIBR_BODY(SoftSetup, soft_setup_body)
+DIBR_BODY(SoftForward, soft_forward_body)
+DIBR_BODY(SoftBackward, soft_backward_body)
+DIBR_BODY(SoftGather, soft_gather_body)
+#undef DIBR_BODY
+
+struct Bins {
+  at::Tensor entries;   // [P] int64 keys t*N + n, tile-major, ascending faces within a tile
+  at::Tensor tile_off;  // [T+1] int64 start of each tile's entries
+};
+
+inline PixBox* boxes(const at::Tensor& box) { return reinterpret_cast<PixBox*>(box.data_ptr<int>()); }
+
+// Faces -> tiles of their (already computed) pixel boxes.
+template <class Exec>
+Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
+  const int64_t nf = (int64_t)B * F, ntiles = (int64_t)B * tx * ty;
+  auto iopt = box.options().dtype(at::kInt);
+  at::Tensor count = at::zeros({ntiles}, iopt);
+  BinParams bp{boxes(box), nf, F, tx, ty, count.data_ptr<int>(), nullptr, nullptr};
+  Exec::template launch_serial<BinCount>(nf, bp);
+  at::Tensor tile_off = at::zeros({ntiles + 1}, box.options().dtype(at::kLong));
+  tile_off.slice(0, 1).copy_(count.cumsum(0));
+  const int64_t total = tile_off[ntiles].item<int64_t>();
+  TORCH_CHECK(total < std::numeric_limits<int>::max(),
+              "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
+  at::Tensor cursor = tile_off.slice(0, 0, ntiles).to(at::kInt);
+  at::Tensor entries = at::empty({total}, box.options().dtype(at::kLong));
+  bp.tile_cursor = cursor.data_ptr<int>();
+  bp.entries = entries.data_ptr<int64_t>();
+  Exec::template launch_serial<BinFill>(nf, bp);
+  return Bins{Exec::finish_bins(entries), tile_off};
+}
+
+inline int tiles_along(int pixels) { return (pixels + TILE - 1) / TILE; }
+
+// Nearest face per pixel: [B,V,4] float32, [F,3] int64 -> [B,H,W] int64 (-1 = none).
+template <class Exec>
+at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, int64_t h,
+                       int64_t w) {
+  TORCH_CHECK(clip_in.dim() == 3 && clip_in.size(2) == 4, "clip must be [B,V,4]");
+  const at::Tensor clip = clip_in.to(at::kFloat).contiguous();
+  const at::Tensor faces = faces_in.to(at::kLong).contiguous();
+  const int B = (int)clip.size(0), V = (int)clip.size(1), F = (int)faces.size(0);
+  const int H = (int)h, W = (int)w, tx = tiles_along(W), ty = tiles_along(H);
+  const int64_t nf = (int64_t)B * F;
+  VisParams p;
+  p.clip = clip.data_ptr<float>();
+  p.faces = faces.data_ptr<int64_t>();
+  p.B = B, p.V = V, p.F = F, p.H = H, p.W = W, p.tx = tx, p.ty = ty;
+  p.two_over_w = (float)(2.0 / W);
+  p.two_over_h = (float)(2.0 / H);
+  p.half_w = (float)(W / 2.0);
+  p.half_h = (float)(H / 2.0);
+  at::Tensor fdata = at::empty({nf, (int64_t)(sizeof(VisFace) / sizeof(float))},
+                               clip.options());
+  at::Tensor box = at::empty({nf, 4}, clip.options().dtype(at::kInt));
+  p.fdata = reinterpret_cast<VisFace*>(fdata.data_ptr<float>());
+  p.box = boxes(box);
+  Exec::template launch<VisSetup>(nf, p);
+  Bins bins = make_bins<Exec>(box, B, F, tx, ty);
+  // KEY_BG is all ones: the int64 -1 pattern.
+  at::Tensor zbuf = at::full({(int64_t)B, H, W}, -1, clip.options().dtype(at::kLong));
+  at::Tensor face_idx = at::empty({(int64_t)B, H, W}, clip.options().dtype(at::kLong));
+  p.entries = bins.entries.data_ptr<int64_t>();
+  p.zbuf = reinterpret_cast<u64*>(zbuf.data_ptr<int64_t>());
+  p.face_idx = face_idx.data_ptr<int64_t>();
+  Exec::template launch_tiles<VisRaster>((int64_t)B * tx * ty, bins.tile_off, p);
+  Exec::template launch<VisFinalize>((int64_t)B * H * W, p);
+  return face_idx;
+}
+
+// Saved state of a soft-silhouette forward pass, reused by its backward pass.
+enum SoftSaved { kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kPairOff, kNumSaved };
+
+template <typename T>
+SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t h, int64_t w,
+                          double sigma, double cut2) {
+  SoftParams<T> p{};
+  p.xy = xy.data_ptr<T>();
+  p.faces = faces.data_ptr<int64_t>();
+  p.B = (int)xy.size(0), p.V = (int)xy.size(1), p.F = (int)faces.size(0);
+  p.H = (int)h, p.W = (int)w, p.tx = tiles_along(p.W), p.ty = tiles_along(p.H);
+  p.two_over_w = (T)(2.0 / w);
+  p.two_over_h = (T)(2.0 / h);
+  p.iso_scale = (T)((double)w / (double)h);
+  p.sigma = (T)sigma;
+  p.cut2 = (T)cut2;
+  p.grow_px = std::sqrt(cut2) * (double)h / 2.0;
+  return p;
+}
+
+// alpha [B,H,W] and the state its backward needs (indexed by SoftSaved).
+template <class Exec>
+std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& valid_in,
+                                     const at::Tensor& faces_in, int64_t h, int64_t w,
+                                     double sigma, double cut2) {
+  TORCH_CHECK(xy_in.dim() == 3 && xy_in.size(2) == 2, "xy must be [B,V,2]");
+  TORCH_CHECK(xy_in.scalar_type() == at::kFloat || xy_in.scalar_type() == at::kDouble,
+              "xy must be float32 or float64");
+  const at::Tensor xy = xy_in.contiguous();
+  const at::Tensor valid = valid_in.to(at::kBool).contiguous();
+  const at::Tensor faces = faces_in.to(at::kLong).contiguous();
+  std::vector<at::Tensor> out(kNumSaved);
+  AT_DISPATCH_FLOATING_TYPES(xy.scalar_type(), "soft_forward", [&] {
+    SoftParams<scalar_t> p = soft_params<scalar_t>(xy, faces, h, w, sigma, cut2);
+    const int64_t nf = (int64_t)p.B * p.F, ntiles = (int64_t)p.B * p.tx * p.ty;
+    p.valid = valid.data_ptr<bool>();
+    at::Tensor tri = at::empty({nf, 6}, xy.options());
+    at::Tensor box = at::empty({nf, 4}, xy.options().dtype(at::kInt));
+    p.tri = tri.data_ptr<scalar_t>();
+    p.box = boxes(box);
+    Exec::template launch<SoftSetup>(nf, p);
+    Bins bins = make_bins<Exec>(box, p.B, p.F, p.tx, p.ty);
+    // Pair slots of each face for the deterministic backward: exclusive scan of tile counts.
+    at::Tensor tb = box.view({nf, 4}).to(at::kLong);
+    at::Tensor ntile = (tb.select(1, 1).div(TILE, "floor") - tb.select(1, 0).div(TILE, "floor") + 1) *
+                       (tb.select(1, 3).div(TILE, "floor") - tb.select(1, 2).div(TILE, "floor") + 1);
+    ntile = at::where(tb.select(1, 0) > tb.select(1, 1), at::zeros_like(ntile), ntile);
+    at::Tensor pair_off = ntile.cumsum(0) - ntile;
+    at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
+    at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
+    at::Tensor covered = at::empty({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
+    p.entries = bins.entries.data_ptr<int64_t>();
+    p.tile_off = bins.tile_off.data_ptr<int64_t>();
+    p.s = s.data_ptr<scalar_t>();
+    p.alpha = alpha.data_ptr<scalar_t>();
+    p.covered = covered.data_ptr<bool>();
+    Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
+    out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off};
+  });
+  return out;
+}
+
+// grad_xy [B,V,2] of sum(grad_alpha * alpha). Deterministic (fixed summation order) unless the
+// executor has real atomics and `deterministic` is false.
+template <class Exec>
+at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_in,
+                         const at::Tensor& faces_in, const std::vector<at::Tensor>& saved,
+                         int64_t h, int64_t w, double sigma, double cut2, bool deterministic) {
+  TORCH_CHECK((int)saved.size() == kNumSaved, "soft_backward: bad saved state");
+  const at::Tensor xy = xy_in.contiguous();
+  const at::Tensor faces = faces_in.to(at::kLong).contiguous();
+  const at::Tensor grad_alpha = grad_alpha_in.to(xy.scalar_type()).contiguous();
+  at::Tensor grad_xy = at::zeros_like(xy);
+  AT_DISPATCH_FLOATING_TYPES(xy.scalar_type(), "soft_backward", [&] {
+    SoftParams<scalar_t> p = soft_params<scalar_t>(xy, faces, h, w, sigma, cut2);
+    const at::Tensor& entries = saved[kEntries];
+    p.tri = saved[kTri].data_ptr<scalar_t>();
+    p.box = boxes(saved[kBox]);
+    p.entries = entries.data_ptr<int64_t>();
+    p.tile_off = saved[kTileOff].data_ptr<int64_t>();
+    p.pair_off = saved[kPairOff].data_ptr<int64_t>();
+    p.s = saved[kS].data_ptr<scalar_t>();
+    p.covered = saved[kCovered].data_ptr<bool>();
+    p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
+    p.grad_xy = grad_xy.data_ptr<scalar_t>();
+    p.atomic_grad = Exec::kAtomicAdds && !deterministic;
+    at::Tensor pair_grad, vert_ptr, vert_corner;
+    if (!p.atomic_grad) {
+      pair_grad = at::zeros({entries.size(0), 6}, xy.options());
+      p.pair_grad = pair_grad.data_ptr<scalar_t>();
+    }
+    Exec::template launch<SoftBackward>(entries.size(0), p);
+    if (!p.atomic_grad) {
+      // Corners of each vertex in ascending order: a stable sort of the flattened faces.
+      const at::Tensor flat = faces.view({-1});
+      vert_corner = std::get<1>(at::sort(flat, /*stable=*/true, 0, false)).contiguous();
+      vert_ptr = at::zeros({(int64_t)p.V + 1}, faces.options());
+      vert_ptr.slice(0, 1).copy_(at::bincount(flat, {}, p.V).cumsum(0));
+      p.vert_ptr = vert_ptr.data_ptr<int64_t>();
+      p.vert_corner = vert_corner.data_ptr<int64_t>();
+      Exec::template launch<SoftGather>((int64_t)p.B * p.V, p);
+    }
+  });
+  return grad_xy;
+}
+
+}  // namespace dibr
