@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     pool = D.Pool(cache)
     n0 = max(next_seed, args.init_shapes)
     for s in tqdm(range(n0), desc="shapes", mininterval=5):
-        pool.add(s)
+        # on a fresh machine only the newest shapes are regenerated; cached ones load fast
+        if s >= n0 - args.init_shapes or (cache / "shapes" / f"{s}.npz").exists():
+            pool.add(s)
     next_seed = n0
     rng = np.random.default_rng([step, 99])
     g = model.cfg.grid
