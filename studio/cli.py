@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, ParamGroup
-from render_core.renderer import SHADINGS
 
 from . import files
 from .session import Session
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate of a group, e.g. vertices=0.01")
     p.add_argument("--weight", action="append", default=[], metavar="TERM=W",
                    help=f"loss weight, TERM in {','.join(LOSS_TERMS)}")
-    p.add_argument("--shading", choices=SHADINGS, default=None)
+    p.add_argument("--shading", choices=rc.SHADINGS, default=None)
     p.add_argument("--resolution", type=int, default=None, help="render height in pixels")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--steps", type=int, default=200)

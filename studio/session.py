@@ -38,6 +38,7 @@ class Session:
         self.config = FitConfig()
         self.history: list[dict] = []
         self._fitter: Fitter | None = None
+        self.generation = 0  # bumped whenever the fit restarts, so stale results can be told
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
 
@@ -190,13 +191,19 @@ class Session:
     def _restart(self) -> None:
         self._fitter = None
         self.history = []
+        self.generation += 1
 
     def step(self) -> dict:
         """One optimisation step (any thread); appends to and returns the metrics."""
+        return self.tagged_step()[1]
+
+    def tagged_step(self) -> tuple[int, dict]:
+        """``(generation, metrics)`` of one step: results of a fit that has since been reset
+        or rebuilt carry an old generation, so views can drop them."""
         with self._lock:
             metrics = self.fitter().step()
             self.history.append(metrics)
-            return metrics
+            return self.generation, metrics
 
     @property
     def steps(self) -> int:
@@ -221,7 +228,7 @@ class Session:
 
         Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
         sRGB), ``mesh`` (rc.Mesh), ``cameras`` list of (view [4,4], fov, aspect), ``light``
-        [3], ``step``.
+        [3], ``step``, ``view`` and ``generation``.
         """
         with self._lock:
             f = self.fitter()
@@ -240,6 +247,7 @@ class Session:
                 "light": f.light_direction(),
                 "step": f.steps,
                 "view": view,
+                "generation": self.generation,
             }
 
     # -- export ------------------------------------------------------------------------------
@@ -277,4 +285,4 @@ class Session:
             doc = {"config": self.config.to_dict(), "mesh": self.mesh_name,
                    "targets": [t.name for t in self.targets],
                    "history": [{k: clean(v) for k, v in m.items()} for m in self.history]}
-        rc.atomic_write_text(path, json.dumps(doc, indent=1))
+        files.write_atomic(path, json.dumps(doc, indent=1).encode())

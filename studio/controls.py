@@ -1,0 +1,177 @@
+"""The control panel: parameter groups, shading, loss weights, resolution, Run/Pause/Step/Reset.
+
+It edits the :class:`~studio.session.Session` directly (settings apply at the next step) and
+follows the session's ``config`` events, so the widgets always show the real settings. The
+run buttons only emit signals; the main window wires them to the worker.
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import render_core as rc
+from render_core.fit import GROUPS, LOSS_TERMS
+
+from .session import Session
+from .viewport import MODES
+
+GROUP_LABELS = {"vertices": "Vertex positions", "colors": "Vertex colours", "texture": "Texture",
+                "light": "Light", "camera": "Camera"}
+LOSS_LABELS = {"iou": "Silhouette IoU", "l1": "L1 colour (sRGB)", "laplacian": "Laplacian",
+               "normal": "Normal consistency", "edge": "Edge length"}
+
+
+def _spin(lo: float, hi: float, decimals: int, step: float) -> QDoubleSpinBox:
+    s = QDoubleSpinBox()
+    s.setRange(lo, hi)
+    s.setDecimals(decimals)
+    s.setSingleStep(step)
+    s.setKeyboardTracking(False)  # apply on enter / focus out, not on every keystroke
+    return s
+
+
+class ControlPanel(QWidget):
+    """Settings and run controls for one session."""
+
+    run_clicked = pyqtSignal()
+    pause_clicked = pyqtSignal()
+    step_clicked = pyqtSignal()
+    reset_clicked = pyqtSignal()
+    display_mode_changed = pyqtSignal(str)
+    error = pyqtSignal(str)
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+
+        buttons = QGridLayout()
+        self.run_button = QPushButton("Run")
+        self.pause_button = QPushButton("Pause")
+        self.step_button = QPushButton("Step")
+        self.reset_button = QPushButton("Reset")
+        self.run_button.setToolTip("Optimise continuously (F5)")
+        self.step_button.setToolTip("One optimisation step (F6)")
+        self.reset_button.setToolTip("Back to the starting mesh and parameters")
+        for i, b in enumerate((self.run_button, self.pause_button, self.step_button,
+                               self.reset_button)):
+            buttons.addWidget(b, i // 2, i % 2)
+        self.run_button.clicked.connect(self.run_clicked)
+        self.pause_button.clicked.connect(self.pause_clicked)
+        self.step_button.clicked.connect(self.step_clicked)
+        self.reset_button.clicked.connect(self.reset_clicked)
+        lay.addLayout(buttons)
+
+        box = QGroupBox("Optimise  (learning rate)")
+        grid = QGridLayout(box)
+        grid.setVerticalSpacing(2)
+        self.group_checks: dict[str, QCheckBox] = {}
+        self.group_lrs: dict[str, QDoubleSpinBox] = {}
+        for row, name in enumerate(GROUPS):
+            check = QCheckBox(GROUP_LABELS[name])
+            lr = _spin(0.0, 10.0, 4, 0.001)
+            check.toggled.connect(lambda on, n=name: self._apply(self.session.set_group, n,
+                                                                  enabled=on))
+            lr.valueChanged.connect(lambda v, n=name: self._apply(self.session.set_group, n,
+                                                                   lr=v))
+            grid.addWidget(check, row, 0)
+            grid.addWidget(lr, row, 1)
+            self.group_checks[name], self.group_lrs[name] = check, lr
+        lay.addWidget(box)
+
+        box = QGroupBox("Loss weights")
+        form = QFormLayout(box)
+        form.setVerticalSpacing(2)
+        self.weights: dict[str, QDoubleSpinBox] = {}
+        for name in LOSS_TERMS:
+            w = _spin(0.0, 1000.0, 3, 0.01)
+            w.valueChanged.connect(lambda v, n=name: self._apply(self.session.set_weight, n, v))
+            form.addRow(LOSS_LABELS[name], w)
+            self.weights[name] = w
+        lay.addWidget(box)
+
+        box = QGroupBox("Rendering")
+        form = QFormLayout(box)
+        form.setVerticalSpacing(2)
+        self.shading = QComboBox()
+        self.shading.addItems(rc.SHADINGS)
+        self.shading.currentTextChanged.connect(
+            lambda s: self._apply(self.session.set_option, shading=s))
+        self.resolution = QSpinBox()
+        self.resolution.setRange(16, 512)
+        self.resolution.setSingleStep(16)
+        self.resolution.setKeyboardTracking(False)
+        self.resolution.valueChanged.connect(
+            lambda r: self._apply(self.session.set_option, resolution=r))
+        self.display = QComboBox()
+        self.display.addItems(MODES)
+        self.display.currentTextChanged.connect(self.display_mode_changed)
+        form.addRow("Shading", self.shading)
+        form.addRow("Resolution", self.resolution)
+        form.addRow("Viewport", self.display)
+        lay.addWidget(box)
+
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        lay.addWidget(self.info)
+        lay.addStretch(1)
+        hint = QLabel("Viewport: drag to orbit, right-drag to pan, wheel to zoom, "
+                      "double-click to frame.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #888;")
+        lay.addWidget(hint)
+        session.subscribe(self._on_session)
+        self.sync()
+
+    def _apply(self, fn, *args, **kwargs) -> None:
+        if self._syncing:
+            return
+        try:
+            fn(*args, **kwargs)
+        except ValueError as e:
+            self.error.emit(str(e))
+            self.sync()
+
+    def _on_session(self, event: str) -> None:
+        self.sync()
+
+    def sync(self) -> None:
+        """Show the session's current settings (without echoing them back)."""
+        self._syncing = True
+        try:
+            cfg = self.session.config
+            for name in GROUPS:
+                self.group_checks[name].setChecked(cfg.groups[name].enabled)
+                self.group_lrs[name].setValue(cfg.groups[name].lr)
+            for name in LOSS_TERMS:
+                self.weights[name].setValue(cfg.weights[name])
+            self.shading.setCurrentText(cfg.shading)
+            self.resolution.setValue(int(cfg.resolution))
+            s = self.session
+            mesh = s.initial_mesh
+            mesh_text = (f"{s.mesh_name}: {mesh.num_vertices} vertices, {mesh.num_faces} faces"
+                         if mesh is not None else "no mesh")
+            self.info.setText(f"{mesh_text}\n{len(s.targets)} target view(s)")
+        finally:
+            self._syncing = False
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.step_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+
+    _syncing = False

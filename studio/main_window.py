@@ -1,0 +1,390 @@
+"""The main window: viewport left, images and loss curves right, controls docked; menus.
+
+The window is a view of a :class:`~studio.session.Session`; the optimisation runs in a
+:class:`~studio.worker.WorkerThread`. Every failure the user can cause (bad files, bad settings)
+ends in :meth:`MainWindow.show_error` and leaves the session unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PyQt6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+)
+
+from . import files
+from .controls import ControlPanel
+from .panels import ImagePanels, LossPlot
+from .session import Session
+from .viewport import Viewport
+from .worker import WorkerThread
+
+MAX_RECENT = 8
+MESH_FILTER = "Meshes (*.obj *.ply *.glb *.gltf *.stl *.off)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg)"
+
+
+class TargetCameraDialog(QDialog):
+    """Asks for the orbit camera of new target images (and the azimuth step between them)."""
+
+    def __init__(self, count: int, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Target camera")
+        form = QFormLayout(self)
+        self.az = self._spin(-360, 360, 0.0)
+        self.el = self._spin(-89.9, 89.9, 0.0)
+        self.dist = self._spin(0.01, 1000, 3.0)
+        self.fov = self._spin(1, 170, 60.0)
+        self.step = self._spin(-360, 360, 360.0 / max(count, 1) if count > 1 else 0.0)
+        form.addRow(QLabel(f"{count} image(s). Orbit camera (degrees):"))
+        form.addRow("Azimuth", self.az)
+        form.addRow("Elevation", self.el)
+        form.addRow("Distance", self.dist)
+        form.addRow("Field of view", self.fov)
+        if count > 1:
+            form.addRow("Azimuth step per image", self.step)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                              | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    @staticmethod
+    def _spin(lo: float, hi: float, value: float) -> QDoubleSpinBox:
+        s = QDoubleSpinBox()
+        s.setRange(lo, hi)
+        s.setDecimals(2)
+        s.setValue(value)
+        return s
+
+    def views(self, count: int) -> list[tuple[float, float, float, float]]:
+        return [(self.az.value() + i * self.step.value(), self.el.value(), self.dist.value(),
+                 self.fov.value()) for i in range(count)]
+
+
+class MainWindow(QMainWindow):
+    """dibr-studio's window. ``MainWindow(session)``; call :meth:`close` to stop the worker."""
+
+    def __init__(self, session: Session | None = None, settings: QSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("dibr-studio")
+        self.session = session or Session()
+        self.settings = settings or QSettings("dibr-studio", "dibr-studio")
+        self.last_error: str | None = None
+        self.view_index = 0
+        self._faces: np.ndarray | None = None
+        self._rate_steps: list[tuple[float, int]] = []
+        self.step_count = 0
+
+        self.viewport = Viewport()
+        self.images = ImagePanels()
+        self.losses = LossPlot()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.images)
+        right.addWidget(self.losses)
+        right.setSizes([330, 330])
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.viewport)
+        split.addWidget(right)
+        split.setSizes([520, 480])
+        split.setChildrenCollapsible(False)
+        self.setCentralWidget(split)
+
+        self.controls = ControlPanel(self.session)
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        dock = QDockWidget("Controls", self)
+        dock.setObjectName("controls")
+        dock.setWidget(scroll)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setMinimumWidth(270)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+        self.status_steps = QLabel("step 0")
+        self.status_rate = QLabel("")
+        self.status_state = QLabel("paused")
+        for w in (self.status_state, self.status_steps, self.status_rate):
+            self.statusBar().addPermanentWidget(w)
+
+        self.worker_thread = WorkerThread(self.session)
+        self.worker = self.worker_thread.worker
+        self.worker.steps.connect(self._on_steps)
+        self.worker.frame.connect(self._on_frame)
+        self.worker.failed.connect(self.show_error)
+        self.worker.state_changed.connect(self._on_state)
+        self.controls.run_clicked.connect(self.run)
+        self.controls.pause_clicked.connect(self.pause)
+        self.controls.step_clicked.connect(lambda: self.worker.step(1))
+        self.controls.reset_clicked.connect(self.reset)
+        self.controls.display_mode_changed.connect(self.viewport.set_mode)
+        self.controls.error.connect(self.show_error)
+        self.images.view_combo.currentIndexChanged.connect(self._select_view)
+        self.controls.set_running(False)
+        self.session.subscribe(self._on_session)
+        self._build_menus()
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+        if self.session.ready:
+            QTimer.singleShot(0, lambda: self._on_session("mesh"))
+
+    # -- menus -------------------------------------------------------------------------------
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        a.triggered.connect(lambda checked=False: slot())
+        menu.addAction(a)
+        return a
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "&Open mesh…", self.open_mesh_dialog, QKeySequence.StandardKey.Open)
+        self._action(m, "New &sphere…", lambda: self.new_primitive("sphere"))
+        self._action(m, "New &cube…", lambda: self.new_primitive("cube"))
+        self._action(m, "&Add target image(s)…", self.add_targets_dialog, "Ctrl+T")
+        self._action(m, "Load &demo scene", self.load_demo)
+        self.recent_menu = m.addMenu("&Recent files")
+        m.addSeparator()
+        self._action(m, "&Export mesh…", self.export_mesh_dialog, "Ctrl+E")
+        self._action(m, "Export &render PNG…", lambda: self.export_png_dialog(sheet=False))
+        self._action(m, "Export contact s&heet PNG…", lambda: self.export_png_dialog(sheet=True))
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        m = self.menuBar().addMenu("&Optimise")
+        self._action(m, "&Run", self.run, "F5")
+        self._action(m, "&Pause", self.pause, "F7")
+        self._action(m, "&Step", lambda: self.worker.step(1), "F6")
+        self._action(m, "R&eset", self.reset, "Ctrl+R")
+        m = self.menuBar().addMenu("&View")
+        self._action(m, "&Frame mesh", self.viewport.frame_mesh, "F")
+        for mode in ("shaded", "wireframe", "colors", "texture"):
+            self._action(m, f"{mode.capitalize()}", lambda mo=mode: self.controls.display
+                         .setCurrentText(mo))
+        self._refresh_recent()
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def show_error(self, message: str) -> None:
+        """Tell the user what went wrong (also kept in ``last_error`` for tests and logs)."""
+        self.last_error = message
+        self.statusBar().showMessage(message, 10000)
+        QMessageBox.critical(self, "dibr-studio", message)
+
+    def _guard(self, fn, *args) -> bool:
+        try:
+            fn(*args)
+            return True
+        except (files.LoadError, ValueError, RuntimeError, OSError) as e:
+            self.show_error(str(e))
+            return False
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def open_mesh(self, path: str | Path) -> bool:
+        """Load a mesh file as the new start; errors go to a dialog."""
+        ok = self._guard(self.session.load_mesh, path)
+        if ok:
+            self._add_recent(path)
+        return ok
+
+    def add_targets(self, paths: list[str | Path],
+                    views: list[tuple[float, float, float, float]]) -> bool:
+        """Add target images with their orbit cameras; all or nothing."""
+        ok = self._guard(self.session.add_targets, list(paths), list(views))
+        if ok:
+            for p in paths:
+                self._add_recent(p)
+        return ok
+
+    def open_mesh_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open mesh", "", MESH_FILTER)
+        if path:
+            self.open_mesh(path)
+
+    def add_targets_dialog(self, paths: list[str] | None = None) -> None:
+        if paths is None:
+            paths, _ = QFileDialog.getOpenFileNames(self, "Add target images", "", IMAGE_FILTER)
+        if not paths:
+            return
+        dlg = TargetCameraDialog(len(paths), self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.add_targets(paths, dlg.views(len(paths)))
+
+    def new_primitive(self, kind: str) -> None:
+        n, ok = QInputDialog.getInt(self, f"New {kind}", "Subdivisions:", 3, 0, 6)
+        if ok:
+            self._guard(self.session.new_primitive, kind, n)
+
+    def load_demo(self) -> None:
+        self._guard(self.session.load_demo)
+
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+
+    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802
+        self.open_paths([u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()])
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Meshes become the start, images become targets (asking for their camera)."""
+        meshes = [p for p in paths if Path(p).suffix.lower() in files.MESH_SUFFIXES]
+        images = [p for p in paths if Path(p).suffix.lower() in files.IMAGE_SUFFIXES]
+        other = [p for p in paths if p not in meshes and p not in images]
+        if other:
+            self.show_error(f"{Path(other[0]).name}: not a mesh or image file this studio reads")
+        if meshes:
+            self.open_mesh(meshes[-1])
+        if images:
+            self.add_targets_dialog(images)
+
+    # -- recent files ------------------------------------------------------------------------
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path) -> None:
+        p = str(Path(path).resolve())
+        items = [p] + [r for r in self.recent_files() if r != p]
+        self.settings.setValue("recent_files", items[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_files():
+            a = self.recent_menu.addAction(Path(p).name)
+            a.setToolTip(p)
+            a.triggered.connect(lambda checked=False, p=p: self.open_paths([p]))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export_mesh_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export mesh", "mesh.obj",
+            "OBJ + MTL + texture (*.obj);;PLY with vertex colours (*.ply);;glTF binary (*.glb)")
+        if path:
+            self._guard(self.session.export_mesh, path)
+
+    def export_png_dialog(self, sheet: bool) -> None:
+        name = "contact_sheet.png" if sheet else "render.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export PNG", name, "PNG (*.png)")
+        if not path:
+            return
+        if sheet:
+            self._guard(self.session.export_contact_sheet, path)
+        else:
+            self._guard(self.session.export_render, path, self.view_index)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if not self.session.ready:
+            self.show_error("Load a mesh and at least one target image first.")
+            return
+        self.worker.run()
+
+    def pause(self) -> None:
+        self.worker.pause()
+
+    def reset(self) -> None:
+        """Pause, then go back to the starting mesh and parameters."""
+        self.worker.pause()
+        self.session.reset()
+
+    def _on_state(self, state: str) -> None:
+        self.status_state.setText(state)
+        self.controls.set_running(state == "running")
+        if state != "running":
+            self.status_rate.setText("")
+
+    def _on_steps(self, generation: int, batch: list[dict]) -> None:
+        if generation != self.session.generation:
+            return  # steps of a fit that was reset meanwhile
+        self.losses.append(batch)
+        self.step_count = int(batch[-1]["step"])
+        self.status_steps.setText(f"step {self.step_count}")
+        now = time.monotonic()
+        self._rate_steps.append((now, self.step_count))
+        self._rate_steps = [(t, s) for t, s in self._rate_steps if now - t < 3.0]
+        if len(self._rate_steps) > 1:
+            (t0, s0), (t1, s1) = self._rate_steps[0], self._rate_steps[-1]
+            if t1 > t0:
+                self.status_rate.setText(f"{(s1 - s0) / (t1 - t0):.1f} steps/s")
+
+    def _on_frame(self, snap: dict) -> None:
+        if snap["generation"] != self.session.generation:
+            return
+        mesh = snap["mesh"]
+        v = mesh.vertices.numpy()
+        colors = None if mesh.vertex_colors is None else mesh.vertex_colors.numpy()
+        texture = None if mesh.texture is None else mesh.texture.numpy()
+        faces = mesh.faces.numpy()
+        if self._faces is None or self._faces.shape != faces.shape or \
+                not np.array_equal(self._faces, faces):
+            self._faces = faces.copy()
+            uvs = None if mesh.uvs is None else mesh.uvs.numpy()
+            fuv = None if mesh.face_uvs is None else mesh.face_uvs.numpy()
+            self.viewport.set_mesh(v, faces, colors, uvs, fuv, texture)
+            self.viewport.set_cameras(snap["cameras"], snap["view"])
+            self.viewport.frame_mesh(include_cameras=True)
+        else:
+            self.viewport.update_mesh(v, colors, texture)
+            self.viewport.set_cameras(snap["cameras"], snap["view"])
+        light = snap["light"] if self.session.config.shading in ("lambertian", "phong") else None
+        self.viewport.set_light(light)
+        self.images.set_frame(snap["render"], snap["target"], snap["alpha"], snap["mask"])
+
+    def _select_view(self, index: int) -> None:
+        self.view_index = max(index, 0)
+        self.worker.request_frame(self.view_index)
+
+    def _on_session(self, event: str) -> None:
+        if event in ("mesh", "targets", "reset"):
+            self.losses.clear()
+            self.step_count = 0
+            self.status_steps.setText("step 0")
+            if event != "reset":
+                self._faces = None
+        if event in ("mesh", "targets"):
+            names = [t.name or f"view {i + 1}" for i, t in enumerate(self.session.targets)]
+            self.images.set_view_names(names, self.view_index)
+            self.view_index = max(self.images.view_combo.currentIndex(), 0)
+            if not self.session.targets:
+                self.images.clear()
+        if self.session.ready:
+            self.worker.request_frame(self.view_index)
+        elif event == "mesh" and self.session.initial_mesh is not None:
+            m = self.session.initial_mesh
+            self._faces = m.faces.numpy().copy()
+            self.viewport.set_mesh(m.vertices.numpy(), self._faces,
+                                   None if m.vertex_colors is None else m.vertex_colors.numpy())
+            self.viewport.frame_mesh()
+        title = f"dibr-studio — {self.session.mesh_name}" if self.session.mesh_name else \
+            "dibr-studio"
+        self.setWindowTitle(title)
+
+    def closeEvent(self, e) -> None:  # noqa: N802
+        self.worker_thread.shutdown()
+        super().closeEvent(e)

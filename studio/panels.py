@@ -1,0 +1,158 @@
+"""pyqtgraph panels: render / target / difference images, and the live loss curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from render_core.fit import LOSS_TERMS
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, useOpenGL=False)
+
+CURVE_COLORS = {"total": "#ffffff", "iou": "#ff6b6b", "l1": "#4dabf7", "laplacian": "#69db7c",
+                "normal": "#ffd43b", "edge": "#da77f2"}
+
+
+class ImagePanels(QWidget):
+    """Three images side by side for the selected target view: render, target, and either
+    the absolute difference or an overlay (target silhouette in cyan over the render)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground("#202226")
+        self.images: dict[str, pg.ImageItem] = {}
+        self.titles = {"render": "Render", "target": "Target", "third": "Difference"}
+        for col, key in enumerate(("render", "target", "third")):
+            vb = self.glw.addViewBox(row=1, col=col, lockAspect=True, enableMouse=False)
+            self.glw.ci.layout.setColumnStretchFactor(col, 1)
+            vb.invertY(True)
+            vb.setMenuEnabled(False)
+            item = pg.ImageItem()
+            vb.addItem(item)
+            self.images[key] = item
+            label = self.glw.addLabel(self.titles[key], row=0, col=col, size="9pt")
+            if key == "third":
+                self.third_label = label
+        self.mode = QComboBox()
+        self.mode.addItems(["Difference", "Overlay"])
+        self.mode.currentIndexChanged.connect(self._redraw)
+        self.view_combo = QComboBox()
+        self.view_combo.setMinimumContentsLength(12)
+        top = QHBoxLayout()
+        top.setContentsMargins(4, 2, 4, 0)
+        top.addWidget(QLabel("Target view:"))
+        top.addWidget(self.view_combo, 1)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Third panel:"))
+        top.addWidget(self.mode)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addLayout(top)
+        lay.addWidget(self.glw, 1)
+        self._last: dict | None = None
+
+    def set_view_names(self, names: list[str], current: int = 0) -> None:
+        self.view_combo.blockSignals(True)
+        self.view_combo.clear()
+        self.view_combo.addItems(names)
+        self.view_combo.setCurrentIndex(min(current, max(len(names) - 1, 0)))
+        self.view_combo.blockSignals(False)
+
+    def set_frame(self, render: np.ndarray, target: np.ndarray, alpha: np.ndarray,
+                  mask: np.ndarray) -> None:
+        """sRGB images [H,W,3] in [0,1] and masks [H,W] of the selected view."""
+        self._last = {"render": render, "target": target, "alpha": alpha, "mask": mask}
+        self._redraw()
+
+    def clear(self) -> None:
+        self._last = None
+        for item in self.images.values():
+            item.clear()
+
+    def _redraw(self) -> None:
+        if self._last is None:
+            return
+        r, t = self._last["render"], self._last["target"]
+        if self.mode.currentIndex() == 0:
+            third = np.clip(np.abs(r - t) * 2.0, 0, 1)
+            self.third_label.setText("Difference (x2)")
+        else:
+            edge = self._last["mask"] > 0.5
+            third = 0.7 * r + 0.3 * t
+            third[edge ^ (self._last["alpha"] > 0.5)] = (0.1, 0.9, 0.9)
+            self.third_label.setText("Overlay (cyan: mismatch)")
+        for key, img in (("render", r), ("target", t), ("third", third)):
+            self.images[key].setImage((np.clip(img, 0, 1) * 255).astype(np.uint8),
+                                      levels=(0, 255), autoLevels=False)
+
+
+class LossPlot(QWidget):
+    """Loss curves: the weighted total and every unweighted term, against the step."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("#202226")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setLabel("bottom", "step")
+        self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.curves = {}
+        for name in ("total",) + LOSS_TERMS:
+            pen = pg.mkPen(CURVE_COLORS[name], width=2 if name == "total" else 1)
+            self.curves[name] = self.plot.plot([], [], pen=pen, name=name)
+        self.log = QCheckBox("log scale")
+        self.log.setChecked(True)
+        self.log.toggled.connect(self._set_log)
+        self.iou_label = QLabel("silhouette IoU: –")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(QLabel("Losses"))
+        bar.addStretch(1)
+        bar.addWidget(self.iou_label)
+        bar.addSpacing(12)
+        bar.addWidget(self.log)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addLayout(bar)
+        lay.addWidget(self.plot, 1)
+        self._steps: list[int] = []
+        self._values: dict[str, list[float]] = {k: [] for k in self.curves}
+        self._set_log(True)
+
+    def _set_log(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self._refresh()
+
+    def clear(self) -> None:
+        self._steps.clear()
+        for v in self._values.values():
+            v.clear()
+        self.iou_label.setText("silhouette IoU: –")
+        self._refresh()
+
+    def append(self, metrics: list[dict]) -> None:
+        """Add steps' metrics (as returned by ``Fitter.step``) and redraw once."""
+        for m in metrics:
+            self._steps.append(int(m.get("step", len(self._steps) + 1)))
+            for k, v in self._values.items():
+                v.append(float(m.get(k, np.nan)))
+        if metrics:
+            self.iou_label.setText(f"silhouette IoU: {metrics[-1].get('silhouette_iou', 0):.3f}")
+        self._refresh()
+
+    def values(self, name: str) -> np.ndarray:
+        return np.asarray(self._values[name], np.float64)
+
+    def _refresh(self) -> None:
+        x = np.asarray(self._steps, np.float64)
+        log = self.log.isChecked()
+        for k, c in self.curves.items():
+            y = np.asarray(self._values[k], np.float64)
+            if log:
+                # Zero terms (disabled groups) have no logarithm: hide them instead of warning.
+                y = np.where(y > 0, y, np.nan)
+            c.setData(x, y, connect="finite")

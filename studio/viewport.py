@@ -1,0 +1,375 @@
+"""The OpenGL viewport: the current mesh drawn live with moderngl inside a QOpenGLWidget.
+
+It uses render_core's own camera matrices (``rc.Camera.orbit``), so for the same camera the GL
+view and the differentiable render cover the same pixels; :meth:`Viewport.render_offscreen`
+exposes that for tests. Mouse: left-drag orbits, right/middle-drag (or shift+left) pans, the
+wheel zooms, double-click frames the mesh again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import moderngl
+import numpy as np
+from PyQt6.QtCore import QPointF, Qt
+from PyQt6.QtGui import QMouseEvent, QWheelEvent
+from PyQt6.QtOpenGLWidgets import QOpenGLWidget
+
+import render_core as rc
+
+MODES = ("shaded", "wireframe", "colors", "texture")
+"""Display modes offered to the user (``silhouette`` is kept for tests)."""
+
+_MESH_VS = """
+#version 330
+uniform mat4 mvp;
+in vec3 in_pos;
+in vec3 in_normal;
+in vec3 in_color;
+in vec2 in_uv;
+out vec3 v_normal;
+out vec3 v_color;
+out vec2 v_uv;
+void main() {
+    gl_Position = mvp * vec4(in_pos, 1.0);
+    v_normal = in_normal;
+    v_color = in_color;
+    v_uv = in_uv;
+}
+"""
+
+# Colours arrive linear (as render_core keeps them) and are encoded to sRGB here, the display
+# step of the colour rule.
+_MESH_FS = """
+#version 330
+uniform int mode;        // 0 shaded, 1 colours, 2 texture, 3 silhouette
+uniform vec3 light_dir;
+uniform sampler2D tex;
+in vec3 v_normal;
+in vec3 v_color;
+in vec2 v_uv;
+out vec4 f_color;
+vec3 to_srgb(vec3 c) {
+    c = clamp(c, 0.0, 1.0);
+    return mix(12.92 * c, 1.055 * pow(c, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, c));
+}
+void main() {
+    if (mode == 3) { f_color = vec4(1.0); return; }
+    if (mode == 1) { f_color = vec4(to_srgb(v_color), 1.0); return; }
+    if (mode == 2) { f_color = vec4(texture(tex, v_uv).rgb, 1.0); return; }
+    vec3 n = normalize(v_normal);
+    float d = abs(dot(n, normalize(light_dir)));
+    f_color = vec4(to_srgb(vec3(0.6) * (0.25 + 0.75 * d)), 1.0);
+}
+"""
+
+_LINE_VS = """
+#version 330
+uniform mat4 mvp;
+in vec3 in_pos;
+in vec3 in_color;
+out vec3 v_color;
+void main() { gl_Position = mvp * vec4(in_pos, 1.0); v_color = in_color; }
+"""
+
+_LINE_FS = """
+#version 330
+in vec3 v_color;
+out vec4 f_color;
+void main() { f_color = vec4(v_color, 1.0); }
+"""
+
+_BACKGROUND = (0.13, 0.14, 0.16)
+
+
+def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals [V,3] (numpy; display only)."""
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vn = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+def frustum_lines(view: np.ndarray, fov: float, aspect: float, depth: float) -> np.ndarray:
+    """Line-segment endpoints [16,3] of a camera frustum drawn ``depth`` in front of it."""
+    inv = np.linalg.inv(view)
+    t = math.tan(math.radians(fov) / 2) * depth
+    corners = np.array([[-t * aspect, -t, -depth], [t * aspect, -t, -depth],
+                        [t * aspect, t, -depth], [-t * aspect, t, -depth]])
+    world = corners @ inv[:3, :3].T + inv[:3, 3]
+    eye = inv[:3, 3]
+    segs = []
+    for i in range(4):
+        segs += [eye, world[i], world[i], world[(i + 1) % 4]]
+    return np.asarray(segs, dtype=np.float32)
+
+
+class Viewport(QOpenGLWidget):
+    """Live view of the mesh, the target cameras and the light.
+
+    Feed it with :meth:`set_mesh` (topology, once per mesh) and :meth:`update_mesh` (new vertex
+    positions / colours / texture, every frame); :meth:`set_cameras` and :meth:`set_light`
+    set the overlays.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumSize(320, 240)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.mode = "shaded"
+        self.azimuth, self.elevation, self.distance = 30.0, 20.0, 3.5
+        self.center = np.zeros(3)
+        self.fov = 45.0
+        self.ctx: moderngl.Context | None = None
+        self._vertices = np.zeros((0, 3), np.float32)
+        self._faces = np.zeros((0, 3), np.int64)
+        self._colors: np.ndarray | None = None
+        self._uvs: np.ndarray | None = None
+        self._face_uvs: np.ndarray | None = None
+        self._texture: np.ndarray | None = None
+        self._edges = np.zeros((0, 2), np.int64)
+        self._frusta: list[tuple[np.ndarray, float, float]] = []
+        self._selected = 0
+        self._light: np.ndarray | None = None
+        self._dirty = True
+        self._tex_dirty = True
+        self._drag: tuple[QPointF, Qt.MouseButton, bool] | None = None
+        self.frames_drawn = 0
+
+    # -- data ---------------------------------------------------------------------------
+
+    def set_mesh(self, vertices, faces, colors=None, uvs=None, face_uvs=None, texture=None):
+        """A new mesh (new topology). Arrays are numpy; colours and texture linear in [0,1]."""
+        self._faces = np.asarray(faces, np.int64)
+        e = np.sort(self._faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+        self._edges = np.unique(e, axis=0)
+        self._uvs = None if uvs is None else np.asarray(uvs, np.float32)
+        self._face_uvs = None if face_uvs is None else np.asarray(face_uvs, np.int64)
+        self.update_mesh(vertices, colors, texture)
+
+    def update_mesh(self, vertices, colors=None, texture=None) -> None:
+        """New vertex positions (same topology), optionally new colours / texture."""
+        self._vertices = np.asarray(vertices, np.float32)
+        self._colors = None if colors is None else np.asarray(colors, np.float32)
+        if texture is not None:
+            self._texture = np.asarray(texture, np.float32)
+            self._tex_dirty = True
+        self._dirty = True
+        self.update()
+
+    def set_cameras(self, cameras: list[tuple[np.ndarray, float, float]], selected: int = 0):
+        """Target cameras to draw as frusta: ``(view [4,4], fov degrees, aspect)`` each."""
+        self._frusta = list(cameras)
+        self._selected = selected
+        self.update()
+
+    def set_light(self, direction: np.ndarray | None) -> None:
+        """Direction towards the light (drawn as a line from the origin), or None."""
+        self._light = None if direction is None else np.asarray(direction, np.float64)
+        self.update()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES + ("silhouette",):
+            raise ValueError(f"unknown display mode {mode!r}")
+        self.mode = mode
+        self.update()
+
+    def frame_mesh(self, include_cameras: bool = False) -> None:
+        """Point the orbit at the mesh and back off until it (and the target cameras) fit."""
+        if len(self._vertices):
+            lo, hi = self._vertices.min(0), self._vertices.max(0)
+            self.center = (lo + hi) / 2.0
+            radius = float(np.linalg.norm(hi - lo)) / 2.0 * 1.1
+            if include_cameras and self._frusta:
+                eyes = np.array([np.linalg.inv(v)[:3, 3] for v, _, _ in self._frusta])
+                radius = max(radius, float(np.linalg.norm(eyes - self.center, axis=1).max()))
+            self.distance = max(radius / math.sin(math.radians(self.fov) / 2), 0.1)
+        self.update()
+
+    # -- camera -------------------------------------------------------------------------
+
+    def matrices(self, width: int | None = None, height: int | None = None):
+        """``(view, proj)`` [4,4] float64 of the orbit camera, built by ``rc.Camera.orbit``."""
+        width = width or max(1, self.width())
+        height = height or max(1, self.height())
+        cam = rc.Camera.orbit(self.azimuth, self.elevation, self.distance,
+                              at=tuple(float(c) for c in self.center), fov=self.fov,
+                              aspect=width / height, near=0.05, far=200.0)
+        return cam.view[0].double().numpy(), cam.proj[0].double().numpy()
+
+    def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        pan = e.button() != Qt.MouseButton.LeftButton or bool(
+            e.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self._drag = (e.position(), e.button(), pan)
+
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is None:
+            return
+        last, _, pan = self._drag
+        d = e.position() - last
+        self._drag = (e.position(), self._drag[1], pan)
+        if pan:
+            view, _ = self.matrices()
+            scale = 2 * self.distance * math.tan(math.radians(self.fov) / 2) / max(self.height(), 1)
+            right, up = view[0, :3], view[1, :3]
+            self.center = self.center - right * d.x() * scale + up * d.y() * scale
+        else:
+            self.azimuth -= d.x() * 0.5
+            self.elevation = float(np.clip(self.elevation + d.y() * 0.5, -89.0, 89.0))
+        self.update()
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self._drag = None
+
+    def mouseDoubleClickEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self.frame_mesh()
+
+    def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
+        self.distance = float(np.clip(self.distance * 0.999 ** e.angleDelta().y(), 0.05, 500))
+        self.update()
+
+    # -- GL -----------------------------------------------------------------------------
+
+    def initializeGL(self) -> None:  # noqa: N802
+        self.ctx = moderngl.create_context()
+        self._mesh_prog = self.ctx.program(vertex_shader=_MESH_VS, fragment_shader=_MESH_FS)
+        self._line_prog = self.ctx.program(vertex_shader=_LINE_VS, fragment_shader=_LINE_FS)
+        self._vbo = self._vao = None
+        self._ebo = self._evao = None
+        self._tex = self.ctx.texture((1, 1), 3, bytes([200, 200, 200]))
+        self._dirty = self._tex_dirty = True
+
+    def _upload(self) -> None:
+        v, f = self._vertices, self._faces
+        if len(f) == 0 or len(v) == 0:
+            self._vao = self._evao = None
+            return
+        corners = f.reshape(-1)
+        normals = vertex_normals_np(v.astype(np.float64), f).astype(np.float32)
+        colors = self._colors if self._colors is not None else np.full_like(v, 0.6)
+        if self._uvs is not None and self._face_uvs is not None:
+            uv = self._uvs[self._face_uvs.reshape(-1)]
+        else:
+            uv = np.zeros((len(corners), 2), np.float32)
+        data = np.concatenate([v[corners], normals[corners], colors[corners], uv], axis=1)
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if self._vbo is not None and self._vbo.size == data.nbytes:
+            self._vbo.write(data.tobytes())
+        else:
+            if self._vbo is not None:
+                self._vbo.release()
+            self._vbo = self.ctx.buffer(data.tobytes())
+            self._vao = self.ctx.vertex_array(
+                self._mesh_prog, [(self._vbo, "3f 3f 3f 2f", "in_pos", "in_normal", "in_color",
+                                   "in_uv")])
+        edges = v[self._edges.reshape(-1)]
+        edata = np.concatenate([edges, np.tile([[0.95, 0.75, 0.3]], (len(edges), 1))], 1)
+        edata = np.ascontiguousarray(edata, dtype=np.float32)
+        if self._ebo is not None and self._ebo.size == edata.nbytes:
+            self._ebo.write(edata.tobytes())
+        else:
+            if self._ebo is not None:
+                self._ebo.release()
+            self._ebo = self.ctx.buffer(edata.tobytes())
+            self._evao = self.ctx.vertex_array(self._line_prog,
+                                               [(self._ebo, "3f 3f", "in_pos", "in_color")])
+        if self._tex_dirty and self._texture is not None:
+            t = self._texture
+            srgb = rc.linear_to_srgb(np.clip(t, 0, 1))
+            # Texture row 0 is the top (v=1); GL's first row is v=0, hence the flip.
+            img = np.ascontiguousarray((srgb[::-1] * 255 + 0.5).astype(np.uint8))
+            self._tex.release()
+            self._tex = self.ctx.texture((t.shape[1], t.shape[0]), 3, img.tobytes())
+            self._tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            self._tex.repeat_x = self._tex.repeat_y = False
+        self._dirty = self._tex_dirty = False
+
+    def _overlay_vertices(self) -> np.ndarray:
+        parts = []
+        for i, (view, fov, aspect) in enumerate(self._frusta):
+            col = [1.0, 0.85, 0.2] if i == self._selected else [0.35, 0.7, 1.0]
+            seg = frustum_lines(np.asarray(view, np.float64), fov, aspect, 0.35)
+            parts.append(np.concatenate([seg, np.tile([col], (len(seg), 1))], 1))
+        if self._light is not None:
+            d = self._light / max(np.linalg.norm(self._light), 1e-12)
+            seg = np.array([d * 1.3, d * 2.2], np.float32)
+            parts.append(np.concatenate([seg, [[1.0, 1.0, 0.4]] * 2], 1))
+        axes = np.array([[0, 0, 0, 0.8, 0.25, 0.25], [0.6, 0, 0, 0.8, 0.25, 0.25],
+                         [0, 0, 0, 0.3, 0.8, 0.3], [0, 0.6, 0, 0.3, 0.8, 0.3],
+                         [0, 0, 0, 0.3, 0.45, 0.9], [0, 0, 0.6, 0.3, 0.45, 0.9]])
+        parts.append(axes)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def _draw(self, fbo, view, proj, mode: str, overlays: bool) -> None:
+        ctx = self.ctx
+        fbo.use()
+        bg = (0.0, 0.0, 0.0) if mode == "silhouette" else _BACKGROUND
+        fbo.clear(*bg, 1.0, depth=1.0)
+        ctx.enable(moderngl.DEPTH_TEST)
+        ctx.disable(moderngl.CULL_FACE)
+        if self._dirty or self._tex_dirty:
+            self._upload()
+        mvp = (proj @ view).astype(np.float32)
+        mvp_bytes = np.ascontiguousarray(mvp.T).tobytes()  # GLSL wants column-major
+        if self._vao is not None:
+            self._mesh_prog["mvp"].write(mvp_bytes)
+            code = {"shaded": 0, "wireframe": 0, "colors": 1, "texture": 2, "silhouette": 3}[mode]
+            if mode == "texture" and self._texture is None:
+                code = 1 if self._colors is not None else 0
+            self._mesh_prog["mode"].value = code
+            eye = np.linalg.inv(view)[:3, 3]
+            self._mesh_prog["light_dir"].value = tuple(float(x) for x in eye - self.center)
+            self._tex.use(0)
+            if mode == "wireframe":
+                # Push faces back so the edges drawn on top win the depth test.
+                ctx.polygon_offset = (1.0, 1.0)
+            self._vao.render(moderngl.TRIANGLES)
+            ctx.polygon_offset = (0.0, 0.0)
+            if mode == "wireframe" and self._evao is not None:
+                self._line_prog["mvp"].write(mvp_bytes)
+                self._evao.render(moderngl.LINES)
+        if overlays:
+            data = self._overlay_vertices()
+            buf = ctx.buffer(data.tobytes())
+            vao = ctx.vertex_array(self._line_prog, [(buf, "3f 3f", "in_pos", "in_color")])
+            self._line_prog["mvp"].write(mvp_bytes)
+            vao.render(moderngl.LINES)
+            vao.release()
+            buf.release()
+
+    def paintGL(self) -> None:  # noqa: N802
+        if self.ctx is None:
+            return
+        ratio = self.devicePixelRatioF()
+        w, h = int(self.width() * ratio), int(self.height() * ratio)
+        fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
+        fbo.viewport = (0, 0, w, h)
+        view, proj = self.matrices(w, h)
+        self._draw(fbo, view, proj, self.mode, overlays=True)
+        self.frames_drawn += 1
+
+    def render_offscreen(self, view: np.ndarray, proj: np.ndarray, size: tuple[int, int],
+                         mode: str = "silhouette") -> np.ndarray:
+        """Draw the mesh with the given matrices into an ``(H, W)`` image; uint8 [H,W,3].
+
+        Row 0 is the top row (the ``glReadPixels`` flip is undone), as in render_core. Needs
+        the widget to have been shown once (it owns the GL context).
+        """
+        if self.ctx is None:
+            raise RuntimeError("the viewport has no GL context yet (show it first)")
+        h, w = size
+        self.makeCurrent()
+        try:
+            fbo = self.ctx.framebuffer(color_attachments=[self.ctx.renderbuffer((w, h))],
+                                       depth_attachment=self.ctx.depth_renderbuffer((w, h)))
+            fbo.viewport = (0, 0, w, h)
+            self._draw(fbo, np.asarray(view, np.float64), np.asarray(proj, np.float64), mode,
+                       overlays=False)
+            raw = fbo.read(components=3, alignment=1)
+            fbo.release()
+        finally:
+            self.doneCurrent()
+        return np.frombuffer(raw, np.uint8).reshape(h, w, 3)[::-1].copy()

@@ -1,0 +1,152 @@
+"""The optimisation worker: a QObject living in its own QThread, stepping the session's Fitter.
+
+The GUI thread never runs a step. It talks to the worker through thread-safe methods
+(:meth:`FitWorker.run`, :meth:`~FitWorker.pause`, :meth:`~FitWorker.step`,
+:meth:`~FitWorker.request_frame`, :meth:`~FitWorker.stop`) and hears back through queued
+signals: ``steps`` (the fit's generation and a batch of metrics dicts) and ``frame`` (a
+snapshot of numpy arrays), each at most ``max_fps`` times a second, so a fast fit cannot flood
+the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import torch
+from PyQt6.QtCore import QObject, QThread, pyqtSignal
+
+from .session import Session
+
+
+def worker_threads() -> int:
+    """Intra-op threads for torch in the worker: leave one core to the GUI thread."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class FitWorker(QObject):
+    """Runs ``session.step()`` in a loop while running, or a requested number of times."""
+
+    steps = pyqtSignal(int, list)
+    frame = pyqtSignal(dict)
+    state_changed = pyqtSignal(str)  # "running", "paused", "stopped"
+    failed = pyqtSignal(str)
+
+    def __init__(self, session: Session, max_fps: float = 30.0):
+        super().__init__()
+        self.session = session
+        self.min_interval = 1.0 / max_fps
+        self.view = 0
+        self._cond = threading.Condition()
+        self._running = False
+        self._pending_steps = 0
+        self._want_frame = False
+        self._stop = False
+
+    # -- commands (any thread) -----------------------------------------------------------
+
+    def run(self) -> None:
+        """Step continuously until paused."""
+        with self._cond:
+            self._running = True
+            self._cond.notify()
+        self.state_changed.emit("running")
+
+    def pause(self) -> None:
+        """Stop stepping after the current step (which still reports)."""
+        with self._cond:
+            self._running = False
+            self._pending_steps = 0
+            self._cond.notify()
+        self.state_changed.emit("paused")
+
+    def step(self, n: int = 1) -> None:
+        """Run ``n`` more steps, then pause."""
+        with self._cond:
+            self._pending_steps += max(0, int(n))
+            self._cond.notify()
+
+    def request_frame(self, view: int | None = None) -> None:
+        """Send a fresh frame (e.g. after reset or a settings change) even when paused."""
+        with self._cond:
+            if view is not None:
+                self.view = int(view)
+            self._want_frame = True
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """End the loop; the thread can then quit."""
+        with self._cond:
+            self._stop = True
+            self._running = False
+            self._cond.notify()
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    # -- the loop (worker thread) ----------------------------------------------------------
+
+    def loop(self) -> None:
+        """The worker thread's body; returns when :meth:`stop` is called."""
+        torch.set_num_threads(worker_threads())
+        batch: list[dict] = []
+        generation = -1
+        last_emit = 0.0
+        while True:
+            with self._cond:
+                while not (self._stop or self._running or self._pending_steps
+                           or self._want_frame or batch):
+                    self._cond.wait()
+                if self._stop:
+                    break
+                do_step = self._running or self._pending_steps > 0
+                if self._pending_steps > 0 and not self._running:
+                    self._pending_steps -= 1
+                want_frame, self._want_frame = self._want_frame, False
+            if do_step:
+                try:
+                    gen, metrics = self.session.tagged_step()
+                    if gen != generation:  # the fit was reset: older steps are void
+                        batch, generation = [], gen
+                    batch.append(metrics)
+                except Exception as e:  # a bad setting or problem must not kill the thread
+                    self.pause()
+                    self.failed.emit(f"optimisation step failed: {e}")
+                    batch.clear()
+                    continue
+            now = time.monotonic()
+            idle = not (self._running or self._pending_steps)
+            if want_frame or (batch and (idle or now - last_emit >= self.min_interval)):
+                self._emit(generation, batch)
+                batch = []
+                last_emit = now
+        self.state_changed.emit("stopped")
+
+    def _emit(self, generation: int, batch: list[dict]) -> None:
+        if batch:
+            self.steps.emit(generation, batch)
+        if not self.session.ready:
+            return
+        try:
+            self.frame.emit(self.session.snapshot(self.view))
+        except Exception as e:
+            self.failed.emit(f"could not render a frame: {e}")
+
+
+class WorkerThread:
+    """Owns a :class:`FitWorker` and its QThread; ``shutdown()`` joins it cleanly."""
+
+    def __init__(self, session: Session, max_fps: float = 30.0):
+        self.thread = QThread()
+        self.thread.setObjectName("fit-worker")
+        self.worker = FitWorker(session, max_fps)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.loop)
+        self.thread.start()
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        self.worker.stop()
+        self.thread.quit()
+        self.thread.wait(timeout_ms)

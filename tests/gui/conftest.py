@@ -1,0 +1,57 @@
+"""GUI tests: real windows with OpenGL, under Xvfb (``xvfb-run -a -s "-screen 0 1280x800x24"``).
+
+The default QSurfaceFormat (OpenGL 3.3 core) must be set before pytest-qt creates the
+QApplication, hence ``pytest_configure``. Without a display every test here is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def pytest_configure(config):
+    if HAS_DISPLAY:
+        from studio.app import set_default_gl_format
+
+        set_default_gl_format()
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    skip = pytest.mark.skip(reason="needs a display: run under xvfb-run")
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.gui)
+            if not HAS_DISPLAY:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """The main window with the demo scene at a small, fast fit resolution."""
+    from studio.main_window import MainWindow
+    from studio.session import Session
+
+    session = Session()
+    win = MainWindow(session, settings=settings)
+    qtbot.addWidget(win)
+    win.load_demo()
+    session.set_option(resolution=32)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: win.images._last is not None, timeout=10000)
+    yield win
+    win.worker.pause()
+    win.close()
+

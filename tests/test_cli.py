@@ -1,0 +1,66 @@
+"""The console script: ``dibr-studio fit`` headless, and its handling of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import render_core as rc
+from studio.__main__ import main
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("dibr-studio: error:")
+    return err
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "--out", "x"],
+    ["fit", "--target", "missing.png", "--view", "0,0,3", "--out", "x"],
+    ["fit", "--target", "a.png", "--out", "x"],
+    ["fit", "--view", "0,0,3", "--out", "x"],
+    ["fit", "--demo", "--optimize", "vertices,wings", "--out", "x"],
+    ["fit", "--demo", "--steps", "ten", "--out", "x"],
+    ["--bogus"],
+])
+def test_bad_input_exits_2_with_one_line(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    _one_line_error(capsys)
+
+
+def test_fit_with_explicit_targets(tmp_path, capsys):
+    img = np.zeros((24, 24, 4), np.uint8)
+    img[6:18, 4:20] = (220, 120, 40, 255)
+    Image.fromarray(img).save(tmp_path / "front.png")
+    Image.fromarray(img[:, ::-1]).save(tmp_path / "side.png")
+    rc.save_mesh(rc.icosphere(1), tmp_path / "start.obj")
+    argv = ["fit", "--mesh", str(tmp_path / "start.obj"),
+            "--target", str(tmp_path / "front.png"), "--view", "0,0,3.5",
+            "--target", str(tmp_path / "side.png"), "--view", "90,0,3.5,50",
+            "--optimize", "vertices,colors,light", "--shading", "lambertian",
+            "--resolution", "16", "--steps", "3", "--quiet", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = tmp_path / "out"
+    for name in ("mesh.obj", "mesh.ply", "mesh.glb", "contact_sheet.png", "history.json"):
+        assert (out / name).exists(), name
+    assert len(json.loads((out / "history.json").read_text())["history"]) == 3
+
+
+@pytest.mark.slow
+def test_demo_fit_reaches_iou_09(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["fit", "--demo", "--steps", "200", "--quiet", "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert len(history) == 200
+    assert history[-1]["silhouette_iou"] > 0.9
+    assert history[-1]["total"] < history[0]["total"]
+    for name in ("mesh.obj", "mesh.ply", "mesh.glb"):
+        mesh = rc.load_mesh(out / name)
+        assert mesh.num_faces == 1280
+    assert Image.open(out / "contact_sheet.png").size[0] > 64 * 6
+    assert "silhouette IoU" in capsys.readouterr().out
