@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from .model import RenderNet
 from .render import DEFAULT_LIGHT_CAM, load_model, render_voxels
 
+STAGES = ((4, 25, 0.34), (2, 20, 0.34), (1, 20, 1.0))
+"""(downsample, Adam steps, fraction kept): 9 -> 3 -> 1 hypotheses, blurred -> sharp."""
+
 
 @dataclass
 class PoseFit:
@@ -38,7 +41,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
              init: tuple[float, float, float] = (0.0, 20.0, 1.0),
              light: torch.Tensor | None = None, fit_light: bool = False,
              spread: tuple[float, float] = (20.0, 10.0), grid: tuple[int, int] = (3, 3),
-             stages: tuple[tuple[int, int, float], ...] = ((4, 40, 0.34), (2, 40, 0.5), (1, 40, 1)),
+             stages: tuple[tuple[int, int, float], ...] = STAGES,
              lr: float = 1.5, model: RenderNet | None = None) -> PoseFit:
     """Recover the pose (and light) of ``target`` through the network.
 
