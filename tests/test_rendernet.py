@@ -160,3 +160,26 @@ def test_pose_recovery_from_20_degrees_off():
                    light=light)
     err_az = abs((fit.az - az + 180) % 360 - 180)
     assert err_az < 5 and abs(fit.el - el) < 5, fit
+
+
+def test_render_api_maps_camera_to_pose_and_is_differentiable():
+    from render_core.camera import Camera
+    from render_core.rendernet.pose import camera_to_pose
+    from render_core.rendernet.render import render
+
+    torch.manual_seed(3)
+    model = RenderNet().eval()
+    az = torch.tensor([30.0], requires_grad=True)
+    cam = Camera.orbit(az, 20.0, 3.0, ortho_height=0.8)
+    a, e, s = camera_to_pose(cam)
+    assert torch.allclose(torch.stack([a, e, s]).squeeze(), torch.tensor([30.0, 20.0, 1.25]),
+                          atol=1e-4)
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.7)
+    light = torch.tensor([0.0, 1.0, 1.0], requires_grad=True)
+    vox = voxel_grid(mesh).requires_grad_()
+    img = render(mesh, cam, "phong", light=light, vox=vox, model=model)
+    assert img.shape == (1, 128, 128, 1) and img.dtype == torch.float32
+    img.sum().backward()
+    for g in (az.grad, light.grad, vox.grad):
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+    assert render(mesh, cam.detach(), "normal", model=model).shape == (1, 128, 128, 3)
