@@ -98,11 +98,11 @@ class MainWindow(QMainWindow):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.images)
         right.addWidget(self.losses)
-        right.setSizes([330, 330])
+        right.setSizes([250, 450])
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.viewport)
         split.addWidget(right)
-        split.setSizes([520, 480])
+        split.setSizes([480, 520])
         split.setChildrenCollapsible(False)
         self.setCentralWidget(split)
 

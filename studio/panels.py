@@ -23,7 +23,7 @@ class ImagePanels(QWidget):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground("#202226")
         self.images: dict[str, pg.ImageItem] = {}
-        self.titles = {"render": "Render", "target": "Target", "third": "Difference"}
+        self.titles = {"render": "Render", "target": "Target", "third": "Difference ×2"}
         for col, key in enumerate(("render", "target", "third")):
             vb = self.glw.addViewBox(row=1, col=col, lockAspect=True, enableMouse=False)
             self.glw.ci.layout.setColumnStretchFactor(col, 1)
@@ -37,6 +37,8 @@ class ImagePanels(QWidget):
                 self.third_label = label
         self.mode = QComboBox()
         self.mode.addItems(["Difference", "Overlay"])
+        self.mode.setToolTip("Overlay: render and target blended; cyan where the silhouettes "
+                             "(render alpha > 0.5, target mask > 0.5) disagree")
         self.mode.currentIndexChanged.connect(self._redraw)
         self.view_combo = QComboBox()
         self.view_combo.setMinimumContentsLength(12)
@@ -78,12 +80,12 @@ class ImagePanels(QWidget):
         r, t = self._last["render"], self._last["target"]
         if self.mode.currentIndex() == 0:
             third = np.clip(np.abs(r - t) * 2.0, 0, 1)
-            self.third_label.setText("Difference (x2)")
+            self.third_label.setText("Difference ×2")
         else:
             edge = self._last["mask"] > 0.5
             third = 0.7 * r + 0.3 * t
             third[edge ^ (self._last["alpha"] > 0.5)] = (0.1, 0.9, 0.9)
-            self.third_label.setText("Overlay (cyan: mismatch)")
+            self.third_label.setText("Overlay")
         for key, img in (("render", r), ("target", t), ("third", third)):
             self.images[key].setImage((np.clip(img, 0, 1) * 255).astype(np.uint8),
                                       levels=(0, 255), autoLevels=False)

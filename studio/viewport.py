@@ -186,7 +186,10 @@ class Viewport(QOpenGLWidget):
             if include_cameras and self._frusta:
                 eyes = np.array([np.linalg.inv(v)[:3, 3] for v, _, _ in self._frusta])
                 radius = max(radius, float(np.linalg.norm(eyes - self.center, axis=1).max()))
-            self.distance = max(radius / math.sin(math.radians(self.fov) / 2), 0.1)
+            # Fit the narrower of the two fields of view (the widget is often tall and thin).
+            half = math.atan(math.tan(math.radians(self.fov) / 2)
+                             * min(1.0, self.width() / max(self.height(), 1)))
+            self.distance = max(radius / math.sin(half), 0.1)
         self.update()
 
     # -- camera -------------------------------------------------------------------------
