@@ -210,14 +210,17 @@ struct SoftParams {
   T sigma;                  // softness, squared isotropic-NDC units
   T cut2;                   // squared cutoff radius: faces with d >= cut2 are skipped
   double grow_px;           // cutoff radius in pixels, grows the face boxes
-  T* tri;                   // [N,6] setup output: the face's three isotropic 2D vertices
+  T* tri;                   // [N,TRI] setup output: three isotropic 2D vertices, then their
+                            //   bounding box (xmin, xmax, ymin, ymax) for a cheap distance bound
   PixBox* box;              // [N] setup output: pixel box grown by the cutoff (empty: skip)
+  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (covered pass)
   const int64_t* entries;   // [P] binned (tile, face) entries
   const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
   const int64_t* pair_off;  // [N] first pair slot of each face (backward)
   T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
   T* alpha;                 // [B*H*W] forward output
   bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
+  int* tile_open;           // [B*TY*TX] forward: uncovered pixels per tile (0: backward skips)
   const T* grad_alpha;      // [B*H*W] backward: upstream gradient
   T* grad_xy;               // [B,V,2] backward (atomic mode): accumulated gradient
   T* pair_grad;             // [P,6] backward (deterministic mode): per pair vertex gradients
@@ -226,11 +229,13 @@ struct SoftParams {
   const int64_t* vert_corner;  // [3F] gather: corners f*3+k of each vertex, ascending
 };
 
+constexpr int TRI = 10;  // scalars per face in SoftParams::tri
+
 // Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
 template <typename T>
 DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
   const int b = (int)(n / p.F), f = (int)(n % p.F);
-  T* t = p.tri + n * 6;
+  T* t = p.tri + n * TRI;
   double x[3], y[3];
   for (int k = 0; k < 3; ++k) {
     const T* v = p.xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
@@ -239,7 +244,23 @@ DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
     x[k] = (double)v[0] * ((double)p.H / p.W);  // back to NDC for the pixel box
     y[k] = (double)v[1];
   }
+  for (int c = 0; c < 2; ++c) {
+    const T a = t[c], b2 = t[2 + c], c2 = t[4 + c];
+    const T lo = a < b2 ? a : b2, hi = a > b2 ? a : b2;
+    t[6 + 2 * c] = lo < c2 ? lo : c2;
+    t[7 + 2 * c] = hi > c2 ? hi : c2;
+  }
   p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
+  p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
+}
+
+// A face certainly beyond the cutoff from p: its bounding box already is (with a margin far
+// above rounding, so the exact test below decides every borderline face).
+template <typename T>
+DIBR_HD bool beyond_cutoff(T px, T py, const T* t, T cut2) {
+  const T dx = px < t[6] ? t[6] - px : (px > t[7] ? px - t[7] : (T)0);
+  const T dy = py < t[8] ? t[8] - py : (py > t[9] ? py - t[9] : (T)0);
+  return dx * dx + dy * dy > cut2 * (T)1.001;
 }
 
 // Pixel of tile-major index q (64 consecutive indices per tile); false if off the image.
@@ -258,39 +279,75 @@ DIBR_HD bool in_box(const PixBox& b, int i, int j) {
   return i >= b.i0 && i <= b.i1 && j >= b.j0 && j <= b.j1;
 }
 
-// Forward (one index per pixel, tile-major): a gather over the pixel's bin, so no atomics and
-// the sum runs in ascending face order on both devices (the reference's order, too). A first
-// pass looks for a covering face: covered pixels are 1 whatever the sum, and the expensive
-// log/exp terms are then never evaluated for them.
+// Covered pass (one index per bin entry): mark the tile's pixels inside the face. The CPU runs
+// a tile's entries on one thread; on the GPU concurrent writers only ever store `true`.
+template <typename T>
+DIBR_HD void soft_covered_body(int64_t e, const SoftParams<T>& p) {
+  const int64_t key = p.entries[e];
+  const int64_t nfaces = (int64_t)p.B * p.F;
+  const int64_t t = key / nfaces, n = key % nfaces;
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int ti = tl / p.tx, tj = tl % p.tx;
+  const PixBox bx = p.inner[n];
+  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
+  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
+  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
+  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
+  const T* tri = p.tri + n * TRI;
+  for (int i = i0; i <= i1; ++i) {
+    const T py = pixel_y(i, p.two_over_h);
+    const int64_t row = ((int64_t)b * p.H + i) * p.W;
+    for (int j = j0; j <= j1; ++j) {
+      const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
+      if (point_in_triangle(px, py, tri)) p.covered[row + j] = true;
+    }
+  }
+}
+
+// Open pixels (one index per tile): how many of the tile's pixels are uncovered, so the
+// backward pass skips the entries of fully covered tiles (most of a mesh's interior) at once.
+template <typename T>
+DIBR_HD void soft_open_body(int64_t t, const SoftParams<T>& p) {
+  int open = 0;
+  for (int l = 0; l < TILE_PIX; ++l) {
+    int64_t tt;
+    int b, i, j;
+    if (tile_pixel(t * TILE_PIX + l, p, &tt, &b, &i, &j))
+      open += !p.covered[((int64_t)b * p.H + i) * p.W + j];
+  }
+  p.tile_open[t] = open;
+}
+
+// Forward (one index per pixel, tile-major), after the covered pass: a gather over the
+// pixel's bin, so no atomics and the sum runs in ascending face order on both devices (the
+// reference's order, too). Covered pixels are 1 whatever the sum: their log/exp terms are
+// never evaluated.
 template <typename T>
 DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   int64_t t;
   int b, i, j;
   if (!tile_pixel(q, p, &t, &b, &i, &j)) return;
   const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
+  if (p.covered[pix]) {
+    p.s[pix] = 0;
+    p.alpha[pix] = 1;
+    return;
+  }
   const T px = pixel_x(j, p.two_over_w) * p.iso_scale, py = pixel_y(i, p.two_over_h);
   const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
-  for (int64_t e = e0; e < e1; ++e) {
-    const int64_t n = p.entries[e] % nfaces;
-    if (in_box(p.box[n], i, j) && point_in_triangle(px, py, p.tri + n * 6)) {
-      p.covered[pix] = true;
-      p.s[pix] = 0;
-      p.alpha[pix] = 1;
-      return;
-    }
-  }
   T s = 0;
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] % nfaces;
-    if (!in_box(p.box[n], i, j)) continue;
-    const T d = tri_dist2(px, py, p.tri + n * 6);
+    const T* tri = p.tri + n * TRI;
+    if (!in_box(p.box[n], i, j) || beyond_cutoff(px, py, tri, p.cut2)) continue;
+    const T d = tri_dist2(px, py, tri);
     if (!(d < p.cut2)) continue;
     T x = d / p.sigma;
     x = x < (T)MIN_X ? (T)MIN_X : x;
     s += log1m_exp_neg(x);
   }
   const T a = -m_expm1(s);
-  p.covered[pix] = false;
   p.s[pix] = s;
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
@@ -309,12 +366,13 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
   const int b = (int)(t / tiles), tl = (int)(t % tiles);
   const int ti = tl / p.tx, tj = tl % p.tx;
   const PixBox bx = p.box[n];
+  if (p.tile_open[t] == 0) return;  // nothing to do; a pair slot stays at its initial 0
   const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
   const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
   const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
   const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
-  T tri[6], acc[6] = {0, 0, 0, 0, 0, 0};
-  for (int k = 0; k < 6; ++k) tri[k] = p.tri[n * 6 + k];
+  T tri[TRI], acc[6] = {0, 0, 0, 0, 0, 0};
+  for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
   for (int i = i0; i <= i1; ++i) {
     const T py = pixel_y(i, p.two_over_h);
     const int64_t row = ((int64_t)b * p.H + i) * p.W;
@@ -323,6 +381,7 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       const T g = p.grad_alpha[pix];
       if (p.covered[pix] || g == 0) continue;
       const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
+      if (beyond_cutoff(px, py, tri, p.cut2)) continue;
       T gd[6];
       const T d = tri_dist2_grad(px, py, tri, gd);
       if (!(d < p.cut2)) continue;

@@ -29,6 +29,8 @@ DIBR_BODY(VisSetup, vis_setup_body)
 DIBR_BODY(VisRaster, vis_raster_body)
 DIBR_BODY(VisFinalize, vis_finalize_body)
 DIBR_BODY(SoftSetup, soft_setup_body)
+DIBR_BODY(SoftCovered, soft_covered_body)
+DIBR_BODY(SoftOpen, soft_open_body)
 DIBR_BODY(SoftForward, soft_forward_body)
 DIBR_BODY(SoftBackward, soft_backward_body)
 DIBR_BODY(SoftGather, soft_gather_body)
@@ -101,7 +103,9 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
 }
 
 // Saved state of a soft-silhouette forward pass, reused by its backward pass.
-enum SoftSaved { kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kPairOff, kNumSaved };
+enum SoftSaved {
+  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kPairOff, kTileOpen, kNumSaved
+};
 
 template <typename T>
 SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t h, int64_t w,
@@ -136,10 +140,12 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     SoftParams<scalar_t> p = soft_params<scalar_t>(xy, faces, h, w, sigma, cut2);
     const int64_t nf = (int64_t)p.B * p.F, ntiles = (int64_t)p.B * p.tx * p.ty;
     p.valid = valid.data_ptr<bool>();
-    at::Tensor tri = at::empty({nf, 6}, xy.options());
+    at::Tensor tri = at::empty({nf, TRI}, xy.options());
     at::Tensor box = at::empty({nf, 4}, xy.options().dtype(at::kInt));
+    at::Tensor inner = at::empty({nf, 4}, xy.options().dtype(at::kInt));
     p.tri = tri.data_ptr<scalar_t>();
     p.box = boxes(box);
+    p.inner = boxes(inner);
     Exec::template launch<SoftSetup>(nf, p);
     Bins bins = make_bins<Exec>(box, p.B, p.F, p.tx, p.ty);
     // Pair slots of each face for the deterministic backward: exclusive scan of tile counts.
@@ -150,14 +156,18 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor pair_off = ntile.cumsum(0) - ntile;
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
     at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
-    at::Tensor covered = at::empty({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
+    at::Tensor covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
     p.entries = bins.entries.data_ptr<int64_t>();
     p.tile_off = bins.tile_off.data_ptr<int64_t>();
     p.s = s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
     p.covered = covered.data_ptr<bool>();
+    Exec::template launch_tiles<SoftCovered>(ntiles, bins.tile_off, p);
+    at::Tensor tile_open = at::empty({ntiles}, xy.options().dtype(at::kInt));
+    p.tile_open = tile_open.data_ptr<int>();
+    Exec::template launch<SoftOpen>(ntiles, p);
     Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
-    out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off};
+    out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off, tile_open};
   });
   return out;
 }
@@ -183,6 +193,7 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     p.pair_off = saved[kPairOff].data_ptr<int64_t>();
     p.s = saved[kS].data_ptr<scalar_t>();
     p.covered = saved[kCovered].data_ptr<bool>();
+    p.tile_open = saved[kTileOpen].data_ptr<int>();
     p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
     p.grad_xy = grad_xy.data_ptr<scalar_t>();
     p.atomic_grad = Exec::kAtomicAdds && !deterministic;
