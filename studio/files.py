@@ -73,6 +73,8 @@ def load_mesh(path: str | os.PathLike) -> rc.Mesh:
                            f"use one of {' '.join(MESH_SUFFIXES)}")
     try:
         mesh = rc.load_mesh(p)
+    except rc.MeshError as e:
+        raise LoadError(p, e.problem) from None
     except Exception as e:  # trimesh raises many types on bad files; all become one message
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LoadError(p, f"cannot read mesh ({msg})") from None

@@ -341,14 +341,17 @@ class MainWindow(QMainWindow):
         colors = None if mesh.vertex_colors is None else mesh.vertex_colors.numpy()
         texture = None if mesh.texture is None else mesh.texture.numpy()
         faces = mesh.faces.numpy()
-        if self._faces is None or self._faces.shape != faces.shape or \
-                not np.array_equal(self._faces, faces):
+        new_topology = self._faces is None or self._faces.shape != faces.shape or \
+            not np.array_equal(self._faces, faces)
+        if new_topology or (mesh.uvs is None) != (self.viewport._uvs is None):
+            # A texture group switched on mid-run brings UVs: same faces, new corners.
             self._faces = faces.copy()
             uvs = None if mesh.uvs is None else mesh.uvs.numpy()
             fuv = None if mesh.face_uvs is None else mesh.face_uvs.numpy()
             self.viewport.set_mesh(v, faces, colors, uvs, fuv, texture)
             self.viewport.set_cameras(snap["cameras"], snap["view"])
-            self.viewport.frame_mesh(include_cameras=True)
+            if new_topology:
+                self.viewport.frame_mesh(include_cameras=True)
         else:
             self.viewport.update_mesh(v, colors, texture)
             self.viewport.set_cameras(snap["cameras"], snap["view"])

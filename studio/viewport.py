@@ -366,13 +366,15 @@ class Viewport(QOpenGLWidget):
         h, w = size
         self.makeCurrent()
         try:
-            fbo = self.ctx.framebuffer(color_attachments=[self.ctx.renderbuffer((w, h))],
-                                       depth_attachment=self.ctx.depth_renderbuffer((w, h)))
+            color = self.ctx.renderbuffer((w, h))
+            depth = self.ctx.depth_renderbuffer((w, h))
+            fbo = self.ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
             fbo.viewport = (0, 0, w, h)
             self._draw(fbo, np.asarray(view, np.float64), np.asarray(proj, np.float64), mode,
                        overlays=False)
             raw = fbo.read(components=3, alignment=1)
-            fbo.release()
+            for obj in (fbo, color, depth):
+                obj.release()
         finally:
             self.doneCurrent()
         return np.frombuffer(raw, np.uint8).reshape(h, w, 3)[::-1].copy()

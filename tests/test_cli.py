@@ -64,3 +64,14 @@ def test_demo_fit_reaches_iou_09(tmp_path, capsys):
         assert mesh.num_faces == 1280
     assert Image.open(out / "contact_sheet.png").size[0] > 64 * 6
     assert "silhouette IoU" in capsys.readouterr().out
+
+
+def test_no_display_runs_the_headless_demo(monkeypatch, capsys):
+    calls = []
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr("studio.cli.fit_main", lambda argv: calls.append(argv) or 0)
+    assert main([]) == 0
+    assert calls == [["--demo", "--out", "dibr-studio-demo"]]
+    assert "no display" in capsys.readouterr().err

@@ -156,3 +156,37 @@ def test_bad_input_shows_a_dialog_and_keeps_the_session(window, qtbot, tmp_path,
     assert s.initial_mesh is mesh_before
     assert s.targets == targets_before
     assert len(shown) == 2
+
+
+def test_recent_files_and_dropped_paths(window, qtbot, tmp_path):
+    mesh_path = tmp_path / "dropped.ply"
+    rc.save_mesh(rc.icosphere(subdivisions=1), mesh_path)
+    window.open_paths([str(mesh_path)])
+    assert window.session.mesh_name == "dropped.ply"
+    assert window.recent_files()[0] == str(mesh_path.resolve())
+    assert window.recent_menu.actions()[0].text() == "dropped.ply"
+    for mode in ("wireframe", "colors", "texture", "shaded"):
+        window.controls.display.setCurrentText(mode)
+        assert window.viewport.mode == mode
+
+
+def test_settings_change_while_running(window, qtbot):
+    errors: list[str] = []
+    window.worker.failed.connect(errors.append)
+    window.run()
+    qtbot.waitUntil(lambda: window.step_count >= 2, timeout=30000)
+    c = window.controls
+    c.group_checks["texture"].setChecked(True)
+    c.shading.setCurrentText("phong")
+    c.group_checks["light"].setChecked(True)
+    c.resolution.setValue(48)
+    c.weights["edge"].setValue(0.5)
+    at = window.step_count
+    qtbot.waitUntil(lambda: window.step_count >= at + 3, timeout=30000)
+    window.controls.display.setCurrentText("texture")
+    qtbot.wait(200)
+    window.pause()
+    assert not errors and window.last_error is None
+    assert window.session.config.resolution == 48
+    assert window.images._last["render"].shape[:2] == (48, 48)
+    assert window.viewport._uvs is not None
