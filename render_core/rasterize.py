@@ -84,6 +84,9 @@ def barycentrics(clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
         (NDC z/w; 1 on background), both differentiable w.r.t. ``clip``.
     """
     bsz, h, w = face_idx.shape
+    if faces.shape[0] == 0:
+        zero = clip.sum() * 0  # keeps the graph so callers can always backpropagate
+        return clip.new_zeros(bsz, h, w, 3) + zero, clip.new_ones(bsz, h, w) + zero
     fg = face_idx >= 0
     fi = face_idx.clamp(min=0)
     bidx = torch.arange(bsz, device=clip.device).view(bsz, 1, 1)
