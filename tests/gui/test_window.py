@@ -103,11 +103,15 @@ def test_gl_silhouette_matches_the_render(window, qtbot):
                                  (h, w))[..., 0] > 127
         sharp = rc.Renderer((h, w), sigma=1e-5).render(mesh, cam)
         default = rc.Renderer((h, w)).render(mesh, cam)
-        hard = sharp.frags.mask[0].numpy()
-        assert (gl != hard).mean() < 0.001  # same projection, same pixel centres
-        assert (gl != (sharp.alpha[0] > 0.5).numpy()).mean() < 0.01
+        hard = (gl != sharp.frags.mask[0].numpy()).mean()
+        soft_sharp = (gl != (sharp.alpha[0] > 0.5).numpy()).mean()
+        soft_default = (gl != (default.alpha[0] > 0.5).numpy()).mean()
+        print(f"GL vs render, {h}x{w}: coverage {hard:.3%}, alpha>0.5 (sigma 1e-5) "
+              f"{soft_sharp:.3%}, alpha>0.5 (default sigma) {soft_default:.3%}")
+        assert hard < 0.001  # same projection, same pixel centres
+        assert soft_sharp < 0.01
         # DIB-R's soft band (sigma = 1/7000) dilates alpha > 0.5 by about a pixel.
-        assert (gl != (default.alpha[0] > 0.5).numpy()).mean() < 0.03
+        assert soft_default < 0.03
 
 
 def test_event_loop_stays_responsive_while_optimising(window, qtbot):
