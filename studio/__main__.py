@@ -10,7 +10,7 @@ USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene 
                        --optimize vertices,colors,... --steps N --out DIR
        dibr-studio fit --help           all fitting options"""
 
-HEADLESS_DEMO_DIR = "dibr-studio-demo"
+HEADLESS_DEMO_DIR = "out/demo"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,5 +73,5 @@ def test_no_display_runs_the_headless_demo(monkeypatch, capsys):
     monkeypatch.setattr("sys.platform", "linux")
     monkeypatch.setattr("studio.cli.fit_main", lambda argv: calls.append(argv) or 0)
     assert main([]) == 0
-    assert calls == [["--demo", "--out", "dibr-studio-demo"]]
+    assert calls == [["--demo", "--out", "out/demo"]]
     assert "no display" in capsys.readouterr().err
