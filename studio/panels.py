@@ -23,12 +23,15 @@ class ImagePanels(QWidget):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground("#202226")
         self.images: dict[str, pg.ImageItem] = {}
+        self.boxes: dict[str, pg.ViewBox] = {}
         self.titles = {"render": "Render", "target": "Target", "third": "Difference ×2"}
         for col, key in enumerate(("render", "target", "third")):
             vb = self.glw.addViewBox(row=1, col=col, lockAspect=True, enableMouse=False)
             self.glw.ci.layout.setColumnStretchFactor(col, 1)
             vb.invertY(True)
             vb.setMenuEnabled(False)
+            vb.disableAutoRange()
+            self.boxes[key] = vb
             item = pg.ImageItem()
             vb.addItem(item)
             self.images[key] = item
@@ -86,9 +89,12 @@ class ImagePanels(QWidget):
             third = 0.7 * r + 0.3 * t
             third[edge ^ (self._last["alpha"] > 0.5)] = (0.1, 0.9, 0.9)
             self.third_label.setText("Overlay")
+        h, w = r.shape[:2]
         for key, img in (("render", r), ("target", t), ("third", third)):
             self.images[key].setImage((np.clip(img, 0, 1) * 255).astype(np.uint8),
                                       levels=(0, 255), autoLevels=False)
+            # The same range everywhere, so the three panels show pixels at one scale.
+            self.boxes[key].setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
 
 
 class LossPlot(QWidget):
