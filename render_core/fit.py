@@ -260,7 +260,9 @@ class Fitter:
         if render_key != self._render_key:
             self._build_renderer()
             self._render_key = render_key
-        opt_key = tuple((n, g.enabled) for n, g in config.groups.items())
+        # The light group's tensor depends on the shading (direction vs SH coefficients).
+        opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
+                   config.shading == "sh", self.tex_logit is not None)
         if opt_key != self._opt_key:
             self._build_optimizer()
             self._opt_key = opt_key

@@ -120,3 +120,17 @@ def test_render_core_does_not_need_qt():
     code = ("import sys; [sys.modules.__setitem__(m, None) for m in "
             "('PyQt6', 'moderngl', 'pyqtgraph')]; import render_core.fit, studio.session")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_light_group_follows_the_shading(problem):
+    start, targets = problem
+    cfg = FitConfig(resolution=16, shading="lambertian")
+    cfg.groups = {g: ParamGroup(g == "light", 0.05) for g in GROUPS}
+    f = Fitter(start, targets, cfg)
+    f.step()
+    assert f.light_dir.requires_grad and not f.sh.requires_grad
+    cfg.shading = "sh"
+    f.apply_config(cfg)
+    sh = f.sh.detach().clone()
+    f.step()
+    assert f.sh.requires_grad and not torch.equal(sh, f.sh.detach())
