@@ -134,10 +134,11 @@ def random_scene(seed, n=12):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_overlapping_triangles_resolve_to_nearest_under_perspective(backend, seed):
+@pytest.mark.parametrize("near", [0.5, 2.0])  # with near=2 NDC depths take both signs
+def test_overlapping_triangles_resolve_to_nearest_under_perspective(backend, seed, near):
     verts, faces = random_scene(seed)
     h, w = 40, 56
-    cam = Camera.look_at((0.4, 0.3, 4.0), fov=50.0, aspect=w / h, near=0.5, far=20.0)
+    cam = Camera.look_at((0.4, 0.3, 4.0), fov=50.0, aspect=w / h, near=near, far=20.0)
     cam = cam.to(dtype=torch.float64)
     ref, ref_depth, gap = cast_rays(cam, verts, faces, h, w)
     clip = cam.to_clip(torch.tensor(verts))
