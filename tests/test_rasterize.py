@@ -10,7 +10,7 @@ from render_core.camera import Camera
 from render_core.interpolate import interpolate
 from render_core.rasterize import rasterize
 
-BACKENDS = ["torch"]
+BACKENDS = ["torch", "cpu"]
 
 
 def pixel_ndc(h, w):

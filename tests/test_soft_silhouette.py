@@ -10,7 +10,7 @@ from render_core import _torch_raster as tr
 from render_core.camera import Camera
 from render_core.rasterize import DEFAULT_SIGMA, rasterize, soft_silhouette
 
-BACKENDS = ["torch"]
+BACKENDS = ["torch", "cpu"]
 
 
 def dense_reference(clip, faces, h, w, sigma):
