@@ -4,6 +4,7 @@
 """
 
 from . import losses
+from ._ext import is_deterministic, set_deterministic
 from .camera import Camera
 from .color import linear_to_srgb, srgb_to_linear
 from .interpolate import interpolate, sample_texture
@@ -47,6 +48,7 @@ __all__ = [
     "face_normals",
     "icosphere",
     "interpolate",
+    "is_deterministic",
     "lambertian",
     "linear_to_srgb",
     "load_mesh",
@@ -55,6 +57,7 @@ __all__ = [
     "rasterize",
     "sample_texture",
     "save_mesh",
+    "set_deterministic",
     "sh_irradiance",
     "soft_silhouette",
     "srgb_to_linear",
