@@ -87,27 +87,30 @@ def barycentrics(clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
     if faces.shape[0] == 0:
         zero = clip.sum() * 0  # keeps the graph so callers can always backpropagate
         return clip.new_zeros(bsz, h, w, 3) + zero, clip.new_ones(bsz, h, w) + zero
-    fg = face_idx >= 0
-    fi = face_idx.clamp(min=0)
-    bidx = torch.arange(bsz, device=clip.device).view(bsz, 1, 1)
-    if clip.shape[0] == 1 and bsz > 1:
-        bidx = torch.zeros_like(bidx)
-    fv = clip[bidx[..., None], faces[fi]]  # [B,H,W,3,4]
-    edges = tr.homogeneous_edges(fv)  # [B,H,W,3,3]
+    # Edge functions once per face (O(F)), then one gather per covered pixel (O(pixels)):
+    # background pixels cost nothing and the backward pass is a scatter over faces.
+    fv = tr.face_vertices(clip, faces)  # [Bc,F,3,4]
+    edges = tr.homogeneous_edges(fv)  # [Bc,F,3,3]
+    flat = face_idx.reshape(-1)
+    sel = (flat >= 0).nonzero().squeeze(1)
+    f = flat[sel]
+    b = sel // (h * w) if clip.shape[0] > 1 else torch.zeros_like(sel)
+    i = (sel // w) % h
+    j = sel % w
     xs, ys = tr.pixel_centers(h, w, clip.dtype, clip.device)
-    px = xs.view(1, 1, w, 1)
-    py = ys.view(1, h, 1, 1)
-    ek = px * edges[..., 0] + py * edges[..., 1] + edges[..., 2]  # [B,H,W,3]
+    e = edges[b, f]  # [N,3,3]
+    ek = xs[j, None] * e[..., 0] + ys[i, None] * e[..., 1] + e[..., 2]  # [N,3]
     den = ek.sum(-1, keepdim=True)
-    den = torch.where(fg[..., None] & (den != 0), den, torch.ones_like(den))
-    bary = (ek / den).clamp(0.0, 1.0)
+    den = torch.where(den != 0, den, torch.ones_like(den))
+    bn = (ek / den).clamp(0.0, 1.0)
     # Renormalise after saturation; sums are >= 1 - 2*eps so this never divides by ~0.
-    bary = bary / bary.sum(-1, keepdim=True).clamp(min=1e-12)
-    bary = torch.where(fg[..., None], bary, torch.zeros_like(bary))
-    num_z = (bary * fv[..., 2]).sum(-1)
-    num_w = (bary * fv[..., 3]).sum(-1)
-    depth = num_z / torch.where(fg & (num_w != 0), num_w, torch.ones_like(num_w))
-    depth = torch.where(fg, depth, torch.ones_like(depth))
+    bn = bn / bn.sum(-1, keepdim=True).clamp(min=1e-12)
+    v = fv[b, f]  # [N,3,4]
+    num_z = (bn * v[..., 2]).sum(-1)
+    num_w = (bn * v[..., 3]).sum(-1)
+    zn = num_z / torch.where(num_w != 0, num_w, torch.ones_like(num_w))
+    bary = clip.new_zeros(bsz * h * w, 3).index_put((sel,), bn).view(bsz, h, w, 3)
+    depth = clip.new_ones(bsz * h * w).index_put((sel,), zn).view(bsz, h, w)
     return bary, depth
 
 
