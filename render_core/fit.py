@@ -445,6 +445,32 @@ class Fitter:
                 cams = cams[int(view)]
             return self.renderer.render(self._mesh(), cams, light=self._light())
 
+    _STATE = ("offset", "color_logit", "tex_logit", "uvs", "face_uvs", "light_dir", "sh",
+              "cam_delta")
+
+    def state(self) -> dict:
+        """The optimised values (detached copies) and step counters, for :meth:`load_state`.
+
+        Lets another Fitter of the same problem mirror this one, e.g. across processes.
+        """
+        out = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone()
+               for k in self._STATE}
+        out.update(steps=self.steps, rejected=self.rejected)
+        return out
+
+    def load_state(self, state: dict) -> None:
+        """Adopt values from :meth:`state` of a Fitter of the same problem (not the optimizer
+        moments: a mirror is for viewing and export, not for continuing the run)."""
+        with torch.no_grad():
+            for k in self._STATE:
+                v = state[k]
+                cur = getattr(self, k)
+                if v is None or cur is None or cur.shape != v.shape:
+                    setattr(self, k, None if v is None else v.clone())
+                else:
+                    cur.copy_(v)
+        self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
+
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""
         return self.t_rgb, self.t_mask

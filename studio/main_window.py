@@ -36,6 +36,9 @@ from .viewport import Viewport
 from .worker import WorkerThread
 
 MAX_RECENT = 8
+# Frames per second from the fit while it runs: smooth enough to watch, and it leaves the GUI
+# thread idle most of the time even on a busy two-core machine.
+FRAME_RATE = 15.0
 MESH_FILTER = "Meshes (*.obj *.ply *.glb *.gltf *.stl *.off)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg)"
 
@@ -124,7 +127,7 @@ class MainWindow(QMainWindow):
         for w in (self.status_state, self.status_steps, self.status_rate):
             self.statusBar().addPermanentWidget(w)
 
-        self.worker_thread = WorkerThread(self.session)
+        self.worker_thread = WorkerThread(self.session, max_fps=FRAME_RATE)
         self.worker = self.worker_thread.worker
         self.worker.steps.connect(self._on_steps)
         self.worker.frame.connect(self._on_frame)
@@ -315,6 +318,7 @@ class MainWindow(QMainWindow):
 
     def _on_state(self, state: str) -> None:
         self.status_state.setText(state)
+        self.losses.flush()
         self.controls.set_running(state == "running")
         if state != "running":
             self.status_rate.setText("")
@@ -337,18 +341,14 @@ class MainWindow(QMainWindow):
         if snap["generation"] != self.session.generation:
             return
         mesh = snap["mesh"]
-        v = mesh.vertices.numpy()
-        colors = None if mesh.vertex_colors is None else mesh.vertex_colors.numpy()
-        texture = None if mesh.texture is None else mesh.texture.numpy()
-        faces = mesh.faces.numpy()
+        v, faces = mesh["vertices"], mesh["faces"]
+        colors, texture = mesh["vertex_colors"], mesh["texture"]
         new_topology = self._faces is None or self._faces.shape != faces.shape or \
             not np.array_equal(self._faces, faces)
-        if new_topology or (mesh.uvs is None) != (self.viewport._uvs is None):
+        if new_topology or (mesh["uvs"] is None) != (self.viewport._uvs is None):
             # A texture group switched on mid-run brings UVs: same faces, new corners.
             self._faces = faces.copy()
-            uvs = None if mesh.uvs is None else mesh.uvs.numpy()
-            fuv = None if mesh.face_uvs is None else mesh.face_uvs.numpy()
-            self.viewport.set_mesh(v, faces, colors, uvs, fuv, texture)
+            self.viewport.set_mesh(v, faces, colors, mesh["uvs"], mesh["face_uvs"], texture)
             self.viewport.set_cameras(snap["cameras"], snap["view"])
             if new_topology:
                 self.viewport.frame_mesh(include_cameras=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from render_core.fit import LOSS_TERMS
@@ -127,6 +128,12 @@ class LossPlot(QWidget):
         lay.setSpacing(2)
         lay.addLayout(bar)
         lay.addWidget(self.plot, 1)
+        # Curves redraw at most every 200 ms: a plot repaint is the costliest thing the
+        # window does per frame, and nobody reads a loss curve at 30 fps.
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(200)
+        self._redraw_timer.timeout.connect(self._refresh)
         self._steps: list[int] = []
         self._values: dict[str, list[float]] = {k: [] for k in self.curves}
         self._set_log(True)
@@ -150,6 +157,12 @@ class LossPlot(QWidget):
                 v.append(float(m.get(k, np.nan)))
         if metrics:
             self.iou_label.setText(f"silhouette IoU: {metrics[-1].get('silhouette_iou', 0):.3f}")
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def flush(self) -> None:
+        """Redraw now (e.g. when the run pauses)."""
+        self._redraw_timer.stop()
         self._refresh()
 
     def values(self, name: str) -> np.ndarray:

@@ -224,31 +224,19 @@ class Session:
             return self._fitter.current_mesh()
 
     def snapshot(self, view: int) -> dict:
-        """What the views draw, in one locked read: sRGB render/target images and the mesh.
-
-        Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
-        sRGB), ``mesh`` (rc.Mesh), ``cameras`` list of (view [4,4], fov, aspect), ``light``
-        [3], ``step``, ``view`` and ``generation``.
-        """
+        """What the views draw, in one locked read (see :func:`snapshot_of`)."""
         with self._lock:
-            f = self.fitter()
-            view = int(np.clip(view, 0, len(self.targets) - 1))
-            out = f.render(view)
-            t_rgb, t_mask = f.target_images()
-            cams = f.cameras()
-            return {
-                "render": rc.linear_to_srgb(out.rgb[0].clamp(0, 1)).numpy(),
-                "alpha": out.alpha[0].numpy(),
-                "target": t_rgb[view].numpy(),
-                "mask": t_mask[view].numpy(),
-                "mesh": f.current_mesh(),
-                "cameras": [(cams.view[i].double().numpy(), float(cams.fov[i]),
-                             float(cams.aspect[i])) for i in range(len(cams))],
-                "light": f.light_direction(),
-                "step": f.steps,
-                "view": view,
-                "generation": self.generation,
-            }
+            return snapshot_of(self.fitter(), view, self.generation)
+
+    def sync(self, generation: int, state: dict, metrics: list[dict]) -> bool:
+        """Mirror a fit that runs elsewhere (the studio's fit process): adopt its parameters
+        and append its metrics, unless the fit has been restarted since (returns False)."""
+        with self._lock:
+            if generation != self.generation:
+                return False
+            self.fitter().load_state(state)
+            self.history.extend(metrics)
+            return True
 
     # -- export ------------------------------------------------------------------------------
 
@@ -286,3 +274,33 @@ class Session:
                    "targets": [t.name for t in self.targets],
                    "history": [{k: clean(v) for k, v in m.items()} for m in self.history]}
         files.write_atomic(path, json.dumps(doc, indent=1).encode())
+
+
+def snapshot_of(fitter: Fitter, view: int, generation: int) -> dict:
+    """What the views draw: sRGB render/target images, the mesh, cameras and light.
+
+    Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
+    sRGB), ``mesh`` (dict of numpy arrays or None: ``vertices faces vertex_colors uvs face_uvs
+    texture``, linear colours), ``cameras`` list of (view [4,4], fov, aspect), ``light`` [3],
+    ``step``, ``view`` and ``generation``. Plain data, so it can cross a process boundary.
+    """
+    view = int(np.clip(view, 0, len(fitter.targets) - 1))
+    out = fitter.render(view)
+    t_rgb, t_mask = fitter.target_images()
+    cams = fitter.cameras()
+    mesh = fitter.current_mesh()
+    fields = ("vertices", "faces", "vertex_colors", "uvs", "face_uvs", "texture")
+    return {
+        "render": rc.linear_to_srgb(out.rgb[0].clamp(0, 1)).numpy(),
+        "alpha": out.alpha[0].numpy(),
+        "target": t_rgb[view].numpy(),
+        "mask": t_mask[view].numpy(),
+        "mesh": {k: None if getattr(mesh, k) is None else getattr(mesh, k).numpy()
+                 for k in fields},
+        "cameras": [(cams.view[i].double().numpy(), float(cams.fov[i]), float(cams.aspect[i]))
+                    for i in range(len(cams))],
+        "light": fitter.light_direction(),
+        "step": fitter.steps,
+        "view": view,
+        "generation": generation,
+    }

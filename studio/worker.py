@@ -1,4 +1,4 @@
-"""The optimisation worker: a QObject living in its own QThread, stepping the session's Fitter.
+"""The optimisation worker: a QObject in its own QThread that drives the fit (in a child process).
 
 The GUI thread never runs a step. It talks to the worker through thread-safe methods
 (:meth:`FitWorker.run`, :meth:`~FitWorker.pause`, :meth:`~FitWorker.step`,
@@ -10,23 +10,17 @@ the event loop.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
-import torch
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
+from .fitproc import FitProcess
 from .session import Session
 
 
-def worker_threads() -> int:
-    """Intra-op threads for torch in the worker: leave one core to the GUI thread."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
 class FitWorker(QObject):
-    """Runs ``session.step()`` in a loop while running, or a requested number of times."""
+    """Steps the session's fit while running, or a requested number of times."""
 
     steps = pyqtSignal(int, list)
     frame = pyqtSignal(dict)
@@ -89,50 +83,77 @@ class FitWorker(QObject):
     # -- the loop (worker thread) ----------------------------------------------------------
 
     def loop(self) -> None:
-        """The worker thread's body; returns when :meth:`stop` is called."""
-        torch.set_num_threads(worker_threads())
+        """The worker thread's body; returns when :meth:`stop` is called.
+
+        Steps run in a :class:`~studio.fitproc.FitProcess`; this thread keeps it in step with
+        the session (a new problem after a load or reset, new settings) and mirrors its
+        results back into the session when it reports.
+        """
+        proc = FitProcess()
         batch: list[dict] = []
         generation = -1
         last_emit = 0.0
-        while True:
-            with self._cond:
-                while not (self._stop or self._running or self._pending_steps
-                           or self._want_frame or batch):
-                    self._cond.wait()
-                if self._stop:
-                    break
-                do_step = self._running or self._pending_steps > 0
-                if self._pending_steps > 0 and not self._running:
-                    self._pending_steps -= 1
-                want_frame, self._want_frame = self._want_frame, False
-            if do_step:
+        try:
+            while True:
+                with self._cond:
+                    while not (self._stop or self._running or self._pending_steps
+                               or self._want_frame or batch):
+                        self._cond.wait()
+                    if self._stop:
+                        break
+                    do_step = self._running or self._pending_steps > 0
+                    if self._pending_steps > 0 and not self._running:
+                        self._pending_steps -= 1
+                    want_frame, self._want_frame = self._want_frame, False
                 try:
-                    gen, metrics = self.session.tagged_step()
-                    if gen != generation:  # the fit was reset: older steps are void
+                    if not self.session.ready:
+                        batch = []
+                        continue
+                    gen = self._update(proc)
+                    if gen != generation:  # the fit was restarted: older steps are void
                         batch, generation = [], gen
-                    batch.append(metrics)
+                    if do_step:
+                        _, _, metrics = proc.call("step")
+                        batch.append(metrics)
+                    now = time.monotonic()
+                    idle = not (self._running or self._pending_steps)
+                    if want_frame or (batch and (idle or now - last_emit >= self.min_interval)):
+                        self._report(proc, generation, batch)
+                        batch = []
+                        last_emit = now
                 except Exception as e:  # a bad setting or problem must not kill the thread
                     self.pause()
                     self.failed.emit(f"optimisation step failed: {e}")
-                    batch.clear()
-                    continue
-            now = time.monotonic()
-            idle = not (self._running or self._pending_steps)
-            if want_frame or (batch and (idle or now - last_emit >= self.min_interval)):
-                self._emit(generation, batch)
-                batch = []
-                last_emit = now
+                    batch = []
+                    self._sent_generation = None  # rebuild the child's fit from scratch
+        finally:
+            proc.close()
         self.state_changed.emit("stopped")
 
-    def _emit(self, generation: int, batch: list[dict]) -> None:
+    _sent_generation: int | None = None
+    _sent_config = None
+
+    def _update(self, proc: FitProcess) -> int:
+        """Send the child what changed since last time; returns the current generation."""
+        s = self.session
+        with s._lock:
+            gen, config = s.generation, s.config
+            problem = (s.initial_mesh, list(s.targets)) if gen != self._sent_generation else None
+        if problem is not None:
+            proc.call("problem", gen, problem[0], problem[1], config)
+            self._sent_generation, self._sent_config = gen, config
+        elif config is not self._sent_config:
+            proc.call("config", config)
+            self._sent_config = config
+        return gen
+
+    def _report(self, proc: FitProcess, generation: int, batch: list[dict]) -> None:
+        _, snap, state = proc.call("sync", self.view)
+        if not self.session.sync(generation, state, batch):
+            return  # restarted meanwhile; the next loop sends the new problem
         if batch:
             self.steps.emit(generation, batch)
-        if not self.session.ready:
-            return
-        try:
-            self.frame.emit(self.session.snapshot(self.view))
-        except Exception as e:
-            self.failed.emit(f"could not render a frame: {e}")
+        self.frame.emit(snap)
 
 
 class WorkerThread:

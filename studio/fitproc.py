@@ -1,0 +1,100 @@
+"""The fit's own process, driven over a pipe by the studio's worker thread. No Qt.
+
+Why a process: Python threads share one interpreter lock. A fit step at interactive sizes is
+mostly many small torch calls whose Python dispatch holds that lock, and every Python callback
+of the GUI (each pyqtgraph item painted, each slot) must wait for it, so a fit in a thread makes
+the window stutter. In a child process the fit has its own interpreter; the worker thread only
+sends a command and sleeps in ``recv`` (which releases the lock) until the answer comes.
+
+Protocol (tuples; the child answers every command with one message):
+    ("problem", generation, mesh, targets, config)  → ("ok",)       build a new Fitter
+    ("config", config)                              → ("ok",)       apply settings
+    ("step",)                                       → ("step", generation, metrics)
+    ("sync", view)                                  → ("sync", snapshot, state)
+    ("quit",)                                       → (exits)
+Any failure answers ("error", message) and leaves the child running.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+
+
+def fit_threads() -> int:
+    """Intra-op threads for the fit: leave one core to the GUI."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _serve(conn) -> None:
+    """The child's loop (runs in the spawned process)."""
+    import torch
+
+    from render_core.fit import Fitter
+
+    from .session import snapshot_of
+
+    torch.set_num_threads(fit_threads())
+    try:
+        os.nice(5)  # the fit is background work: the window comes first when both need a core
+    except OSError:
+        pass
+    fitter = None
+    generation = -1
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        kind = msg[0]
+        if kind == "quit":
+            return
+        try:
+            if kind == "problem":
+                _, generation, mesh, targets, config = msg
+                fitter = Fitter(mesh, targets, config)
+                conn.send(("ok",))
+            elif fitter is None:
+                conn.send(("error", "no problem loaded"))
+            elif kind == "config":
+                fitter.apply_config(msg[1])
+                conn.send(("ok",))
+            elif kind == "step":
+                conn.send(("step", generation, fitter.step()))
+            elif kind == "sync":
+                conn.send(("sync", snapshot_of(fitter, msg[1], generation), fitter.state()))
+            else:
+                conn.send(("error", f"unknown command {kind!r}"))
+        except Exception as e:  # report, keep serving: a bad setting must not kill the fit
+            conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+class FitProcess:
+    """Client side: starts the child and exchanges one message per call."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that holds Qt and GL state
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child,), name="dibr-studio-fit",
+                                   daemon=True)
+        self.process.start()
+        child.close()
+
+    def call(self, *msg):
+        """Send a command and wait for its answer; raises RuntimeError on ("error", …)."""
+        self._conn.send(msg)
+        reply = self._conn.recv()
+        if reply[0] == "error":
+            raise RuntimeError(reply[1])
+        return reply
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self._conn.send(("quit",))
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+        self._conn.close()
