@@ -134,3 +134,16 @@ def test_light_group_follows_the_shading(problem):
     sh = f.sh.detach().clone()
     f.step()
     assert f.sh.requires_grad and not torch.equal(sh, f.sh.detach())
+
+
+def test_state_mirrors_another_fitter(problem):
+    start, targets = problem
+    cfg = FitConfig(resolution=16)
+    cfg.groups["texture"] = ParamGroup(True, 0.05)
+    a, b = Fitter(start, targets, cfg), Fitter(start, targets, cfg)
+    for _ in range(3):
+        a.step()
+    b.load_state(a.state())
+    assert b.steps == 3
+    ma, mb = a.current_mesh(), b.current_mesh()
+    assert torch.equal(ma.vertices, mb.vertices) and torch.equal(ma.texture, mb.texture)

@@ -66,3 +66,25 @@ def test_exports_reload(session, tmp_path):
     session.export_history(tmp_path / "h.json")
     assert Image.open(tmp_path / "render.png").mode == "RGBA"
     assert Image.open(tmp_path / "sheet.png").size[1] > 16 * 3
+
+
+def test_fit_process_round_trip(session):
+    from studio.fitproc import FitProcess
+
+    proc = FitProcess()
+    try:
+        proc.call("problem", session.generation, session.initial_mesh, session.targets,
+                  session.config)
+        metrics = [proc.call("step")[2] for _ in range(2)]
+        _, snap, state = proc.call("sync", 0)
+        assert snap["render"].shape == (16, 16, 3) and snap["mesh"]["faces"].shape[1] == 3
+        assert session.sync(session.generation, state, metrics)
+        assert session.steps == 2 and len(session.history) == 2
+        assert not session.sync(session.generation - 1, state, metrics)
+        with pytest.raises(RuntimeError):
+            bad = session.config.copy()
+            bad.shading = "cartoon"
+            proc.call("config", bad)
+        proc.call("step")  # still serving after an error
+    finally:
+        proc.close()
