@@ -126,6 +126,9 @@ class FitWorker(QObject):
                     self.failed.emit(f"optimisation step failed: {e}")
                     batch = []
                     self._sent_generation = None  # rebuild the child's fit from scratch
+                    if not proc.process.is_alive():  # it crashed: start a fresh one
+                        proc.close()
+                        proc = FitProcess()
         finally:
             proc.close()
         self.state_changed.emit("stopped")
