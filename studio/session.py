@@ -2,12 +2,12 @@
 
 Views observe a :class:`Session` through :meth:`Session.subscribe`; every change made through
 its methods calls the listeners with an event name (``"mesh"``, ``"targets"``, ``"config"``,
-``"reset"``) on the calling thread. :meth:`Session.step` is meant for the optimisation worker
-thread: the session's lock keeps it and the GUI thread's changes apart, and step does not emit
-events (the worker reports steps itself).
+``"reset"``) on the calling thread. The session's lock keeps threads apart: the CLI calls
+:meth:`Session.step` directly; the studio runs the steps in a fit process and mirrors them here
+with :meth:`Session.sync`, so exports and the views always see the latest parameters.
+Neither emits events (the worker reports steps itself).
 
-A method that fails (bad file, bad setting) raises and leaves the session exactly as it was.
-"""
+A method that fails (bad file, bad setting) raises and leaves the session exactly as it was."""
 
 from __future__ import annotations
 
