@@ -7,7 +7,9 @@ from . import losses
 from ._ext import is_deterministic, set_deterministic
 from .camera import Camera
 from .color import linear_to_srgb, srgb_to_linear
+from .fit import FitConfig, Fitter, ParamGroup, TargetView
 from .interpolate import interpolate, sample_texture
+from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 from .mesh import Mesh, MeshError, load_mesh, save_mesh
 from .primitives import cube, icosphere, uv_sphere
 from .rasterize import (
@@ -33,6 +35,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Camera",
+    "FitConfig",
+    "Fitter",
+    "ParamGroup",
+    "TargetView",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "DEFAULT_SIGMA",
     "DirectionalLight",
     "Fragments",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 _Scalar = float | int | Sequence[float] | torch.Tensor
+_FIELDS = ("view", "proj", "eye", "fov", "aspect", "near", "far")
 
 
 def _batched(x, width: int | None, dtype, device) -> torch.Tensor:
@@ -215,8 +216,7 @@ class Camera:
         ortho = [c.ortho_height is not None for c in cameras]
         if any(ortho) and not all(ortho):
             raise ValueError("cannot concatenate perspective and orthographic cameras")
-        fields = ["view", "proj", "eye", "fov", "aspect", "near", "far"]
-        parts = {f: torch.cat([getattr(c, f) for c in cameras]) for f in fields}
+        parts = {f: torch.cat([getattr(c, f) for c in cameras]) for f in _FIELDS}
         oh = torch.cat([c.ortho_height for c in cameras]) if all(ortho) else None
         return Camera(**parts, ortho_height=oh)
 
@@ -247,23 +247,17 @@ class Camera:
         hom = torch.cat([points, ones], dim=-1)
         return (hom @ self.view.to(points.dtype).transpose(-1, -2))[..., :3]
 
-    def to(self, device=None, dtype=None) -> Camera:
-        def mv(t):
-            return None if t is None else t.to(device=device, dtype=dtype)
+    def _map(self, fn) -> Camera:
+        """Apply ``fn`` to every tensor field."""
+        fields = {f: fn(getattr(self, f)) for f in _FIELDS}
+        oh = None if self.ortho_height is None else fn(self.ortho_height)
+        return Camera(**fields, ortho_height=oh)
 
-        return Camera(
-            *(mv(getattr(self, f)) for f in ["view", "proj", "eye", "fov", "aspect", "near", "far"]),
-            ortho_height=mv(self.ortho_height),
-        )
+    def to(self, device=None, dtype=None) -> Camera:
+        return self._map(lambda t: t.to(device=device, dtype=dtype))
 
     def detach(self) -> Camera:
-        def d(t):
-            return None if t is None else t.detach()
-
-        return Camera(
-            *(d(getattr(self, f)) for f in ["view", "proj", "eye", "fov", "aspect", "near", "far"]),
-            ortho_height=d(self.ortho_height),
-        )
+        return self._map(lambda t: t.detach())
 
 
 def fov_from_focal(focal_px: float, height_px: int) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -83,20 +82,6 @@ def load_mesh(path: str | os.PathLike) -> rc.Mesh:
     return mesh
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``, so a
-    crash never leaves a half-written file."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """[H,W,C] float in [0,1] → uint8 (rounded)."""
     return (np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -107,7 +92,7 @@ def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
     arr = img if img.dtype == np.uint8 else to_uint8(img)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    write_atomic(path, buf.getvalue())
+    rc.atomic_write_bytes(path, buf.getvalue())
 
 
 def export_mesh(mesh: rc.Mesh, path: str | os.PathLike) -> list[Path]:

@@ -273,7 +273,7 @@ class Session:
             doc = {"config": self.config.to_dict(), "mesh": self.mesh_name,
                    "targets": [t.name for t in self.targets],
                    "history": [{k: clean(v) for k, v in m.items()} for m in self.history]}
-        files.write_atomic(path, json.dumps(doc, indent=1).encode())
+        rc.atomic_write_text(path, json.dumps(doc, indent=1))
 
 
 def snapshot_of(fitter: Fitter, view: int, generation: int) -> dict:

@@ -7,7 +7,6 @@ and that the perturbed parameter comes back within a stated tolerance.
 
 import math
 
-import pytest
 import torch
 
 import render_core as rc
