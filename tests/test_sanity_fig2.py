@@ -12,7 +12,6 @@ import torch
 import render_core as rc
 
 RES = 64
-torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
 def target_mesh(sub=2):
