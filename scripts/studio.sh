@@ -4,6 +4,6 @@
 set -euo pipefail
 source "$(dirname "$0")/_setup.sh"
 ensure_os_packages
-ensure_venv studio
+ensure_venv studio,rendernet
 cd "$ROOT"
 exec "$VENV/bin/dibr-studio" "$@"

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/_setup.sh"
 ensure_os_packages
-ensure_venv "studio,test"
+ensure_venv "studio,test,rendernet"
 cd "$ROOT"
 "$VENV/bin/ruff" check render_core studio tests benchmarks scripts
 bash "$ROOT/scripts/check_cuda_build.sh"
