@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .shading import face_normals
+from .shading import _check_faces, face_normals
 
 __all__ = [
     "edge_adjacency",
@@ -42,16 +42,6 @@ def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     if vertices.ndim < 2 or vertices.shape[-1] != 3:
         raise ValueError(f"vertices must have shape [V,3] or [B,V,3], got {tuple(vertices.shape)}")
     return _check_faces(faces, vertices.device)
-
-
-def _check_faces(faces: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    if not torch.is_tensor(faces):
-        faces = torch.as_tensor(faces)
-    if faces.ndim != 2 or faces.shape[-1] != 3:
-        raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
-    if faces.is_floating_point() or faces.is_complex() or faces.dtype == torch.bool:
-        raise ValueError(f"faces must be an integer tensor, got {faces.dtype}")
-    return faces.to(device=device if device is not None else faces.device, dtype=torch.int64)
 
 
 # ---------------------------------------------------------------------------------------------

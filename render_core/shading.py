@@ -63,14 +63,15 @@ def safe_normalize(x: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
     return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + eps * eps)
 
 
-def _check_faces(faces: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _check_faces(faces: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """Faces as an [F,3] int64 tensor on ``device`` (default: where they are); ValueError else."""
     if not torch.is_tensor(faces):
         faces = torch.as_tensor(faces)
     if faces.ndim != 2 or faces.shape[-1] != 3:
         raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
     if faces.is_floating_point() or faces.is_complex() or faces.dtype == torch.bool:
         raise ValueError(f"faces must be an integer tensor, got {faces.dtype}")
-    return faces.to(device=device, dtype=torch.int64)
+    return faces.to(device=device if device is not None else faces.device, dtype=torch.int64)
 
 
 def _check_vertices(vertices: torch.Tensor) -> None:

@@ -1,5 +1,6 @@
 """Test-session settings shared by every test."""
 
+import pytest
 import torch
 
 
@@ -8,3 +9,12 @@ def pytest_configure(config):
     # it keeps timings sane when other processes share the cores. Tests that are about threads
     # (native determinism across thread counts) set their own.
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def float64_default():
+    """Build everything in float64 (tight comparisons, finite-difference gradient checks)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

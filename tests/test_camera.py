@@ -8,14 +8,7 @@ import torch
 
 from render_core.camera import Camera
 
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    # Build the matrices themselves in float64 so comparisons can be tight.
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def ndc(cam, pts):
