@@ -112,7 +112,8 @@ struct VisParams {
   VisFace* fdata;           // [N] setup output: edge functions and depths
   PixBox* box;              // [N] setup output: pixel box (empty when the face is rejected)
   const int64_t* entries;   // [P] binned (tile, face) entries, see the header comment
-  u64* zbuf;                // [B*H*W] nearest key per pixel, initialised to KEY_BG
+  const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries (tile body)
+  u64* zbuf;                // [B*H*W] nearest key per pixel, initialised to KEY_BG (GPU)
   int64_t* face_idx;        // [B*H*W] finalize output: face index or -1
 };
 
@@ -151,8 +152,40 @@ DIBR_HD void vis_setup_body(int64_t n, const VisParams& p) {
   p.box[n] = pixel_box(dx, dy, p.H, p.W, 0.0);
 }
 
-// Raster (one index per bin entry): depth-test the face on the pixels of its tile. The GPU runs
-// entries of one tile concurrently (atomicMin); the CPU runs a tile's entries on one thread.
+// Fragment of a face at pixel centre (px, py): true with its NDC depth *z when the pixel is
+// inside (edges inclusive, the sign of the edge sum decides the orientation) and -1 <= z <= 1.
+// Branch-free, so the CPU tile loop over a row of pixels vectorizes; when num_w == 0 the
+// quotient is inf/NaN and the result false, as in the reference.
+DIBR_HD bool vis_fragment(const VisFace& fd, float px, float py, float* z) {
+  const float e0 = edge_eval(fd.e[0], px, py);
+  const float e1 = edge_eval(fd.e[1], px, py);
+  const float e2 = edge_eval(fd.e[2], px, py);
+  const float den = (e0 + e1) + e2;
+  const bool pos = (e0 >= 0) & (e1 >= 0) & (e2 >= 0) & (den > 0);
+  const bool neg = (e0 <= 0) & (e1 <= 0) & (e2 <= 0) & (den < 0);
+  const float num_w = (e0 * fd.w[0] + e1 * fd.w[1]) + e2 * fd.w[2];
+  const float num_z = (e0 * fd.z[0] + e1 * fd.z[1]) + e2 * fd.z[2];
+  const float zz = num_z / num_w;
+  *z = zz;
+  return (pos | neg) & (num_w != 0) & (zz >= -1.0f) & (zz <= 1.0f);
+}
+
+// Depth-test one face on the pixels [i0, i1] x [j0, j1] of the global z-buffer of one image.
+DIBR_HD void vis_raster_span(const VisFace& fd, uint32_t face, int i0, int i1, int j0, int j1,
+                             u64* zb, int stride, const VisParams& p) {
+  for (int i = i0; i <= i1; ++i) {
+    const float py = pixel_y(i, p.two_over_h);
+    u64* row = zb + (int64_t)i * stride;
+    for (int j = j0; j <= j1; ++j) {
+      float z;
+      if (vis_fragment(fd, pixel_x(j, p.two_over_w), py, &z))
+        atomic_min_u64(row + j, depth_key(z, face));
+    }
+  }
+}
+
+// Raster (one index per bin entry, GPU): depth-test the face on the pixels of its tile; entries
+// of one tile meet in the global z-buffer's atomicMin, and vis_finalize_body reads it out.
 DIBR_HD void vis_raster_body(int64_t e, const VisParams& p) {
   const int64_t key = p.entries[e];
   const int64_t nfaces = (int64_t)p.B * p.F;
@@ -165,34 +198,67 @@ DIBR_HD void vis_raster_body(int64_t e, const VisParams& p) {
   const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
   const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
   const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
-  const VisFace fd = p.fdata[n];
-  const uint32_t face = (uint32_t)(n % p.F);
-  for (int i = i0; i <= i1; ++i) {
-    const float py = pixel_y(i, p.two_over_h);
-    u64* row = p.zbuf + ((int64_t)b * p.H + i) * p.W;
-    for (int j = j0; j <= j1; ++j) {
-      const float px = pixel_x(j, p.two_over_w);
-      const float e0 = edge_eval(fd.e[0], px, py);
-      const float e1 = edge_eval(fd.e[1], px, py);
-      const float e2 = edge_eval(fd.e[2], px, py);
-      const float den = (e0 + e1) + e2;
-      const bool inside = (e0 >= 0 && e1 >= 0 && e2 >= 0 && den > 0) ||
-                          (e0 <= 0 && e1 <= 0 && e2 <= 0 && den < 0);
-      if (!inside) continue;
-      const float num_w = (e0 * fd.w[0] + e1 * fd.w[1]) + e2 * fd.w[2];
-      if (num_w == 0) continue;
-      const float num_z = (e0 * fd.z[0] + e1 * fd.z[1]) + e2 * fd.z[2];
-      const float z = num_z / num_w;
-      if (!(z >= -1.0f && z <= 1.0f)) continue;
-      atomic_min_u64(row + j, depth_key(z, face));
-    }
-  }
+  vis_raster_span(p.fdata[n], (uint32_t)(n % p.F), i0, i1, j0, j1,
+                  p.zbuf + (int64_t)b * p.H * p.W, p.W, p);
 }
 
-// Finalize (one index per pixel): key -> face index.
+// Finalize (one index per pixel, GPU): key -> face index.
 DIBR_HD void vis_finalize_body(int64_t q, const VisParams& p) {
   const u64 k = p.zbuf[q];
   p.face_idx[q] = k == KEY_BG ? -1 : (int64_t)(k & 0xFFFFFFFFull);
+}
+
+// Signed 32-bit depth order: the order of orderable_bits (so of the keys' high words), as a
+// signed integer compare (-0 sorts just below +0); INT32_MAX is above every finite depth.
+DIBR_HD int32_t depth_order(float z) {
+  const int32_t s = (int32_t)(orderable_bits(z) ^ 0x80000000u);
+  return s;
+}
+
+// Raster + finalize of a whole tile (one index per tile, CPU): the tile's bin against a
+// TILE x TILE z-buffer of its own, then its face indices. The bin is in ascending face order,
+// so a later face only wins by being strictly nearer: the same minimum of the 64-bit keys
+// (depth, face) as the per-entry body, kept as a 32-bit depth order and a face index.
+DIBR_HD void vis_tile_body(int64_t t, const VisParams& p) {
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
+  int32_t zo[TILE_PIX], fi[TILE_PIX];
+  for (int l = 0; l < TILE_PIX; ++l) {
+    zo[l] = 0x7FFFFFFF;
+    fi[l] = -1;
+  }
+  float px[TILE];
+  for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w);
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const int64_t e1 = p.tile_off[t + 1];
+  for (int64_t e = p.tile_off[t]; e < e1; ++e) {
+    const int64_t n = p.entries[e] - base;
+    const PixBox bx = p.box[n];
+    const VisFace fd = p.fdata[n];
+    const int32_t face = (int32_t)(n - (int64_t)b * p.F);
+    const int i0 = oi > bx.i0 ? oi : bx.i0;
+    const int i1 = oi + TILE - 1 < bx.i1 ? oi + TILE - 1 : bx.i1;
+    const int c0 = bx.j0 - oj, c1 = bx.j1 - oj;
+    for (int i = i0; i <= i1; ++i) {
+      const float py = pixel_y(i, p.two_over_h);
+      int32_t* zr = zo + (i - oi) * TILE;
+      int32_t* fr = fi + (i - oi) * TILE;
+      for (int c = 0; c < TILE; ++c) {
+        float z;
+        const bool ok = vis_fragment(fd, px[c], py, &z) & (c >= c0) & (c <= c1);
+        const int32_t k = depth_order(z);
+        const bool win = ok & (k < zr[c]);
+        zr[c] = win ? k : zr[c];
+        fr[c] = win ? face : fr[c];
+      }
+    }
+  }
+  const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
+  for (int i = 0; i < ni; ++i) {
+    int64_t* out = p.face_idx + ((int64_t)b * p.H + oi + i) * p.W + oj;
+    for (int j = 0; j < nj; ++j) out[j] = fi[i * TILE + j];
+  }
 }
 
 // ------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 //   launch_tiles<Body>(tiles, tile_off, params)  every bin entry, one tile per CPU thread
 //   finish_bins(entries)            make each tile's entries ascending (sort on the GPU)
 //   kAtomicAdds                     whether atomic_add is a real atomic (the GPU)
+//   kTileZBuffer                    visibility: one tile per index with a tile-local z-buffer
+//                                   (CPU) instead of one bin entry per index (GPU)
 #pragma once
 
 #include <ATen/ATen.h>
@@ -28,6 +30,7 @@ DIBR_BODY(BinFill, bin_fill_body)
 DIBR_BODY(VisSetup, vis_setup_body)
 DIBR_BODY(VisRaster, vis_raster_body)
 DIBR_BODY(VisFinalize, vis_finalize_body)
+DIBR_BODY(VisTile, vis_tile_body)
 DIBR_BODY(SoftSetup, soft_setup_body)
 DIBR_BODY(SoftCovered, soft_covered_body)
 DIBR_BODY(SoftOpen, soft_open_body)
@@ -91,14 +94,19 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   p.box = boxes(box);
   Exec::template launch<VisSetup>(nf, p);
   Bins bins = make_bins<Exec>(box, B, F, tx, ty);
-  // KEY_BG is all ones: the int64 -1 pattern.
-  at::Tensor zbuf = at::full({(int64_t)B, H, W}, -1, clip.options().dtype(at::kLong));
   at::Tensor face_idx = at::empty({(int64_t)B, H, W}, clip.options().dtype(at::kLong));
   p.entries = bins.entries.data_ptr<int64_t>();
-  p.zbuf = reinterpret_cast<u64*>(zbuf.data_ptr<int64_t>());
+  p.tile_off = bins.tile_off.data_ptr<int64_t>();
   p.face_idx = face_idx.data_ptr<int64_t>();
-  Exec::template launch_tiles<VisRaster>((int64_t)B * tx * ty, bins.tile_off, p);
-  Exec::template launch<VisFinalize>((int64_t)B * H * W, p);
+  if constexpr (Exec::kTileZBuffer) {
+    Exec::template launch<VisTile>((int64_t)B * tx * ty, p);
+  } else {
+    // KEY_BG is all ones: the int64 -1 pattern.
+    at::Tensor zbuf = at::full({(int64_t)B, H, W}, -1, clip.options().dtype(at::kLong));
+    p.zbuf = reinterpret_cast<u64*>(zbuf.data_ptr<int64_t>());
+    Exec::template launch_tiles<VisRaster>((int64_t)B * tx * ty, bins.tile_off, p);
+    Exec::template launch<VisFinalize>((int64_t)B * H * W, p);
+  }
   return face_idx;
 }
 
