@@ -385,6 +385,20 @@ DIBR_HD void soft_open_body(int64_t t, const SoftParams<T>& p) {
   p.tile_open[t] = open;
 }
 
+// log(1 - p) of a face at pixel (px, py), p = exp(-d / sigma): false when the face does not
+// count there (d >= cut2, checked first against its bounding box). Shared by both forward
+// bodies, so the per-pixel sums are the same on both devices.
+template <typename T>
+DIBR_HD bool soft_log_term(T px, T py, const T* tri, const SoftParams<T>& p, T* log_q) {
+  if (beyond_cutoff(px, py, tri, p.cut2)) return false;
+  const T d = tri_dist2(px, py, tri);
+  if (!(d < p.cut2)) return false;
+  T x = d / p.sigma;
+  x = x < (T)MIN_X ? (T)MIN_X : x;
+  *log_q = log1m_exp_neg(x);
+  return true;
+}
+
 // Forward (one index per pixel, tile-major), after the covered pass: a gather over the
 // pixel's bin, so no atomics and the sum runs in ascending face order on both devices (the
 // reference's order, too). Covered pixels are 1 whatever the sum: their log/exp terms are
@@ -404,21 +418,87 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
   T s = 0;
   for (int64_t e = e0; e < e1; ++e) {
-    const int64_t n = p.entries[e] % nfaces;
+    const int64_t n = p.entries[e] - t * nfaces;
     const T* tri = p.tri + n * TRI;
-    if (!in_box(p.box[n], i, j) || beyond_cutoff(px, py, tri, p.cut2)) continue;
-    const T d = tri_dist2(px, py, tri);
-    if (!(d < p.cut2)) continue;
-    T x = d / p.sigma;
-    x = x < (T)MIN_X ? (T)MIN_X : x;
-    s += log1m_exp_neg(x);
+    T log_q;
+    if (in_box(p.box[n], i, j) && soft_log_term(px, py, tri, p, &log_q)) s += log_q;
   }
   const T a = -m_expm1(s);
   p.s[pix] = s;
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
-// Backward (one index per bin entry): dA/dd_k = -exp(S - L_k) exp(-x_k) / sigma for the
+// Covered pass, open count and forward pass of a whole tile (one index per tile, CPU): the
+// same per-pixel results as soft_covered_body, soft_open_body and soft_forward_body, with the
+// loops turned inside out (a face's setup is read once per tile, and only the pixels of its
+// box are visited); each pixel still sums its faces in ascending order.
+template <typename T>
+DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
+  const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const int64_t e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  T px[TILE], s[TILE_PIX];
+  bool cov[TILE_PIX];
+  for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
+  for (int l = 0; l < TILE_PIX; ++l) {
+    cov[l] = false;
+    s[l] = 0;
+  }
+  for (int64_t e = e0; e < e1; ++e) {
+    const int64_t n = p.entries[e] - base;
+    const PixBox bx = p.inner[n];
+    const int i0 = oi > bx.i0 ? oi : bx.i0, i1 = oi + ni - 1 < bx.i1 ? oi + ni - 1 : bx.i1;
+    const int j0 = oj > bx.j0 ? oj : bx.j0, j1 = oj + nj - 1 < bx.j1 ? oj + nj - 1 : bx.j1;
+    const T* tri = p.tri + n * TRI;
+    for (int i = i0; i <= i1; ++i) {
+      const T py = pixel_y(i, p.two_over_h);
+      for (int j = j0; j <= j1; ++j)
+        if (point_in_triangle(px[j - oj], py, tri)) cov[(i - oi) * TILE + (j - oj)] = true;
+    }
+  }
+  int open = 0;
+  for (int i = 0; i < ni; ++i)
+    for (int j = 0; j < nj; ++j) open += !cov[i * TILE + j];
+  if (open > 0) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t n = p.entries[e] - base;
+      const PixBox bx = p.box[n];
+      const int i0 = oi > bx.i0 ? oi : bx.i0, i1 = oi + ni - 1 < bx.i1 ? oi + ni - 1 : bx.i1;
+      const int j0 = oj > bx.j0 ? oj : bx.j0, j1 = oj + nj - 1 < bx.j1 ? oj + nj - 1 : bx.j1;
+      T tri[TRI];
+      for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+      for (int i = i0; i <= i1; ++i) {
+        const T py = pixel_y(i, p.two_over_h);
+        for (int j = j0; j <= j1; ++j) {
+          const int l = (i - oi) * TILE + (j - oj);
+          T log_q;
+          if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q)) s[l] += log_q;
+        }
+      }
+    }
+  }
+  for (int i = 0; i < ni; ++i) {
+    const int64_t row = ((int64_t)b * p.H + oi + i) * p.W + oj;
+    for (int j = 0; j < nj; ++j) {
+      const int l = i * TILE + j;
+      p.covered[row + j] = cov[l];
+      if (cov[l]) {
+        p.s[row + j] = 0;
+        p.alpha[row + j] = 1;
+      } else {
+        const T a = -m_expm1(s[l]);
+        p.s[row + j] = s[l];
+        p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+      }
+    }
+  }
+  p.tile_open[t] = open;
+}
+
+// Backward (one index per bin entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
 // uncovered pixels of the entry's tile, chained through the distance gradient to the face's
 // three vertices, summed over the tile's pixels in row-major order. Then either one atomic add
 // per vertex (GPU default: the order of those adds, hence the last bits, varies run to run) or
@@ -453,7 +533,8 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       if (!(d < p.cut2)) continue;
       T x = d / p.sigma;
       x = x < (T)MIN_X ? (T)MIN_X : x;
-      const T coeff = -m_exp(p.s[pix] - log1m_exp_neg(x)) * m_exp(-x) / p.sigma * g;
+      // exp(S - L) * exp(-x) as one exp: the exponent is at most ~ln(1/eps) + |S| in size.
+      const T coeff = -m_exp((p.s[pix] - log1m_exp_neg(x)) - x) / p.sigma * g;
       for (int k = 0; k < 6; ++k) acc[k] += coeff * gd[k];
     }
   }

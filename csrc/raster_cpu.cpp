@@ -12,7 +12,7 @@ namespace dibr {
 
 struct CpuExec {
   static constexpr bool kAtomicAdds = false;  // host atomic_add is a plain add
-  static constexpr bool kTileZBuffer = true;   // vis_tile_body: a tile per index
+  static constexpr bool kTilePerIndex = true;  // tile bodies: a whole tile per index
 
   template <class Body, class P>
   static void launch(int64_t n, const P& p) {

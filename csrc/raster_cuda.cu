@@ -24,7 +24,7 @@ __global__ void run_body(int64_t n, P p) {
 
 struct CudaExec {
   static constexpr bool kAtomicAdds = true;
-  static constexpr bool kTileZBuffer = false;  // one thread per bin entry, global z-buffer
+  static constexpr bool kTilePerIndex = false;  // one thread per bin entry or pixel
   static constexpr int kThreads = 128;  // multiple of TILE_PIX: a block holds whole tiles
 
   template <class Body, class P>

@@ -6,8 +6,8 @@
 //   launch_tiles<Body>(tiles, tile_off, params)  every bin entry, one tile per CPU thread
 //   finish_bins(entries)            make each tile's entries ascending (sort on the GPU)
 //   kAtomicAdds                     whether atomic_add is a real atomic (the GPU)
-//   kTileZBuffer                    visibility: one tile per index with a tile-local z-buffer
-//                                   (CPU) instead of one bin entry per index (GPU)
+//   kTilePerIndex                   visibility and soft forward: one whole tile per index (CPU)
+//                                   instead of one bin entry or pixel per index (GPU)
 #pragma once
 
 #include <ATen/ATen.h>
@@ -35,6 +35,7 @@ DIBR_BODY(SoftSetup, soft_setup_body)
 DIBR_BODY(SoftCovered, soft_covered_body)
 DIBR_BODY(SoftOpen, soft_open_body)
 DIBR_BODY(SoftForward, soft_forward_body)
+DIBR_BODY(SoftTileForward, soft_tile_forward_body)
 DIBR_BODY(SoftBackward, soft_backward_body)
 DIBR_BODY(SoftGather, soft_gather_body)
 #undef DIBR_BODY
@@ -98,7 +99,7 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   p.entries = bins.entries.data_ptr<int64_t>();
   p.tile_off = bins.tile_off.data_ptr<int64_t>();
   p.face_idx = face_idx.data_ptr<int64_t>();
-  if constexpr (Exec::kTileZBuffer) {
+  if constexpr (Exec::kTilePerIndex) {
     Exec::template launch<VisTile>((int64_t)B * tx * ty, p);
   } else {
     // KEY_BG is all ones: the int64 -1 pattern.
@@ -170,11 +171,15 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.s = s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
     p.covered = covered.data_ptr<bool>();
-    Exec::template launch_tiles<SoftCovered>(ntiles, bins.tile_off, p);
     at::Tensor tile_open = at::empty({ntiles}, xy.options().dtype(at::kInt));
     p.tile_open = tile_open.data_ptr<int>();
-    Exec::template launch<SoftOpen>(ntiles, p);
-    Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
+    if constexpr (Exec::kTilePerIndex) {
+      Exec::template launch<SoftTileForward>(ntiles, p);
+    } else {
+      Exec::template launch_tiles<SoftCovered>(ntiles, bins.tile_off, p);
+      Exec::template launch<SoftOpen>(ntiles, p);
+      Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
+    }
     out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off, tile_open};
   });
   return out;
