@@ -329,6 +329,13 @@ DIBR_HD bool beyond_cutoff(T px, T py, const T* t, T cut2) {
   return dx * dx + dy * dy > cut2 * (T)1.001;
 }
 
+// A whole row py beyond the cutoff: beyond_cutoff holds at every pixel of the row.
+template <typename T>
+DIBR_HD bool row_beyond_cutoff(T py, const T* t, T cut2) {
+  const T dy = py < t[8] ? t[8] - py : (py > t[9] ? py - t[9] : (T)0);
+  return dy * dy > cut2 * (T)1.001;
+}
+
 // Pixel of tile-major index q (64 consecutive indices per tile); false if off the image.
 template <typename P>
 DIBR_HD bool tile_pixel(int64_t q, const P& p, int64_t* t, int* b, int* i, int* j) {
@@ -423,7 +430,7 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
     T log_q;
     if (in_box(p.box[n], i, j) && soft_log_term(px, py, tri, p, &log_q)) s += log_q;
   }
-  const T a = -m_expm1(s);
+  const T a = s == 0 ? -s : -m_expm1(s);  // expm1(0) is 0: most of the image
   p.s[pix] = s;
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
@@ -472,6 +479,7 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
       for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
       for (int i = i0; i <= i1; ++i) {
         const T py = pixel_y(i, p.two_over_h);
+        if (row_beyond_cutoff(py, tri, p.cut2)) continue;
         for (int j = j0; j <= j1; ++j) {
           const int l = (i - oi) * TILE + (j - oj);
           T log_q;
@@ -489,7 +497,7 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
         p.s[row + j] = 0;
         p.alpha[row + j] = 1;
       } else {
-        const T a = -m_expm1(s[l]);
+        const T a = s[l] == 0 ? -s[l] : -m_expm1(s[l]);  // expm1(0) is 0: most of the image
         p.s[row + j] = s[l];
         p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
       }
@@ -521,6 +529,7 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
   for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
   for (int i = i0; i <= i1; ++i) {
     const T py = pixel_y(i, p.two_over_h);
+    if (row_beyond_cutoff(py, tri, p.cut2)) continue;
     const int64_t row = ((int64_t)b * p.H + i) * p.W;
     for (int j = j0; j <= j1; ++j) {
       const int64_t pix = row + j;
@@ -528,9 +537,8 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       if (p.covered[pix] || g == 0) continue;
       const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
       if (beyond_cutoff(px, py, tri, p.cut2)) continue;
-      T gd[6];
-      const T d = tri_dist2_grad(px, py, tri, gd);
-      if (!(d < p.cut2)) continue;
+      T gd[6], d;
+      if (!tri_dist2_grad_within(px, py, tri, p.cut2, &d, gd)) continue;
       T x = d / p.sigma;
       x = x < (T)MIN_X ? (T)MIN_X : x;
       // exp(S - L) * exp(-x) as one exp: the exponent is at most ~ln(1/eps) + |S| in size.

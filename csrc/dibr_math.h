@@ -71,9 +71,11 @@ DIBR_HD float m_log(float x) { return logf(x); }
 DIBR_HD double m_log(double x) { return log(x); }
 
 // log(1 - exp(-x)) for x > 0: accurate both for tiny x (log x) and large x (-exp(-x)).
+// Above x = 1/2, exp(-x) < 0.61 and 1 - exp(-x) suffers no cancellation, so the (much
+// cheaper) exp gives the same 1 - exp(-x) as expm1 to within a rounding or two.
 template <typename T>
 DIBR_HD T log1m_exp_neg(T x) {
-  return m_log(-m_expm1(-x));
+  return x > (T)0.5 ? m_log((T)1 - m_exp(-x)) : m_log(-m_expm1(-x));
 }
 
 // Map a float to 32 bits whose unsigned order is the float order (-0 sorts just below +0).
@@ -207,25 +209,35 @@ DIBR_HD T tri_dist2(T px, T py, const T* t) {
 }
 
 // tri_dist2 and its gradient g[6] w.r.t. (ax, ay, bx, by, cx, cy), for p outside the triangle
-// (inside, the reference's distance is the constant 0 and its gradient is 0).
+// (inside, the reference's distance is the constant 0 and its gradient is 0). Returns false,
+// leaving d and g unset, when the distance is not below cut2: the three distances come first
+// (seg_dist2 computes them exactly as seg_dist2_grad does), and only the edges that
+// torch.minimum gives a nonzero weight are differentiated.
 template <typename T>
-DIBR_HD T tri_dist2_grad(T px, T py, const T* t, T g[6]) {
-  T g0a[2], g0b[2], g1a[2], g1b[2], g2a[2], g2b[2];
-  const T s0 = seg_dist2_grad(px, py, t[0], t[1], t[2], t[3], g0a, g0b);
-  const T s1 = seg_dist2_grad(px, py, t[2], t[3], t[4], t[5], g1a, g1b);
-  const T s2 = seg_dist2_grad(px, py, t[4], t[5], t[0], t[1], g2a, g2b);
+DIBR_HD bool tri_dist2_grad_within(T px, T py, const T* t, T cut2, T* d, T g[6]) {
+  const T s0 = seg_dist2(px, py, t[0], t[1], t[2], t[3]);
+  const T s1 = seg_dist2(px, py, t[2], t[3], t[4], t[5]);
+  const T s2 = seg_dist2(px, py, t[4], t[5], t[0], t[1]);
+  const T m = s0 < s1 ? s0 : s1;
+  const T dd = m < s2 ? m : s2;
+  if (!(dd < cut2)) return false;
   T w0, w1, w01, w2;
   min_weights(s0, s1, &w0, &w1);
-  const T m = s0 < s1 ? s0 : s1;
   min_weights(m, s2, &w01, &w2);
   w0 *= w01;
   w1 *= w01;
+  T g0a[2] = {0, 0}, g0b[2] = {0, 0}, g1a[2] = {0, 0}, g1b[2] = {0, 0};
+  T g2a[2] = {0, 0}, g2b[2] = {0, 0};
+  if (w0 != (T)0) seg_dist2_grad(px, py, t[0], t[1], t[2], t[3], g0a, g0b);
+  if (w1 != (T)0) seg_dist2_grad(px, py, t[2], t[3], t[4], t[5], g1a, g1b);
+  if (w2 != (T)0) seg_dist2_grad(px, py, t[4], t[5], t[0], t[1], g2a, g2b);
   for (int c = 0; c < 2; ++c) {
     g[0 + c] = w0 * g0a[c] + w2 * g2b[c];
     g[2 + c] = w0 * g0b[c] + w1 * g1a[c];
     g[4 + c] = w1 * g1b[c] + w2 * g2a[c];
   }
-  return m < s2 ? m : s2;
+  *d = dd;
+  return true;
 }
 
 }  // namespace dibr
