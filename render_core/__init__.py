@@ -73,3 +73,13 @@ __all__ = [
     "uv_sphere",
     "vertex_normals",
 ]
+
+
+def __getattr__(name: str):
+    # The neural shaders load on first use (`rc.rendernet`): they need the optional
+    # `rendernet` extra and shipped weights that plain rendering never touches.
+    if name == "rendernet":
+        import importlib
+
+        return importlib.import_module(".rendernet", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
