@@ -286,7 +286,8 @@ struct SoftParams {
   T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
   T* alpha;                 // [B*H*W] forward output
   bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
-  int* tile_open;           // [B*TY*TX] forward: uncovered pixels per tile (0: backward skips)
+  PixBox* tile_open;        // [B*TY*TX] forward: box of each tile's uncovered pixels (empty:
+                            //   the backward pass skips the tile)
   const T* grad_alpha;      // [B*H*W] backward: upstream gradient
   T* grad_xy;               // [B,V,2] backward (atomic mode): accumulated gradient
   T* pair_grad;             // [P,6] backward (deterministic mode): per pair vertex gradients
@@ -327,6 +328,46 @@ DIBR_HD bool beyond_cutoff(T px, T py, const T* t, T cut2) {
   const T dx = px < t[6] ? t[6] - px : (px > t[7] ? px - t[7] : (T)0);
   const T dy = py < t[8] ? t[8] - py : (py > t[9] ? py - t[9] : (T)0);
   return dx * dx + dy * dy > cut2 * (T)1.001;
+}
+
+// A second cheap bound, set up once per face and tile: outside a triangle, the distance to it
+// is at least the distance beyond any of its edge lines. Row k holds the unit outward normal
+// and offset of edge k (zeros for an unusable edge: zero length, zero area, non-finite), so
+// nx*px + ny*py - c is the signed distance beyond it; a face is skipped where that exceeds
+// `lim`, the cutoff radius plus a margin far above the rounding of those evaluations (which
+// grows with the size of the coordinates), so the exact test below decides every borderline
+// pair exactly as before.
+template <typename T>
+struct EdgeBound {
+  T nx[3], ny[3], c[3], lim;
+};
+
+template <typename T>
+DIBR_HD void edge_bound(const T* t, T cut2, T iso_scale, EdgeBound<T>* eb) {
+  const T area2 = cross2(t[2] - t[0], t[3] - t[1], t[4] - t[0], t[5] - t[1]);
+  const T sgn = area2 > 0 ? (T)1 : (area2 < 0 ? (T)-1 : (T)0);
+  T big = iso_scale;
+  for (int k = 0; k < 3; ++k) {
+    const T ax = t[2 * k], ay = t[2 * k + 1];
+    const T bx = t[(2 * k + 2) % 6], by = t[(2 * k + 3) % 6];
+    const T abx = bx - ax, aby = by - ay;
+    const T len = m_sqrt(abx * abx + aby * aby);
+    const bool ok = sgn != (T)0 && len > (T)0 && len < (T)INFINITY;
+    eb->nx[k] = ok ? sgn * aby / len : (T)0;
+    eb->ny[k] = ok ? -sgn * abx / len : (T)0;
+    eb->c[k] = ok ? eb->nx[k] * ax + eb->ny[k] * ay : (T)0;
+    const T m = (ax < 0 ? -ax : ax) + (ay < 0 ? -ay : ay);
+    big = m > big ? m : big;
+  }
+  eb->lim = m_sqrt(cut2 * (T)1.001) + (T)1e-5 * ((T)1 + big);
+}
+
+template <typename T>
+DIBR_HD bool beyond_edges(T px, T py, const EdgeBound<T>& eb) {
+  const T d0 = (eb.nx[0] * px + eb.ny[0] * py) - eb.c[0];
+  const T d1 = (eb.nx[1] * px + eb.ny[1] * py) - eb.c[1];
+  const T d2 = (eb.nx[2] * px + eb.ny[2] * py) - eb.c[2];
+  return (d0 > eb.lim) | (d1 > eb.lim) | (d2 > eb.lim);
 }
 
 // A whole row py beyond the cutoff: beyond_cutoff holds at every pixel of the row.
@@ -378,26 +419,42 @@ DIBR_HD void soft_covered_body(int64_t e, const SoftParams<T>& p) {
   }
 }
 
-// Open pixels (one index per tile): how many of the tile's pixels are uncovered, so the
-// backward pass skips the entries of fully covered tiles (most of a mesh's interior) at once.
+// Grow box o (empty to start with) by pixel (i, j).
+DIBR_HD void box_add(PixBox* o, int i, int j) {
+  if (o->j0 > o->j1) {
+    *o = PixBox{j, j, i, i};
+    return;
+  }
+  o->j0 = j < o->j0 ? j : o->j0;
+  o->j1 = j > o->j1 ? j : o->j1;
+  o->i0 = i < o->i0 ? i : o->i0;
+  o->i1 = i > o->i1 ? i : o->i1;
+}
+
+// Open pixels (one index per tile): the box of the tile's uncovered pixels, so the backward
+// pass skips the entries of fully covered tiles (most of a mesh's interior) at once, and the
+// covered rows and columns of the others.
 template <typename T>
 DIBR_HD void soft_open_body(int64_t t, const SoftParams<T>& p) {
-  int open = 0;
+  PixBox o = empty_box();
   for (int l = 0; l < TILE_PIX; ++l) {
     int64_t tt;
     int b, i, j;
-    if (tile_pixel(t * TILE_PIX + l, p, &tt, &b, &i, &j))
-      open += !p.covered[((int64_t)b * p.H + i) * p.W + j];
+    if (tile_pixel(t * TILE_PIX + l, p, &tt, &b, &i, &j) &&
+        !p.covered[((int64_t)b * p.H + i) * p.W + j])
+      box_add(&o, i, j);
   }
-  p.tile_open[t] = open;
+  p.tile_open[t] = o;
 }
 
 // log(1 - p) of a face at pixel (px, py), p = exp(-d / sigma): false when the face does not
 // count there (d >= cut2, checked first against its bounding box). Shared by both forward
 // bodies, so the per-pixel sums are the same on both devices.
 template <typename T>
-DIBR_HD bool soft_log_term(T px, T py, const T* tri, const SoftParams<T>& p, T* log_q) {
+DIBR_HD bool soft_log_term(T px, T py, const T* tri, const SoftParams<T>& p, T* log_q,
+                           const EdgeBound<T>* eb = nullptr) {
   if (beyond_cutoff(px, py, tri, p.cut2)) return false;
+  if (eb && beyond_edges(px, py, *eb)) return false;
   const T d = tri_dist2(px, py, tri);
   if (!(d < p.cut2)) return false;
   T x = d / p.sigma;
@@ -462,28 +519,31 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
     const T* tri = p.tri + n * TRI;
     for (int i = i0; i <= i1; ++i) {
       const T py = pixel_y(i, p.two_over_h);
-      for (int j = j0; j <= j1; ++j)
-        if (point_in_triangle(px[j - oj], py, tri)) cov[(i - oi) * TILE + (j - oj)] = true;
+      bool* row = cov + (i - oi) * TILE - oj;
+      for (int j = j0; j <= j1; ++j) row[j] = row[j] | point_in_triangle(px[j - oj], py, tri);
     }
   }
-  int open = 0;
+  PixBox o = empty_box();
   for (int i = 0; i < ni; ++i)
-    for (int j = 0; j < nj; ++j) open += !cov[i * TILE + j];
-  if (open > 0) {
+    for (int j = 0; j < nj; ++j)
+      if (!cov[i * TILE + j]) box_add(&o, oi + i, oj + j);
+  if (o.j0 <= o.j1) {
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t n = p.entries[e] - base;
       const PixBox bx = p.box[n];
-      const int i0 = oi > bx.i0 ? oi : bx.i0, i1 = oi + ni - 1 < bx.i1 ? oi + ni - 1 : bx.i1;
-      const int j0 = oj > bx.j0 ? oj : bx.j0, j1 = oj + nj - 1 < bx.j1 ? oj + nj - 1 : bx.j1;
+      const int i0 = o.i0 > bx.i0 ? o.i0 : bx.i0, i1 = o.i1 < bx.i1 ? o.i1 : bx.i1;
+      const int j0 = o.j0 > bx.j0 ? o.j0 : bx.j0, j1 = o.j1 < bx.j1 ? o.j1 : bx.j1;
       T tri[TRI];
       for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+      EdgeBound<T> eb;
+      edge_bound(tri, p.cut2, p.iso_scale, &eb);
       for (int i = i0; i <= i1; ++i) {
         const T py = pixel_y(i, p.two_over_h);
         if (row_beyond_cutoff(py, tri, p.cut2)) continue;
         for (int j = j0; j <= j1; ++j) {
           const int l = (i - oi) * TILE + (j - oj);
           T log_q;
-          if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q)) s[l] += log_q;
+          if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q, &eb)) s[l] += log_q;
         }
       }
     }
@@ -503,7 +563,7 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
       }
     }
   }
-  p.tile_open[t] = open;
+  p.tile_open[t] = o;
 }
 
 // Backward (one index per bin entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
@@ -520,13 +580,16 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
   const int b = (int)(t / tiles), tl = (int)(t % tiles);
   const int ti = tl / p.tx, tj = tl % p.tx;
   const PixBox bx = p.box[n];
-  if (p.tile_open[t] == 0) return;  // nothing to do; a pair slot stays at its initial 0
-  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
-  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
-  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
-  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
+  // Only the box of the tile's uncovered pixels (inside the tile) can contribute; an empty box
+  // means nothing to do, and a pair slot stays at its initial 0.
+  const PixBox o = p.tile_open[t];
+  if (o.j0 > o.j1) return;
+  const int i0 = o.i0 > bx.i0 ? o.i0 : bx.i0, i1 = o.i1 < bx.i1 ? o.i1 : bx.i1;
+  const int j0 = o.j0 > bx.j0 ? o.j0 : bx.j0, j1 = o.j1 < bx.j1 ? o.j1 : bx.j1;
   T tri[TRI], acc[6] = {0, 0, 0, 0, 0, 0};
   for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+  EdgeBound<T> eb;
+  edge_bound(tri, p.cut2, p.iso_scale, &eb);
   for (int i = i0; i <= i1; ++i) {
     const T py = pixel_y(i, p.two_over_h);
     if (row_beyond_cutoff(py, tri, p.cut2)) continue;
@@ -536,7 +599,7 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       const T g = p.grad_alpha[pix];
       if (p.covered[pix] || g == 0) continue;
       const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
-      if (beyond_cutoff(px, py, tri, p.cut2)) continue;
+      if (beyond_cutoff(px, py, tri, p.cut2) || beyond_edges(px, py, eb)) continue;
       T gd[6], d;
       if (!tri_dist2_grad_within(px, py, tri, p.cut2, &d, gd)) continue;
       T x = d / p.sigma;

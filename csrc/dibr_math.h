@@ -69,6 +69,8 @@ DIBR_HD float m_expm1(float x) { return expm1f(x); }
 DIBR_HD double m_expm1(double x) { return expm1(x); }
 DIBR_HD float m_log(float x) { return logf(x); }
 DIBR_HD double m_log(double x) { return log(x); }
+DIBR_HD float m_sqrt(float x) { return sqrtf(x); }
+DIBR_HD double m_sqrt(double x) { return sqrt(x); }
 
 // log(1 - exp(-x)) for x > 0: accurate both for tiny x (log x) and large x (-exp(-x)).
 // Above x = 1/2, exp(-x) < 0.61 and 1 - exp(-x) suffers no cancellation, so the (much
@@ -139,7 +141,10 @@ DIBR_HD bool point_in_triangle(T px, T py, const T* t) {
   const T e1 = cross2(t[4] - t[2], t[5] - t[3], px - t[2], py - t[3]);
   const T e2 = cross2(t[0] - t[4], t[1] - t[5], px - t[4], py - t[5]);
   const T area2 = cross2(t[2] - t[0], t[3] - t[1], t[4] - t[0], t[5] - t[1]);
-  return area2 != (T)0 && ((e0 >= 0 && e1 >= 0 && e2 >= 0) || (e0 <= 0 && e1 <= 0 && e2 <= 0));
+  // Non-short-circuit operators: branch-free, so a row of pixels vectorizes.
+  const bool pos = (e0 >= 0) & (e1 >= 0) & (e2 >= 0);
+  const bool neg = (e0 <= 0) & (e1 <= 0) & (e2 <= 0);
+  return (area2 != (T)0) & (pos | neg);
 }
 
 // Squared distance from p to segment a-b (projection parameter clamped to [0, 1]; the squared

@@ -171,8 +171,8 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.s = s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
     p.covered = covered.data_ptr<bool>();
-    at::Tensor tile_open = at::empty({ntiles}, xy.options().dtype(at::kInt));
-    p.tile_open = tile_open.data_ptr<int>();
+    at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
+    p.tile_open = boxes(tile_open);
     if constexpr (Exec::kTilePerIndex) {
       Exec::template launch<SoftTileForward>(ntiles, p);
     } else {
@@ -206,7 +206,7 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     p.pair_off = saved[kPairOff].data_ptr<int64_t>();
     p.s = saved[kS].data_ptr<scalar_t>();
     p.covered = saved[kCovered].data_ptr<bool>();
-    p.tile_open = saved[kTileOpen].data_ptr<int>();
+    p.tile_open = boxes(saved[kTileOpen]);
     p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
     p.grad_xy = grad_xy.data_ptr<scalar_t>();
     p.atomic_grad = Exec::kAtomicAdds && !deterministic;
