@@ -19,6 +19,7 @@ from render_core.losses import (
     uniform_laplacian,
     unique_edges,
 )
+from render_core.primitives import _icosahedron
 
 
 def grid(n: int = 6, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,25 +44,8 @@ def interior(n: int) -> torch.Tensor:
 
 
 def icosahedron(dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    t = (1.0 + math.sqrt(5.0)) / 2.0
-    v = np.array(
-        [
-            [-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0],
-            [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
-            [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1],
-        ],
-        dtype=np.float64,
-    )  # fmt: skip
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    f = np.array(
-        [
-            [0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11],
-            [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6], [7, 1, 8],
-            [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
-            [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1],
-        ],
-        dtype=np.int64,
-    )  # fmt: skip
+    """Unit icosahedron (float64 before any cast), faces counter-clockwise seen from outside."""
+    v, f = _icosahedron()
     return torch.tensor(v, dtype=dtype), torch.tensor(f)
 
 

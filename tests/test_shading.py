@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch.autograd import gradcheck
 
+from render_core.primitives import _icosahedron
 from render_core.shading import (
     DirectionalLight,
     PhongMaterial,
@@ -24,26 +24,8 @@ from render_core.shading import (
 
 
 def icosahedron(dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit icosahedron, faces counter-clockwise seen from outside."""
-    t = (1.0 + math.sqrt(5.0)) / 2.0
-    v = np.array(
-        [
-            [-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0],
-            [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
-            [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1],
-        ],
-        dtype=np.float64,
-    )  # fmt: skip
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    f = np.array(
-        [
-            [0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11],
-            [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6], [7, 1, 8],
-            [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
-            [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1],
-        ],
-        dtype=np.int64,
-    )  # fmt: skip
+    """Unit icosahedron (float64 before any cast), faces counter-clockwise seen from outside."""
+    v, f = _icosahedron()
     return torch.tensor(v, dtype=dtype), torch.tensor(f)
 
 
