@@ -1,6 +1,6 @@
 // CUDA driver: one thin __global__ wrapper that runs any shared kernel body, and the launch
-// policy for raster_ops.h. All the math lives in dibr_math.h / dibr_kernels.h and is what the
-// CPU tests exercise.
+// policy for raster_ops.h. All the math lives in dibr_math.h, dibr_kernels.h and
+// soft_kernels.h, and is what the CPU tests exercise.
 //
 // Determinism on the GPU: visibility uses atomicMin on 64-bit (depth, face) keys, so its result
 // is exact and order-independent. Bins are sorted after the atomic fill, so the soft forward

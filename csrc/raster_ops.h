@@ -16,7 +16,7 @@
 #include <limits>
 #include <vector>
 
-#include "dibr_kernels.h"
+#include "soft_kernels.h"
 
 namespace dibr {
 

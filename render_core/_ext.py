@@ -31,7 +31,7 @@ from . import _torch_raster as tr
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ["bindings.cpp", "raster_cpu.cpp"]
 _CUDA_SOURCES = ["raster_cuda.cu"]
-_HEADERS = ["dibr_math.h", "dibr_kernels.h", "raster_ops.h"]
+_HEADERS = ["dibr_math.h", "dibr_kernels.h", "soft_kernels.h", "raster_ops.h"]
 # No fused multiply-adds: the kernels then round exactly like the torch reference.
 # The C++ standard is left to torch (2.14 needs C++20, older ones add C++17 themselves).
 _CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]

@@ -1,0 +1,392 @@
+// Soft-silhouette kernel bodies (DIB-R eq. 5-6), float32 or float64, written once for both
+// drivers like the visibility bodies in dibr_kernels.h (same layout of faces, tiles and bins).
+#pragma once
+
+#include "dibr_kernels.h"
+
+namespace dibr {
+
+// ------------------------------------------------------------------------------------------
+// Soft silhouette, float32 or float64 (scalar_t = T).
+// ------------------------------------------------------------------------------------------
+template <typename T>
+struct SoftParams {
+  const T* xy;              // [B,V,2] isotropic NDC positions (x scaled by W/H), contiguous
+  const bool* valid;        // [B,F] faces with every vertex in front of the eye (w > W_EPS)
+  const int64_t* faces;     // [F,3] vertex indices
+  int B, V, F, H, W;        // batch, vertices, faces per image, image height and width
+  int tx, ty;               // tiles per image row and column
+  T two_over_w, two_over_h; // T(2/W), T(2/H): pixel pitch in NDC as the reference rounds it
+  T iso_scale;              // T(W/H): NDC x -> isotropic x
+  T sigma;                  // softness, squared isotropic-NDC units
+  T cut2;                   // squared cutoff radius: faces with d >= cut2 are skipped
+  double grow_px;           // cutoff radius in pixels, grows the face boxes
+  T* tri;                   // [N,TRI] setup output: three isotropic 2D vertices, then their
+                            //   bounding box (xmin, xmax, ymin, ymax) for a cheap distance bound
+  PixBox* box;              // [N] setup output: pixel box grown by the cutoff (empty: skip)
+  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (covered pass)
+  const int64_t* entries;   // [P] binned (tile, face) entries
+  const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
+  const int64_t* pair_off;  // [N] first pair slot of each face (backward)
+  T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
+  T* alpha;                 // [B*H*W] forward output
+  bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
+  PixBox* tile_open;        // [B*TY*TX] forward: box of each tile's uncovered pixels (empty:
+                            //   the backward pass skips the tile)
+  const T* grad_alpha;      // [B*H*W] backward: upstream gradient
+  T* grad_xy;               // [B,V,2] backward (atomic mode): accumulated gradient
+  T* pair_grad;             // [P,6] backward (deterministic mode): per pair vertex gradients
+  bool atomic_grad;         // backward: add into grad_xy with atomics instead of pair_grad
+  const int64_t* vert_ptr;  // [V+1] gather: start of each vertex's corners in vert_corner
+  const int64_t* vert_corner;  // [3F] gather: corners f*3+k of each vertex, ascending
+};
+
+constexpr int TRI = 10;  // scalars per face in SoftParams::tri
+
+// Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
+template <typename T>
+DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
+  const int b = (int)(n / p.F), f = (int)(n % p.F);
+  T* t = p.tri + n * TRI;
+  double x[3], y[3];
+  for (int k = 0; k < 3; ++k) {
+    const T* v = p.xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+    t[2 * k] = v[0];
+    t[2 * k + 1] = v[1];
+    x[k] = (double)v[0] * ((double)p.H / p.W);  // back to NDC for the pixel box
+    y[k] = (double)v[1];
+  }
+  for (int c = 0; c < 2; ++c) {
+    const T a = t[c], b2 = t[2 + c], c2 = t[4 + c];
+    const T lo = a < b2 ? a : b2, hi = a > b2 ? a : b2;
+    t[6 + 2 * c] = lo < c2 ? lo : c2;
+    t[7 + 2 * c] = hi > c2 ? hi : c2;
+  }
+  p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
+  p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
+}
+
+// A face certainly beyond the cutoff from p: its bounding box already is (with a margin far
+// above rounding, so the exact test below decides every borderline face).
+template <typename T>
+DIBR_HD bool beyond_cutoff(T px, T py, const T* t, T cut2) {
+  const T dx = px < t[6] ? t[6] - px : (px > t[7] ? px - t[7] : (T)0);
+  const T dy = py < t[8] ? t[8] - py : (py > t[9] ? py - t[9] : (T)0);
+  return dx * dx + dy * dy > cut2 * (T)1.001;
+}
+
+// A second cheap bound, set up once per face and tile: outside a triangle, the distance to it
+// is at least the distance beyond any of its edge lines. Row k holds the unit outward normal
+// and offset of edge k (zeros for an unusable edge: zero length, zero area, non-finite), so
+// nx*px + ny*py - c is the signed distance beyond it; a face is skipped where that exceeds
+// `lim`, the cutoff radius plus a margin far above the rounding of those evaluations (which
+// grows with the size of the coordinates), so the exact test below decides every borderline
+// pair exactly as before.
+template <typename T>
+struct EdgeBound {
+  T nx[3], ny[3], c[3], lim;
+};
+
+template <typename T>
+DIBR_HD void edge_bound(const T* t, T cut2, T iso_scale, EdgeBound<T>* eb) {
+  const T area2 = cross2(t[2] - t[0], t[3] - t[1], t[4] - t[0], t[5] - t[1]);
+  const T sgn = area2 > 0 ? (T)1 : (area2 < 0 ? (T)-1 : (T)0);
+  T big = iso_scale;
+  for (int k = 0; k < 3; ++k) {
+    const T ax = t[2 * k], ay = t[2 * k + 1];
+    const T bx = t[(2 * k + 2) % 6], by = t[(2 * k + 3) % 6];
+    const T abx = bx - ax, aby = by - ay;
+    const T len = m_sqrt(abx * abx + aby * aby);
+    const bool ok = sgn != (T)0 && len > (T)0 && len < (T)INFINITY;
+    eb->nx[k] = ok ? sgn * aby / len : (T)0;
+    eb->ny[k] = ok ? -sgn * abx / len : (T)0;
+    eb->c[k] = ok ? eb->nx[k] * ax + eb->ny[k] * ay : (T)0;
+    const T m = (ax < 0 ? -ax : ax) + (ay < 0 ? -ay : ay);
+    big = m > big ? m : big;
+  }
+  eb->lim = m_sqrt(cut2 * (T)1.001) + (T)1e-5 * ((T)1 + big);
+}
+
+template <typename T>
+DIBR_HD bool beyond_edges(T px, T py, const EdgeBound<T>& eb) {
+  const T d0 = (eb.nx[0] * px + eb.ny[0] * py) - eb.c[0];
+  const T d1 = (eb.nx[1] * px + eb.ny[1] * py) - eb.c[1];
+  const T d2 = (eb.nx[2] * px + eb.ny[2] * py) - eb.c[2];
+  return (d0 > eb.lim) | (d1 > eb.lim) | (d2 > eb.lim);
+}
+
+// A whole row py beyond the cutoff: beyond_cutoff holds at every pixel of the row.
+template <typename T>
+DIBR_HD bool row_beyond_cutoff(T py, const T* t, T cut2) {
+  const T dy = py < t[8] ? t[8] - py : (py > t[9] ? py - t[9] : (T)0);
+  return dy * dy > cut2 * (T)1.001;
+}
+
+// Pixel of tile-major index q (64 consecutive indices per tile); false if off the image.
+template <typename P>
+DIBR_HD bool tile_pixel(int64_t q, const P& p, int64_t* t, int* b, int* i, int* j) {
+  *t = q / TILE_PIX;
+  const int l = (int)(q % TILE_PIX), tiles = p.tx * p.ty;
+  *b = (int)(*t / tiles);
+  const int tl = (int)(*t % tiles);
+  *i = (tl / p.tx) * TILE + l / TILE;
+  *j = (tl % p.tx) * TILE + l % TILE;
+  return *i < p.H && *j < p.W;
+}
+
+DIBR_HD bool in_box(const PixBox& b, int i, int j) {
+  return i >= b.i0 && i <= b.i1 && j >= b.j0 && j <= b.j1;
+}
+
+// Covered pass (one index per bin entry): mark the tile's pixels inside the face. The CPU runs
+// a tile's entries on one thread; on the GPU concurrent writers only ever store `true`.
+template <typename T>
+DIBR_HD void soft_covered_body(int64_t e, const SoftParams<T>& p) {
+  const int64_t key = p.entries[e];
+  const int64_t nfaces = (int64_t)p.B * p.F;
+  const int64_t t = key / nfaces, n = key % nfaces;
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int ti = tl / p.tx, tj = tl % p.tx;
+  const PixBox bx = p.inner[n];
+  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
+  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
+  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
+  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
+  const T* tri = p.tri + n * TRI;
+  for (int i = i0; i <= i1; ++i) {
+    const T py = pixel_y(i, p.two_over_h);
+    const int64_t row = ((int64_t)b * p.H + i) * p.W;
+    for (int j = j0; j <= j1; ++j) {
+      const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
+      if (point_in_triangle(px, py, tri)) p.covered[row + j] = true;
+    }
+  }
+}
+
+// Grow box o (empty to start with) by pixel (i, j).
+DIBR_HD void box_add(PixBox* o, int i, int j) {
+  if (o->j0 > o->j1) {
+    *o = PixBox{j, j, i, i};
+    return;
+  }
+  o->j0 = j < o->j0 ? j : o->j0;
+  o->j1 = j > o->j1 ? j : o->j1;
+  o->i0 = i < o->i0 ? i : o->i0;
+  o->i1 = i > o->i1 ? i : o->i1;
+}
+
+// Open pixels (one index per tile): the box of the tile's uncovered pixels, so the backward
+// pass skips the entries of fully covered tiles (most of a mesh's interior) at once, and the
+// covered rows and columns of the others.
+template <typename T>
+DIBR_HD void soft_open_body(int64_t t, const SoftParams<T>& p) {
+  PixBox o = empty_box();
+  for (int l = 0; l < TILE_PIX; ++l) {
+    int64_t tt;
+    int b, i, j;
+    if (tile_pixel(t * TILE_PIX + l, p, &tt, &b, &i, &j) &&
+        !p.covered[((int64_t)b * p.H + i) * p.W + j])
+      box_add(&o, i, j);
+  }
+  p.tile_open[t] = o;
+}
+
+// log(1 - p) of a face at pixel (px, py), p = exp(-d / sigma): false when the face does not
+// count there (d >= cut2, checked first against its bounding box). Shared by both forward
+// bodies, so the per-pixel sums are the same on both devices.
+template <typename T>
+DIBR_HD bool soft_log_term(T px, T py, const T* tri, const SoftParams<T>& p, T* log_q,
+                           const EdgeBound<T>* eb = nullptr) {
+  if (beyond_cutoff(px, py, tri, p.cut2)) return false;
+  if (eb && beyond_edges(px, py, *eb)) return false;
+  const T d = tri_dist2(px, py, tri);
+  if (!(d < p.cut2)) return false;
+  T x = d / p.sigma;
+  x = x < (T)MIN_X ? (T)MIN_X : x;
+  *log_q = log1m_exp_neg(x);
+  return true;
+}
+
+// Forward (one index per pixel, tile-major), after the covered pass: a gather over the
+// pixel's bin, so no atomics and the sum runs in ascending face order on both devices (the
+// reference's order, too). Covered pixels are 1 whatever the sum: their log/exp terms are
+// never evaluated.
+template <typename T>
+DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
+  int64_t t;
+  int b, i, j;
+  if (!tile_pixel(q, p, &t, &b, &i, &j)) return;
+  const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
+  if (p.covered[pix]) {
+    p.s[pix] = 0;
+    p.alpha[pix] = 1;
+    return;
+  }
+  const T px = pixel_x(j, p.two_over_w) * p.iso_scale, py = pixel_y(i, p.two_over_h);
+  const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  T s = 0;
+  for (int64_t e = e0; e < e1; ++e) {
+    const int64_t n = p.entries[e] - t * nfaces;
+    const T* tri = p.tri + n * TRI;
+    T log_q;
+    if (in_box(p.box[n], i, j) && soft_log_term(px, py, tri, p, &log_q)) s += log_q;
+  }
+  const T a = s == 0 ? -s : -m_expm1(s);  // expm1(0) is 0: most of the image
+  p.s[pix] = s;
+  p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+}
+
+// Covered pass, open count and forward pass of a whole tile (one index per tile, CPU): the
+// same per-pixel results as soft_covered_body, soft_open_body and soft_forward_body, with the
+// loops turned inside out (a face's setup is read once per tile, and only the pixels of its
+// box are visited); each pixel still sums its faces in ascending order.
+template <typename T>
+DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
+  const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const int64_t e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  T px[TILE], s[TILE_PIX];
+  bool cov[TILE_PIX];
+  for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
+  for (int l = 0; l < TILE_PIX; ++l) {
+    cov[l] = false;
+    s[l] = 0;
+  }
+  for (int64_t e = e0; e < e1; ++e) {
+    const int64_t n = p.entries[e] - base;
+    const PixBox bx = p.inner[n];
+    const int i0 = oi > bx.i0 ? oi : bx.i0, i1 = oi + ni - 1 < bx.i1 ? oi + ni - 1 : bx.i1;
+    const int j0 = oj > bx.j0 ? oj : bx.j0, j1 = oj + nj - 1 < bx.j1 ? oj + nj - 1 : bx.j1;
+    const T* tri = p.tri + n * TRI;
+    for (int i = i0; i <= i1; ++i) {
+      const T py = pixel_y(i, p.two_over_h);
+      bool* row = cov + (i - oi) * TILE - oj;
+      for (int j = j0; j <= j1; ++j) row[j] = row[j] | point_in_triangle(px[j - oj], py, tri);
+    }
+  }
+  PixBox o = empty_box();
+  for (int i = 0; i < ni; ++i)
+    for (int j = 0; j < nj; ++j)
+      if (!cov[i * TILE + j]) box_add(&o, oi + i, oj + j);
+  if (o.j0 <= o.j1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t n = p.entries[e] - base;
+      const PixBox bx = p.box[n];
+      const int i0 = o.i0 > bx.i0 ? o.i0 : bx.i0, i1 = o.i1 < bx.i1 ? o.i1 : bx.i1;
+      const int j0 = o.j0 > bx.j0 ? o.j0 : bx.j0, j1 = o.j1 < bx.j1 ? o.j1 : bx.j1;
+      T tri[TRI];
+      for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+      EdgeBound<T> eb;
+      edge_bound(tri, p.cut2, p.iso_scale, &eb);
+      for (int i = i0; i <= i1; ++i) {
+        const T py = pixel_y(i, p.two_over_h);
+        if (row_beyond_cutoff(py, tri, p.cut2)) continue;
+        for (int j = j0; j <= j1; ++j) {
+          const int l = (i - oi) * TILE + (j - oj);
+          T log_q;
+          if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q, &eb)) s[l] += log_q;
+        }
+      }
+    }
+  }
+  for (int i = 0; i < ni; ++i) {
+    const int64_t row = ((int64_t)b * p.H + oi + i) * p.W + oj;
+    for (int j = 0; j < nj; ++j) {
+      const int l = i * TILE + j;
+      p.covered[row + j] = cov[l];
+      if (cov[l]) {
+        p.s[row + j] = 0;
+        p.alpha[row + j] = 1;
+      } else {
+        const T a = s[l] == 0 ? -s[l] : -m_expm1(s[l]);  // expm1(0) is 0: most of the image
+        p.s[row + j] = s[l];
+        p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+      }
+    }
+  }
+  p.tile_open[t] = o;
+}
+
+// Backward (one index per bin entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
+// uncovered pixels of the entry's tile, chained through the distance gradient to the face's
+// three vertices, summed over the tile's pixels in row-major order. Then either one atomic add
+// per vertex (GPU default: the order of those adds, hence the last bits, varies run to run) or
+// one write to the entry's own pair slot (CPU, and GPU deterministic mode).
+template <typename T>
+DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
+  const int64_t key = p.entries[e];
+  const int64_t nfaces = (int64_t)p.B * p.F;
+  const int64_t t = key / nfaces, n = key % nfaces;
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int ti = tl / p.tx, tj = tl % p.tx;
+  const PixBox bx = p.box[n];
+  // Only the box of the tile's uncovered pixels (inside the tile) can contribute; an empty box
+  // means nothing to do, and a pair slot stays at its initial 0.
+  const PixBox o = p.tile_open[t];
+  if (o.j0 > o.j1) return;
+  const int i0 = o.i0 > bx.i0 ? o.i0 : bx.i0, i1 = o.i1 < bx.i1 ? o.i1 : bx.i1;
+  const int j0 = o.j0 > bx.j0 ? o.j0 : bx.j0, j1 = o.j1 < bx.j1 ? o.j1 : bx.j1;
+  T tri[TRI], acc[6] = {0, 0, 0, 0, 0, 0};
+  for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+  EdgeBound<T> eb;
+  edge_bound(tri, p.cut2, p.iso_scale, &eb);
+  for (int i = i0; i <= i1; ++i) {
+    const T py = pixel_y(i, p.two_over_h);
+    if (row_beyond_cutoff(py, tri, p.cut2)) continue;
+    const int64_t row = ((int64_t)b * p.H + i) * p.W;
+    for (int j = j0; j <= j1; ++j) {
+      const int64_t pix = row + j;
+      const T g = p.grad_alpha[pix];
+      if (p.covered[pix] || g == 0) continue;
+      const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
+      if (beyond_cutoff(px, py, tri, p.cut2) || beyond_edges(px, py, eb)) continue;
+      T gd[6], d;
+      if (!tri_dist2_grad_within(px, py, tri, p.cut2, &d, gd)) continue;
+      T x = d / p.sigma;
+      x = x < (T)MIN_X ? (T)MIN_X : x;
+      // exp(S - L) * exp(-x) as one exp: the exponent is at most ~ln(1/eps) + |S| in size.
+      const T coeff = -m_exp((p.s[pix] - log1m_exp_neg(x)) - x) / p.sigma * g;
+      for (int k = 0; k < 6; ++k) acc[k] += coeff * gd[k];
+    }
+  }
+  if (p.atomic_grad) {
+    const int f = (int)(n % p.F);
+    for (int k = 0; k < 3; ++k) {
+      T* g = p.grad_xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+      atomic_add(g, acc[2 * k]);
+      atomic_add(g + 1, acc[2 * k + 1]);
+    }
+  } else {
+    const int64_t slot = p.pair_off[n] + (int64_t)(ti - bx.i0 / TILE) *
+                                             (bx.j1 / TILE - bx.j0 / TILE + 1) +
+                         (tj - bx.j0 / TILE);
+    for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
+  }
+}
+
+// Deterministic reduction (one index per (image, vertex)): sum the pair slots of every corner
+// of the vertex, corners in ascending order, a face's pairs in row-major tile order.
+template <typename T>
+DIBR_HD void soft_gather_body(int64_t q, const SoftParams<T>& p) {
+  const int b = (int)(q / p.V), v = (int)(q % p.V);
+  T gx = 0, gy = 0;
+  for (int64_t c = p.vert_ptr[v]; c < p.vert_ptr[v + 1]; ++c) {
+    const int64_t corner = p.vert_corner[c];
+    const int64_t n = (int64_t)b * p.F + corner / 3;
+    const int k = (int)(corner % 3);
+    const int64_t s0 = p.pair_off[n], s1 = s0 + box_tiles(p.box[n]);
+    for (int64_t s = s0; s < s1; ++s) {
+      gx += p.pair_grad[s * 6 + 2 * k];
+      gy += p.pair_grad[s * 6 + 2 * k + 1];
+    }
+  }
+  p.grad_xy[q * 2] = gx;
+  p.grad_xy[q * 2 + 1] = gy;
+}
+
+}  // namespace dibr
