@@ -54,6 +54,36 @@ DIBR_HD int box_tiles(const PixBox& b) {
   return (b.j1 / TILE - b.j0 / TILE + 1) * (b.i1 / TILE - b.i0 / TILE + 1);
 }
 
+// The intersection of two boxes (empty when they do not meet).
+DIBR_HD PixBox box_intersect(const PixBox& a, const PixBox& b) {
+  return PixBox{a.j0 > b.j0 ? a.j0 : b.j0, a.j1 < b.j1 ? a.j1 : b.j1,
+                a.i0 > b.i0 ? a.i0 : b.i0, a.i1 < b.i1 ? a.i1 : b.i1};
+}
+
+// The pixels of tile (row ti, column tj).
+DIBR_HD PixBox tile_box(int ti, int tj) {
+  return PixBox{tj * TILE, tj * TILE + TILE - 1, ti * TILE, ti * TILE + TILE - 1};
+}
+
+// A bin entry key t*N + n decoded: tile t (image b, tile row ti, column tj) and face n.
+struct BinEntry {
+  int64_t t, n;
+  int b, ti, tj;
+};
+
+DIBR_HD BinEntry decode_entry(int64_t key, int B, int F, int tx, int ty) {
+  const int64_t nfaces = (int64_t)B * F;
+  BinEntry e;
+  e.t = key / nfaces;
+  e.n = key % nfaces;
+  const int tiles = tx * ty;
+  e.b = (int)(e.t / tiles);
+  const int tl = (int)(e.t % tiles);
+  e.ti = tl / tx;
+  e.tj = tl % tx;
+  return e;
+}
+
 // ------------------------------------------------------------------------------------------
 // Binning: faces -> tiles.
 // ------------------------------------------------------------------------------------------
@@ -187,19 +217,10 @@ DIBR_HD void vis_raster_span(const VisFace& fd, uint32_t face, int i0, int i1, i
 // Raster (one index per bin entry, GPU): depth-test the face on the pixels of its tile; entries
 // of one tile meet in the global z-buffer's atomicMin, and vis_finalize_body reads it out.
 DIBR_HD void vis_raster_body(int64_t e, const VisParams& p) {
-  const int64_t key = p.entries[e];
-  const int64_t nfaces = (int64_t)p.B * p.F;
-  const int64_t t = key / nfaces, n = key % nfaces;
-  const int tiles = p.tx * p.ty;
-  const int b = (int)(t / tiles), tl = (int)(t % tiles);
-  const int ti = tl / p.tx, tj = tl % p.tx;
-  const PixBox bx = p.box[n];
-  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
-  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
-  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
-  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
-  vis_raster_span(p.fdata[n], (uint32_t)(n % p.F), i0, i1, j0, j1,
-                  p.zbuf + (int64_t)b * p.H * p.W, p.W, p);
+  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
+  const PixBox c = box_intersect(p.box[en.n], tile_box(en.ti, en.tj));
+  vis_raster_span(p.fdata[en.n], (uint32_t)(en.n % p.F), c.i0, c.i1, c.j0, c.j1,
+                  p.zbuf + (int64_t)en.b * p.H * p.W, p.W, p);
 }
 
 // Finalize (one index per pixel, GPU): key -> face index.

@@ -142,17 +142,11 @@ DIBR_HD bool in_box(const PixBox& b, int i, int j) {
 // a tile's entries on one thread; on the GPU concurrent writers only ever store `true`.
 template <typename T>
 DIBR_HD void soft_covered_body(int64_t e, const SoftParams<T>& p) {
-  const int64_t key = p.entries[e];
-  const int64_t nfaces = (int64_t)p.B * p.F;
-  const int64_t t = key / nfaces, n = key % nfaces;
-  const int tiles = p.tx * p.ty;
-  const int b = (int)(t / tiles), tl = (int)(t % tiles);
-  const int ti = tl / p.tx, tj = tl % p.tx;
-  const PixBox bx = p.inner[n];
-  const int i0 = ti * TILE > bx.i0 ? ti * TILE : bx.i0;
-  const int i1 = ti * TILE + TILE - 1 < bx.i1 ? ti * TILE + TILE - 1 : bx.i1;
-  const int j0 = tj * TILE > bx.j0 ? tj * TILE : bx.j0;
-  const int j1 = tj * TILE + TILE - 1 < bx.j1 ? tj * TILE + TILE - 1 : bx.j1;
+  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
+  const int64_t n = en.n;
+  const int b = en.b;
+  const PixBox c = box_intersect(p.inner[n], tile_box(en.ti, en.tj));
+  const int i0 = c.i0, i1 = c.i1, j0 = c.j0, j1 = c.j1;
   const T* tri = p.tri + n * TRI;
   for (int i = i0; i <= i1; ++i) {
     const T py = pixel_y(i, p.two_over_h);
@@ -318,19 +312,16 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
 // one write to the entry's own pair slot (CPU, and GPU deterministic mode).
 template <typename T>
 DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
-  const int64_t key = p.entries[e];
-  const int64_t nfaces = (int64_t)p.B * p.F;
-  const int64_t t = key / nfaces, n = key % nfaces;
-  const int tiles = p.tx * p.ty;
-  const int b = (int)(t / tiles), tl = (int)(t % tiles);
-  const int ti = tl / p.tx, tj = tl % p.tx;
+  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
+  const int64_t t = en.t, n = en.n;
+  const int b = en.b, ti = en.ti, tj = en.tj;
   const PixBox bx = p.box[n];
   // Only the box of the tile's uncovered pixels (inside the tile) can contribute; an empty box
   // means nothing to do, and a pair slot stays at its initial 0.
   const PixBox o = p.tile_open[t];
   if (o.j0 > o.j1) return;
-  const int i0 = o.i0 > bx.i0 ? o.i0 : bx.i0, i1 = o.i1 < bx.i1 ? o.i1 : bx.i1;
-  const int j0 = o.j0 > bx.j0 ? o.j0 : bx.j0, j1 = o.j1 < bx.j1 ? o.j1 : bx.j1;
+  const PixBox c = box_intersect(o, bx);
+  const int i0 = c.i0, i1 = c.i1, j0 = c.j0, j1 = c.j1;
   T tri[TRI], acc[6] = {0, 0, 0, 0, 0, 0};
   for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
   EdgeBound<T> eb;
