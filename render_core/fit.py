@@ -471,6 +471,124 @@ class Fitter:
                     cur.copy_(v)
         self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
 
+    _MOMENTS = ("step", "exp_avg", "exp_avg_sq")
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this fit exactly, as tensors and plain data.
+
+        Keys: ``state`` (as :meth:`state`), ``config`` (:meth:`FitConfig.to_dict`) and
+        ``optimizer``: ``{group name: {"lr": float, "moments": [None or {"step": [] float32,
+        "exp_avg": T, "exp_avg_sq": T}, one per tensor of the group]}}`` for the groups the
+        Adam optimizer currently holds (``lr`` is the optimizer's, which may differ from the
+        config's). All tensors are detached copies, on the CPU.
+        """
+        opt = {}
+        if self._optimizer is not None:
+            for pg in self._optimizer.param_groups:
+                moments = []
+                for p in pg["params"]:
+                    st = self._optimizer.state.get(p)
+                    moments.append(None if not st else {
+                        k: torch.as_tensor(st[k]).detach().cpu().clone() for k in self._MOMENTS})
+                opt[pg["name"]] = {"lr": float(pg["lr"]), "moments": moments}
+        state = {k: v.cpu() if isinstance(v, torch.Tensor) else v
+                 for k, v in self.state().items()}
+        return {"state": state, "config": self.config.to_dict(), "optimizer": opt}
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue from :meth:`checkpoint` of a Fitter of the same problem (same mesh and
+        targets): parameters, step counters, settings, Adam moments and learning rates.
+
+        A checkpoint whose ``optimizer`` is empty or missing restarts the moments (as after
+        a change of groups). Raises ``ValueError`` naming the first member that does not fit
+        this problem, before anything changes.
+        """
+        try:
+            config = FitConfig.from_dict(ckpt["config"])
+            config.validate()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"checkpoint settings: {e}") from None
+        state = ckpt.get("state")
+        if not isinstance(state, dict):
+            raise ValueError("checkpoint has no parameter state")
+        self._check_state(state)
+        params = {"vertices": state["offset"], "colors": state["color_logit"],
+                  "texture": state["tex_logit"], "camera": state["cam_delta"],
+                  "light": state["sh"] if config.shading == "sh" else state["light_dir"]}
+        opt = ckpt.get("optimizer") or {}
+        for name, g in opt.items():
+            if name not in GROUPS or not config.groups[name].enabled:
+                raise ValueError(f"checkpoint optimizer has group {name!r}, not optimised")
+            if not (isinstance(g.get("lr"), float | int) and math.isfinite(g["lr"])
+                    and g["lr"] >= 0):
+                raise ValueError(f"checkpoint learning rate of {name} is not a number >= 0")
+            moments = g.get("moments") or []
+            if params[name] is None or len(moments) != 1:
+                raise ValueError(f"checkpoint optimizer group {name} does not fit the problem")
+            for m in moments:
+                if m is None:
+                    continue
+                for k in self._MOMENTS:
+                    t = m.get(k)
+                    want = () if k == "step" else tuple(params[name].shape)
+                    if not isinstance(t, torch.Tensor) or tuple(t.shape) != want \
+                            or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+                        raise ValueError(f"checkpoint optimizer {name}.{k}: expected finite "
+                                         f"floats of shape {list(want)}")
+        self.load_state(state)
+        self._opt_key = None  # rebuild the optimizer around the loaded tensors
+        self.apply_config(config)
+        if self._optimizer is None or not opt:
+            return
+        saved = self._optimizer.state_dict()
+        index = 0
+        for pg in saved["param_groups"]:
+            g = opt.get(pg["name"])
+            for _ in pg["params"]:
+                m = None if g is None else g["moments"][0]
+                if m is not None:
+                    dtype = self.base.vertices.dtype
+                    saved["state"][index] = {
+                        "step": m["step"].detach().float().clone(),
+                        "exp_avg": m["exp_avg"].detach().to(dtype).clone(),
+                        "exp_avg_sq": m["exp_avg_sq"].detach().to(dtype).clone()}
+                index += 1
+            if g is not None:
+                pg["lr"] = float(g["lr"])
+        self._optimizer.load_state_dict(saved)
+
+    def _check_state(self, state: dict) -> None:
+        nv, nt = self.base.vertices.shape[0], len(self.targets)
+        shapes = {"offset": (nv, 3), "color_logit": (nv, 3), "light_dir": (3,), "sh": (9, 3),
+                  "cam_delta": (nt, 4)}
+        for k in self._STATE:
+            if k not in state:
+                raise ValueError(f"checkpoint state lacks {k}")
+            t = state[k]
+            if t is None:
+                if k in shapes:
+                    raise ValueError(f"checkpoint state {k} is missing")
+                continue
+            if not isinstance(t, torch.Tensor) or not bool(torch.isfinite(t).all()):
+                raise ValueError(f"checkpoint state {k} must be a finite tensor")
+            if k in shapes and tuple(t.shape) != shapes[k]:
+                raise ValueError(f"checkpoint state {k} has shape {list(t.shape)}, expected "
+                                 f"{list(shapes[k])}")
+        tex, uvs, fuv = state["tex_logit"], state["uvs"], state["face_uvs"]
+        if tex is not None and (tex.ndim != 3 or tex.shape[2] != 3 or uvs is None):
+            raise ValueError("checkpoint texture must be [N,N,3] with UVs")
+        if (uvs is None) != (fuv is None):
+            raise ValueError("checkpoint UVs need both uvs and face_uvs")
+        if uvs is not None:
+            if uvs.ndim != 2 or uvs.shape[1] != 2 or tuple(fuv.shape) != tuple(self.faces.shape):
+                raise ValueError("checkpoint UVs must be uvs [U,2] and face_uvs [F,3]")
+            if fuv.is_floating_point() or (fuv.numel() and (int(fuv.min()) < 0
+                                                           or int(fuv.max()) >= uvs.shape[0])):
+                raise ValueError("checkpoint face_uvs must be integer indices into uvs")
+        for k in ("steps", "rejected"):
+            if not isinstance(state.get(k), int) or state[k] < 0:
+                raise ValueError(f"checkpoint {k} must be an integer >= 0")
+
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""
         return self.t_rgb, self.t_mask
