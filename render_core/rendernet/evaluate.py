@@ -1,15 +1,21 @@
 """Per-style validation PSNR of shipped weights: held-out procedural seeds and unseen meshes.
 
     python -m render_core.rendernet.evaluate [--weights PATH] [--shapes 24]
+        [--meshes FILE ...] [--views 4] [--no-primitives]
 
-Prints markdown tables for the model card. The generalisation set is meshes of kinds never
-generated for training (render_core's primitives and trimesh's torus / capsule / cone /
-annulus), normalised like the training shapes, two views each with fixed lights.
+Prints markdown tables for the model card: the held-out procedural seeds (``--shapes 0`` skips
+them), the generalisation set of primitives never generated for training (render_core's
+icosphere and cube, trimesh's torus / capsule / cone / annulus), and one row per mesh file
+(by default the demo meshes shipped in ``assets/meshes/``). Every mesh is normalised like the
+training shapes and seen from two views (``--views`` of them for the mesh files) with fixed
+lights. A mesh file that cannot be read ends the run with exit code 2 and one line naming it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,12 +23,30 @@ import trimesh
 
 from . import data as D
 from .model import images
-from .render import load_model
+from .render import WEIGHTS, load_model
 from .shapes import normalize
 from .train import STYLE_KEYS, evaluate, psnr
 from .voxelize import voxelize
 
 POSER_PSNR = {"phong": 25.39, "contour": 19.70, "toon": 17.77, "ao": 22.37}
+DEMO_MESHES = WEIGHTS.parents[1] / "meshes"
+"""The demo meshes shipped with the studio (``scripts/make_demo_meshes.py``)."""
+
+
+def demo_mesh_files() -> list[Path]:
+    """The shipped demo meshes, sorted by name (empty if the assets are not there)."""
+    return sorted(DEMO_MESHES.glob("*.ply")) if DEMO_MESHES.is_dir() else []
+
+
+def read_mesh_file(path: str | Path) -> trimesh.Trimesh:
+    """A mesh file as a trimesh, through render_core's reader (``MeshError`` names the file)."""
+    from ..mesh import MeshError, load_mesh
+
+    m = load_mesh(path)
+    mesh = trimesh.Trimesh(m.vertices.double().numpy(), m.faces.numpy(), process=True)
+    if len(mesh.faces) == 0:
+        raise MeshError("no faces left after removing degenerate ones", Path(path))
+    return mesh
 
 
 def unseen_meshes() -> dict[str, trimesh.Trimesh]:
@@ -41,12 +65,12 @@ def unseen_meshes() -> dict[str, trimesh.Trimesh]:
     }
 
 
-def mesh_item(mesh: trimesh.Trimesh, seed: int) -> dict[str, np.ndarray]:
-    """The cache record of :func:`data.generate` for an arbitrary mesh."""
+def mesh_item(mesh: trimesh.Trimesh, seed: int, views: int = 2) -> dict[str, np.ndarray]:
+    """The cache record of :func:`data.generate` for an arbitrary mesh (``views`` poses)."""
     from . import targets as T
 
     mesh = normalize(mesh)
-    poses = D.view_poses(seed, 2)
+    poses = D.view_poses(seed, views)
     maps = [T.render_view(mesh, *map(float, p), seed=seed + i) for i, p in enumerate(poses)]
     return {
         "vox": voxelize(mesh).astype(np.float16), "pose": poses,
@@ -59,34 +83,68 @@ def mesh_item(mesh: trimesh.Trimesh, seed: int) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def per_mesh(model, name: str, item: dict) -> dict[str, float]:
+    """PSNR (dB) per style of ``model`` on the two views of ``item`` (see :func:`mesh_item`)."""
     rng = np.random.default_rng(7)
-    b = D.stack([item, item], [0, 1], D.random_light(rng, 2))
+    n = len(item["pose"])
+    b = D.stack([item] * n, list(range(n)), D.random_light(rng, n))
     out = model.render_pose(b["vox"], b["az"], b["el"], b["scale"], b["light"])
     im = images(out, b["light"])
     return {k: psnr(im[k], b["phong" if k == "phong_net" else k]) for k in STYLE_KEYS}
 
 
-def main() -> None:
+def mesh_table(model, meshes: dict[str, trimesh.Trimesh], seed0: int = 5000, views: int = 2
+               ) -> dict[str, dict[str, float]]:
+    """Per-style PSNR for each named mesh (views and lights seeded by its position)."""
+    return {name: per_mesh(model, name, mesh_item(mesh, seed0 + i, views))
+            for i, (name, mesh) in enumerate(meshes.items())}
+
+
+def _row(name: str, r: dict[str, float]) -> str:
+    return f"| {name} | " + " | ".join(f"{r[c]:.2f}" for c in STYLE_KEYS) + " |"
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None)
-    ap.add_argument("--shapes", type=int, default=24)
-    args = ap.parse_args()
+    ap.add_argument("--shapes", type=int, default=24, help="held-out seeds (0: skip)")
+    ap.add_argument("--meshes", nargs="*", type=Path, default=None,
+                    help="mesh files for the generalisation table (default: assets/meshes/)")
+    ap.add_argument("--views", type=int, default=4, help="views per mesh file")
+    ap.add_argument("--no-primitives", action="store_true",
+                    help="skip the table of render_core / trimesh primitives")
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    files = demo_mesh_files() if args.meshes is None else args.meshes
+    from ..mesh import MeshError
+
+    try:  # read every file first: a bad one fails fast, before minutes of evaluation
+        demo = {Path(p).stem: read_mesh_file(p) for p in files}
+    except MeshError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     model = load_model(args.weights)
-    cols = list(STYLE_KEYS)
-    head = "| set | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
-    val = evaluate(model, D.validation_set(D.default_cache(), args.shapes))
-    print(head)
-    print(f"| held-out seeds ({args.shapes} shapes × 2 views) | "
-          + " | ".join(f"{val[c]:.2f}" for c in cols) + " |")
-    print("| poster (single-style nets) | " + " | ".join(
-        f"{POSER_PSNR[c]:.2f}" if c in POSER_PSNR else "–" for c in cols) + " |")
-    print()
-    print(head)
-    for i, (name, mesh) in enumerate(unseen_meshes().items()):
-        r = per_mesh(model, name, mesh_item(mesh, 5000 + i))
-        print(f"| {name} | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
+    head = "| set | " + " | ".join(STYLE_KEYS) + " |\n|---|" + "---|" * len(STYLE_KEYS)
+    if args.shapes > 0:
+        val = evaluate(model, D.validation_set(D.default_cache(), args.shapes))
+        print(head)
+        print(_row(f"held-out seeds ({args.shapes} shapes × 2 views)", val))
+        print("| poster (single-style nets) | " + " | ".join(
+            f"{POSER_PSNR[c]:.2f}" if c in POSER_PSNR else "–" for c in STYLE_KEYS) + " |")
+        print()
+    if not args.no_primitives:
+        print(head)
+        for name, r in mesh_table(model, unseen_meshes()).items():
+            print(_row(name, r))
+        print()
+    if demo:
+        print(head)
+        table = mesh_table(model, demo, seed0=6000, views=args.views)
+        for name, r in table.items():
+            print(_row(name, r))
+        mean = {c: float(np.mean([r[c] for r in table.values()])) for c in STYLE_KEYS}
+        print(_row(f"**mean of {len(table)}**", mean))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
