@@ -11,6 +11,7 @@ A method that fails (bad file, bad setting) raises and leaves the session exactl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,7 +24,10 @@ import numpy as np
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
 
-from . import files
+from . import files, session_store
+
+MAX_SNAPSHOTS = 200
+"""At most this many parameter snapshots are kept for :meth:`Session.revert_to_step`."""
 
 Listener = Callable[[str], None]
 
@@ -39,6 +43,14 @@ class Session:
         self.history: list[dict] = []
         self._fitter: Fitter | None = None
         self.generation = 0  # bumped whenever the fit restarts, so stale results can be told
+        self.revision = 0  # bumped by every change and step: autosave writes when it moved
+        # Fitter.state() copies, oldest first, for revert_to_step; headless steps add one
+        # every `snapshot_every` steps, the studio's syncs one per sync.
+        self.snapshots: list[dict] = []
+        self.snapshot_every = 10
+        # (generation, Fitter.checkpoint) a fit of that generation starts from instead of
+        # from scratch: set by open() and revert_to_step() for the studio's fit process.
+        self._resume: tuple[int, dict] | None = None
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
 
@@ -50,6 +62,7 @@ class Session:
         return lambda: self._listeners.remove(listener)
 
     def _emit(self, event: str) -> None:
+        self.revision += 1
         for cb in list(self._listeners):
             cb(event)
 
@@ -119,6 +132,44 @@ class Session:
             self.targets = list(targets)
             self._restart()
         self._emit("targets")
+
+    def _target_index(self, index: int) -> int:
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.targets):
+            raise IndexError(f"no target {index!r}; there are {len(self.targets)}")
+        return int(index)
+
+    def _replace_target(self, index: int, **changes) -> TargetView:
+        """Swap target ``index`` for a validated copy with ``changes``; the fit restarts."""
+        with self._lock:
+            i = self._target_index(index)
+            new = dataclasses.replace(self.targets[i], **changes)  # validates; may raise
+            self.targets = self.targets[:i] + [new] + self.targets[i + 1:]
+            self._restart()
+        self._emit("targets")
+        return new
+
+    def set_target_camera(self, index: int, azimuth: float, elevation: float, distance: float,
+                          fov: float) -> TargetView:
+        """Give target ``index`` a new orbit camera (degrees); the fit restarts.
+
+        Raises ``IndexError`` or ``ValueError`` (non-finite values, distance <= 0, fov outside
+        1..170) and then leaves the session unchanged."""
+        return self._replace_target(index, azimuth=float(azimuth), elevation=float(elevation),
+                                    distance=float(distance), fov=float(fov))
+
+    def set_target_mask(self, index: int, mask: np.ndarray) -> TargetView:
+        """Give target ``index`` a new mask ([H,W] float in [0,1], the image's size)."""
+        return self._replace_target(index, mask=np.array(mask, dtype=np.float32))
+
+    def remove_target(self, index: int) -> TargetView:
+        """Remove target ``index`` and return it; the fit restarts."""
+        with self._lock:
+            i = self._target_index(index)
+            removed = self.targets[i]
+            self.targets = self.targets[:i] + self.targets[i + 1:]
+            self._restart()
+        self._emit("targets")
+        return removed
 
     def load_demo(self) -> None:
         """The built-in demo scene: procedural colourful blob targets, an icosphere start."""
@@ -192,6 +243,8 @@ class Session:
         self._fitter = None
         self.history = []
         self.generation += 1
+        self.snapshots = []
+        self._resume = None
 
     def step(self) -> dict:
         """One optimisation step (any thread); appends to and returns the metrics."""
@@ -201,8 +254,14 @@ class Session:
         """``(generation, metrics)`` of one step: results of a fit that has since been reset
         or rebuilt carry an old generation, so views can drop them."""
         with self._lock:
-            metrics = self.fitter().step()
+            fitter = self.fitter()
+            if not self.snapshots:
+                self._snapshot(fitter)
+            metrics = fitter.step()
             self.history.append(metrics)
+            self.revision += 1
+            if not metrics.get("rolled_back") and fitter.steps % self.snapshot_every == 0:
+                self._snapshot(fitter)
             return self.generation, metrics
 
     @property
@@ -234,9 +293,108 @@ class Session:
         with self._lock:
             if generation != self.generation:
                 return False
-            self.fitter().load_state(state)
+            fitter = self.fitter()
+            if not self.snapshots:
+                self._snapshot(fitter)
+            fitter.load_state(state)
             self.history.extend(metrics)
+            self.revision += 1
+            self._snapshot(fitter)
             return True
+
+    # -- snapshots, revert, sessions on disk ---------------------------------------------------
+
+    def _snapshot(self, fitter: Fitter) -> None:
+        state = fitter.state()
+        if self.snapshots and self.snapshots[-1]["steps"] == state["steps"]:
+            self.snapshots[-1] = state
+            return
+        self.snapshots.append(state)
+        if len(self.snapshots) > MAX_SNAPSHOTS:  # thin to every other one, keep the newest
+            self.snapshots = self.snapshots[:-1:2] + self.snapshots[-1:]
+
+    def snapshot_steps(self) -> list[int]:
+        """The steps :meth:`revert_to_step` can go back to exactly."""
+        with self._lock:
+            return [s["steps"] for s in self.snapshots]
+
+    def revert_to_step(self, k: int) -> int:
+        """Put the parameters back to the newest snapshot at or before step ``k``; returns
+        its step. The loss history is cut there, the Adam moments restart (as after a change
+        of groups), and the fit continues from it (a new generation, so results in flight
+        are dropped). Emits ``"revert"``."""
+        with self._lock:
+            if self._fitter is None or not self.snapshots:
+                raise RuntimeError("nothing to revert: the fit has not run yet")
+            older = [s for s in self.snapshots if s["steps"] <= int(k)]
+            if not older:
+                raise ValueError(f"no snapshot at or before step {k}; the oldest is step "
+                                 f"{self.snapshots[0]['steps']}")
+            snap = older[-1]
+            fitter = self._fitter
+            fitter.restore({"state": snap, "config": self.config.to_dict(), "optimizer": {}})
+            cut = next((i for i, m in enumerate(self.history)
+                        if int(m.get("step", 0)) > snap["steps"]), len(self.history))
+            self.history = self.history[:cut]
+            self.snapshots = older
+            self.generation += 1
+            self._resume = (self.generation, fitter.checkpoint())
+        self._emit("revert")
+        return int(snap["steps"])
+
+    def resume_checkpoint(self, generation: int) -> dict | None:
+        """The checkpoint a fit of ``generation`` starts from (after open or revert), or
+        None to start from scratch."""
+        with self._lock:
+            if self._resume is not None and self._resume[0] == generation:
+                return self._resume[1]
+            return None
+
+    def checkpoint(self) -> dict | None:
+        """This process's fit as a :meth:`Fitter.checkpoint` (None before the fit exists)."""
+        with self._lock:
+            return None if self._fitter is None else self._fitter.checkpoint()
+
+    def save(self, path: str | os.PathLike, checkpoint: dict | None = None) -> Path:
+        """Write the session (see :mod:`studio.session_store`) atomically; returns the path.
+
+        ``checkpoint`` is the fit's full state when it runs elsewhere (the studio's fit
+        process, whose Adam moments this process does not have); by default this process's.
+        """
+        with self._lock:
+            if self.initial_mesh is None:
+                raise RuntimeError("there is nothing to save: load a mesh first")
+            if checkpoint is None:
+                checkpoint = self.checkpoint()
+            data = session_store.SessionData(self.initial_mesh, self.mesh_name,
+                                             list(self.targets), self.config.copy(),
+                                             list(self.history), checkpoint)
+        try:
+            return session_store.write_session(path, data)
+        except OSError as e:
+            raise OSError(f"{Path(path).name}: cannot write the session ({e.strerror or e})"
+                          ) from None
+
+    def open(self, path: str | os.PathLike) -> None:
+        """Replace everything with a saved session, which continues where it stopped.
+
+        Raises :class:`session_store.SessionFileError` (a :class:`files.LoadError`) and
+        leaves the session unchanged when the file is bad. Emits ``"mesh"``, ``"targets"``,
+        ``"config"`` and then ``"session"``."""
+        data = session_store.read_session(path)
+        with self._lock:
+            self.initial_mesh = data.mesh
+            self.mesh_name = data.mesh_name
+            self.targets = list(data.targets)
+            self.config = data.config
+            self._restart()
+            self.history = list(data.history)
+            if data.fitter is not None:
+                self._fitter = data.fitter
+                self._resume = (self.generation, data.checkpoint)
+                self._snapshot(data.fitter)
+        for event in ("mesh", "targets", "config", "session"):
+            self._emit(event)
 
     # -- export ------------------------------------------------------------------------------
 
