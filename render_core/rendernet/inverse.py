@@ -9,6 +9,7 @@ fraction for the next, sharper stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,10 @@ from .render import DEFAULT_LIGHT_CAM, load_model, render_voxels
 
 STAGES = ((4, 25, 0.34), (2, 20, 0.34), (1, 20, 1.0))
 """(downsample, Adam steps, fraction kept): 9 -> 3 -> 1 hypotheses, blurred -> sharp."""
+
+Progress = Callable[[int, int, float], bool | None]
+"""``progress(steps_done, steps_total, best_loss)`` after every Adam step; return False to stop
+early (the best hypothesis so far is returned)."""
 
 
 @dataclass
@@ -42,7 +47,8 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
              light: torch.Tensor | None = None, fit_light: bool = False,
              spread: tuple[float, float] = (20.0, 10.0), grid: tuple[int, int] = (3, 3),
              stages: tuple[tuple[int, int, float], ...] = STAGES,
-             lr: float = 1.5, model: RenderNet | None = None) -> PoseFit:
+             lr: float = 1.5, model: RenderNet | None = None,
+             progress: Progress | None = None) -> PoseFit:
     """Recover the pose (and light) of ``target`` through the network.
 
     Args:
@@ -54,6 +60,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
         spread, grid: hypotheses on a ``grid[0]×grid[1]`` lattice ±spread (az, el) around init.
         stages: (downsample factor, Adam steps, fraction of hypotheses kept afterwards).
         lr: Adam step size in degrees (scale and light use lr/100).
+        progress: optional callback, see :data:`Progress`.
     Returns:
         The best :class:`PoseFit`.
     """
@@ -70,6 +77,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
     lt = torch.as_tensor(light if light is not None else DEFAULT_LIGHT_CAM, dtype=torch.float32)
     lt = lt.expand(az.shape[0], 3).clone()
     losses = None
+    total, done, stop = sum(st[1] for st in stages), 0, False
     for factor, steps, keep in stages:
         params = [az.requires_grad_(), el.requires_grad_(), sc.requires_grad_()]
         groups = [{"params": params[:2], "lr": lr}, {"params": [sc], "lr": lr / 100}]
@@ -87,6 +95,10 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
             with torch.no_grad():
                 sc.clamp_(0.5, 2.0)
                 el.clamp_(-89.0, 89.0)
+            done += 1
+            if progress is not None and progress(done, total, float(per.min())) is False:
+                stop = True
+                break
         with torch.no_grad():
             img = _down(render_voxels(vox, az, el, sc, style, F.normalize(lt, dim=-1), model),
                         factor)
@@ -95,6 +107,8 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
             idx = losses.argsort()[:k]
             az, el, sc, lt = (t.detach()[idx].clone() for t in (az, el, sc, lt))
             losses = losses[idx]
+        if stop:
+            break
     best_l = F.normalize(lt[0], dim=-1)
     return PoseFit(float(az[0]), float(el[0]), float(sc[0]), tuple(best_l.tolist()),
                    float(losses[0]))
