@@ -5,11 +5,14 @@
 
 from . import losses
 from ._ext import is_deterministic, set_deterministic
+from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
 from .color import linear_to_srgb, srgb_to_linear
 from .fit import FitConfig, Fitter, ParamGroup, TargetView
+from .image_io import ImageError, open_image
 from .interpolate import interpolate, sample_texture
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+from .limits import Limits, get_limits, set_limits
 from .mesh import Mesh, MeshError, load_mesh, save_mesh
 from .primitives import cube, icosphere, uv_sphere
 from .rasterize import (
@@ -30,12 +33,15 @@ from .shading import (
     sh_irradiance,
     vertex_normals,
 )
+from .uv import generate_uvs
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Camera",
     "FitConfig",
+    "ImageError",
+    "Limits",
     "Fitter",
     "ParamGroup",
     "TargetView",
@@ -53,8 +59,11 @@ __all__ = [
     "SHADINGS",
     "SHLight",
     "available_backends",
+    "bake_vertex_colors",
     "cube",
     "face_normals",
+    "get_limits",
+    "generate_uvs",
     "icosphere",
     "interpolate",
     "is_deterministic",
@@ -62,14 +71,18 @@ __all__ = [
     "linear_to_srgb",
     "load_mesh",
     "losses",
+    "open_image",
     "phong",
+    "prepare_export",
     "rasterize",
     "sample_texture",
     "save_mesh",
     "set_deterministic",
+    "set_limits",
     "sh_irradiance",
     "soft_silhouette",
     "srgb_to_linear",
+    "texture_to_vertex_colors",
     "uv_sphere",
     "vertex_normals",
 ]

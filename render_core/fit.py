@@ -11,7 +11,8 @@ Parameter groups (all optional, each with its own learning rate):
 - ``vertices``: an offset added to the starting vertices (as in PyTorch3D's mesh-fitting
   tutorial), regularised by Laplacian smoothing, normal consistency and edge length.
 - ``colors``: per-vertex colours, optimised as logits so they stay in (0, 1).
-- ``texture``: a UV texture, also as logits; a mesh without UVs gets spherical ones.
+- ``texture``: a UV texture (``texture_size``² texels), also as logits; a mesh without UVs
+  gets an xatlas atlas (spherical UVs without xatlas), and the texture starts from its colours.
 - ``light``: the directional light's direction, or the SH coefficients with ``shading="sh"``.
 - ``camera``: azimuth / elevation / distance / fov of every target, rebuilt with
   :meth:`Camera.orbit` each step.
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .bake import bake_attribute
 from .camera import Camera
 from .color import linear_to_srgb
 from .losses import edge_length, iou, l1, laplacian, normal_consistency
@@ -38,6 +40,7 @@ from .mesh import Mesh
 from .rasterize import DEFAULT_SIGMA
 from .renderer import SHADINGS, Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight
+from .uv import generate_uvs
 
 GROUPS = ("vertices", "colors", "texture", "light", "camera")
 """Names of the parameter groups, in display order."""
@@ -166,24 +169,6 @@ class TargetView:
         return self.image.shape[1] / self.image.shape[0]
 
 
-def spherical_uvs(vertices: torch.Tensor, faces: torch.Tensor):
-    """Per-corner spherical UVs for a mesh without any: ``(uvs [3F,2], face_uvs [F,3])``.
-
-    Corners are unshared so a face straddling the u=0/1 seam can be unwrapped on its own.
-    """
-    c = vertices - vertices.mean(0)
-    d = c / c.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    u = (torch.atan2(d[:, 0], d[:, 2]) / (2 * math.pi)) % 1.0
-    v = 0.5 + torch.asin(d[:, 1].clamp(-1, 1)) / math.pi
-    fu, fv = u[faces], v[faces]  # [F,3]
-    # A face whose corners span more than half the circle wraps: lift the small ones by 1.
-    wrap = (fu.max(1).values - fu.min(1).values) > 0.5
-    fu = torch.where(wrap[:, None] & (fu < 0.5), fu + 1.0, fu)
-    uvs = torch.stack([fu.reshape(-1), fv.reshape(-1)], -1).to(vertices.dtype)
-    face_uvs = torch.arange(faces.shape[0] * 3, dtype=torch.long).reshape(-1, 3)
-    return uvs, face_uvs
-
-
 def _logit(x: torch.Tensor) -> torch.Tensor:
     x = x.clamp(1e-3, 1 - 1e-3)
     return torch.log(x) - torch.log1p(-x)
@@ -251,10 +236,15 @@ class Fitter:
         config.validate()
         self.config = config
         if self._needs_texture() and self.tex_logit is None:
-            if self.uvs is None:
-                self.uvs, self.face_uvs = spherical_uvs(self.base.vertices, self.faces)
             n = int(config.texture_size)
-            self.tex_logit = torch.zeros(n, n, 3, dtype=self.base.vertices.dtype)
+            if self.uvs is None:
+                self.uvs, self.face_uvs = generate_uvs(self.base.vertices, self.faces, n)
+            # Start from the colours the mesh shows now, so switching to a texture keeps the look.
+            tex = torch.full((n, n, 3), 0.5, dtype=self.base.vertices.dtype)
+            if self.has_colors or config.groups["colors"].enabled:
+                tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
+                                     self.uvs, self.face_uvs, n, backend=config.backend)
+            self.tex_logit = _logit(tex)
         render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
                       self._effective_shading())
         if render_key != self._render_key:
@@ -274,8 +264,12 @@ class Fitter:
         return self.config.groups["texture"].enabled or self.config.shading == "texture"
 
     def _effective_shading(self) -> str:
-        # Optimising a texture under unlit vertex-colour shading means showing the texture.
-        if self.config.shading == "vertex_color" and self.config.groups["texture"].enabled:
+        # Optimising a texture under unlit vertex-colour shading means showing the texture, and
+        # so does a textured mesh without vertex colours (as lit shadings do): a loaded texture
+        # is the mesh's look, not a grey to be replaced by new colours.
+        if self.config.shading == "vertex_color" and (
+                self.config.groups["texture"].enabled
+                or (self.base.has_texture and not self.has_colors)):
             return "texture"
         return self.config.shading
 

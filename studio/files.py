@@ -98,13 +98,14 @@ def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
 def export_mesh(mesh: rc.Mesh, path: str | os.PathLike) -> list[Path]:
     """Save through ``rc.save_mesh`` (OBJ writes its MTL and texture PNG alongside).
 
-    Returns the files written. PLY keeps vertex colours (a texture is dropped, as PLY cannot
-    carry one); GLB keeps everything.
+    Returns the files written. What is written looks like the render (``rc.prepare_export``):
+    OBJ and GLB get vertex colours baked into a texture; PLY gets vertex colours (a texture's
+    colour at each vertex when the mesh is textured, as PLY cannot carry one).
     """
     p = Path(path)
     if p.suffix.lower() not in EXPORT_SUFFIXES:
         raise LoadError(p, f"cannot export to {p.suffix or '(none)'}; use .obj, .ply or .glb")
-    rc.save_mesh(mesh, p)
+    rc.save_mesh(rc.prepare_export(mesh, p.suffix), p)
     written = [p] + [p.with_suffix(s) for s in (".mtl", ".png") if p.suffix.lower() == ".obj"]
     return [f for f in written if f.exists()]
 
