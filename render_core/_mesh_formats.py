@@ -7,7 +7,9 @@ trimesh and PIL are imported here only, so importing ``render_core.mesh`` stays 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import numpy as np
 
 from . import _obj
 from .color import linear_to_srgb, linear_to_srgb8, srgb_to_linear
+from .image_io import ImageError, open_image
 from .io_utils import atomic_write_bytes, atomic_write_text
+from .limits import Limits
 from .mesh import MeshError
 
 _MATERIAL = "material_0"
@@ -29,8 +33,13 @@ def _describe(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- images
 
 
-def decode_image(im) -> np.ndarray:
-    """PIL image -> linear float32 [H,W,3]: sRGB decoded, alpha dropped, 16-bit grey aware."""
+def decode_image(im, limits: Limits | None = None) -> np.ndarray:
+    """PIL image -> linear float32 [H,W,3]: sRGB decoded, alpha dropped, 16-bit grey aware.
+
+    With ``limits``, an image over ``limits.max_texture_size`` is refused before decoding
+    (images embedded in glTF files arrive here still lazily opened)."""
+    if limits is not None and (problem := limits.texture_problem(*im.size)):
+        raise MeshError(problem)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         srgb = np.repeat((np.asarray(im, dtype=np.float32) / 65535.0)[..., None], 3, axis=2)
     elif im.mode == "F":
@@ -40,17 +49,16 @@ def decode_image(im) -> np.ndarray:
     return srgb_to_linear(srgb).astype(np.float32)
 
 
-def read_texture(path: Path) -> np.ndarray:
+def read_texture(path: Path, limits: Limits | None = None) -> np.ndarray:
     """Image file -> linear float32 [H,W,3]; any failure is a ``MeshError`` naming the image."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            im.load()
+        with open_image(path, texture=True, limits=limits) as im:
             return decode_image(im)
-    except FileNotFoundError:
-        raise MeshError(f"texture {path} not found") from None
-    except Exception as exc:  # PIL raises many types (OSError, ValueError, DecompressionBomb)
+    except ImageError as exc:
+        if exc.problem == "file not found":
+            raise MeshError(f"texture {path} not found") from None
+        raise MeshError(f"cannot read texture {path}: {exc.problem}") from None
+    except Exception as exc:  # a mode PIL cannot convert, MemoryError, ...
         raise MeshError(f"cannot read texture {path}: {_describe(exc)}") from None
 
 
@@ -66,16 +74,28 @@ def encode_png(texture_linear: np.ndarray) -> bytes:
 # --------------------------------------------------------------------------- OBJ
 
 
-def _find_file(base: Path, name: str) -> Path | None:
-    """A file referenced by an OBJ/MTL: relative to ``base``, or absolute, or (as exporters
-    often write absolute paths from another machine) its bare name in ``base``."""
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _find_file(base: Path, name: str, root: Path, what: str) -> Path | None:
+    """A file referenced by an OBJ/MTL, which must lie inside ``root`` (the OBJ's folder):
+    ``name`` relative to ``base``, or (as exporters often write absolute paths from another
+    machine) its bare name in ``base``. Never a file outside ``root``: a mesh someone sends
+    must not make the studio read (and maybe export as a texture) any other file on disk, so
+    an absolute or ``../`` name with no same-named file in ``base`` is refused."""
     name = name.strip().strip('"').replace("\\", "/")
     if not name:
         return None
     ref = Path(name)
-    for candidate in (ref if ref.is_absolute() else base / ref, base / ref.name):
-        if candidate.is_file():
+    direct = ref if ref.is_absolute() else base / ref
+    bare = base / ref.name
+    for candidate in (direct, bare):
+        if ref.name and _inside(candidate, root) and candidate.is_file():
             return candidate
+    if not _inside(direct, root):
+        raise MeshError(f"{what} {name!r} lies outside the mesh's folder and there is no "
+                        f"{ref.name or name!r} in {base}; refused (copy it next to the mesh)")
     return None
 
 
@@ -84,11 +104,13 @@ def _obj_textures(obj_path: Path, mtllibs: list[str], used: set[str]) -> dict[st
     if not used:
         return {}
     found: dict[str, tuple[Path, str]] = {}
+    root = obj_path.parent
     for lib in mtllibs:
         # `mtllib a.mtl b.mtl` lists several files, but names may also contain spaces.
-        names = [lib] if _find_file(obj_path.parent, lib) else lib.split()
+        whole = " " in lib.strip() and _find_file(root, lib, root, "material library")
+        names = [lib] if whole or " " not in lib.strip() else lib.split()
         for name in names:
-            mtl_path = _find_file(obj_path.parent, name)
+            mtl_path = _find_file(root, name, root, "material library")
             if mtl_path is None:
                 raise MeshError(f"material library {name!r} not found in {obj_path.parent}")
             try:
@@ -103,17 +125,26 @@ def _obj_textures(obj_path: Path, mtllibs: list[str], used: set[str]) -> dict[st
     textures = {}
     for material in sorted(used & found.keys()):
         base, tex = found[material]
-        tex_path = _find_file(base, tex)
+        tex_path = _find_file(base, tex, root, f"texture of material {material!r}")
         if tex_path is None:
             raise MeshError(f"texture {tex!r} of material {material!r} not found in {base}")
         textures[material] = tex_path
     return textures
 
 
-def read_obj(path: Path) -> dict:
+def _count_statements(data: bytes, key: bytes) -> int:
+    """Lines starting with ``key`` (e.g. ``b"f "``): a cheap lower bound before parsing."""
+    return data.count(b"\n" + key) + data.startswith(key)
+
+
+def read_obj(path: Path, limits: Limits) -> dict:
     data = path.read_bytes()
     if b"\x00" in data:
         raise MeshError("contains binary data, not a text OBJ file")
+    # Refuse an oversized file before parsing it (polygons give at least one triangle each).
+    problem = limits.mesh_problem(_count_statements(data, b"v "), _count_statements(data, b"f "))
+    if problem:
+        raise MeshError(problem)
     try:
         obj = _obj.parse_obj(data.decode("utf-8", errors="replace"))
     except ValueError as exc:
@@ -122,34 +153,56 @@ def read_obj(path: Path) -> dict:
     images = set(_obj_textures(path, obj.mtllibs, used).values())
     if len(images) > 1:
         # A Mesh holds one texture; trimesh packs several into one atlas (and splits vertices
-        # at UV seams, which is the price of that rarer case).
-        return read_trimesh(path)
+        # at UV seams, which is the price of that rarer case). Each image is checked first.
+        for image in images:
+            read_texture(image, limits)
+        return read_trimesh(path, limits)
     fields: dict = {"vertices": obj.vertices, "faces": obj.faces}
     if obj.colors is not None:
         fields["vertex_colors"] = srgb_to_linear(obj.colors).astype(np.float32)
     if obj.uvs is not None:
         fields.update(uvs=obj.uvs, face_uvs=obj.face_uvs)
     if images:
-        fields["texture"] = read_texture(images.pop())
+        fields["texture"] = read_texture(images.pop(), limits)
     return fields
 
 
-def write_obj(path: Path, vertices, faces, vertex_colors, uvs, face_uvs, texture) -> None:
-    """``path`` (+ ``<stem>.mtl`` and ``<stem>.png`` when textured), each written atomically,
-    the OBJ last so it never references files that are not there yet."""
-    mtllib = None
-    if texture is not None and uvs is not None:
-        png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
-        atomic_write_bytes(png, encode_png(texture))
-        atomic_write_text(mtl, _obj.format_mtl(_MATERIAL, png.name))
-        mtllib = mtl.name
-    elif texture is not None:
-        warnings.warn(f"{path}: texture not saved, the mesh has no UVs", stacklevel=3)
+def write_obj(path: Path, vertices, faces, vertex_colors, uvs, face_uvs, texture) -> list[Path]:
+    """``path`` (+ ``<stem>.mtl`` and ``<stem>.png`` when textured); returns the files written.
+
+    Each file is written atomically and the OBJ last, so its rename is the commit point: a
+    reader (or the next launch, after a crash) sees the old trio or the new one, never the new
+    OBJ with an old texture nor the reverse. Overwriting ``<stem>.png`` while the old OBJ still
+    uses it would break that, so over an existing OBJ the new one is first committed pointing
+    at a copy of the MTL and PNG under content-derived names (``<stem>-<hash>.mtl/.png``),
+    then the usual names are written and committed again, and the copies are removed.
+    """
     colors = None if vertex_colors is None else linear_to_srgb(vertex_colors.astype(np.float64))
-    material = _MATERIAL if mtllib else None
-    atomic_write_text(
-        path, _obj.format_obj(vertices, faces, colors, uvs, face_uvs, mtllib, material)
-    )
+    if texture is not None and uvs is None:
+        warnings.warn(f"{path}: texture not saved, the mesh has no UVs", stacklevel=3)
+        texture = None
+    if texture is None:
+        atomic_write_text(path, _obj.format_obj(vertices, faces, colors, uvs, face_uvs))
+        return [path]
+    png_bytes = encode_png(texture)
+
+    def commit(png: Path, mtl: Path) -> None:
+        atomic_write_bytes(png, png_bytes)
+        atomic_write_text(mtl, _obj.format_mtl(_MATERIAL, png.name))
+        atomic_write_text(path, _obj.format_obj(vertices, faces, colors, uvs, face_uvs,
+                                                mtl.name, _MATERIAL))
+
+    png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
+    if path.exists():
+        tag = hashlib.sha256(png_bytes).hexdigest()[:10]
+        stand_ins = [path.with_name(f"{path.stem}-{tag}{ext}") for ext in (".png", ".mtl")]
+        commit(*stand_ins)
+        commit(png, mtl)
+        for stand_in in stand_ins:
+            stand_in.unlink(missing_ok=True)
+    else:
+        commit(png, mtl)
+    return [path, mtl, png]
 
 
 # --------------------------------------------------------------------------- via trimesh
@@ -193,12 +246,32 @@ def _promote_vertex_colors(geom) -> None:
     geom.visual = ColorVisuals(geom, vertex_colors=_rgba8(rgb8))
 
 
-def read_trimesh(path: Path) -> dict:
+_PLY_ELEMENT = re.compile(rb"^element\s+(vertex|face)\s+(\d+)\s*$", re.MULTILINE)
+
+
+def _declared_size(path: Path, suffix: str) -> tuple[int, int]:
+    """(vertices, faces) a PLY or binary STL header declares, 0 where unknown: checked
+    against the limits before trimesh allocates anything."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if suffix == ".ply":
+        end = head.find(b"end_header")
+        counts = dict(_PLY_ELEMENT.findall(head[: end if end >= 0 else len(head)]))
+        return int(counts.get(b"vertex", 0)), int(counts.get(b"face", 0))
+    if suffix == ".stl" and len(head) >= 84 and not head.lstrip().startswith(b"solid"):
+        faces = int(np.frombuffer(head[80:84], "<u4")[0])
+        return 0, faces
+    return 0, 0
+
+
+def read_trimesh(path: Path, limits: Limits) -> dict:
     """Any format trimesh reads; a scene is merged into one mesh with transforms applied."""
     import trimesh
 
     suffix = path.suffix.lower()
     kind = suffix[1:].upper()
+    if problem := limits.mesh_problem(*_declared_size(path, suffix)):
+        raise MeshError(problem)
     try:
         scene = trimesh.load_scene(str(path), file_type=suffix[1:], process=False)
         for part in scene.geometry.values():
@@ -229,7 +302,13 @@ def read_trimesh(path: Path) -> dict:
             fields.update(uvs=np.asarray(visual.uv, dtype=np.float64), face_uvs=faces)
         image, factor = _material_color(visual.material)
         if image is not None:
-            texture = decode_image(image)
+            try:
+                texture = decode_image(image, limits)
+            except MeshError:
+                raise
+            except Exception as exc:  # lazily opened by trimesh: decoding errors show here
+                problem = f"cannot read the {kind} file's texture: {_describe(exc)}"
+                raise MeshError(problem) from None
             if factor is not None:
                 texture = texture * factor.astype(np.float32)
             fields["texture"] = texture

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .io_utils import atomic_write_bytes
+from .limits import Limits, get_limits
 
 LOAD_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 SAVE_SUFFIXES = (".obj", ".ply", ".glb", ".stl", ".off")
@@ -238,7 +239,7 @@ class Mesh:
 # --------------------------------------------------------------------------- loading
 
 
-def load_mesh(path: str | os.PathLike) -> Mesh:
+def load_mesh(path: str | os.PathLike, limits: Limits | None = None) -> Mesh:
     """Load ``.obj`` (+ .mtl + diffuse texture), ``.ply``, ``.glb``/``.gltf``, ``.stl``, ``.off``.
 
     Returns a CPU ``Mesh`` with linear colours. Vertex order is kept where the format has one.
@@ -246,7 +247,13 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     one mesh with node transforms applied; glTF/PLY UVs are per vertex (vertices are already
     split at seams in those formats). STL stores no connectivity, so coincident vertices are
     welded. Every failure raises ``MeshError`` naming the file and the problem.
+
+    ``limits`` (default ``render_core.get_limits()``) caps faces, vertices and texture size;
+    where the format declares its size up front the file is refused before it is parsed.
+    Texture paths in an MTL must stay inside the OBJ's folder (absolute or ``../`` names
+    are refused unless a file of the same name lies beside the MTL).
     """
+    limits = get_limits() if limits is None else limits
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in LOAD_SUFFIXES:
@@ -261,7 +268,12 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     from . import _mesh_formats as formats  # trimesh is imported only when a file is read
 
     try:
-        fields = formats.read_obj(path) if suffix == ".obj" else formats.read_trimesh(path)
+        if suffix == ".obj":
+            fields = formats.read_obj(path, limits)
+        else:
+            fields = formats.read_trimesh(path, limits)
+        if problem := limits.mesh_problem(len(fields["vertices"]), len(fields["faces"])):
+            raise MeshError(problem)
         return Mesh(**fields)
     except MeshError as exc:
         if exc.path is None:
@@ -269,10 +281,13 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
         raise
     except OSError as exc:
         raise MeshError(f"cannot read file ({exc.strerror or exc})", path) from None
+    except MemoryError:
+        raise MeshError("not enough memory to load it", path) from None
 
 
-def save_mesh(mesh: Mesh, path: str | os.PathLike) -> None:
-    """Save by suffix, atomically (a failed save leaves any existing file untouched).
+def save_mesh(mesh: Mesh, path: str | os.PathLike) -> list[Path]:
+    """Save by suffix, atomically (a failed save leaves any existing file untouched, and a
+    textured OBJ is never left pointing at another save's texture); returns the files written.
 
     - ``.obj``: positions (with ``r g b`` sRGB vertex colours when present), per-corner UVs
       (``f v/vt``, seams kept), and when textured ``<stem>.mtl`` + ``<stem>.png`` (sRGB) beside.
@@ -306,9 +321,9 @@ def save_mesh(mesh: Mesh, path: str | os.PathLike) -> None:
         from . import _mesh_formats as formats
 
         if suffix == ".obj":
-            formats.write_obj(path, **arrays)
-        else:
-            atomic_write_bytes(path, formats.export_trimesh(suffix, **arrays))
+            return formats.write_obj(path, **arrays)
+        atomic_write_bytes(path, formats.export_trimesh(suffix, **arrays))
+        return [path]
     except OSError as exc:
         raise MeshError(f"cannot write file ({exc.strerror or exc})", path) from None
 
