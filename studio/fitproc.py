@@ -7,10 +7,13 @@ the window stutter. In a child process the fit has its own interpreter; the work
 sends a command and sleeps in ``recv`` (which releases the lock) until the answer comes.
 
 Protocol (tuples; the child answers every command with one message):
-    ("problem", generation, mesh, targets, config)  → ("ok",)       build a new Fitter
+    ("problem", generation, mesh, targets, config[, checkpoint])
+                                                    → ("ok",)       build a new Fitter (and
+                                                                    continue from checkpoint)
     ("config", config)                              → ("ok",)       apply settings
     ("step",)                                       → ("step", generation, metrics)
     ("sync", view)                                  → ("sync", snapshot, state)
+    ("checkpoint",)                                 → ("checkpoint", generation, checkpoint)
     ("quit",)                                       → (exits)
 Any failure answers ("error", message) and leaves the child running.
 """
@@ -51,8 +54,12 @@ def _serve(conn) -> None:
             return
         try:
             if kind == "problem":
-                _, generation, mesh, targets, config = msg
-                fitter = Fitter(mesh, targets, config)
+                _, gen, mesh, targets, config, *ckpt = msg
+                new = Fitter(mesh, targets, config)
+                if ckpt and ckpt[0] is not None:
+                    new.restore(ckpt[0])  # Adam moments and all: the run goes on exactly
+                    new.apply_config(config)
+                fitter, generation = new, gen
                 conn.send(("ok",))
             elif fitter is None:
                 conn.send(("error", "no problem loaded"))
@@ -63,6 +70,8 @@ def _serve(conn) -> None:
                 conn.send(("step", generation, fitter.step()))
             elif kind == "sync":
                 conn.send(("sync", snapshot_of(fitter, msg[1], generation), fitter.state()))
+            elif kind == "checkpoint":
+                conn.send(("checkpoint", generation, fitter.checkpoint()))
             else:
                 conn.send(("error", f"unknown command {kind!r}"))
         except Exception as e:  # report, keep serving: a bad setting must not kill the fit

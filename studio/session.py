@@ -355,11 +355,13 @@ class Session:
         with self._lock:
             return None if self._fitter is None else self._fitter.checkpoint()
 
-    def save(self, path: str | os.PathLike, checkpoint: dict | None = None) -> Path:
+    def save(self, path: str | os.PathLike, checkpoint: dict | None = None,
+             history: list[dict] | None = None) -> Path:
         """Write the session (see :mod:`studio.session_store`) atomically; returns the path.
 
-        ``checkpoint`` is the fit's full state when it runs elsewhere (the studio's fit
-        process, whose Adam moments this process does not have); by default this process's.
+        ``checkpoint`` and ``history`` are the fit's full state and its loss history when it
+        runs elsewhere (the studio's fit process, whose Adam moments this process does not
+        have); by default this process's.
         """
         with self._lock:
             if self.initial_mesh is None:
@@ -368,7 +370,8 @@ class Session:
                 checkpoint = self.checkpoint()
             data = session_store.SessionData(self.initial_mesh, self.mesh_name,
                                              list(self.targets), self.config.copy(),
-                                             list(self.history), checkpoint)
+                                             list(self.history if history is None
+                                                  else history), checkpoint)
         try:
             return session_store.write_session(path, data)
         except OSError as e:

@@ -5,7 +5,8 @@ The GUI thread never runs a step. It talks to the worker through thread-safe met
 :meth:`~FitWorker.request_frame`, :meth:`~FitWorker.stop`) and hears back through queued
 signals: ``steps`` (the fit's generation and a batch of metrics dicts) and ``frame`` (a
 snapshot of numpy arrays), each at most ``max_fps`` times a second, so a fast fit cannot flood
-the event loop.
+the event loop. :meth:`FitWorker.fetch_checkpoint` asks the fit process for its full state
+(Adam moments included) to save a session.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class FitWorker(QObject):
         self._pending_steps = 0
         self._want_frame = False
         self._stop = False
+        self._stopped = False
+        self._ckpt_requests: list[tuple[threading.Event, dict]] = []
 
     # -- commands (any thread) -----------------------------------------------------------
 
@@ -76,6 +79,20 @@ class FitWorker(QObject):
             self._running = False
             self._cond.notify()
 
+    def fetch_checkpoint(self, timeout: float = 30.0) -> tuple[int, dict, list[dict]] | None:
+        """``(generation, checkpoint, history)`` of the fit process, after mirroring its
+        latest steps into the session; ``history`` is the session's loss history at that
+        moment, so the two agree. None when there is no fit or it does not answer in time.
+        Blocks the calling thread for at most the step in flight (or ``timeout``)."""
+        done, box = threading.Event(), {}
+        with self._cond:
+            if self._stopped:
+                return None
+            self._ckpt_requests.append((done, box))
+            self._cond.notify()
+        done.wait(timeout)
+        return box.get("result")
+
     @property
     def is_running(self) -> bool:
         return self._running
@@ -97,7 +114,7 @@ class FitWorker(QObject):
             while True:
                 with self._cond:
                     while not (self._stop or self._running or self._pending_steps
-                               or self._want_frame or batch):
+                               or self._want_frame or batch or self._ckpt_requests):
                         self._cond.wait()
                     if self._stop:
                         break
@@ -105,6 +122,7 @@ class FitWorker(QObject):
                     if self._pending_steps > 0 and not self._running:
                         self._pending_steps -= 1
                     want_frame, self._want_frame = self._want_frame, False
+                    requests, self._ckpt_requests = self._ckpt_requests, []
                 try:
                     if not self.session.ready:
                         batch = []
@@ -121,6 +139,15 @@ class FitWorker(QObject):
                         self._report(proc, generation, batch)
                         batch = []
                         last_emit = now
+                    if requests:
+                        if batch:  # the checkpoint must not be ahead of the session's history
+                            self._report(proc, generation, batch)
+                            batch = []
+                        _, ckpt_gen, ckpt = proc.call("checkpoint")
+                        with self.session._lock:
+                            history = list(self.session.history)
+                        for _, box in requests:
+                            box["result"] = (ckpt_gen, ckpt, history)
                 except Exception as e:  # a bad setting or problem must not kill the thread
                     self.pause()
                     self.failed.emit(f"optimisation step failed: {e}")
@@ -129,7 +156,15 @@ class FitWorker(QObject):
                     if not proc.process.is_alive():  # it crashed: start a fresh one
                         proc.close()
                         proc = FitProcess()
+                finally:
+                    for done, _ in requests:
+                        done.set()
         finally:
+            with self._cond:
+                self._stopped = True
+                for done, _ in self._ckpt_requests:
+                    done.set()
+                self._ckpt_requests = []
             proc.close()
         self.state_changed.emit("stopped")
 
@@ -141,9 +176,10 @@ class FitWorker(QObject):
         s = self.session
         with s._lock:
             gen, config = s.generation, s.config
-            problem = (s.initial_mesh, list(s.targets)) if gen != self._sent_generation else None
+            problem = (s.initial_mesh, list(s.targets), s.resume_checkpoint(gen)) \
+                if gen != self._sent_generation else None
         if problem is not None:
-            proc.call("problem", gen, problem[0], problem[1], config)
+            proc.call("problem", gen, problem[0], problem[1], config, problem[2])
             self._sent_generation, self._sent_config = gen, config
         elif config is not self._sent_config:
             proc.call("config", config)
