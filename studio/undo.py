@@ -1,0 +1,157 @@
+"""Undo/redo of edits to the settings and the targets (cameras, masks, which targets). No Qt.
+
+Snapshot based: the session's *edit state* is its :class:`FitConfig` plus the tuple of its
+:class:`TargetView` objects. Session methods never modify a target in place (a camera or mask
+edit swaps in a new TargetView), and arrays are treated as immutable, so a snapshot is just
+references and costs nothing. :class:`UndoStack` listens to the session's events and records
+the state before every change, whichever method made it; undoing puts a recorded state back
+through the session's own methods (``set_config``, ``set_targets``), so views hear about it as
+about any edit. Mesh, fit parameters and loss history are not edits: "revert to step" and
+saved sessions cover those.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from render_core.fit import FitConfig, TargetView
+
+from .session import Session
+
+
+@dataclass(frozen=True)
+class EditState:
+    """What undo restores: the settings and the targets (by identity)."""
+
+    config: FitConfig
+    targets: tuple[TargetView, ...]
+
+    @classmethod
+    def of(cls, session: Session) -> EditState:
+        with session._lock:
+            return cls(session.config.copy(), tuple(session.targets))
+
+    def same_targets(self, other: EditState) -> bool:
+        return len(self.targets) == len(other.targets) and all(
+            a is b for a, b in zip(self.targets, other.targets, strict=True))
+
+    def changed_settings(self, other: EditState) -> set[str]:
+        """Names of the settings that differ (``groups.vertices.lr``, ``shading``, …)."""
+        a, b = _flat(self.config.to_dict()), _flat(other.config.to_dict())
+        return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class UndoStack:
+    """Records the session's edit states; :meth:`undo` and :meth:`redo` move between them.
+
+    Args:
+        session: the session to watch (subscribes to its events).
+        limit: how many states to keep.
+        merge_seconds: consecutive edits of the same settings closer together than this
+            (a spin box dragged, a value typed digit by digit) become one undo step.
+        clock: time source in seconds (for tests).
+
+    A session that is opened from a file (event ``"session"``) starts a fresh history.
+    """
+
+    def __init__(self, session: Session, limit: int = 100, merge_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.session = session
+        self.limit = int(limit)
+        self.merge_seconds = float(merge_seconds)
+        self._clock = clock
+        self._undo: list[EditState] = []
+        self._redo: list[EditState] = []
+        self._current = EditState.of(session)
+        self._last_edit: tuple[float, frozenset[str]] | None = None
+        self._applying = False
+        self.listeners: list[Callable[[], None]] = []
+        self.unsubscribe = session.subscribe(self._on_event)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def clear(self) -> None:
+        """Forget every recorded state (the current one becomes the base)."""
+        self._undo.clear()
+        self._redo.clear()
+        self._current = EditState.of(self.session)
+        self._last_edit = None
+        self._changed()
+
+    def _changed(self) -> None:
+        for cb in list(self.listeners):
+            cb()
+
+    def _on_event(self, event: str) -> None:
+        if self._applying:
+            return
+        if event == "session":
+            self.clear()
+            return
+        new = EditState.of(self.session)
+        if new.same_targets(self._current):
+            fields = frozenset(new.changed_settings(self._current))
+            if not fields:
+                return  # a step, reset or revert: nothing the user edited
+        else:
+            fields = frozenset({"targets"})
+        now = self._clock()
+        last = self._last_edit
+        merge = (last is not None and fields == last[1] and "targets" not in fields
+                 and now - last[0] < self.merge_seconds and self._undo)
+        if not merge:
+            self._undo.append(self._current)
+            del self._undo[:-self.limit]
+        self._redo.clear()
+        self._current = new
+        self._last_edit = (now, fields)
+        self._changed()
+
+    def undo(self) -> bool:
+        """Go back one edit; False when there is none."""
+        if not self._undo:
+            return False
+        state = self._undo.pop()
+        self._redo.append(self._current)
+        self._apply(state)
+        return True
+
+    def redo(self) -> bool:
+        """Re-apply the last undone edit; False when there is none."""
+        if not self._redo:
+            return False
+        state = self._redo.pop()
+        self._undo.append(self._current)
+        self._apply(state)
+        return True
+
+    def _apply(self, state: EditState) -> None:
+        self._applying = True
+        try:
+            if not state.same_targets(EditState.of(self.session)):
+                self.session.set_targets(list(state.targets))
+            if state.config != self.session.config:
+                self.session.set_config(state.config)
+        finally:
+            self._applying = False
+        self._current = EditState.of(self.session)
+        self._last_edit = None
+        self._changed()
