@@ -125,7 +125,7 @@ def _obj_textures(obj_path: Path, mtllibs: list[str], used: set[str]) -> dict[st
     textures = {}
     for material in sorted(used & found.keys()):
         base, tex = found[material]
-        tex_path = _find_file(base, tex, root, f"texture of material {material!r}")
+        tex_path = _find_file(base, tex, root, "texture")
         if tex_path is None:
             raise MeshError(f"texture {tex!r} of material {material!r} not found in {base}")
         textures[material] = tex_path
@@ -282,6 +282,9 @@ def read_trimesh(path: Path, limits: Limits) -> dict:
         # binary and not UTF-8 either: report the file, not the missing module.
         raise MeshError(f"not a valid {kind} file") from None
     except Exception as exc:  # trimesh raises anything from ValueError to KeyError
+        if "escapes resolver root" in str(exc):  # a glTF buffer or image URI like ../x.bin
+            raise MeshError(f"cannot read as {kind}: it references a file outside its folder "
+                            "(refused)") from None
         raise MeshError(f"cannot read as {kind}: {_describe(exc)}") from None
     if not isinstance(geom, trimesh.Trimesh) or len(geom.faces) == 0:
         raise MeshError(f"the {kind} file contains no triangle faces")

@@ -8,8 +8,8 @@ absurd size (decompression bombs) are refused from the header alone.
 
 The defaults suit a desktop with a few GB of memory. Override them per process with
 ``set_limits(Limits(...))`` or with the environment variables ``DIBR_MAX_FACES``,
-``DIBR_MAX_VERTICES``, ``DIBR_MAX_IMAGE_PIXELS`` and ``DIBR_MAX_TEXTURE_SIZE`` (read once,
-the first time the limits are needed).
+``DIBR_MAX_VERTICES``, ``DIBR_MAX_IMAGE_PIXELS``, ``DIBR_MAX_IMAGE_SIZE`` and
+``DIBR_MAX_TEXTURE_SIZE`` (read once, the first time the limits are needed).
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ class Limits:
     - ``max_faces``: triangles of a loaded mesh (after polygons are triangulated).
     - ``max_vertices``: vertices of a loaded mesh.
     - ``max_image_pixels``: width × height of a target image (a 48 MP photo fits the default).
+    - ``max_image_size``: longest side, in pixels, of a target image.
     - ``max_texture_size``: longest side, in pixels, of a mesh's texture image.
     """
 
     max_faces: int = 5_000_000
     max_vertices: int = 5_000_000
     max_image_pixels: int = 50_000_000
+    max_image_size: int = 8192
     max_texture_size: int = 8192
 
     def __post_init__(self) -> None:
@@ -82,6 +84,10 @@ class Limits:
         """Why a target image of this size is refused, or None."""
         if width < 2 or height < 2:
             return f"image is {width}x{height} pixels; an image needs at least 2x2"
+        if max(width, height) > self.max_image_size:
+            return (f"image is {width}x{height} pixels, larger than the limit of "
+                    f"{self.max_image_size} per side "
+                    f"(set {ENV_VARS['max_image_size']} to raise it)")
         if width * height > self.max_image_pixels:
             return (f"image is {width}x{height} = {width * height:,} pixels, more than the "
                     f"limit of {self.max_image_pixels:,} "
@@ -103,6 +109,7 @@ ENV_VARS = {
     "max_faces": "DIBR_MAX_FACES",
     "max_vertices": "DIBR_MAX_VERTICES",
     "max_image_pixels": "DIBR_MAX_IMAGE_PIXELS",
+    "max_image_size": "DIBR_MAX_IMAGE_SIZE",
     "max_texture_size": "DIBR_MAX_TEXTURE_SIZE",
 }
 

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help="raise or lower a size limit on inputs, NAME in "
+                        f"{','.join(LIMIT_NAMES)} (defaults: rc.Limits; env DIBR_MAX_*)")
     return p
 
 
@@ -117,6 +120,19 @@ def _configure(session: Session, args) -> None:
         session.set_config(cfg)
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+LIMIT_NAMES = ("faces", "vertices", "image_pixels", "image_size", "texture_size")
+
+
+def _apply_limits(items: list[str]) -> None:
+    """``--limit NAME=N`` on top of the defaults and the ``DIBR_MAX_*`` environment."""
+    changes = {}
+    for name, value in _pairs(items, LIMIT_NAMES, "--limit").items():
+        if not 1 <= value < 2**63 or value != int(value):  # also refuses nan and inf
+            raise UsageError(f"--limit {name}={value:g}: expected a positive integer")
+        changes[f"max_{name}"] = int(value)
+    rc.set_limits(rc.get_limits().replace(**changes))
 
 
 def _load(args) -> Session:
@@ -160,6 +176,7 @@ def fit_main(argv: list[str]) -> int:
             raise UsageError("--steps must be >= 0")
         if args.subdivisions < 0 or args.subdivisions > 6:
             raise UsageError("--subdivisions must lie in 0..6")
+        _apply_limits(args.limit)
         session = _load(args)
         out = Path(args.out)
         if out.exists() and not out.is_dir():

@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 import render_core as rc
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXPORT_SUFFIXES = (".obj", ".ply", ".glb")
-MAX_IMAGE_SIDE = 8192
+MAX_IMAGE_SIDE = rc.Limits().max_image_size  # default; rc.get_limits() is what applies
 
 
 class LoadError(ValueError):
@@ -33,30 +33,32 @@ class LoadError(ValueError):
 def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a PNG/JPEG target: ``(rgb [H,W,3] float32 sRGB in [0,1], alpha [H,W] or None)``.
 
-    The alpha channel (or a palette's transparency) becomes the mask. Raises :class:`LoadError`.
+    Any mode Pillow reads is accepted: grey, palette, CMYK, 8 or 16 bits per channel (16-bit
+    grey is scaled by 65535, so it matches the same picture stored in 8 bits). The alpha
+    channel (or a palette's transparency) becomes the mask. Size limits are
+    ``rc.get_limits()``'s, checked from the header before decoding. Raises :class:`LoadError`.
     """
     p = Path(path)
-    if not p.is_file():
-        raise LoadError(p, "file not found")
     try:
-        with Image.open(p) as im:
-            im.load()
-            w, h = im.size
-            if w < 2 or h < 2 or max(w, h) > MAX_IMAGE_SIDE:
-                raise LoadError(p, f"image is {w}x{h}; sides must be 2..{MAX_IMAGE_SIDE} px")
-            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            if im.mode in ("I;16", "I;16B", "I", "F"):
-                arr = np.asarray(im, dtype=np.float32)
-                arr = arr / max(float(arr.max()), 1.0)
-                return np.repeat(arr[..., None], 3, axis=2), None
-            im = im.convert("RGBA" if has_alpha else "RGB")
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except UnidentifiedImageError:
-        raise LoadError(p, "not an image that can be read (PNG or JPEG expected)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, LoadError):
-            raise
+        im = rc.open_image(p)
+    except rc.ImageError as e:
+        raise LoadError(p, e.problem) from None
+    try:
+        with im:
+            return _rgb_alpha(im)
+    except (OSError, ValueError, MemoryError) as e:
         raise LoadError(p, f"unreadable image ({e})") from None
+
+
+def _rgb_alpha(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        if im.mode != "F":
+            arr = arr / 65535.0
+        arr = np.clip(arr, 0.0, 1.0)
+        return np.repeat(arr[..., None], 3, axis=2), None
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
     if has_alpha:
         return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
     return arr, None
@@ -105,9 +107,7 @@ def export_mesh(mesh: rc.Mesh, path: str | os.PathLike) -> list[Path]:
     p = Path(path)
     if p.suffix.lower() not in EXPORT_SUFFIXES:
         raise LoadError(p, f"cannot export to {p.suffix or '(none)'}; use .obj, .ply or .glb")
-    rc.save_mesh(rc.prepare_export(mesh, p.suffix), p)
-    written = [p] + [p.with_suffix(s) for s in (".mtl", ".png") if p.suffix.lower() == ".obj"]
-    return [f for f in written if f.exists()]
+    return rc.save_mesh(rc.prepare_export(mesh, p.suffix), p)
 
 
 def contact_sheet(targets: list[np.ndarray], renders: list[np.ndarray], pad: int = 4) -> np.ndarray:
