@@ -85,6 +85,8 @@ class FitConfig:
 
     ``resolution`` is the render height in pixels; the width follows the first target's aspect.
     ``sigma`` is the soft-silhouette softness (see :func:`render_core.soft_silhouette`).
+    ``camera_views`` limits the ``camera`` group to these targets (indices; None = all), e.g.
+    to refine the camera of one new photo while the others stay put.
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -94,6 +96,7 @@ class FitConfig:
     backend: str = "auto"
     sigma: float = DEFAULT_SIGMA * 3
     texture_size: int = 64
+    camera_views: list[int] | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -114,6 +117,10 @@ class FitConfig:
             raise ValueError(f"texture size must lie in 4..4096, got {self.texture_size}")
         if not self.sigma > 0:
             raise ValueError("sigma must be positive")
+        if self.camera_views is not None and any(
+                isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0
+                for i in self.camera_views):
+            raise ValueError(f"camera_views must be target indices >= 0, got {self.camera_views}")
 
     def copy(self) -> FitConfig:
         return copy.deepcopy(self)
@@ -234,6 +241,10 @@ class Fitter:
         """
         config = config.copy()
         config.validate()
+        if config.camera_views is not None and max(config.camera_views, default=-1) >= len(
+                self.targets):
+            raise ValueError(f"camera_views {config.camera_views} names a target beyond the "
+                             f"{len(self.targets)} there are")
         self.config = config
         if self._needs_texture() and self.tex_logit is None:
             n = int(config.texture_size)
@@ -327,9 +338,14 @@ class Fitter:
 
     def _camera_params(self) -> torch.Tensor:
         scale = self.cam0.new_tensor(_CAMERA_SCALE)
-        d = self.cam_delta * scale
-        p = self.cam0 + d
-        dist = self.cam0[:, 2] * torch.exp(self.cam_delta[:, 2])
+        delta = self.cam_delta
+        if self.config.camera_views is not None:
+            # Targets left out get no gradient, so Adam never moves them.
+            chosen = torch.zeros(len(delta), 1, dtype=delta.dtype)
+            chosen[[int(i) for i in self.config.camera_views]] = 1.0
+            delta = delta * chosen
+        p = self.cam0 + delta * scale
+        dist = self.cam0[:, 2] * torch.exp(delta[:, 2])
         fov = p[:, 3].clamp(5.0, 150.0)
         return torch.stack([p[:, 0], p[:, 1], dist, fov], -1)
 

@@ -24,7 +24,7 @@ import numpy as np
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
 
-from . import files, session_store
+from . import files, photo, session_store
 
 MAX_SNAPSHOTS = 200
 """At most this many parameter snapshots are kept for :meth:`Session.revert_to_step`."""
@@ -98,21 +98,26 @@ class Session:
         """Read a target image (alpha → mask) seen from the given orbit camera, and add it."""
         return self.add_targets([path], [(azimuth, elevation, distance, fov)])[0]
 
-    def add_targets(self, paths: list, views: list[tuple[float, float, float, float]]
-                    ) -> list[TargetView]:
+    def add_targets(self, paths: list, views: list[tuple[float, float, float, float]],
+                    framing: str = "letterbox") -> list[TargetView]:
         """Read several targets, each with ``(azimuth, elevation, distance, fov)``; all are
-        read and checked before any is added, so a bad file leaves the session unchanged."""
+        read and checked before any is added, so a bad file leaves the session unchanged.
+
+        The alpha channel is the mask; a photo without one gets the automatic mask of
+        :mod:`studio.photo`. Targets share the first target's aspect: another is letterboxed
+        or cropped (``framing``) to it and its fov converted (see :mod:`studio.photo`)."""
         if len(paths) != len(views):
             raise ValueError(f"{len(paths)} target images but {len(views)} views")
+        if framing not in photo.FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}; use one of {photo.FRAMINGS}")
         new: list[TargetView] = []
         for path, (az, el, dist, fov) in zip(paths, views, strict=True):
-            rgb, mask = files.load_image(path)
+            rgb, alpha = files.load_image(path)
             first = self.targets[0] if self.targets else (new[0] if new else None)
-            if first is not None and abs(rgb.shape[1] / rgb.shape[0] - first.aspect) > 1e-3:
-                raise files.LoadError(path, f"aspect of {rgb.shape[1]}x{rgb.shape[0]} differs "
-                                            "from the first target's; targets share one aspect")
             try:
-                new.append(TargetView(rgb, mask, az, el, dist, fov, Path(path).name))
+                p = photo.prepare_photo(rgb, alpha, float(fov),
+                                        None if first is None else first.aspect, framing)
+                new.append(TargetView(p.image, p.mask, az, el, dist, p.fov, Path(path).name))
             except ValueError as e:
                 raise files.LoadError(path, str(e)) from None
         with self._lock:
@@ -167,9 +172,45 @@ class Session:
             i = self._target_index(index)
             removed = self.targets[i]
             self.targets = self.targets[:i] + self.targets[i + 1:]
+            views = self.config.camera_views
+            if views is not None:  # the indices after i move down by one
+                self.config = self.config.copy()
+                self.config.camera_views = [v - (v > i) for v in views if v != i]
             self._restart()
         self._emit("targets")
         return removed
+
+    def load_target_mask(self, index: int, path: str | os.PathLike,
+                         framing: str = "letterbox") -> TargetView:
+        """Use an image file as target ``index``'s mask: its alpha if it has one, else its
+        brightness; an image of the photo's own aspect is framed like the photo was.
+        Raises :class:`files.LoadError`."""
+        rgb, alpha = files.load_image(path)
+        with self._lock:
+            shape = self.targets[self._target_index(index)].image.shape[:2]
+        m = alpha if alpha is not None else rgb.mean(axis=2)
+        try:
+            return self.set_target_mask(index, photo.fit_mask_to(m, shape, framing))
+        except ValueError as e:
+            raise files.LoadError(path, str(e)) from None
+
+    def adopt_fitted_cameras(self, indices: list[int] | None = None) -> None:
+        """Make the cameras refined by the fit (the camera group) the targets' own cameras;
+        the fit restarts from them. ``indices`` limits this to some targets."""
+        with self._lock:
+            if self._fitter is None:
+                raise RuntimeError("there is no fit whose cameras could be adopted")
+            params = self._fitter.camera_params()
+            chosen = range(len(self.targets)) if indices is None else indices
+            targets = list(self.targets)
+            for i in chosen:
+                i = self._target_index(i)
+                az, el, dist, fov = (float(v) for v in params[i])
+                targets[i] = dataclasses.replace(targets[i], azimuth=az, elevation=el,
+                                                 distance=dist, fov=fov)
+            self.targets = targets
+            self._restart()
+        self._emit("targets")
 
     def load_demo(self) -> None:
         """The built-in demo scene: procedural colourful blob targets, an icosphere start."""

@@ -1,0 +1,308 @@
+"""Photos as targets, with no Qt: automatic foreground masks and framing to the render aspect.
+
+A photo has no alpha channel, so its mask is estimated. :func:`foreground_score` models the
+background by the colours along the image border (the object is assumed not to fill the
+frame edge to edge) and the foreground by the colours far from them, then re-estimates both
+models from the current segmentation a few times, GrabCut-style (nearest colour clusters
+instead of Gaussian mixtures and graph cuts; numpy and scipy only). The result is a score in
+[0,1] per pixel; :func:`mask_from_score` thresholds it and cleans it up (holes filled, specks
+removed), and the studio's mask editor lets the user move the threshold and paint over it.
+
+Framing: all targets of a fit share the render aspect (that of the first target). Another
+photo is *letterboxed* (padded with black, mask 0; the default) or *cropped* (centred) to that
+aspect, and its vertical field of view is converted so the object still lands where the
+camera says: the frame's half-height in the photo's image plane is ``scale`` times the
+photo's, so ``tan(fov'/2) = scale · tan(fov/2)`` (:func:`framed_fov`). The camera a user
+types for a photo is therefore the camera of the photo as it is on disk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+FRAMINGS = ("letterbox", "crop")
+"""How a photo of another aspect is fitted to the render aspect."""
+
+MAX_TARGET_SIDE = 1024
+"""Photos larger than this (either side) are downscaled on load: the fit renders at most a few
+hundred pixels, and a 24-megapixel float image would cost ~300 MB per target."""
+
+DEFAULT_THRESHOLD = 0.5
+
+_WORK_SIDE = 256  # the score is computed at this size, then upsampled
+_BORDER = 0.04  # width of the border strip that samples the background, fraction of the side
+
+
+# -- automatic mask -------------------------------------------------------------------------
+
+
+def _kmeans(x: np.ndarray, k: int, iters: int = 8, seed: int = 0) -> np.ndarray:
+    """Centroids [k',C] of ``x`` [N,C] (k' <= k: empty clusters are dropped)."""
+    rng = np.random.default_rng(seed)
+    if len(x) > 4000:
+        x = x[rng.choice(len(x), 4000, replace=False)]
+    k = max(1, min(k, len(x)))
+    # k-means++ seeding: spread the first centroids over the colours present.
+    c = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = np.min(((x[:, None, :] - np.asarray(c)[None]) ** 2).sum(-1), axis=1)
+        if d.sum() <= 0:
+            break
+        c.append(x[rng.choice(len(x), p=d / d.sum())])
+    c = np.asarray(c)
+    for _ in range(iters):
+        lab = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+        c = np.asarray([x[lab == j].mean(0) for j in range(len(c)) if (lab == j).any()])
+    return c
+
+
+def _features(rgb: np.ndarray) -> np.ndarray:
+    """[N,6]: colour plus chroma relative to brightness, so a dark saturated surface stays
+    apart from a dark grey one (in plain RGB all dark colours are close)."""
+    lum = rgb.mean(-1, keepdims=True)
+    return np.concatenate([rgb, 0.5 * (rgb - lum) / (lum + 0.15)], -1)
+
+
+def _nearest_sq(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared distance [N] from each colour to its nearest centroid."""
+    d = np.full(len(x), np.inf)
+    for c in centroids:
+        d = np.minimum(d, ((x - c) ** 2).sum(-1))
+    return d
+
+
+def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area (down) or bilinear (up) resampling of [H,W] or [H,W,C] float arrays."""
+    if img.shape[:2] == tuple(shape):
+        return img.astype(np.float32, copy=True)
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+    t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+    down = shape[0] <= img.shape[0] and shape[1] <= img.shape[1]
+    t = F.interpolate(t, size=tuple(shape), mode="area" if down else "bilinear",
+                      **({} if down else {"align_corners": False}))
+    out = t[0, 0] if img.ndim == 2 else t[0].permute(1, 2, 0)
+    return out.numpy().astype(np.float32)
+
+
+def foreground_score(rgb: np.ndarray, rounds: int = 4, clusters: int = 8) -> np.ndarray:
+    """How much each pixel looks like foreground: [H,W] float32 in [0,1] (0.5 = undecided).
+
+    Args:
+        rgb: [H,W,3] float sRGB in [0,1], a photo whose border shows background.
+        rounds: re-estimations of the two colour models from the current segmentation.
+        clusters: colour clusters per model.
+
+    The score is ``d_bg / (d_bg + d_fg)`` with ``d`` the squared distance to the nearest
+    cluster of each model, lightly smoothed. Computed at most 256 px wide, upsampled back.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"photo must be [H,W,3], got {rgb.shape}")
+    h, w = rgb.shape[:2]
+    s = min(1.0, _WORK_SIDE / max(h, w))
+    wh, ww = max(2, round(h * s)), max(2, round(w * s))
+    small = _resize(rgb, (wh, ww))
+    x = _features(small.reshape(-1, 3).astype(np.float64))
+    b = max(1, round(_BORDER * min(wh, ww)))
+    border = np.zeros((wh, ww), bool)
+    border[:b], border[-b:], border[:, :b], border[:, -b:] = True, True, True, True
+    bg_c = _kmeans(x[border.reshape(-1)], clusters)
+    d_bg = _nearest_sq(x, bg_c)
+    # First guess of the foreground: colours far from every border colour (Otsu's split).
+    fg = _otsu_split(np.sqrt(d_bg)).reshape(wh, ww) & ~border
+    score = np.zeros((wh, ww), np.float32)
+    for r in range(rounds):
+        if fg.sum() < 4:
+            break
+        fg_c = _kmeans(x[fg.reshape(-1)], clusters, seed=r + 1)
+        d_fg = _nearest_sq(x, fg_c)
+        score = (d_bg / np.maximum(d_bg + d_fg, 1e-12)).reshape(wh, ww).astype(np.float32)
+        score = ndimage.gaussian_filter(score, 0.7)
+        mask = clean_mask(score > DEFAULT_THRESHOLD) & ~border
+        # Learn each model from the confident inside of its region only.
+        fg = ndimage.binary_erosion(mask, iterations=1)
+        bg = ~ndimage.binary_dilation(mask, iterations=2)
+        if bg.sum() >= 4:
+            bg_c = _kmeans(x[bg.reshape(-1)], clusters, seed=r + 11)
+            d_bg = _nearest_sq(x, bg_c)
+    return np.clip(_resize(score, (h, w)), 0.0, 1.0)
+
+
+def _otsu_split(v: np.ndarray) -> np.ndarray:
+    """``v > t`` for Otsu's threshold t of the values ``v`` [N]."""
+    hist, edges = np.histogram(v, bins=128)
+    p = hist / max(hist.sum(), 1)
+    mids = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(p)
+    m0 = np.cumsum(p * mids)
+    mt = m0[-1]
+    between = (mt * w0 - m0) ** 2 / np.maximum(w0 * (1 - w0), 1e-12)
+    return v > mids[int(np.argmax(between))]
+
+
+def clean_mask(mask: np.ndarray, min_fraction: float = 0.02) -> np.ndarray:
+    """Fill holes and drop specks: components smaller than ``min_fraction`` of the largest
+    are removed, from the foreground and (as holes) from the background. [H,W] bool."""
+    mask = np.asarray(mask, bool)
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return mask.copy()
+    sizes = ndimage.sum(mask, lab, index=np.arange(1, n + 1))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= min_fraction * sizes.max()
+    return ndimage.binary_fill_holes(keep[lab])
+
+
+def mask_from_score(score: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """The cleaned-up mask [H,W] float32 (0/1) of ``score > threshold``."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must lie in 0..1, got {threshold}")
+    return clean_mask(np.asarray(score) > threshold).astype(np.float32)
+
+
+def auto_mask(rgb: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """The automatic foreground mask of a photo: [H,W] float32 (0/1)."""
+    return mask_from_score(foreground_score(rgb), threshold)
+
+
+@dataclass
+class MaskEdit:
+    """A mask as the user shapes it: automatic score, threshold, and painted corrections.
+
+    ``paint`` [H,W] int8 is +1 where the user painted foreground, −1 where they erased and 0
+    elsewhere, so moving the threshold later keeps the strokes.
+    """
+
+    score: np.ndarray
+    threshold: float = DEFAULT_THRESHOLD
+    paint: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.score = np.asarray(self.score, np.float32)
+        if self.paint is None:
+            self.paint = np.zeros(self.score.shape, np.int8)
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> MaskEdit:
+        """Start from an existing mask (its values are the score)."""
+        return cls(np.clip(np.asarray(mask, np.float32), 0.0, 1.0))
+
+    def mask(self) -> np.ndarray:
+        """The resulting mask [H,W] float32 (0/1)."""
+        m = mask_from_score(self.score, self.threshold) > 0.5
+        m = (m | (self.paint > 0)) & ~(self.paint < 0)
+        return m.astype(np.float32)
+
+    def brush(self, row: float, col: float, radius: float, add: bool) -> None:
+        """Paint a disc of foreground (``add``) or background at pixel (row, col)."""
+        h, w = self.score.shape
+        r0, r1 = max(0, int(row - radius)), min(h, int(row + radius) + 1)
+        c0, c1 = max(0, int(col - radius)), min(w, int(col + radius) + 1)
+        if r0 >= r1 or c0 >= c1:
+            return
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        disc = (yy + 0.5 - row) ** 2 + (xx + 0.5 - col) ** 2 <= radius**2
+        self.paint[r0:r1, c0:c1][disc] = 1 if add else -1
+
+    def clear_paint(self) -> None:
+        self.paint[:] = 0
+
+
+# -- framing --------------------------------------------------------------------------------
+
+
+def frame_size(h: int, w: int, aspect: float, framing: str = "letterbox") -> tuple[int, int, float]:
+    """``(frame_h, frame_w, scale)`` of a ``h``×``w`` photo framed to ``aspect`` (W/H).
+
+    ``scale`` is the frame's height over the photo's, which scales ``tan(fov/2)``."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing {framing!r}; use one of {FRAMINGS}")
+    if not (math.isfinite(aspect) and aspect > 0):
+        raise ValueError(f"aspect must be positive, got {aspect}")
+    wider = w / h > aspect
+    if (framing == "letterbox") == wider:  # letterbox a wide photo / crop a tall one: new height
+        fh = max(2, round(w / aspect))
+        return fh, w, fh / h
+    return h, max(2, round(h * aspect)), 1.0
+
+
+def frame_image(img: np.ndarray, aspect: float, framing: str = "letterbox"
+                ) -> tuple[np.ndarray, float]:
+    """Pad (letterbox, zeros) or centre-crop ``img`` [H,W] or [H,W,C] to ``aspect``.
+
+    Returns ``(framed image, scale)``, see :func:`frame_size`."""
+    h, w = img.shape[:2]
+    fh, fw, scale = frame_size(h, w, aspect, framing)
+    if (fh, fw) == (h, w):
+        return img.copy(), scale
+    if fh >= h and fw >= w:
+        out = np.zeros((fh, fw) + img.shape[2:], img.dtype)
+        top, left = (fh - h) // 2, (fw - w) // 2
+        out[top:top + h, left:left + w] = img
+        return out, scale
+    top, left = (h - fh) // 2, (w - fw) // 2
+    return img[top:top + fh, left:left + fw].copy(), scale
+
+
+def framed_fov(fov: float, scale: float) -> float:
+    """The vertical fov (degrees) of a frame ``scale`` times the photo's height."""
+    return math.degrees(2 * math.atan(scale * math.tan(math.radians(fov) / 2)))
+
+
+def limit_size(img: np.ndarray, max_side: int = MAX_TARGET_SIDE) -> np.ndarray:
+    """Downscale (area) so neither side exceeds ``max_side``; aspect kept."""
+    h, w = img.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1:
+        return img
+    return _resize(img, (max(2, round(h * s)), max(2, round(w * s))))
+
+
+@dataclass
+class PreparedPhoto:
+    """A photo ready to become a target: framed image, mask and camera fov."""
+
+    image: np.ndarray  # [H,W,3] float32 sRGB
+    mask: np.ndarray  # [H,W] float32
+    fov: float  # vertical fov of the frame, degrees
+    auto_masked: bool  # True when the mask was estimated (the photo had no alpha)
+
+
+def prepare_photo(rgb: np.ndarray, alpha: np.ndarray | None, fov: float,
+                  aspect: float | None = None, framing: str = "letterbox") -> PreparedPhoto:
+    """Mask (alpha, else automatic), downscale and frame a photo for the fit.
+
+    Args:
+        rgb: [H,W,3] float sRGB; alpha: [H,W] or None.
+        fov: vertical fov of the photo as on disk, degrees.
+        aspect: the render aspect to frame to, or None to keep the photo's.
+    """
+    rgb = limit_size(np.asarray(rgb, np.float32))
+    if alpha is not None:
+        mask = limit_size(np.asarray(alpha, np.float32))
+        auto = False
+    else:
+        mask = auto_mask(rgb)
+        auto = True
+    scale = 1.0
+    if aspect is not None and abs(rgb.shape[1] / rgb.shape[0] - aspect) > 1e-3:
+        rgb, scale = frame_image(rgb, aspect, framing)
+        mask, _ = frame_image(mask, aspect, framing)
+    return PreparedPhoto(rgb, mask, framed_fov(fov, scale), auto)
+
+
+def fit_mask_to(mask: np.ndarray, shape: tuple[int, int], framing: str = "letterbox"
+                ) -> np.ndarray:
+    """A mask image of the photo's own size/aspect, framed and resized to a target's
+    ``shape`` (H, W) the way :func:`prepare_photo` framed the photo. [H,W] float32."""
+    mask = np.asarray(mask, np.float32)
+    h, w = shape
+    if abs(mask.shape[1] / mask.shape[0] - w / h) > 1e-3:
+        mask, _ = frame_image(mask, w / h, framing)
+    return np.clip(_resize(mask, (h, w)), 0.0, 1.0)

@@ -1,0 +1,109 @@
+"""Camera alignment through the session API: target cameras set, validated and refined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import render_core as rc
+from render_core.fit import ParamGroup
+from studio import files
+from studio.demo import demo_object
+from studio.session import Session
+
+RES = 48
+
+
+@pytest.fixture(scope="module")
+def obj() -> rc.Mesh:
+    return demo_object(3)
+
+
+def _target_png(path, mesh, az, el, dist=3.2, fov=45.0, size=(RES, RES)):
+    """Render ``mesh`` from an orbit camera into an RGBA PNG (alpha = coverage)."""
+    h, w = size
+    cam = rc.Camera.orbit(az, el, dist, fov=fov, aspect=w / h)
+    out = rc.Renderer((h, w), shading="vertex_color", sigma=1e-5).render(mesh, cam)
+    rgb = rc.linear_to_srgb(out.rgb[0].clamp(0, 1)).numpy()
+    files.write_png(path, np.concatenate([rgb, out.frags.mask[0].float().numpy()[..., None]], -1))
+    return path
+
+
+def _cameras_only(session: Session, lr: float = 0.05, views=None) -> None:
+    cfg = session.config.copy()
+    for name in cfg.groups:
+        cfg.groups[name] = ParamGroup(False, cfg.groups[name].lr)
+    cfg.groups["camera"] = ParamGroup(True, lr)
+    cfg.resolution = RES
+    cfg.camera_views = views
+    session.set_config(cfg)
+
+
+def test_camera_refinement_recovers_a_camera_20_degrees_off(tmp_path, obj):
+    s = Session()
+    s.set_mesh(obj, "object")
+    s.add_target(_target_png(tmp_path / "t.png", obj, 40.0, 20.0), 20.0, 20.0, 3.2, 45.0)
+    _cameras_only(s)
+    before = s.fitter().step()
+    for _ in range(110):
+        after = s.step()
+    assert after["silhouette_iou"] > before["silhouette_iou"] + 0.05
+    mesh = s.current_mesh()
+    assert np.array_equal(mesh.vertices.numpy(), obj.vertices.numpy())  # the mesh stayed fixed
+    events = []
+    s.subscribe(events.append)
+    s.adopt_fitted_cameras()
+    t = s.targets[0]
+    assert abs(t.azimuth - 40.0) < 2.0 and abs(t.elevation - 20.0) < 2.0, (t.azimuth, t.elevation)
+    assert events == ["targets"] and s.steps == 0  # the fit restarts from the adopted camera
+
+
+def test_camera_views_refine_only_the_chosen_targets(tmp_path, obj):
+    s = Session()
+    s.set_mesh(obj, "object")
+    paths = [_target_png(tmp_path / "a.png", obj, 0.0, 10.0),
+             _target_png(tmp_path / "b.png", obj, 120.0, 10.0)]
+    s.add_targets(paths, [(10.0, 10.0, 3.2, 45.0), (105.0, 10.0, 3.2, 45.0)])
+    _cameras_only(s, views=[1])
+    for _ in range(80):
+        s.step()
+    p = s.fitter().camera_params()
+    np.testing.assert_array_equal(p[0], np.float32([10.0, 10.0, 3.2, 45.0]))  # left alone
+    assert abs(p[1][0] - 120.0) < 2.0
+    # Removing target 0 shifts the chosen index with it; the fit restarts without errors.
+    s.remove_target(0)
+    assert s.config.camera_views == [0]
+    s.step()
+
+
+def test_target_edits_validate_and_leave_the_session_unchanged_on_error(tmp_path, obj):
+    s = Session()
+    s.set_mesh(obj, "object")
+    s.add_targets([_target_png(tmp_path / "a.png", obj, 0.0, 0.0),
+                   _target_png(tmp_path / "b.png", obj, 90.0, 0.0)],
+                  [(0.0, 0.0, 3.2, 45.0), (90.0, 0.0, 3.2, 45.0)])
+    events = []
+    s.subscribe(events.append)
+    s.step()
+    t = s.set_target_camera(1, 75.0, -5.0, 2.5, 50.0)
+    assert (t.azimuth, t.elevation, t.distance, t.fov) == (75.0, -5.0, 2.5, 50.0)
+    assert s.targets[1] is t and s.steps == 0 and events == ["targets"]
+    before = list(s.targets)
+    for bad in [(1, float("nan"), 0, 3, 45), (1, 0, 0, -1, 45), (1, 0, 0, 3, 500),
+                (5, 0, 0, 3, 45), (-1, 0, 0, 3, 45)]:
+        with pytest.raises((ValueError, IndexError)):
+            s.set_target_camera(*bad)
+    with pytest.raises(ValueError):
+        s.set_target_mask(0, np.ones((3, 3)))
+    assert s.targets == before and events == ["targets"]
+    m = np.zeros((RES, RES), np.float32)
+    m[10:20, 10:30] = 1
+    s.set_target_mask(0, m)
+    np.testing.assert_array_equal(s.targets[0].mask, m)
+    assert s.remove_target(0).name == "a.png" and [t.name for t in s.targets] == ["b.png"]
+    # A mask image file becomes the mask (brightness when it has no alpha).
+    img = np.zeros((RES, RES, 3), np.float32)
+    img[5:15, 20:40] = 1.0
+    files.write_png(tmp_path / "mask.png", img)
+    s.load_target_mask(0, tmp_path / "mask.png")
+    np.testing.assert_array_equal(s.targets[0].mask, img[..., 0])
