@@ -33,7 +33,7 @@ from .shading import (
     sh_irradiance,
     vertex_normals,
 )
-from .uv import generate_uvs
+from .uv import generate_uvs, weld_seams
 
 __version__ = "0.1.0"
 
@@ -85,6 +85,7 @@ __all__ = [
     "texture_to_vertex_colors",
     "uv_sphere",
     "vertex_normals",
+    "weld_seams",
 ]
 
 

@@ -50,19 +50,20 @@ def dilate(texture: torch.Tensor, covered: torch.Tensor, texels: int) -> torch.T
         [S,S,C]: covered texels unchanged; each ring of empty texels around them takes the mean
         of its already filled 8-neighbours; texels farther away keep their value.
     """
-    tex = texture.permute(2, 0, 1)[None].clone()
-    cov = covered.to(tex.dtype)[None, None].clone()
-    kernel = torch.ones(1, 1, 3, 3, dtype=tex.dtype, device=tex.device)
+    tex = texture.permute(2, 0, 1).contiguous()  # [C,S,S]
+    cov = covered.clone()
+    h, w = cov.shape
     for _ in range(int(texels)):
-        weight = F.conv2d(cov, kernel, padding=1)
-        summed = F.conv2d((tex * cov).reshape(-1, 1, *tex.shape[-2:]), kernel, padding=1)
-        summed = summed.reshape(tex.shape)
-        grow = (cov == 0) & (weight > 0)
+        # Sums over each texel's 3x3 neighbourhood of (value * covered) and of covered.
+        stack = torch.cat([tex * cov, cov[None].to(tex.dtype)])
+        padded = F.pad(stack, (1, 1, 1, 1))
+        total = sum(padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3))
+        grow = ~cov & (total[-1] > 0)
         if not bool(grow.any()):
             break
-        tex = torch.where(grow, summed / weight.clamp(min=1), tex)
-        cov = torch.where(grow, torch.ones_like(cov), cov)
-    return tex[0].permute(1, 2, 0)
+        tex = torch.where(grow, total[:-1] / total[-1:].clamp(min=1), tex)
+        cov = cov | grow
+    return tex.permute(1, 2, 0)
 
 
 def bake_attribute(attr: torch.Tensor, faces: torch.Tensor, uvs: torch.Tensor,

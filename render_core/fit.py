@@ -215,8 +215,9 @@ class Fitter:
         self.color_logit = _logit(base_colors.clone())
         self.has_colors = self.base.vertex_colors is not None
         self.uvs, self.face_uvs, self.tex_logit = None, None, None
-        if self.base.texture is not None and self.base.uvs is not None:
+        if self.base.uvs is not None:  # a texture to optimise goes on the mesh's own UVs
             self.uvs, self.face_uvs = self.base.uvs, self.base.face_uvs
+        if self.base.texture is not None and self.base.uvs is not None:
             self.tex_logit = _logit(self.base.texture.clone())
         self.light_dir = torch.tensor(DEFAULT_LIGHT, dtype=v.dtype)
         self.sh = torch.zeros(9, 3, dtype=v.dtype)

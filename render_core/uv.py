@@ -90,3 +90,36 @@ def generate_uvs(vertices: torch.Tensor, faces: torch.Tensor, size: int = 512
         except (ValueError, RuntimeError):
             pass  # a mesh xatlas cannot chart still gets a (distorted) parameterisation
     return spherical_uvs(vertices, faces)
+
+
+def weld_seams(mesh):
+    """Merge vertices that formats with one index per vertex (glTF, PLY) split at UV seams.
+
+    Args:
+        mesh: a :class:`~render_core.mesh.Mesh`.
+    Returns:
+        The same mesh if no two vertices share both position and colour; else a detached copy
+        in which they are one vertex, with the UVs kept per corner (``face_uvs``). Faces keep
+        their order. Rendered colours do not change, but vertex normals become smooth across
+        the seam and a fit moves both sides together, as in the mesh that was exported.
+    """
+    v = mesh.vertices.detach()
+    key = v if mesh.vertex_colors is None else torch.cat([v, mesh.vertex_colors.detach()], 1)
+    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+    if unique.shape[0] == v.shape[0]:
+        return mesh
+    # Keep first-appearance order, so a mesh without seams would keep its vertex order.
+    n = unique.shape[0]
+    first = torch.full((n,), v.shape[0], dtype=torch.long).scatter_reduce(
+        0, inverse, torch.arange(v.shape[0]), reduce="amin")
+    order = torch.argsort(first)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n)
+    keep = first[order]
+    m = mesh.detach()
+    fields = {"vertices": v[keep], "faces": rank[inverse][m.faces]}
+    if m.vertex_colors is not None:
+        fields["vertex_colors"] = m.vertex_colors[keep]
+    if m.uvs is not None:
+        fields.update(uvs=m.uvs, face_uvs=m.face_uvs if m.face_uvs is not None else m.faces)
+    return m.with_(**fields)

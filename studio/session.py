@@ -79,6 +79,8 @@ class Session:
     def load_mesh(self, path: str | os.PathLike) -> None:
         """Read a mesh file and start from it. Raises :class:`files.LoadError`."""
         mesh = files.load_mesh(path)
+        if Path(path).suffix.lower() in (".glb", ".gltf"):
+            mesh = rc.weld_seams(mesh)  # glTF splits vertices at UV seams; fits need them whole
         self.set_mesh(mesh, Path(path).name)
 
     def new_primitive(self, kind: str = "sphere", subdivisions: int = 3) -> None:
