@@ -214,6 +214,25 @@ class Session:
             self._restart()
         self._emit("targets")
 
+    def set_light_direction(self, direction) -> None:
+        """Point the directional light along ``direction`` (world, towards the light; it is
+        normalised). The fit goes on from its current parameters with that light, as after
+        a revert (a new generation; Adam moments restart). Raises ``ValueError`` for anything
+        but three finite numbers not all zero, ``RuntimeError`` without a mesh and a target,
+        and then changes nothing. Emits ``"light"``."""
+        d = np.asarray(direction, np.float64).reshape(-1)
+        n = float(np.linalg.norm(d)) if d.shape == (3,) and np.isfinite(d).all() else 0.0
+        if not n > 1e-9:
+            raise ValueError(f"a light direction is 3 finite numbers, not all 0; got {direction}")
+        with self._lock:
+            fitter = self.fitter()
+            ck = fitter.checkpoint()
+            state = dict(ck["state"], light_dir=fitter.light_dir.detach().new_tensor(d / n))
+            fitter.restore({"state": state, "config": ck["config"], "optimizer": {}})
+            self.generation += 1
+            self._resume = (self.generation, fitter.checkpoint())
+        self._emit("light")
+
     def load_demo(self) -> None:
         """The built-in demo scene: procedural colourful blob targets, an icosphere start."""
         from .demo import demo_scene

@@ -1,11 +1,25 @@
 """RenderNet neural shaders: one CNN renders voxelized shapes as Phong, contour, toon and AO.
 
 Public API: :func:`render` (mesh + camera + style -> image), :func:`render_voxels`,
-:func:`load_model`, :func:`fit_pose` (inverse rendering of pose/light), ``STYLES``.
+:func:`render_styles` (every style of one forward), :func:`load_model`, :func:`fit_pose`
+(inverse rendering of pose/light), ``STYLES``; the pose conventions :func:`camera_to_pose`,
+:func:`rotation`, :func:`light_to_world`, and ``RADIUS``, the radius meshes are normalised
+to (the network sees the world cube [-1,1]³).
 Training: ``python -m render_core.rendernet.train``; see ``assets/rendernet/MODEL_CARD.md``.
 """
 
 from .inverse import PoseFit, fit_pose
-from .render import STYLES, load_model, render, render_voxels, voxel_grid
+from .pose import camera_to_pose, rotation
+from .render import (
+    STYLES,
+    light_to_world,
+    load_model,
+    render,
+    render_styles,
+    render_voxels,
+    voxel_grid,
+)
+from .shapes import RADIUS
 
-__all__ = ["STYLES", "PoseFit", "fit_pose", "load_model", "render", "render_voxels", "voxel_grid"]
+__all__ = ["RADIUS", "STYLES", "PoseFit", "camera_to_pose", "fit_pose", "light_to_world",
+           "load_model", "render", "render_styles", "render_voxels", "rotation", "voxel_grid"]

@@ -96,7 +96,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
                 sc.clamp_(0.5, 2.0)
                 el.clamp_(-89.0, 89.0)
             done += 1
-            if progress is not None and progress(done, total, float(per.min())) is False:
+            if progress is not None and progress(done, total, float(per.detach().min())) is False:
                 stop = True
                 break
         with torch.no_grad():

@@ -79,6 +79,28 @@ def render_voxels(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: 
     return images(out, light_cam)[style].unsqueeze(-1)
 
 
+def render_styles(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: torch.Tensor,
+                  light_cam: torch.Tensor | None = None, model: RenderNet | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """Every style from one forward pass (switching styles then costs nothing).
+
+    Same arguments as :func:`render_voxels`. Returns ``{style: [B,128,128,C]}`` for every
+    name in ``STYLES`` (C=3 for ``normal``, else 1).
+    """
+    model = model or load_model()
+    if light_cam is None:
+        light_cam = torch.tensor(DEFAULT_LIGHT_CAM).expand(az.shape[0], 3)
+    out = model.render_pose(vox, az, el, scale, light_cam)
+    res = {k: v.unsqueeze(-1) for k, v in images(out, light_cam).items()}
+    res["normal"] = (out["normal"] + 1) / 2
+    return res
+
+
+def light_to_world(light_cam: torch.Tensor, az: torch.Tensor, el: torch.Tensor) -> torch.Tensor:
+    """Camera-frame light directions [B,3] of poses (az, el) [B] -> world frame [B,3]."""
+    return (rotation(az, el).transpose(-1, -2) @ light_cam.unsqueeze(-1)).squeeze(-1)
+
+
 def render(mesh, camera: Camera, style: str, light=None, *, vox: torch.Tensor | None = None,
            model: RenderNet | None = None) -> torch.Tensor:
     """RenderNet image of ``mesh`` seen by ``camera``.
