@@ -28,10 +28,11 @@ from PyQt6.QtWidgets import (
     QSplitter,
 )
 
-from . import files
+from . import files, session_actions
 from .controls import ControlPanel
 from .panels import ImagePanels, LossPlot
 from .session import Session
+from .style_menu import StyleMenu
 from .viewport import Viewport
 from .worker import WorkerThread
 
@@ -142,7 +143,9 @@ class MainWindow(QMainWindow):
         self.images.view_combo.currentIndexChanged.connect(self._select_view)
         self.controls.set_running(False)
         self.session.subscribe(self._on_session)
+        self.style_menu = StyleMenu(self)  # analytic / RenderNet styles, RenderNet camera fit
         self._build_menus()
+        self.session_actions = session_actions.install(self)  # sessions, undo, autosave
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         if self.session.ready:
@@ -165,6 +168,9 @@ class MainWindow(QMainWindow):
         self._action(m, "New &cube…", lambda: self.new_primitive("cube"))
         self._action(m, "&Add target image(s)…", self.add_targets_dialog, "Ctrl+T")
         self._action(m, "Load &demo scene", self.load_demo)
+        demo = m.addMenu("Open demo &mesh")
+        for p in sorted((Path(__file__).resolve().parents[1] / "assets" / "meshes").glob("*.ply")):
+            self._action(demo, p.stem.replace("_", " "), lambda p=p: self.open_mesh(p))
         self.recent_menu = m.addMenu("&Recent files")
         m.addSeparator()
         self._action(m, "&Export mesh…", self.export_mesh_dialog, "Ctrl+E")
@@ -177,11 +183,14 @@ class MainWindow(QMainWindow):
         self._action(m, "&Pause", self.pause, "F7")
         self._action(m, "&Step", lambda: self.worker.step(1), "F6")
         self._action(m, "R&eset", self.reset, "Ctrl+R")
+        m.addSeparator()
+        self.style_menu.add_fit_action(m)
         m = self.menuBar().addMenu("&View")
         self._action(m, "&Frame mesh", self.viewport.frame_mesh, "F")
         for mode in ("shaded", "wireframe", "colors", "texture"):
             self._action(m, f"{mode.capitalize()}", lambda mo=mode: self.controls.display
                          .setCurrentText(mo))
+        self.style_menu.build(self.menuBar())
         self._refresh_recent()
 
     # -- errors ------------------------------------------------------------------------------
@@ -357,7 +366,7 @@ class MainWindow(QMainWindow):
             self.viewport.set_cameras(snap["cameras"], snap["view"])
         light = snap["light"] if self.session.config.shading in ("lambertian", "phong") else None
         self.viewport.set_light(light)
-        self.images.set_frame(snap["render"], snap["target"], snap["alpha"], snap["mask"])
+        self.style_menu.show_frame(snap)  # the analytic render, or a RenderNet style of it
 
     def _select_view(self, index: int) -> None:
         self.view_index = max(index, 0)
@@ -389,5 +398,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def closeEvent(self, e) -> None:  # noqa: N802
+        self.style_menu.shutdown()
         self.worker_thread.shutdown()
         super().closeEvent(e)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from render_core.fit import LOSS_TERMS
@@ -99,7 +99,12 @@ class ImagePanels(QWidget):
 
 
 class LossPlot(QWidget):
-    """Loss curves: the weighted total and every unweighted term, against the step."""
+    """Loss curves: the weighted total and every unweighted term, against the step.
+
+    Double-clicking the plot emits ``step_picked`` with the step under the pointer (the
+    studio offers to revert the mesh to it)."""
+
+    step_picked = pyqtSignal(int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -137,6 +142,18 @@ class LossPlot(QWidget):
         self._steps: list[int] = []
         self._values: dict[str, list[float]] = {k: [] for k in self.curves}
         self._set_log(True)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
+
+    def _clicked(self, ev) -> None:
+        if ev.double() and self._steps:
+            x = self.plot.getPlotItem().vb.mapSceneToView(ev.scenePos()).x()
+            self.step_picked.emit(int(np.clip(round(x), 0, max(self._steps))))
+
+    def set_history(self, metrics: list[dict]) -> None:
+        """Show exactly these steps (e.g. after a revert or an opened session)."""
+        self.clear()
+        self.append(metrics)
+        self.flush()
 
     def _set_log(self, on: bool) -> None:
         self.plot.setLogMode(y=on)

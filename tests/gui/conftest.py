@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def studio_data(tmp_path, monkeypatch):
+    """Autosaves and the running marker go to a temporary folder, never the user's."""
+    folder = tmp_path / "studio-data"
+    monkeypatch.setenv("DIBR_STUDIO_DATA", str(folder))
+    return folder
+
+
 @pytest.fixture
 def settings(tmp_path):
     from PyQt6.QtCore import QSettings
