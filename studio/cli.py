@@ -2,6 +2,7 @@
 
 Writes ``DIR/mesh.obj`` (+ ``.mtl``/``.png`` when textured), ``DIR/mesh.ply``, ``DIR/mesh.glb``,
 ``DIR/contact_sheet.png`` (targets over renders over differences) and ``DIR/history.json``.
+``--session FILE`` continues a saved session when FILE exists and saves the fit to it at the end.
 Exit status 0 on success, 2 with a one-line message on bad input.
 """
 
@@ -87,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"loss weight, TERM in {','.join(LOSS_TERMS)}")
     p.add_argument("--shading", choices=rc.SHADINGS, default=None)
     p.add_argument("--resolution", type=int, default=None, help="render height in pixels")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "cpu", "cuda"))
+    p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
+    p.add_argument("--session", metavar="FILE",
+                   help="a saved session (.zip): continued when it exists (then it holds the "
+                        "mesh, targets and settings), and written at the end")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -115,7 +119,10 @@ def _configure(session: Session, args) -> None:
         cfg.shading = args.shading
     if args.resolution is not None:
         cfg.resolution = args.resolution
-    cfg.backend = args.backend
+    if args.backend:
+        cfg.backend = args.backend
+    if cfg == session.config:
+        return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:
         session.set_config(cfg)
     except ValueError as e:
@@ -137,7 +144,12 @@ def _apply_limits(items: list[str]) -> None:
 
 def _load(args) -> Session:
     s = Session()
-    if args.demo:
+    if args.session and Path(args.session).exists():
+        if args.demo or args.mesh or getattr(args, "targets", None):
+            raise UsageError(f"--session {args.session} exists and holds the problem; "
+                             "give no --demo, --mesh or --target with it")
+        s.open(args.session)
+    elif args.demo:
         if args.mesh or getattr(args, "targets", None):
             raise UsageError("--demo takes no --mesh or --target")
         s.load_demo()
@@ -203,6 +215,12 @@ def fit_main(argv: list[str]) -> int:
     except (OSError, ValueError, RuntimeError) as e:
         print(f"dibr-studio: error: cannot write outputs to {out}: {e}", file=sys.stderr)
         return 2
+    if args.session:
+        try:
+            session.save(args.session)
+        except (OSError, ValueError, RuntimeError) as e:
+            print(f"dibr-studio: error: cannot save the session: {e}", file=sys.stderr)
+            return 2
     iou = metrics.get("silhouette_iou", float("nan"))
     print(f"dibr-studio: {session.steps} steps in {elapsed:.1f} s, silhouette IoU {iou:.3f}; "
           f"wrote {out}")
