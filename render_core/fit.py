@@ -547,6 +547,8 @@ class Fitter:
                         raise ValueError(f"checkpoint optimizer {name}.{k}: expected finite "
                                          f"floats of shape {list(want)}")
         self.load_state(state)
+        if state["tex_logit"] is not None:  # the loaded texture is at its own size already
+            self._tex_size = int(state["tex_logit"].shape[0])
         self._opt_key = None  # rebuild the optimizer around the loaded tensors
         self.apply_config(config)
         if self._optimizer is None or not opt:

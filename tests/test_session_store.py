@@ -250,3 +250,22 @@ def test_an_unpacked_session_folder_opens(saved, tmp_path):
     s = Session()
     s.open(folder)
     assert s.steps == 1 and len(s.targets) == 3 and len(s.history) == 1
+
+
+def test_a_textured_fit_continues_exactly(tmp_path):
+    def textured():
+        s = make_session(tmp_path)
+        s.set_option(resolution=16, texture_size=16)
+        s.set_group("texture", enabled=True)
+        return s
+
+    straight = textured()
+    curve = [straight.step()["total"] for _ in range(3)]
+    s = textured()
+    for _ in range(2):
+        s.step()
+    path = s.save(tmp_path / "tex.zip")
+    back = Session()
+    back.open(path)
+    assert back.fitter().tex_logit.shape == (16, 16, 3)
+    assert back.step()["total"] == pytest.approx(curve[2], rel=1e-6, abs=1e-7)
