@@ -145,6 +145,12 @@ def _good_png() -> bytes:
     return buf.getvalue()
 
 
+def _obj_symlinked_texture(folder: Path) -> Path:
+    (folder.parent / "secret.png").write_bytes(_good_png())
+    (folder / "tex.png").symlink_to(folder.parent / "secret.png")
+    return _obj_with_mtl("tex.png")(folder)
+
+
 def _obj_mtllib_outside(folder: Path) -> Path:
     (folder.parent / "evil.mtl").write_text("newmtl mat\nKd 1 1 1\n")
     path = folder / "m.obj"
@@ -197,6 +203,7 @@ BAD_MESHES = {
                              ["outside the mesh's folder"]),
     "mtl-parent-texture": (_obj_with_mtl("../tex.png", _good_png(), "outside"),
                            ["../tex.png", "outside the mesh's folder"]),
+    "mtl-symlink-to-outside": (_obj_symlinked_texture, ["tex.png", "outside the mesh's folder"]),
     "mtllib-parent": (_obj_mtllib_outside, ["../evil.mtl", "outside the mesh's folder"]),
     "mtl-texture-not-an-image": (_obj_with_mtl("tex.png", b"just some text\n"),
                                  ["tex.png", "not an image"]),
@@ -219,6 +226,20 @@ def _truncated_png(folder: Path) -> Path:
     return path
 
 
+def _text_chunk_bomb(folder: Path) -> Path:
+    """A 4x4 PNG carrying a compressed text chunk that inflates to 20 MB."""
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG")
+    data = buf.getvalue()
+    at = data.index(b"IDAT") - 4
+    ztxt = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * 20_000_000, 9))
+    path = folder / "text_bomb.png"
+    path.write_bytes(data[:at] + ztxt + data[at:])
+    return path
+
+
 def _one_pixel(folder: Path) -> Path:
     path = folder / "dot.png"
     Image.new("RGBA", (1, 1), (255, 0, 0, 255)).save(path)
@@ -232,6 +253,7 @@ BAD_IMAGES = {
     "png-declared-over-limit": (_write("big.png", declared_png(9000, 9000)),
                                 ["9000x9000", "limit"]),
     "png-text-file": (_write("notes.png", "this is not an image\n"), ["not an image"]),
+    "png-text-chunk-bomb": (_text_chunk_bomb, ["too large"]),
     "png-truncated": (_truncated_png, ["unreadable"]),
     "jpg-garbage": (_garbage(".jpg"), ["not an image"]),
     "png-missing": (lambda folder: folder / "absent.png", ["not found"]),
