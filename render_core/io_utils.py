@@ -33,8 +33,9 @@ def _reserve_temp(path: Path) -> Path:
 
 
 def _fsync_file(path: Path) -> None:
-    # Flush the data before the rename so a crash cannot leave a renamed but empty file.
-    # Best effort: some platforms/filesystems refuse fsync on a read-only descriptor.
+    # Flush the data before the rename so a crash cannot leave a renamed but empty file (and,
+    # called on a directory, flush the rename). Best effort: some platforms/filesystems refuse
+    # fsync on a read-only descriptor, and Windows cannot open a directory.
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -66,6 +67,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
+        _fsync_file(path.parent)  # the rename itself survives a power cut (POSIX; best effort)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
