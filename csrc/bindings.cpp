@@ -2,6 +2,7 @@
 // of the extension (built with -DDIBR_WITH_CUDA).
 #include <torch/csrc/utils/pybind.h>
 
+#include <optional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -13,7 +14,25 @@ std::vector<at::Tensor> soft_forward_cpu(const at::Tensor&, const at::Tensor&, c
 at::Tensor soft_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                              const std::vector<at::Tensor>&, int64_t, int64_t, double, double,
                              bool);
+std::vector<at::Tensor> bary_forward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&);
+at::Tensor bary_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                             const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
+at::Tensor interp_forward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                              const at::Tensor&);
+std::vector<at::Tensor> interp_backward_cpu(const at::Tensor&, const at::Tensor&,
+                                            const at::Tensor&, const at::Tensor&,
+                                            const at::Tensor&);
 #ifdef DIBR_WITH_CUDA
+std::vector<at::Tensor> bary_forward_cuda(const at::Tensor&, const at::Tensor&,
+                                          const at::Tensor&);
+at::Tensor bary_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                              const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+                              bool);
+at::Tensor interp_forward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                               const at::Tensor&);
+std::vector<at::Tensor> interp_backward_cuda(const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, bool);
 at::Tensor vis_forward_cuda(const at::Tensor&, const at::Tensor&, int64_t, int64_t);
 std::vector<at::Tensor> soft_forward_cuda(const at::Tensor&, const at::Tensor&,
                                           const at::Tensor&, int64_t, int64_t, double, double);
@@ -28,11 +47,20 @@ at::Tensor soft_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Te
 static const auto nogil = py::call_guard<py::gil_scoped_release>();
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "render_core native kernels: z-buffer visibility and the DIB-R soft silhouette";
+  m.doc() = "render_core native kernels: visibility, fragments, interpolation, soft silhouette";
   m.def("vis_forward_cpu", &dibr::vis_forward_cpu, "face_idx [B,H,W] of clip [B,V,4]", nogil);
   m.def("soft_forward_cpu", &dibr::soft_forward_cpu, "alpha and saved state", nogil);
   m.def("soft_backward_cpu", &dibr::soft_backward_cpu, "grad_xy [B,V,2]", nogil);
+  m.def("bary_forward_cpu", &dibr::bary_forward_cpu, "bary, depth of each pixel's face", nogil);
+  m.def("bary_backward_cpu", &dibr::bary_backward_cpu, "grad_clip [B,V,4]", nogil);
+  m.def("interp_forward_cpu", &dibr::interp_forward_cpu, "interpolated [B,H,W,C]", nogil);
+  m.def("interp_backward_cpu", &dibr::interp_backward_cpu, "grad_attr, grad_bary", nogil);
 #ifdef DIBR_WITH_CUDA
+  m.def("bary_forward_cuda", &dibr::bary_forward_cuda, "bary, depth of each pixel's face",
+        nogil);
+  m.def("bary_backward_cuda", &dibr::bary_backward_cuda, "grad_clip [B,V,4]", nogil);
+  m.def("interp_forward_cuda", &dibr::interp_forward_cuda, "interpolated [B,H,W,C]", nogil);
+  m.def("interp_backward_cuda", &dibr::interp_backward_cuda, "grad_attr, grad_bary", nogil);
   m.def("vis_forward_cuda", &dibr::vis_forward_cuda, "face_idx [B,H,W] of clip [B,V,4]", nogil);
   m.def("soft_forward_cuda", &dibr::soft_forward_cuda, "alpha and saved state", nogil);
   m.def("soft_backward_cuda", &dibr::soft_backward_cuda, "grad_xy [B,V,2]", nogil);

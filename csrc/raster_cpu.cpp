@@ -3,9 +3,14 @@
 // Determinism: every CPU result is independent of the number of threads and their schedule.
 // Binning runs serially (bins come out in ascending face order); visibility gives each tile's
 // pixels to one thread; the soft forward pass is a per-pixel gather; the backward pass writes
-// one slot per (tile, face) pair and reduces the slots per vertex in a fixed order.
+// one slot per (tile, face) pair and reduces the slots per vertex in a fixed order. The
+// fragment ops' backward passes sum each face's pixels in ascending order, then each vertex's
+// corners in ascending order (serial counting sorts group them).
 #include <ATen/Parallel.h>
 
+#include <optional>
+
+#include "frag_ops.h"
 #include "raster_ops.h"
 
 namespace dibr {
@@ -59,6 +64,33 @@ at::Tensor soft_backward_cpu(const at::Tensor& grad_alpha, const at::Tensor& xy,
   TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
   return soft_backward<CpuExec>(grad_alpha, xy, faces, saved, h, w, sigma, cut2,
                                 deterministic);
+}
+
+std::vector<at::Tensor> bary_forward_cpu(const at::Tensor& clip, const at::Tensor& faces,
+                                         const at::Tensor& face_idx) {
+  TORCH_CHECK(clip.device().is_cpu() && face_idx.device().is_cpu(), "expected CPU tensors");
+  return bary_forward<CpuExec>(clip, faces, face_idx);
+}
+
+at::Tensor bary_backward_cpu(const at::Tensor& clip, const at::Tensor& faces,
+                             const at::Tensor& face_idx, const std::optional<at::Tensor>& gb,
+                             const std::optional<at::Tensor>& gd) {
+  TORCH_CHECK(clip.device().is_cpu(), "expected CPU tensors");
+  return bary_backward<CpuExec>(clip, faces, face_idx, gb.value_or(at::Tensor()),
+                                gd.value_or(at::Tensor()), true);
+}
+
+at::Tensor interp_forward_cpu(const at::Tensor& attr, const at::Tensor& faces,
+                              const at::Tensor& face_idx, const at::Tensor& bary) {
+  TORCH_CHECK(attr.device().is_cpu() && face_idx.device().is_cpu(), "expected CPU tensors");
+  return interp_forward<CpuExec>(attr, faces, face_idx, bary);
+}
+
+std::vector<at::Tensor> interp_backward_cpu(const at::Tensor& attr, const at::Tensor& faces,
+                                            const at::Tensor& face_idx, const at::Tensor& bary,
+                                            const at::Tensor& grad_out) {
+  TORCH_CHECK(attr.device().is_cpu(), "expected CPU tensors");
+  return interp_backward<CpuExec>(attr, faces, face_idx, bary, grad_out, true);
 }
 
 }  // namespace dibr

@@ -9,9 +9,14 @@
 // atomicAdd (the order, hence the last bits, varies); in deterministic mode
 // (render_core._ext.set_deterministic / torch.use_deterministic_algorithms) it writes them to
 // per-pair slots and gathers them per vertex in a fixed order, like the CPU driver.
+// The fragment ops (barycentrics, interpolation) follow the same rule: per-pixel atomicAdd
+// into the vertices by default, per-face then per-vertex ordered sums in deterministic mode.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <optional>
+
+#include "frag_ops.h"
 #include "raster_ops.h"
 
 namespace dibr {
@@ -76,6 +81,38 @@ at::Tensor soft_backward_cuda(const at::Tensor& grad_alpha, const at::Tensor& xy
   const c10::cuda::CUDAGuard guard(xy.device());
   return soft_backward<CudaExec>(grad_alpha, xy, faces, saved, h, w, sigma, cut2,
                                  deterministic);
+}
+
+std::vector<at::Tensor> bary_forward_cuda(const at::Tensor& clip, const at::Tensor& faces,
+                                          const at::Tensor& face_idx) {
+  TORCH_CHECK(clip.is_cuda() && face_idx.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(clip.device());
+  return bary_forward<CudaExec>(clip, faces, face_idx);
+}
+
+at::Tensor bary_backward_cuda(const at::Tensor& clip, const at::Tensor& faces,
+                              const at::Tensor& face_idx, const std::optional<at::Tensor>& gb,
+                              const std::optional<at::Tensor>& gd, bool deterministic) {
+  TORCH_CHECK(clip.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(clip.device());
+  return bary_backward<CudaExec>(clip, faces, face_idx, gb.value_or(at::Tensor()),
+                                 gd.value_or(at::Tensor()), deterministic);
+}
+
+at::Tensor interp_forward_cuda(const at::Tensor& attr, const at::Tensor& faces,
+                               const at::Tensor& face_idx, const at::Tensor& bary) {
+  TORCH_CHECK(attr.is_cuda() && face_idx.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(attr.device());
+  return interp_forward<CudaExec>(attr, faces, face_idx, bary);
+}
+
+std::vector<at::Tensor> interp_backward_cuda(const at::Tensor& attr, const at::Tensor& faces,
+                                             const at::Tensor& face_idx,
+                                             const at::Tensor& bary, const at::Tensor& grad_out,
+                                             bool deterministic) {
+  TORCH_CHECK(attr.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(attr.device());
+  return interp_backward<CudaExec>(attr, faces, face_idx, bary, grad_out, deterministic);
 }
 
 }  // namespace dibr

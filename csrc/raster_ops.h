@@ -16,6 +16,7 @@
 #include <limits>
 #include <vector>
 
+#include "group_ops.h"
 #include "soft_kernels.h"
 
 namespace dibr {
@@ -217,11 +218,10 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     }
     Exec::template launch<SoftBackward>(entries.size(0), p);
     if (!p.atomic_grad) {
-      // Corners of each vertex in ascending order: a stable sort of the flattened faces.
-      const at::Tensor flat = faces.view({-1});
-      vert_corner = std::get<1>(at::sort(flat, /*stable=*/true, 0, false)).contiguous();
-      vert_ptr = at::zeros({(int64_t)p.V + 1}, faces.options());
-      vert_ptr.slice(0, 1).copy_(at::bincount(flat, {}, p.V).cumsum(0));
+      // Corners of each vertex in ascending order (a counting sort of the flattened faces).
+      Groups corners = group_by<Exec>(faces, p.V, faces.numel() > 0 ? faces.numel() : 1, 0);
+      vert_ptr = corners.off;
+      vert_corner = corners.items;
       p.vert_ptr = vert_ptr.data_ptr<int64_t>();
       p.vert_corner = vert_corner.data_ptr<int64_t>();
       Exec::template launch<SoftGather>((int64_t)p.B * p.V, p);

@@ -31,7 +31,15 @@ from . import _torch_raster as tr
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ["bindings.cpp", "raster_cpu.cpp"]
 _CUDA_SOURCES = ["raster_cuda.cu"]
-_HEADERS = ["dibr_math.h", "dibr_kernels.h", "soft_kernels.h", "raster_ops.h"]
+_HEADERS = [
+    "dibr_math.h",
+    "dibr_kernels.h",
+    "soft_kernels.h",
+    "raster_ops.h",
+    "group_ops.h",
+    "frag_kernels.h",
+    "frag_ops.h",
+]
 # No fused multiply-adds: the kernels then round exactly like the torch reference.
 # The C++ standard is left to torch (2.14 needs C++20, older ones add C++17 themselves).
 _CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
@@ -304,3 +312,84 @@ def build_seconds(variant: str, force: bool = False) -> float:
     start = time.perf_counter()
     load_variant(variant, force=force)
     return time.perf_counter() - start
+
+
+class _NativeBarycentrics(torch.autograd.Function):
+    """(bary, depth) of each pixel's face with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, clip, faces, face_idx, name):  # type: ignore[override]
+        mod = _module(name)
+        assert mod is not None, name
+        fwd = mod.bary_forward_cuda if name == "cuda" else mod.bary_forward_cpu
+        bary, depth = fwd(clip.detach(), faces, face_idx)
+        ctx.mod, ctx.name = mod, name
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(clip, faces, face_idx)
+        return bary, depth
+
+    @staticmethod
+    def backward(ctx, grad_bary, grad_depth):  # type: ignore[override]
+        if not ctx.needs_input_grad[0] or (grad_bary is None and grad_depth is None):
+            return None, None, None, None
+        clip, faces, face_idx = ctx.saved_tensors
+        args = (clip.detach(), faces, face_idx, grad_bary, grad_depth)
+        if ctx.name == "cuda":
+            grad = ctx.mod.bary_backward_cuda(*args, is_deterministic())
+        else:
+            grad = ctx.mod.bary_backward_cpu(*args)
+        return grad, None, None, None
+
+
+def barycentrics(name: str, clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor):
+    """Native ``rasterize.barycentrics``: clip [B,V,4] float32/float64, faces [F,3] int64 (F > 0),
+    face_idx [B,H,W] int64 with entries in [-1, F) -> bary [B,H,W,3], depth [B,H,W], both
+    differentiable w.r.t. ``clip``. Same contract and numerics as the torch version.
+    """
+    _check_device(name, clip, faces, face_idx)
+    return _NativeBarycentrics.apply(clip.contiguous(), faces.contiguous(), face_idx, name)
+
+
+class _NativeInterpolate(torch.autograd.Function):
+    """sum_k bary_k attr[faces[face_idx, k]] with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, attr, bary, faces, face_idx, name):  # type: ignore[override]
+        mod = _module(name)
+        assert mod is not None, name
+        fwd = mod.interp_forward_cuda if name == "cuda" else mod.interp_forward_cpu
+        out = fwd(attr.detach(), faces, face_idx, bary.detach())
+        ctx.mod, ctx.name = mod, name
+        ctx.save_for_backward(attr, bary, faces, face_idx)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        if not any(ctx.needs_input_grad[:2]):
+            return None, None, None, None, None
+        attr, bary, faces, face_idx = ctx.saved_tensors
+        args = (attr.detach(), faces, face_idx, bary.detach(), grad_out)
+        if ctx.name == "cuda":
+            grad_attr, grad_bary = ctx.mod.interp_backward_cuda(*args, is_deterministic())
+        else:
+            grad_attr, grad_bary = ctx.mod.interp_backward_cpu(*args)
+        return (
+            grad_attr if ctx.needs_input_grad[0] else None,
+            grad_bary if ctx.needs_input_grad[1] else None,
+            None,
+            None,
+            None,
+        )
+
+
+def interpolate(
+    name: str, attr: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
+) -> torch.Tensor:
+    """Native ``interpolate.interpolate``: attr [BA,V,C] (BA = 1 or B), bary [B,H,W,3] of
+    attr's float dtype, faces [F,3] int64 indices into attr (F > 0), face_idx [B,H,W] int64
+    in [-1, F) -> [B,H,W,C] (0 on background), differentiable w.r.t. ``attr`` and ``bary``.
+    """
+    _check_device(name, attr, bary, faces, face_idx)
+    return _NativeInterpolate.apply(
+        attr.contiguous(), bary.contiguous(), faces.contiguous(), face_idx.contiguous(), name
+    )

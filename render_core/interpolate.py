@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from . import _ext
 from .rasterize import Fragments
 
 
-def interpolate(attr: torch.Tensor, frags: Fragments, faces: torch.Tensor) -> torch.Tensor:
+def interpolate(
+    attr: torch.Tensor, frags: Fragments, faces: torch.Tensor, backend: str = "auto"
+) -> torch.Tensor:
     """Interpolate per-vertex attributes with the fragments' barycentrics (DIB-R eq. 1).
 
     Args:
@@ -15,11 +18,16 @@ def interpolate(attr: torch.Tensor, frags: Fragments, faces: torch.Tensor) -> to
         frags: :class:`Fragments` from :func:`rasterize`, batch B.
         faces: [F,3] int64 indices into ``attr`` (the same faces that were rasterized, or
             per-corner index triples such as ``face_uvs``).
+        backend: ``"auto"`` (native kernel for the tensors' device when built, else torch),
+            ``"torch"``, ``"cpu"`` or ``"cuda"``; as for :func:`~render_core.rasterize`.
     Returns:
         [B,H,W,C], 0 on background. Differentiable w.r.t. ``attr`` and ``frags.bary``.
     """
     face_idx, bary = frags.face_idx, frags.bary
     bsz = face_idx.shape[0]
+    name = _ext.resolve_backend(backend, attr.device)
+    if name != "torch" and attr.dtype in (torch.float32, torch.float64) and faces.shape[0]:
+        return _native(name, attr, bary, faces, face_idx)
     vidx = faces.long()[face_idx.clamp(min=0)]  # [B,H,W,3]
     if attr.dim() == 2:
         gathered = attr[vidx]
@@ -33,6 +41,30 @@ def interpolate(attr: torch.Tensor, frags: Fragments, faces: torch.Tensor) -> to
     else:
         raise ValueError(f"attr must be [V,C] or [B,V,C], got {tuple(attr.shape)}")
     return (bary.unsqueeze(-1).to(gathered.dtype) * gathered).sum(-2)
+
+
+def _native(name: str, attr, bary, faces, face_idx) -> torch.Tensor:
+    """The native kernel, after the checks the torch version gets from indexing."""
+    bsz = face_idx.shape[0]
+    if attr.dim() == 2:
+        attr = attr.unsqueeze(0)
+    if attr.dim() != 3:
+        raise ValueError(f"attr must be [V,C] or [B,V,C], got {tuple(attr.shape)}")
+    if attr.shape[0] not in (1, bsz):
+        raise ValueError(f"attr batch {attr.shape[0]} does not match fragments batch {bsz}")
+    faces = faces.long()
+    if faces.dim() != 2 or faces.shape[-1] != 3:
+        raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
+    lo, hi = torch.aminmax(faces)
+    if int(lo) < 0 or int(hi) >= attr.shape[1]:
+        raise IndexError(f"faces index {attr.shape[1]} attribute rows, found {int(lo)}..{int(hi)}")
+    if face_idx.numel() and int(face_idx.max()) >= faces.shape[0]:
+        raise IndexError(f"face_idx {int(face_idx.max())} is out of range for {len(faces)} faces")
+    if bary.shape != (*face_idx.shape, 3):
+        raise ValueError(
+            f"bary {tuple(bary.shape)} does not match face_idx {tuple(face_idx.shape)}"
+        )
+    return _ext.interpolate(name, attr, bary.to(attr.dtype), faces, face_idx.long())
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:

@@ -141,7 +141,10 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, resolution, backend: str 
         face_idx = tr.visibility(clip, faces, h, w)
     else:
         face_idx = _ext.visibility(name, clip, faces, h, w)
-    bary, depth = barycentrics(clip, faces, face_idx)
+    if name == "torch" or faces.shape[0] == 0:
+        bary, depth = barycentrics(clip, faces, face_idx)
+    else:
+        bary, depth = _ext.barycentrics(name, clip, faces, face_idx)
     return Fragments(face_idx, bary, depth)
 
 

@@ -74,10 +74,10 @@ class Renderer:
         if self.shading == "texture" or (self.shading != "vertex_color" and mesh.has_texture):
             if not mesh.has_texture:
                 raise ValueError("texture shading needs a mesh with uvs, face_uvs and texture")
-            uv = interpolate(mesh.uvs, frags, mesh.face_uvs)
+            uv = interpolate(mesh.uvs, frags, mesh.face_uvs, backend=self.backend)
             return sample_texture(mesh.texture, uv)
         if mesh.vertex_colors is not None:
-            return interpolate(mesh.vertex_colors, frags, mesh.faces)
+            return interpolate(mesh.vertex_colors, frags, mesh.faces, backend=self.backend)
         shape = (*frags.face_idx.shape, 3)
         return torch.full(shape, DEFAULT_GREY, dtype=frags.bary.dtype, device=frags.bary.device)
 
@@ -113,7 +113,8 @@ class Renderer:
         return RenderOutput(rgb, alpha, frags)
 
     def _lit(self, mesh, camera, frags, color, light, material) -> torch.Tensor:
-        normals = interpolate(vertex_normals(mesh.vertices, mesh.faces), frags, mesh.faces)
+        vn = vertex_normals(mesh.vertices, mesh.faces)
+        normals = interpolate(vn, frags, mesh.faces, backend=self.backend)
         if self.shading == "sh":
             if not isinstance(light, SHLight):
                 raise ValueError("sh shading needs an SHLight")
@@ -125,7 +126,7 @@ class Renderer:
         material = material or PhongMaterial()
         if self.shading == "lambertian":
             return color * lambertian(normals, light, kd=material.kd)
-        points = interpolate(mesh.vertices, frags, mesh.faces)
+        points = interpolate(mesh.vertices, frags, mesh.faces, backend=self.backend)
         view_dirs = camera.eye.to(points.dtype).view(-1, 1, 1, 3) - points
         i_l, i_s = phong(normals, view_dirs, light, material)
         return color * i_l + i_s

@@ -1,0 +1,85 @@
+// Counting sort: indices grouped by an integer key, ascending within each key. The backward
+// passes use it to reduce per-pixel or per-corner contributions in a fixed order (pixels by
+// face, corners by vertex) instead of scattering them with order-dependent adds.
+//
+// count (one index per item) -> exclusive scan -> fill (one index per item). The CPU driver
+// runs both bodies serially, so the fill already writes each group in ascending index order;
+// on the GPU the fill order depends on scheduling, so the bodies write composite keys
+// key * n + index, which one sort (ATen, both devices) puts in order before they are decoded.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <limits>
+
+#include "dibr_math.h"
+
+namespace dibr {
+
+struct GroupParams {
+  const int64_t* key;  // [n] key of item i (before adding the image offset); < 0: left out
+  int64_t n;           // number of items
+  int64_t stride;      // items per image: item i belongs to image i / stride ...
+  int64_t step;        // ... whose keys are offset by (i / stride) * step
+  int* count;          // [nkeys] count pass: items per key (zeroed by the driver)
+  int* cursor;         // [nkeys] fill pass: next free slot, starts at the key's offset
+  int64_t* out;        // [total] fill pass: index i, or key * n + i when `composite`
+  bool composite;      // write sortable composite keys (GPU) instead of plain indices
+};
+
+DIBR_HD int64_t group_key(int64_t i, const GroupParams& p) {
+  const int64_t k = p.key[i];
+  return k < 0 ? -1 : k + (i / p.stride) * p.step;
+}
+
+DIBR_HD void group_count_body(int64_t i, const GroupParams& p) {
+  const int64_t k = group_key(i, p);
+  if (k >= 0) atomic_fetch_inc(&p.count[k]);
+}
+
+DIBR_HD void group_fill_body(int64_t i, const GroupParams& p) {
+  const int64_t k = group_key(i, p);
+  if (k >= 0) p.out[atomic_fetch_inc(&p.cursor[k])] = p.composite ? k * p.n + i : i;
+}
+
+struct GroupCount {
+  template <class P>
+  static DIBR_HD void run(int64_t i, const P& p) { group_count_body(i, p); }
+};
+struct GroupFill {
+  template <class P>
+  static DIBR_HD void run(int64_t i, const P& p) { group_fill_body(i, p); }
+};
+
+struct Groups {
+  at::Tensor off;    // [nkeys+1] int64: items of key k are items[off[k] .. off[k+1])
+  at::Tensor items;  // [total] int64 item indices, grouped by key, ascending within a key
+};
+
+// Group the items of `key` (int64, any shape, flattened) by key + (i / stride) * step, for
+// keys in [0, nkeys).
+template <class Exec>
+Groups group_by(const at::Tensor& key_in, int64_t nkeys, int64_t stride, int64_t step) {
+  const at::Tensor key = key_in.to(at::kLong).contiguous().view({-1});
+  const int64_t n = key.numel();
+  TORCH_CHECK(n < std::numeric_limits<int>::max(), "render_core: too many items to group");
+  auto iopt = key.options().dtype(at::kInt);
+  at::Tensor count = at::zeros({nkeys}, iopt);
+  GroupParams gp{key.data_ptr<int64_t>(), n, stride > 0 ? stride : 1, step,
+                 count.data_ptr<int>(), nullptr, nullptr, Exec::kAtomicAdds};
+  Exec::template launch_serial<GroupCount>(n, gp);
+  at::Tensor off = at::zeros({nkeys + 1}, key.options());
+  off.slice(0, 1).copy_(count.cumsum(0));
+  const int64_t total = nkeys ? off[nkeys].item<int64_t>() : 0;
+  at::Tensor cursor = off.slice(0, 0, nkeys).to(at::kInt);
+  at::Tensor items = at::empty({total}, key.options());
+  gp.cursor = cursor.data_ptr<int>();
+  gp.out = items.data_ptr<int64_t>();
+  Exec::template launch_serial<GroupFill>(n, gp);
+  if (gp.composite && total) {
+    items = std::get<0>(at::sort(items, /*stable=*/false, 0, false)).remainder(n);
+  }
+  return Groups{off, items};
+}
+
+}  // namespace dibr
