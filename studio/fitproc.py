@@ -35,7 +35,7 @@ def _serve(conn) -> None:
 
     from render_core.fit import Fitter
 
-    from .session import snapshot_of
+    from .frames import snapshot_of
 
     torch.set_num_threads(fit_threads())
     try:

@@ -25,9 +25,8 @@ import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
 
 from . import files, photo, session_store
-
-MAX_SNAPSHOTS = 200
-"""At most this many parameter snapshots are kept for :meth:`Session.revert_to_step`."""
+from .frames import snapshot_of
+from .snapshots import Snapshots
 
 Listener = Callable[[str], None]
 
@@ -46,7 +45,7 @@ class Session:
         self.revision = 0  # bumped by every change and step: autosave writes when it moved
         # Fitter.state() copies, oldest first, for revert_to_step; headless steps add one
         # every `snapshot_every` steps, the studio's syncs one per sync.
-        self.snapshots: list[dict] = []
+        self.snapshots = Snapshots()
         self.snapshot_every = 10
         # (generation, Fitter.checkpoint) a fit of that generation starts from instead of
         # from scratch: set by open() and revert_to_step() for the studio's fit process.
@@ -305,7 +304,7 @@ class Session:
         self._fitter = None
         self.history = []
         self.generation += 1
-        self.snapshots = []
+        self.snapshots = Snapshots(self.snapshots.limit)
         self._resume = None
 
     def step(self) -> dict:
@@ -318,12 +317,12 @@ class Session:
         with self._lock:
             fitter = self.fitter()
             if not self.snapshots:
-                self._snapshot(fitter)
+                self.snapshots.record(fitter.state())
             metrics = fitter.step()
             self.history.append(metrics)
             self.revision += 1
             if not metrics.get("rolled_back") and fitter.steps % self.snapshot_every == 0:
-                self._snapshot(fitter)
+                self.snapshots.record(fitter.state())
             return self.generation, metrics
 
     @property
@@ -357,28 +356,19 @@ class Session:
                 return False
             fitter = self.fitter()
             if not self.snapshots:
-                self._snapshot(fitter)
+                self.snapshots.record(fitter.state())
             fitter.load_state(state)
             self.history.extend(metrics)
             self.revision += 1
-            self._snapshot(fitter)
+            self.snapshots.record(fitter.state())
             return True
 
     # -- snapshots, revert, sessions on disk ---------------------------------------------------
 
-    def _snapshot(self, fitter: Fitter) -> None:
-        state = fitter.state()
-        if self.snapshots and self.snapshots[-1]["steps"] == state["steps"]:
-            self.snapshots[-1] = state
-            return
-        self.snapshots.append(state)
-        if len(self.snapshots) > MAX_SNAPSHOTS:  # thin to every other one, keep the newest
-            self.snapshots = self.snapshots[:-1:2] + self.snapshots[-1:]
-
     def snapshot_steps(self) -> list[int]:
         """The steps :meth:`revert_to_step` can go back to exactly."""
         with self._lock:
-            return [s["steps"] for s in self.snapshots]
+            return self.snapshots.steps()
 
     def revert_to_step(self, k: int) -> int:
         """Put the parameters back to the newest snapshot at or before step ``k``; returns
@@ -388,17 +378,13 @@ class Session:
         with self._lock:
             if self._fitter is None or not self.snapshots:
                 raise RuntimeError("nothing to revert: the fit has not run yet")
-            older = [s for s in self.snapshots if s["steps"] <= int(k)]
-            if not older:
-                raise ValueError(f"no snapshot at or before step {k}; the oldest is step "
-                                 f"{self.snapshots[0]['steps']}")
-            snap = older[-1]
+            snap = self.snapshots.at_or_before(k)
             fitter = self._fitter
             fitter.restore({"state": snap, "config": self.config.to_dict(), "optimizer": {}})
             cut = next((i for i, m in enumerate(self.history)
                         if int(m.get("step", 0)) > snap["steps"]), len(self.history))
             self.history = self.history[:cut]
-            self.snapshots = older
+            self.snapshots.drop_after(snap["steps"])
             self.generation += 1
             self._resume = (self.generation, fitter.checkpoint())
         self._emit("revert")
@@ -457,7 +443,7 @@ class Session:
             if data.fitter is not None:
                 self._fitter = data.fitter
                 self._resume = (self.generation, data.checkpoint)
-                self._snapshot(data.fitter)
+                self.snapshots.record(data.fitter.state())
         for event in ("mesh", "targets", "config", "session"):
             self._emit(event)
 
@@ -498,32 +484,3 @@ class Session:
                    "history": [{k: clean(v) for k, v in m.items()} for m in self.history]}
         rc.atomic_write_text(path, json.dumps(doc, indent=1))
 
-
-def snapshot_of(fitter: Fitter, view: int, generation: int) -> dict:
-    """What the views draw: sRGB render/target images, the mesh, cameras and light.
-
-    Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
-    sRGB), ``mesh`` (dict of numpy arrays or None: ``vertices faces vertex_colors uvs face_uvs
-    texture``, linear colours), ``cameras`` list of (view [4,4], fov, aspect), ``light`` [3],
-    ``step``, ``view`` and ``generation``. Plain data, so it can cross a process boundary.
-    """
-    view = int(np.clip(view, 0, len(fitter.targets) - 1))
-    out = fitter.render(view)
-    t_rgb, t_mask = fitter.target_images()
-    cams = fitter.cameras()
-    mesh = fitter.current_mesh()
-    fields = ("vertices", "faces", "vertex_colors", "uvs", "face_uvs", "texture")
-    return {
-        "render": rc.linear_to_srgb(out.rgb[0].clamp(0, 1)).numpy(),
-        "alpha": out.alpha[0].numpy(),
-        "target": t_rgb[view].numpy(),
-        "mask": t_mask[view].numpy(),
-        "mesh": {k: None if getattr(mesh, k) is None else getattr(mesh, k).numpy()
-                 for k in fields},
-        "cameras": [(cams.view[i].double().numpy(), float(cams.fov[i]), float(cams.aspect[i]))
-                    for i in range(len(cams))],
-        "light": fitter.light_direction(),
-        "step": fitter.steps,
-        "view": view,
-        "generation": generation,
-    }

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 from test_session_store import make_session
 
-import studio.session as session_module
-
 
 def test_revert_restores_the_parameters_and_cuts_the_history(tmp_path):
     s = make_session(tmp_path)
@@ -41,9 +39,9 @@ def test_revert_restores_the_parameters_and_cuts_the_history(tmp_path):
         s.revert_to_step(-1)
 
 
-def test_snapshots_stay_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(session_module, "MAX_SNAPSHOTS", 8)
+def test_snapshots_stay_bounded(tmp_path):
     s = make_session(tmp_path)
+    s.snapshots.limit = 8
     s.set_option(resolution=12)
     s.snapshot_every = 1
     for _ in range(30):
