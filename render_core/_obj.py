@@ -33,8 +33,13 @@ class ObjData:
     mtllibs: list[str] = field(default_factory=list)
 
 
+_MAX_INDEX = 2**62
+
+
 def _resolve(raw: int, count: int, kind: str, lineno: int) -> int:
     """OBJ index (1-based, or negative = relative to the elements read so far) -> 0-based."""
+    if raw > _MAX_INDEX:  # would not fit an int64 index array
+        raise ValueError(f"line {lineno}: {kind} index {raw} is out of range")
     if raw > 0:
         return raw - 1
     if raw < 0 and count + raw >= 0:
@@ -152,7 +157,7 @@ def _rows(lines: list[str], dtype) -> np.ndarray | None:
     width = len(lines[0].split())
     try:
         flat = np.array(" ".join(lines).split(), dtype=dtype)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     if width == 0 or flat.size != width * len(lines):
         return None

@@ -283,6 +283,8 @@ def load_mesh(path: str | os.PathLike, limits: Limits | None = None) -> Mesh:
         raise MeshError(f"cannot read file ({exc.strerror or exc})", path) from None
     except MemoryError:
         raise MeshError("not enough memory to load it", path) from None
+    except Exception as exc:  # a parser failure nobody foresaw: still one line, never a crash
+        raise MeshError(f"cannot read file ({type(exc).__name__}: {exc})", path) from None
 
 
 def save_mesh(mesh: Mesh, path: str | os.PathLike) -> list[Path]:
