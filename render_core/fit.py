@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from .bake import bake_attribute
 from .camera import Camera
+from .checkpoint import MOMENTS, check_optimizer, check_state
 from .color import linear_to_srgb
 from .losses import edge_length, iou, l1, laplacian, normal_consistency
 from .mesh import Mesh
@@ -482,8 +483,6 @@ class Fitter:
                     cur.copy_(v)
         self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
 
-    _MOMENTS = ("step", "exp_avg", "exp_avg_sq")
-
     def checkpoint(self) -> dict:
         """Everything needed to continue this fit exactly, as tensors and plain data.
 
@@ -500,7 +499,7 @@ class Fitter:
                 for p in pg["params"]:
                     st = self._optimizer.state.get(p)
                     moments.append(None if not st else {
-                        k: torch.as_tensor(st[k]).detach().cpu().clone() for k in self._MOMENTS})
+                        k: torch.as_tensor(st[k]).detach().cpu().clone() for k in MOMENTS})
                 opt[pg["name"]] = {"lr": float(pg["lr"]), "moments": moments}
         state = {k: v.cpu() if isinstance(v, torch.Tensor) else v
                  for k, v in self.state().items()}
@@ -522,30 +521,13 @@ class Fitter:
         state = ckpt.get("state")
         if not isinstance(state, dict):
             raise ValueError("checkpoint has no parameter state")
-        self._check_state(state)
+        check_state(state, self._STATE, self.base.vertices.shape[0], self.faces.shape[0],
+                    len(self.targets))
         params = {"vertices": state["offset"], "colors": state["color_logit"],
                   "texture": state["tex_logit"], "camera": state["cam_delta"],
                   "light": state["sh"] if config.shading == "sh" else state["light_dir"]}
         opt = ckpt.get("optimizer") or {}
-        for name, g in opt.items():
-            if name not in GROUPS or not config.groups[name].enabled:
-                raise ValueError(f"checkpoint optimizer has group {name!r}, not optimised")
-            if not (isinstance(g.get("lr"), float | int) and math.isfinite(g["lr"])
-                    and g["lr"] >= 0):
-                raise ValueError(f"checkpoint learning rate of {name} is not a number >= 0")
-            moments = g.get("moments") or []
-            if params[name] is None or len(moments) != 1:
-                raise ValueError(f"checkpoint optimizer group {name} does not fit the problem")
-            for m in moments:
-                if m is None:
-                    continue
-                for k in self._MOMENTS:
-                    t = m.get(k)
-                    want = () if k == "step" else tuple(params[name].shape)
-                    if not isinstance(t, torch.Tensor) or tuple(t.shape) != want \
-                            or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
-                        raise ValueError(f"checkpoint optimizer {name}.{k}: expected finite "
-                                         f"floats of shape {list(want)}")
+        check_optimizer(opt, {n for n, g in config.groups.items() if g.enabled}, params)
         self.load_state(state)
         if state["tex_logit"] is not None:  # the loaded texture is at its own size already
             self._tex_size = int(state["tex_logit"].shape[0])
@@ -569,38 +551,6 @@ class Fitter:
             if g is not None:
                 pg["lr"] = float(g["lr"])
         self._optimizer.load_state_dict(saved)
-
-    def _check_state(self, state: dict) -> None:
-        nv, nt = self.base.vertices.shape[0], len(self.targets)
-        shapes = {"offset": (nv, 3), "color_logit": (nv, 3), "light_dir": (3,), "sh": (9, 3),
-                  "cam_delta": (nt, 4)}
-        for k in self._STATE:
-            if k not in state:
-                raise ValueError(f"checkpoint state lacks {k}")
-            t = state[k]
-            if t is None:
-                if k in shapes:
-                    raise ValueError(f"checkpoint state {k} is missing")
-                continue
-            if not isinstance(t, torch.Tensor) or not bool(torch.isfinite(t).all()):
-                raise ValueError(f"checkpoint state {k} must be a finite tensor")
-            if k in shapes and tuple(t.shape) != shapes[k]:
-                raise ValueError(f"checkpoint state {k} has shape {list(t.shape)}, expected "
-                                 f"{list(shapes[k])}")
-        tex, uvs, fuv = state["tex_logit"], state["uvs"], state["face_uvs"]
-        if tex is not None and (tex.ndim != 3 or tex.shape[2] != 3 or uvs is None):
-            raise ValueError("checkpoint texture must be [N,N,3] with UVs")
-        if (uvs is None) != (fuv is None):
-            raise ValueError("checkpoint UVs need both uvs and face_uvs")
-        if uvs is not None:
-            if uvs.ndim != 2 or uvs.shape[1] != 2 or tuple(fuv.shape) != tuple(self.faces.shape):
-                raise ValueError("checkpoint UVs must be uvs [U,2] and face_uvs [F,3]")
-            if fuv.is_floating_point() or (fuv.numel() and (int(fuv.min()) < 0
-                                                           or int(fuv.max()) >= uvs.shape[0])):
-                raise ValueError("checkpoint face_uvs must be integer indices into uvs")
-        for k in ("steps", "rejected"):
-            if not isinstance(state.get(k), int) or state[k] < 0:
-                raise ValueError(f"checkpoint {k} must be an integer >= 0")
 
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""

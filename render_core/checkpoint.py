@@ -1,0 +1,77 @@
+"""Validation of :meth:`Fitter.checkpoint` data before a Fitter adopts it.
+
+A checkpoint may come from a file, so every member is checked (presence, type, shape, dtype,
+finiteness, index ranges) against the problem it is restored into; the first problem raises
+``ValueError`` naming the member, before anything changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+MOMENTS = ("step", "exp_avg", "exp_avg_sq")
+"""The Adam state kept per optimised tensor."""
+
+
+def check_state(state: dict, keys: tuple[str, ...], n_vertices: int, n_faces: int,
+                n_targets: int) -> None:
+    """Check a :meth:`Fitter.state` dict (tensors named ``keys`` plus ``steps``/``rejected``)
+    for a mesh of ``n_vertices``/``n_faces`` and ``n_targets`` target views."""
+    shapes = {"offset": (n_vertices, 3), "color_logit": (n_vertices, 3), "light_dir": (3,),
+              "sh": (9, 3), "cam_delta": (n_targets, 4)}
+    for k in keys:
+        if k not in state:
+            raise ValueError(f"checkpoint state lacks {k}")
+        t = state[k]
+        if t is None:
+            if k in shapes:
+                raise ValueError(f"checkpoint state {k} is missing")
+            continue
+        if not isinstance(t, torch.Tensor) or not bool(torch.isfinite(t).all()):
+            raise ValueError(f"checkpoint state {k} must be a finite tensor")
+        if k in shapes and tuple(t.shape) != shapes[k]:
+            raise ValueError(f"checkpoint state {k} has shape {list(t.shape)}, expected "
+                             f"{list(shapes[k])}")
+    tex, uvs, fuv = state["tex_logit"], state["uvs"], state["face_uvs"]
+    if tex is not None and (tex.ndim != 3 or tex.shape[2] != 3 or uvs is None):
+        raise ValueError("checkpoint texture must be [N,N,3] with UVs")
+    if (uvs is None) != (fuv is None):
+        raise ValueError("checkpoint UVs need both uvs and face_uvs")
+    if uvs is not None:
+        if uvs.ndim != 2 or uvs.shape[1] != 2 or tuple(fuv.shape) != (n_faces, 3):
+            raise ValueError("checkpoint UVs must be uvs [U,2] and face_uvs [F,3]")
+        if fuv.is_floating_point() or (fuv.numel() and (int(fuv.min()) < 0
+                                                       or int(fuv.max()) >= uvs.shape[0])):
+            raise ValueError("checkpoint face_uvs must be integer indices into uvs")
+    for k in ("steps", "rejected"):
+        if isinstance(state.get(k), bool) or not isinstance(state.get(k), int) or state[k] < 0:
+            raise ValueError(f"checkpoint {k} must be an integer >= 0")
+
+
+def check_optimizer(opt: dict, enabled: set[str], params: dict) -> None:
+    """Check the ``optimizer`` member: only ``enabled`` groups, a learning rate >= 0 each,
+    and per tensor either None or finite float moments shaped like ``params[group]``."""
+    for name, g in opt.items():
+        if name not in enabled:
+            raise ValueError(f"checkpoint optimizer has group {name!r}, not optimised")
+        if not isinstance(g, dict):
+            raise ValueError(f"checkpoint optimizer group {name} is malformed")
+        lr = g.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, float | int) or not math.isfinite(lr) \
+                or lr < 0:
+            raise ValueError(f"checkpoint learning rate of {name} is not a number >= 0")
+        moments = g.get("moments") or []
+        if params.get(name) is None or len(moments) != 1:
+            raise ValueError(f"checkpoint optimizer group {name} does not fit the problem")
+        for m in moments:
+            if m is None:
+                continue
+            for k in MOMENTS:
+                t = m.get(k) if isinstance(m, dict) else None
+                want = () if k == "step" else tuple(params[name].shape)
+                if not isinstance(t, torch.Tensor) or tuple(t.shape) != want \
+                        or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+                    raise ValueError(f"checkpoint optimizer {name}.{k}: expected finite "
+                                     f"floats of shape {list(want)}")
