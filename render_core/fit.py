@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .bake import bake_attribute
+from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
 from .checkpoint import MOMENTS, check_optimizer, check_state
 from .color import linear_to_srgb
@@ -248,8 +248,9 @@ class Fitter:
             raise ValueError(f"camera_views {config.camera_views} names a target beyond the "
                              f"{len(self.targets)} there are")
         self.config = config
+        n_tex = int(config.texture_size)
         if self._needs_texture() and self.tex_logit is None:
-            n = int(config.texture_size)
+            n = n_tex
             if self.uvs is None:
                 self.uvs, self.face_uvs = generate_uvs(self.base.vertices, self.faces, n)
             # Start from the colours the mesh shows now, so switching to a texture keeps the look.
@@ -258,6 +259,16 @@ class Fitter:
                 tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
                                      self.uvs, self.face_uvs, n, backend=config.backend)
             self.tex_logit = _logit(tex)
+        elif self.tex_logit is not None and self._tex_size not in (None, n_tex):
+            # Another texture size was chosen: carry what has been fitted over to it.
+            tex = torch.sigmoid(self.tex_logit.detach()).permute(2, 0, 1)[None]
+            tex = F.interpolate(tex, size=(n_tex, n_tex), mode="bilinear", align_corners=False,
+                                antialias=n_tex < tex.shape[-1])
+            tex = tex[0].permute(1, 2, 0)
+            # Filtering blends chart borders with the gutter: regrow the gutter from the charts.
+            covered = uv_fragments(self.uvs, self.face_uvs, n_tex, config.backend).face_idx[0] >= 0
+            self.tex_logit = _logit(dilate(tex, covered, DEFAULT_DILATION).contiguous())
+        self._tex_size = n_tex
         render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
                       self._effective_shading())
         if render_key != self._render_key:
@@ -265,13 +276,16 @@ class Fitter:
             self._render_key = render_key
         # The light group's tensor depends on the shading (direction vs SH coefficients).
         opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
-                   config.shading == "sh", self.tex_logit is not None)
+                   config.shading == "sh",
+                   None if self.tex_logit is None else tuple(self.tex_logit.shape))
         if opt_key != self._opt_key:
             self._build_optimizer()
             self._opt_key = opt_key
         else:
             for pg in self._optimizer.param_groups:
                 pg["lr"] = config.groups[pg["name"]].lr
+
+    _tex_size: int | None = None  # texture_size last applied (a change resamples the texture)
 
     def _needs_texture(self) -> bool:
         return self.config.groups["texture"].enabled or self.config.shading == "texture"

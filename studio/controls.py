@@ -117,11 +117,21 @@ class ControlPanel(QWidget):
         self.resolution.setKeyboardTracking(False)
         self.resolution.valueChanged.connect(
             lambda r: self._apply(self.session.set_option, resolution=r))
+        self.texture_size = QSpinBox()
+        self.texture_size.setRange(4, 4096)
+        self.texture_size.setSingleStep(64)
+        self.texture_size.setSuffix(" px")
+        self.texture_size.setKeyboardTracking(False)
+        self.texture_size.setToolTip("Side of the texture the Texture group optimises; changing "
+                                     "it resamples the texture fitted so far")
+        self.texture_size.valueChanged.connect(
+            lambda n: self._apply(self.session.set_option, texture_size=n))
         self.display = QComboBox()
         self.display.addItems(MODES)
         self.display.currentTextChanged.connect(self.display_mode_changed)
         form.addRow("Shading", self.shading)
         form.addRow("Resolution", self.resolution)
+        form.addRow("Texture size", self.texture_size)
         form.addRow("Viewport", self.display)
         lay.addWidget(box)
 
@@ -161,6 +171,7 @@ class ControlPanel(QWidget):
                 self.weights[name].setValue(cfg.weights[name])
             self.shading.setCurrentText(cfg.shading)
             self.resolution.setValue(int(cfg.resolution))
+            self.texture_size.setValue(int(cfg.texture_size))
             s = self.session
             mesh = s.initial_mesh
             mesh_text = (f"{s.mesh_name}: {mesh.num_vertices} vertices, {mesh.num_faces} faces"

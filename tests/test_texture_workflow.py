@@ -201,3 +201,14 @@ def test_texture_fit_keeps_the_mesh_uvs_and_the_chosen_size(targets):
     diff = (rc.linear_to_srgb(before.rgb) - rc.linear_to_srgb(after.rgb))[cov].abs()
     assert float(diff.mean()) < 1.0 / 255
     assert float(f.step()["total"]) > 0
+    # Another size resamples the texture fitted so far, and the optimizer follows.
+    after = f.render(None)
+    cfg.texture_size = 128
+    f.apply_config(cfg)
+    assert f.current_mesh().texture.shape == (128, 128, 3)
+    assert any(p is f.tex_logit for pg in f._optimizer.param_groups for p in pg["params"])
+    smaller = f.render(None)
+    cov = after.frags.mask
+    diff = (rc.linear_to_srgb(after.rgb) - rc.linear_to_srgb(smaller.rgb))[cov].abs()
+    assert float(diff.mean()) < 1.0 / 255
+    assert not f.step()["rolled_back"]
