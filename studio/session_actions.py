@@ -48,6 +48,9 @@ class SessionActions(QObject):
         self.session.subscribe(self._on_session)
         window.losses.step_picked.connect(self.ask_revert)
         window.installEventFilter(self)
+        # The scene the window opens with (loaded right after construction) is the base of
+        # the undo history, not an edit that Ctrl+Z would take away.
+        QTimer.singleShot(0, self.undo_stack.clear)
         if self.crashed:
             QTimer.singleShot(0, self.offer_recovery)
 

@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from PyQt6.QtCore import QPointF
 
 from studio.autosave import Autosaver
 from studio.session import Session
@@ -65,6 +66,7 @@ def test_bad_session_file_shows_a_dialog(window, qtbot, tmp_path, monkeypatch):
 
 def test_undo_and_redo_actions(window, qtbot):
     actions = window.session_actions
+    assert not actions.undo_action.isEnabled()  # the opening scene is the base, not an edit
     assert actions.undo_action.shortcut().toString() == "Ctrl+Z"
     assert "Ctrl+Shift+Z" in [s.toString() for s in actions.redo_action.shortcuts()]
     window.session.set_option(resolution=40)
@@ -87,7 +89,21 @@ def test_revert_from_the_loss_plot(window, qtbot, monkeypatch):
                         lambda *a, **k: QMessageBox.StandardButton.Yes)
     _steps(window, qtbot, 6)
     history = list(window.session.history)
-    window.losses.step_picked.emit(3)
+    window.losses.flush()
+    vb = window.losses.plot.getPlotItem().vb
+    y = vb.viewRange()[1][0]
+
+    class DoubleClick:  # what pyqtgraph's scene reports for a double-click at step 3
+        def double(self):
+            return True
+
+        def scenePos(self):  # noqa: N802
+            return vb.mapViewToScene(QPointF(3.2, y))
+
+    picked = []
+    window.losses.step_picked.connect(picked.append)
+    window.losses._clicked(DoubleClick())
+    assert picked == [3]
     s = window.session.steps
     assert s <= 3 and s in window.session.snapshot_steps()
     assert len(window.session.history) == s and len(window.losses.values("total")) == s
