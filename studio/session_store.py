@@ -22,6 +22,7 @@ the first problem.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -49,6 +50,8 @@ MAX_SESSION_BYTES = 4 << 30
 
 _MESH_FIELDS = ("vertices", "faces", "vertex_colors", "uvs", "face_uvs", "texture")
 _MOMENTS = ("step", "exp_avg", "exp_avg_sq")
+_TARGET_EXTRA = {f.name for f in dataclasses.fields(TargetView)} - {
+    "image", "mask", "azimuth", "elevation", "distance", "fov", "name"}
 
 
 class SessionFileError(LoadError):
@@ -108,6 +111,12 @@ def write_session(path: str | os.PathLike, data: SessionData) -> Path:
     for i, t in enumerate(data.targets):
         entry = {"name": t.name, "azimuth": float(t.azimuth), "elevation": float(t.elevation),
                  "distance": float(t.distance), "fov": float(t.fov)}
+        for f in dataclasses.fields(t):  # any further plain fields a TargetView may carry
+            v = getattr(t, f.name)
+            v = v.item() if isinstance(v, np.generic) else v
+            if f.name not in entry and f.name not in ("image", "mask") and \
+                    (v is None or isinstance(v, str | bool | int | float)):
+                entry[f.name] = _json_number(v)
         for what, arr in (("image", t.image), ("mask", t.mask)):
             q = _exact_uint8(arr)
             if q is None:
@@ -385,9 +394,12 @@ def _read(arc: _Archive) -> SessionData:
                                                           "fov")]
         image = r.picture(t.get("image"), "image", 3)
         mask = r.picture(t.get("mask"), "mask", 1)
+        extra = {k: v for k, v in t.items() if k in _TARGET_EXTRA
+                 and (v is None or isinstance(v, str | bool | int | float))}
+        extra["name"] = str(t.get("name", ""))
         try:
-            targets.append(TargetView(image, mask, *cam, name=str(t.get("name", ""))))
-        except ValueError as e:
+            targets.append(TargetView(image, mask, *cam, **extra))
+        except (ValueError, TypeError) as e:
             r.fail(f"target {i}: {e}")
     if targets and any(abs(t.aspect - targets[0].aspect) > 1e-3 for t in targets):
         r.fail("targets differ in aspect")
