@@ -360,7 +360,7 @@ def read_session(path: str | os.PathLike) -> SessionData:
 def _read(arc: _Archive) -> SessionData:
     try:
         doc = json.loads(arc.read(MANIFEST).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SessionFileError(arc.path, f"{MANIFEST} is not valid JSON ({e})") from None
     r = _Reader(arc, {})
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -418,6 +418,6 @@ def _read(arc: _Archive) -> SessionData:
             data.fitter = Fitter(mesh, targets, config)
             data.fitter.restore(data.checkpoint)
             data.fitter.apply_config(config)
-        except (ValueError, RuntimeError) as e:
+        except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as e:
             r.fail(f"fit state: {e}")
     return data

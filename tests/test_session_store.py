@@ -269,3 +269,31 @@ def test_a_textured_fit_continues_exactly(tmp_path):
     back.open(path)
     assert back.fitter().tex_logit.shape == (16, 16, 3)
     assert back.step()["total"] == pytest.approx(curve[2], rel=1e-6, abs=1e-7)
+
+
+def test_malformed_manifests_give_one_clear_error(saved, tmp_path):
+    doc = json.loads(zipfile.ZipFile(saved).read("session.json"))
+
+    def variant(change):
+        d = json.loads(json.dumps(doc))
+        change(d)
+        return json.dumps(d)
+
+    manifests = {
+        "groups": variant(lambda d: d["config"].update(groups=[])),
+        "config": variant(lambda d: d.update(config="fast")),
+        "fitconfig": variant(lambda d: d["fit"]["config"].update(groups=[1])),
+        "history": variant(lambda d: d.update(history=[[1]])),
+        "azimuth": variant(lambda d: d["targets"][0].update(azimuth="north")),
+        "image": variant(lambda d: d["targets"][2].update(image={"png": "../x.png"})),
+        "state": variant(lambda d: d["fit"].update(state=["bogus"])),
+        "lr": variant(lambda d: d["fit"]["optimizer"]["vertices"].update(lr="fast")),
+        "steps": variant(lambda d: d["fit"].update(steps=-1)),
+        "format": variant(lambda d: d.update(format="other")),
+        "nested": "[" * 100000,
+    }
+    for name, text in manifests.items():
+        path = _rewrite(saved, tmp_path / f"{name}.zip", replace={"session.json": text})
+        with pytest.raises(SessionFileError) as e:
+            read_session(path)
+        assert str(e.value).startswith(f"{name}.zip: ") and "\n" not in str(e.value)
