@@ -398,43 +398,142 @@ class Fitter:
 
         Returns metrics: ``total`` and each term of :data:`LOSS_TERMS` (unweighted values),
         ``silhouette_iou`` (hard IoU of ``alpha > 0.5`` against the target masks, averaged over
-        views, for the parameters before the step), ``step`` and ``rolled_back``. A step whose
-        loss, gradients or new parameters are not finite is rolled back: every parameter and
-        the optimizer state stay as they were.
+        views, for the parameters before the step), ``step``, ``rolled_back``, ``undone`` and
+        ``lr_halved`` (comma-separated group names, ``""`` when none; each named group also
+        gets ``lr_<name>``, its new learning rate). All values are plain scalars or strings.
+
+        Divergence: a step whose loss, gradients or new parameters are not finite is rolled
+        back (every parameter and the optimizer state stay as they were) and the learning rate
+        of the offending groups is halved, in :attr:`config` too, so the run never ends in NaNs
+        and does not repeat the same overshoot. The offenders are
+
+        - the groups whose new values are not finite, when the update overflowed (every
+          group, if the optimizer itself fails on a step size beyond float range);
+        - the groups with non-finite gradients, when the loss was finite but its gradient not;
+        - when the loss itself is not finite: parameters are finite (every accepted step is
+          checked), so the previous step moved them where the render breaks down (a camera
+          behind the mesh, vertices at 1e30). That step is undone too (``undone``; ``steps``
+          goes back by one) and blamed on the groups whose update alone makes the loss
+          non-finite (all that moved, if none does alone). With no step to undo (the first
+          one, or right after an undo or a settings change), or if the loss is not finite
+          before that step either, nothing is undone and no rate is halved: a non-finite loss
+          at unchanged parameters comes from the data, not from the step size.
         """
+        out, terms, total = self._forward()
+        metrics = {k: float(v.detach()) for k, v in terms.items()}
+        metrics["total"] = float(total.detach())
+        metrics["silhouette_iou"] = self._hard_iou(out.alpha.detach())
+        offenders: list[str] = []
+        undone = False
+        rolled_back = not math.isfinite(metrics["total"])
+        if rolled_back and self._can_undo():
+            blamed = self._undo_last_step()
+            undone = blamed is not None
+            offenders = blamed or []
+        elif self._optimizer is not None and total.requires_grad:
+            self._optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            groups = [(pg["name"], pg["params"]) for pg in self._optimizer.param_groups]
+            offenders = [n for n, ps in groups
+                         if not _all_finite(p.grad for p in ps if p.grad is not None)]
+            if not offenders:
+                saved = [p.detach().clone() for p in self._params]
+                state = copy.deepcopy(self._optimizer.state_dict())
+                try:
+                    self._optimizer.step()
+                    offenders = [n for n, ps in groups if not _all_finite(ps)]
+                except (RuntimeError, OverflowError):
+                    # Adam refuses a step size beyond float range (lr near 1e38) before it
+                    # updates anything; which group cannot be told, so all are slowed.
+                    offenders = [n for n, _ in groups]
+                if offenders:
+                    self._set_params(saved)
+                    self._optimizer.load_state_dict(state)
+                else:
+                    # Kept for one step: if the next loss is not finite, this step is undone.
+                    self._last = (saved, state, self._optimizer,
+                                  [p._version for p in self._params])
+            rolled_back = bool(offenders)
+            self._optimizer.zero_grad(set_to_none=True)
+        if rolled_back:
+            self.rejected += 1
+            self._last = None
+        else:
+            self.steps += 1
+        self._halve_lr(offenders)
+        metrics["step"] = self.steps
+        metrics["rolled_back"] = rolled_back
+        metrics["undone"] = undone
+        metrics["lr_halved"] = ",".join(offenders)
+        for name in offenders:
+            metrics[f"lr_{name}"] = self.config.groups[name].lr
+        return metrics
+
+    # (saved parameters, optimizer state, the optimizer, parameter versions) from before the
+    # last accepted step, while nothing else has touched the parameters since.
+    _last: tuple | None = None
+
+    def _forward(self) -> tuple[RenderOutput, dict[str, torch.Tensor], torch.Tensor]:
+        """Render every target view and evaluate the loss: ``(output, terms, total)``."""
         mesh = self._mesh()
         out = self.renderer.render(mesh, self._cameras(), light=self._light())
         terms = self._losses(out, mesh.vertices)
         w = self.config.weights
-        total = sum(w[k] * terms[k] for k in LOSS_TERMS)
-        metrics = {k: float(v.detach()) for k, v in terms.items()}
-        metrics["total"] = float(total.detach())
-        metrics["silhouette_iou"] = self._hard_iou(out.alpha.detach())
-        rolled_back = not math.isfinite(metrics["total"])
-        if not rolled_back and self._optimizer is not None and total.requires_grad:
-            self._optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            grads = [p.grad for p in self._params if p.grad is not None]
-            if _all_finite(grads):
-                saved = [p.detach().clone() for p in self._params]
-                state = copy.deepcopy(self._optimizer.state_dict())
-                self._optimizer.step()
-                if not _all_finite(self._params):
-                    with torch.no_grad():
-                        for p, s in zip(self._params, saved, strict=True):
-                            p.copy_(s)
-                    self._optimizer.load_state_dict(state)
-                    rolled_back = True
-            else:
-                rolled_back = True
-            self._optimizer.zero_grad(set_to_none=True)
-        if rolled_back:
-            self.rejected += 1
-        else:
-            self.steps += 1
-        metrics["step"] = self.steps
-        metrics["rolled_back"] = rolled_back
-        return metrics
+        return out, terms, sum(w[k] * terms[k] for k in LOSS_TERMS)
+
+    def _set_params(self, values: Sequence[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, v in zip(self._params, values, strict=True):
+                p.copy_(v)
+
+    def _can_undo(self) -> bool:
+        # In-place writes bump a tensor's version counter: a load_state, restore or any other
+        # edit since the last step makes its saved values stale, and so does a new optimizer.
+        if self._last is None or self._last[2] is not self._optimizer:
+            return False
+        return [p._version for p in self._params] == self._last[3]
+
+    def _undo_last_step(self) -> list[str] | None:
+        """Put the parameters and optimizer back to before the last accepted step and return
+        the groups whose update alone makes the loss non-finite (else every group it moved).
+        Returns None, changing nothing, if the loss was not finite before that step either:
+        then the data or the settings are to blame, not the step."""
+        saved, state, _, _ = self._last
+        self._last = None
+        bad = [p.detach().clone() for p in self._params]
+        self._set_params(saved)
+        with torch.no_grad():
+            before = float(self._forward()[2])
+        if not math.isfinite(before):
+            self._set_params(bad)
+            return None
+        self._optimizer.load_state_dict(state)
+        self.steps -= 1
+        spans, index = {}, 0
+        for pg in self._optimizer.param_groups:
+            spans[pg["name"]] = range(index, index + len(pg["params"]))
+            index += len(pg["params"])
+        moved = [n for n, span in spans.items()
+                 if any(not torch.equal(bad[i], saved[i]) for i in span)]
+        blamed = []
+        with torch.no_grad():
+            for name in moved:
+                for i in spans[name]:
+                    self._params[i].copy_(bad[i])
+                if not math.isfinite(float(self._forward()[2])):
+                    blamed.append(name)
+                for i in spans[name]:
+                    self._params[i].copy_(saved[i])
+        return blamed or moved
+
+    def _halve_lr(self, names: Sequence[str]) -> None:
+        """Halve the learning rate of ``names`` in the config and the optimizer."""
+        for name in names:
+            g = self.config.groups[name]
+            self.config.groups[name] = ParamGroup(g.enabled, g.lr / 2)
+        if self._optimizer is not None:
+            for pg in self._optimizer.param_groups:
+                pg["lr"] = self.config.groups[pg["name"]].lr
 
     def _hard_iou(self, alpha: torch.Tensor) -> float:
         a = alpha > 0.5

@@ -88,6 +88,7 @@ class ControlPanel(QWidget):
                                                                   enabled=on))
             lr.valueChanged.connect(lambda v, n=name: self._apply(self.session.set_group, n,
                                                                    lr=v))
+            lr.editingFinished.connect(lambda s=lr: s.setStyleSheet(""))  # a divergence mark
             grid.addWidget(check, row, 0)
             grid.addWidget(lr, row, 1)
             self.group_checks[name], self.group_lrs[name] = check, lr
@@ -179,6 +180,27 @@ class ControlPanel(QWidget):
             self.info.setText(f"{mesh_text}\n{len(s.targets)} target view(s)")
         finally:
             self._syncing = False
+
+    def note_divergence(self, batch: list[dict]) -> str | None:
+        """Show the learning rates the fit halved after diverging steps in ``batch`` (metrics
+        of ``Fitter.step``; the session has already adopted them): the spin boxes update and
+        are marked. Returns a one-line notice for the status bar, or None."""
+        events = [m for m in batch if m.get("lr_halved")]
+        if not events:
+            return None
+        self.sync()
+        last = events[-1]
+        names = [n for n in str(last["lr_halved"]).split(",") if n in self.group_lrs]
+        for n in names:
+            spin = self.group_lrs[n]
+            spin.setStyleSheet("background: #f6d58e;")
+            spin.setToolTip(f"Halved to {self.session.config.groups[n].lr:.4g} after a step "
+                            "with non-finite values")
+        rates = ", ".join(f"{GROUP_LABELS[n].lower()} {self.session.config.groups[n].lr:.4g}"
+                          for n in names)
+        undone = " (and the step before it undone)" if last.get("undone") else ""
+        return (f"Step {int(last['step']) + 1} diverged: rolled back{undone}; "
+                f"learning rate halved: {rates}")
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

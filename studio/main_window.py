@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.settings = settings or QSettings("dibr-studio", "dibr-studio")
         self.last_error: str | None = None
+        self.last_notice: str | None = None  # the latest divergence notice (status bar)
         self.view_index = 0
         self._faces: np.ndarray | None = None
         self._rate_steps: list[tuple[float, int]] = []
@@ -338,6 +339,10 @@ class MainWindow(QMainWindow):
         self.losses.append(batch)
         self.step_count = int(batch[-1]["step"])
         self.status_steps.setText(f"step {self.step_count}")
+        notice = self.controls.note_divergence(batch)
+        if notice:
+            self.last_notice = notice
+            self.statusBar().showMessage(notice, 15000)
         now = time.monotonic()
         self._rate_steps.append((now, self.step_count))
         self._rate_steps = [(t, s) for t, s in self._rate_steps if now - t < 3.0]

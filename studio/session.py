@@ -319,11 +319,26 @@ class Session:
             if not self.snapshots:
                 self.snapshots.record(fitter.state())
             metrics = fitter.step()
+            self._adopt_learning_rates([metrics])
             self.history.append(metrics)
             self.revision += 1
             if not metrics.get("rolled_back") and fitter.steps % self.snapshot_every == 0:
                 self.snapshots.record(fitter.state())
             return self.generation, metrics
+
+    def _adopt_learning_rates(self, metrics: list[dict]) -> None:
+        """Take over the learning rates the fit halved after a diverging step (the metrics'
+        ``lr_halved`` and ``lr_<group>``), so the settings shown and saved are the ones in use.
+        No event: this may run on the worker thread; the window refreshes its controls when
+        it receives the steps."""
+        halved = {n: m[f"lr_{n}"] for m in metrics if m.get("lr_halved")
+                  for n in str(m["lr_halved"]).split(",") if f"lr_{n}" in m}
+        if not halved:
+            return
+        cfg = self.config.copy()
+        for name, lr in halved.items():
+            cfg.groups[name] = ParamGroup(cfg.groups[name].enabled, float(lr))
+        self.config = cfg
 
     @property
     def steps(self) -> int:
@@ -358,6 +373,7 @@ class Session:
             if not self.snapshots:
                 self.snapshots.record(fitter.state())
             fitter.load_state(state)
+            self._adopt_learning_rates(metrics)
             self.history.extend(metrics)
             self.revision += 1
             self.snapshots.record(fitter.state())
