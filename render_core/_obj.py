@@ -186,13 +186,14 @@ def _parse_vectorized(text: str) -> ObjData | None:
     if not v_lines or not f_lines:
         return None
     counts = np.array([len(line.split()) for line in f_lines])
+    if (counts < 3).any():
+        return None
     joined = " ".join(f_lines)
     first = f_lines[0].split()[0]
     slashes, double = first.count("/"), "//" in first
     total = int(counts.sum())
     if (
-        (counts < 3).any()
-        or "-" in joined
+        "-" in joined
         or joined.count("/") != slashes * total
         or joined.count("//") != (total if double else 0)
     ):

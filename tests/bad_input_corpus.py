@@ -190,6 +190,8 @@ BAD_MESHES = {
                                ["line 5", "out of range"]),
     "obj-index-beyond-int64": (_write("huge.obj", TRIANGLE + "f 1 2 99999999999999999999\n"),
                                ["line 4", "out of range"]),
+    "obj-face-without-corners": (_write("bare.obj", TRIANGLE + "f 1 2 3\nf \n"),
+                                 ["line 5", "at least 3 corners"]),
     "obj-negative-index-before-start": (_write("neg.obj", TRIANGLE + "f -1 -2 -5\n"),
                                         ["line 4", "before the first"]),
     "obj-nan-vertex": (_write("nan.obj", "v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n"),
