@@ -18,7 +18,7 @@ namespace dibr {
   };
 DIBR_FRAG_BODY(BaryForward, bary_forward_body)
 DIBR_FRAG_BODY(BaryBackwardAtomic, bary_backward_atomic_body)
-DIBR_FRAG_BODY(BaryFace, bary_face_body)
+DIBR_FRAG_BODY(BaryFaceSum, bary_face_body)
 DIBR_FRAG_BODY(InterpForward, interp_forward_body)
 DIBR_FRAG_BODY(InterpBackwardPixel, interp_backward_pixel_body)
 DIBR_FRAG_BODY(InterpFace, interp_face_body)
@@ -123,7 +123,7 @@ at::Tensor bary_backward(const at::Tensor& clip_in, const at::Tensor& faces_in,
     p.face_grad = face_grad.data_ptr<scalar_t>();
     p.pix_off = px.off.data_ptr<int64_t>();
     p.pix = px.items.data_ptr<int64_t>();
-    Exec::template launch<BaryFace>(B * F, p);
+    Exec::template launch<BaryFaceSum>(B * F, p);
     gather_vertices<Exec, scalar_t>(face_grad, faces, (int)B, (int)B, (int)V, (int)F, 4,
                                     grad_clip);
   });

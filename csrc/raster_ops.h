@@ -114,7 +114,7 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
 
 // Saved state of a soft-silhouette forward pass, reused by its backward pass.
 enum SoftSaved {
-  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kPairOff, kTileOpen, kNumSaved
+  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kPairOff, kTileOpen, kExpS, kNumSaved
 };
 
 template <typename T>
@@ -170,6 +170,8 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.entries = bins.entries.data_ptr<int64_t>();
     p.tile_off = bins.tile_off.data_ptr<int64_t>();
     p.s = s.data_ptr<scalar_t>();
+    at::Tensor exp_s = at::empty_like(s);
+    p.exp_s = exp_s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
     p.covered = covered.data_ptr<bool>();
     at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
@@ -181,7 +183,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       Exec::template launch<SoftOpen>(ntiles, p);
       Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
     }
-    out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off, tile_open};
+    out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off, tile_open, exp_s};
   });
   return out;
 }
@@ -206,6 +208,7 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     p.tile_off = saved[kTileOff].data_ptr<int64_t>();
     p.pair_off = saved[kPairOff].data_ptr<int64_t>();
     p.s = saved[kS].data_ptr<scalar_t>();
+    p.exp_s = saved[kExpS].data_ptr<scalar_t>();
     p.covered = saved[kCovered].data_ptr<bool>();
     p.tile_open = boxes(saved[kTileOpen]);
     p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
@@ -213,7 +216,7 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     p.atomic_grad = Exec::kAtomicAdds && !deterministic;
     at::Tensor pair_grad, vert_ptr, vert_corner;
     if (!p.atomic_grad) {
-      pair_grad = at::zeros({entries.size(0), 6}, xy.options());
+      pair_grad = at::empty({entries.size(0), 6}, xy.options());  // every slot written
       p.pair_grad = pair_grad.data_ptr<scalar_t>();
     }
     Exec::template launch<SoftBackward>(entries.size(0), p);

@@ -29,6 +29,7 @@ struct SoftParams {
   const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
   const int64_t* pair_off;  // [N] first pair slot of each face (backward)
   T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
+  T* exp_s;                 // [B*H*W] forward: exp(s), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
   bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
   PixBox* tile_open;        // [B*TY*TX] forward: box of each tile's uncovered pixels (empty:
@@ -214,6 +215,7 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
   if (p.covered[pix]) {
     p.s[pix] = 0;
+    p.exp_s[pix] = 1;
     p.alpha[pix] = 1;
     return;
   }
@@ -228,6 +230,7 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   }
   const T a = s == 0 ? -s : -m_expm1(s);  // expm1(0) is 0: most of the image
   p.s[pix] = s;
+  p.exp_s[pix] = s == 0 ? (T)1 : m_exp(s);
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
@@ -294,15 +297,35 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
       p.covered[row + j] = cov[l];
       if (cov[l]) {
         p.s[row + j] = 0;
+        p.exp_s[row + j] = 1;
         p.alpha[row + j] = 1;
       } else {
         const T a = s[l] == 0 ? -s[l] : -m_expm1(s[l]);  // expm1(0) is 0: most of the image
         p.s[row + j] = s[l];
+        p.exp_s[row + j] = s[l] == 0 ? (T)1 : m_exp(s[l]);
         p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
       }
     }
   }
   p.tile_open[t] = o;
+}
+
+// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
+// pixel with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S)
+// from the forward pass, so one exp (or expm1) per pair instead of exp, log and exp. Where
+// exp(S) is near underflow (S < -60) the terms are recombined in the exponent instead.
+template <typename T>
+DIBR_HD T soft_pair_weight(T x, T s, T exp_s) {
+  if (s < (T)-60) return m_exp((s - log1m_exp_neg(x)) - x);
+  T e, om;
+  if (x > (T)0.5) {
+    e = m_exp(-x);
+    om = (T)1 - e;
+  } else {
+    om = -m_expm1(-x);
+    e = (T)1 - om;
+  }
+  return exp_s * (e / om);
 }
 
 // Backward (one index per bin entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
@@ -317,9 +340,16 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
   const int b = en.b, ti = en.ti, tj = en.tj;
   const PixBox bx = p.box[n];
   // Only the box of the tile's uncovered pixels (inside the tile) can contribute; an empty box
-  // means nothing to do, and a pair slot stays at its initial 0.
+  // means nothing to do but clear the pair slot (the driver does not zero them).
   const PixBox o = p.tile_open[t];
-  if (o.j0 > o.j1) return;
+  const int64_t slot = p.pair_off[n] + (int64_t)(ti - bx.i0 / TILE) *
+                                           (bx.j1 / TILE - bx.j0 / TILE + 1) +
+                       (tj - bx.j0 / TILE);
+  if (o.j0 > o.j1) {
+    if (!p.atomic_grad)
+      for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = 0;
+    return;
+  }
   const PixBox c = box_intersect(o, bx);
   const int i0 = c.i0, i1 = c.i1, j0 = c.j0, j1 = c.j1;
   T tri[TRI], acc[6] = {0, 0, 0, 0, 0, 0};
@@ -340,8 +370,7 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       if (!tri_dist2_grad_within(px, py, tri, p.cut2, &d, gd)) continue;
       T x = d / p.sigma;
       x = x < (T)MIN_X ? (T)MIN_X : x;
-      // exp(S - L) * exp(-x) as one exp: the exponent is at most ~ln(1/eps) + |S| in size.
-      const T coeff = -m_exp((p.s[pix] - log1m_exp_neg(x)) - x) / p.sigma * g;
+      const T coeff = -soft_pair_weight(x, p.s[pix], p.exp_s[pix]) / p.sigma * g;
       for (int k = 0; k < 6; ++k) acc[k] += coeff * gd[k];
     }
   }
@@ -353,9 +382,6 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       atomic_add(g + 1, acc[2 * k + 1]);
     }
   } else {
-    const int64_t slot = p.pair_off[n] + (int64_t)(ti - bx.i0 / TILE) *
-                                             (bx.j1 / TILE - bx.j0 / TILE + 1) +
-                         (tj - bx.j0 / TILE);
     for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
   }
 }
