@@ -28,7 +28,7 @@ from PyQt6.QtWidgets import (
     QSplitter,
 )
 
-from . import files, session_actions
+from . import files, session_actions, targets_panel
 from .controls import ControlPanel
 from .panels import ImagePanels, LossPlot
 from .session import Session
@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
         self.style_menu = StyleMenu(self)  # analytic / RenderNet styles, RenderNet camera fit
         self._build_menus()
         self.session_actions = session_actions.install(self)  # sessions, undo, autosave
+        self.targets_panel = targets_panel.install(self)  # targets: cameras, backdrop, masks
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         if self.session.ready:

@@ -4,6 +4,11 @@ It uses render_core's own camera matrices (``rc.Camera.orbit``), so for the same
 view and the differentiable render cover the same pixels; :meth:`Viewport.render_offscreen`
 exposes that for tests. Mouse: left-drag orbits, right/middle-drag (or shift+left) pans, the
 wheel zooms, double-click frames the mesh again.
+
+Camera alignment: :meth:`Viewport.set_backdrop` shows a target photo over the mesh with an
+adjustable opacity, in a frame of the photo's aspect (outlined); while it is shown the orbit
+turns about the origin, as the targets' orbit cameras do, and :meth:`Viewport.frame_camera`
+gives the orbit camera of that frame, so "Use this view" makes the photo's camera the view.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from PyQt6.QtGui import QMouseEvent, QWheelEvent
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 
 import render_core as rc
+
+from .backdrop import BackdropLayer, frame_rect
 
 MODES = ("shaded", "wireframe", "colors", "texture")
 """Display modes offered to the user (``silhouette`` is kept for tests)."""
@@ -137,6 +144,9 @@ class Viewport(QOpenGLWidget):
         self._dirty = True
         self._tex_dirty = True
         self._drag: tuple[QPointF, Qt.MouseButton, bool] | None = None
+        self._backdrop: np.ndarray | None = None  # [H,W,3] sRGB float
+        self._backdrop_dirty = False
+        self.backdrop_opacity = 0.5
         self.frames_drawn = 0
 
     # -- data ---------------------------------------------------------------------------
@@ -171,6 +181,51 @@ class Viewport(QOpenGLWidget):
         self._light = None if direction is None else np.asarray(direction, np.float64)
         self.update()
 
+    def set_backdrop(self, image: np.ndarray | None, opacity: float | None = None) -> None:
+        """Show ``image`` ([H,W,3] sRGB float in [0,1]) over the mesh in a frame of its aspect,
+        or nothing (None). The orbit then turns about the origin (panning is off)."""
+        self._backdrop = None if image is None else np.clip(np.asarray(image, np.float32), 0, 1)
+        self._backdrop_dirty = True
+        if opacity is not None:
+            self.set_backdrop_opacity(opacity)
+        if self._backdrop is not None:
+            self.center = np.zeros(3)
+        self.update()
+
+    def set_backdrop_opacity(self, opacity: float) -> None:
+        self.backdrop_opacity = float(np.clip(opacity, 0.0, 1.0))
+        self.update()
+
+    @property
+    def has_backdrop(self) -> bool:
+        return self._backdrop is not None
+
+    def frame_camera(self, frame_aspect: float) -> tuple[float, float, float, float]:
+        """``(azimuth, elevation, distance, fov)`` of the orbit camera that sees exactly the
+        centred frame of ``frame_aspect`` (W/H) drawn in this view: the same eye, and the fov
+        of the frame's height (narrower than the view's when the frame is letterboxed in it).
+        Azimuth in (-180, 180]. The orbit must turn about the origin (it does with a
+        backdrop); otherwise a ``ValueError`` says so."""
+        if np.linalg.norm(self.center) > 1e-9:
+            raise ValueError("the view is panned away from the origin; double-click the "
+                             "viewport with a photo shown to centre it")
+        _, half_h = frame_rect(self.width() / max(self.height(), 1), frame_aspect)
+        fov = math.degrees(2 * math.atan(half_h * math.tan(math.radians(self.fov) / 2)))
+        az = -((-self.azimuth + 180.0) % 360.0 - 180.0)
+        return float(az), float(self.elevation), float(self.distance), float(fov)
+
+    def look_through(self, azimuth: float, elevation: float, distance: float, fov: float,
+                     frame_aspect: float) -> None:
+        """Orbit to a target's camera, so the frame shows what that camera sees (the inverse
+        of :meth:`frame_camera`; the view's own fov is widened when the frame is narrower)."""
+        _, half_h = frame_rect(self.width() / max(self.height(), 1), frame_aspect)
+        t = math.tan(math.radians(fov) / 2) / half_h
+        self.fov = float(np.clip(math.degrees(2 * math.atan(t)), 1.0, 170.0))
+        self.azimuth, self.elevation = float(azimuth), float(np.clip(elevation, -89.0, 89.0))
+        self.distance = float(distance)
+        self.center = np.zeros(3)
+        self.update()
+
     def set_mode(self, mode: str) -> None:
         if mode not in MODES + ("silhouette",):
             raise ValueError(f"unknown display mode {mode!r}")
@@ -183,6 +238,9 @@ class Viewport(QOpenGLWidget):
             lo, hi = self._vertices.min(0), self._vertices.max(0)
             self.center = (lo + hi) / 2.0
             radius = float(np.linalg.norm(hi - lo)) / 2.0 * 1.1
+            if self._backdrop is not None:  # keep turning about the origin, as targets do
+                radius = float(np.linalg.norm(np.abs(self._vertices).max(0))) * 1.1
+                self.center = np.zeros(3)
             if include_cameras and self._frusta:
                 eyes = np.array([np.linalg.inv(v)[:3, 3] for v, _, _ in self._frusta])
                 radius = max(radius, float(np.linalg.norm(eyes - self.center, axis=1).max()))
@@ -214,6 +272,8 @@ class Viewport(QOpenGLWidget):
         last, _, pan = self._drag
         d = e.position() - last
         self._drag = (e.position(), self._drag[1], pan)
+        if pan and self._backdrop is not None:
+            return  # a photo's camera orbits the origin: panning could not be matched
         if pan:
             view, _ = self.matrices()
             scale = 2 * self.distance * math.tan(math.radians(self.fov) / 2) / max(self.height(), 1)
@@ -243,7 +303,8 @@ class Viewport(QOpenGLWidget):
         self._vbo = self._vao = None
         self._ebo = self._evao = None
         self._tex = self.ctx.texture((1, 1), 3, bytes([200, 200, 200]))
-        self._dirty = self._tex_dirty = True
+        self._backdrop_layer = BackdropLayer(self.ctx, self._line_prog)
+        self._dirty = self._tex_dirty = self._backdrop_dirty = True
 
     def _upload(self) -> None:
         v, f = self._vertices, self._faces
@@ -352,6 +413,10 @@ class Viewport(QOpenGLWidget):
         fbo.viewport = (0, 0, w, h)
         view, proj = self.matrices(w, h)
         self._draw(fbo, view, proj, self.mode, overlays=True)
+        if self._backdrop_dirty:
+            self._backdrop_layer.set_image(self._backdrop)
+            self._backdrop_dirty = False
+        self._backdrop_layer.draw(w, h, self.backdrop_opacity)
         self.frames_drawn += 1
 
     def render_offscreen(self, view: np.ndarray, proj: np.ndarray, size: tuple[int, int],

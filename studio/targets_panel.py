@@ -1,0 +1,293 @@
+"""The Targets dock: every target with its thumbnail, name and orbit camera, and the tools to
+align a photo's camera (viewport backdrop, "Use this view", refinement) and to fix its mask.
+
+Selecting a target selects it in the image panels and shows it as the viewport's backdrop.
+All edits go through the session (``set_target_camera``, ``set_target_mask``,
+``remove_target``, ``adopt_fitted_cameras``), so they validate, restart the fit and reach
+every view; failures end in the window's error dialog.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QIcon, QImage, QPixmap
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import files
+from .mask_editor import MaskEditorDialog
+from .session import Session
+from .viewport import Viewport
+
+THUMB = 56
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg)"
+
+
+def qimage(rgb: np.ndarray) -> QImage:
+    """[H,W,3] float sRGB in [0,1] (or uint8) → a QImage that owns its pixels."""
+    arr = rgb if rgb.dtype == np.uint8 else files.to_uint8(rgb)
+    arr = np.ascontiguousarray(arr[..., :3])
+    h, w = arr.shape[:2]
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class TargetsPanel(QWidget):
+    """The list of targets and the camera/mask tools of the selected one."""
+
+    selected = pyqtSignal(int)  # the user picked a target (index)
+    error = pyqtSignal(str)
+
+    def __init__(self, session: Session, viewport: Viewport, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.viewport = viewport
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setMinimumHeight(2 * THUMB + 12)
+        self.list.currentRowChanged.connect(self._on_row)
+
+        self.cam = {k: QDoubleSpinBox() for k in ("azimuth", "elevation", "distance", "fov")}
+        ranges = {"azimuth": (-360, 360), "elevation": (-89.9, 89.9), "distance": (0.01, 1000),
+                  "fov": (1, 170)}
+        cams = QFormLayout()
+        cams.setContentsMargins(0, 0, 0, 0)
+        for k, spin in self.cam.items():
+            spin.setRange(*ranges[k])
+            spin.setDecimals(2)
+            spin.setKeyboardTracking(False)
+            spin.valueChanged.connect(self._apply_camera)
+            cams.addRow({"fov": "Field of view"}.get(k, k.capitalize()), spin)
+
+        self.use_view = QPushButton("Use this view")
+        self.use_view.setToolTip("Set the selected target's camera to the viewport's orbit "
+                                 "camera (the photo frame's view)")
+        self.use_view.clicked.connect(self.use_this_view)
+        self.look = QPushButton("View from target")
+        self.look.setToolTip("Orbit the viewport to the selected target's camera")
+        self.look.clicked.connect(self.view_from_target)
+        self.edit_mask = QPushButton("Edit mask…")
+        self.edit_mask.clicked.connect(self.edit_mask_dialog)
+        self.load_mask = QPushButton("Load mask…")
+        self.load_mask.clicked.connect(self.load_mask_dialog)
+        self.remove = QPushButton("Remove")
+        self.remove.clicked.connect(self.remove_selected)
+        self.adopt = QPushButton("Adopt refined cameras")
+        self.adopt.setToolTip("Make the cameras refined by the fit (camera group) the targets' "
+                              "own; the fit restarts from them")
+        self.adopt.clicked.connect(self.adopt_cameras)
+        self.only_selected = QCheckBox("Refine only this target's camera")
+        self.only_selected.toggled.connect(self._apply_camera_views)
+
+        self.backdrop = QCheckBox("Photo in viewport")
+        self.backdrop.setChecked(True)
+        self.backdrop.toggled.connect(self._update_backdrop)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(viewport.backdrop_opacity * 100))
+        self.opacity.setToolTip("Opacity of the photo over the mesh")
+        self.opacity.valueChanged.connect(lambda v: self.viewport.set_backdrop_opacity(v / 100))
+
+        buttons = QGridLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        for i, b in enumerate((self.use_view, self.look, self.edit_mask, self.load_mask,
+                               self.remove, self.adopt)):
+            buttons.addWidget(b, i // 2, i % 2)
+        back = QHBoxLayout()
+        back.addWidget(self.backdrop)
+        back.addWidget(self.opacity, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.list, 1)
+        self.camera_label = QLabel("Camera (degrees)")
+        lay.addWidget(self.camera_label)
+        lay.addLayout(cams)
+        lay.addLayout(back)
+        lay.addLayout(buttons)
+        lay.addWidget(self.only_selected)
+        self._filling = False
+        self.refresh()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> int:
+        """The selected target's index, or -1."""
+        return self.list.currentRow()
+
+    def refresh(self) -> None:
+        """Rebuild the list from the session, keeping the selection where possible."""
+        row = max(self.current, 0)
+        targets = self.session.targets
+        self.list.blockSignals(True)
+        self.list.clear()
+        for i, t in enumerate(targets):
+            thumb = qimage(t.image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation)
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), self._label(i))
+            h, w = t.image.shape[:2]
+            item.setToolTip(f"{t.name}: {w}×{h}, azimuth {t.azimuth:.2f}, elevation "
+                            f"{t.elevation:.2f}, distance {t.distance:.3f}, fov {t.fov:.2f}")
+            self.list.addItem(item)
+        if targets:
+            self.list.setCurrentRow(min(row, len(targets) - 1))
+        self.list.blockSignals(False)
+        self._show_selected()
+
+    def _label(self, i: int) -> str:
+        t = self.session.targets[i]
+        return (f"{t.name or f'view {i + 1}'}\naz {t.azimuth:.0f}°  el {t.elevation:.0f}°  "
+                f"d {t.distance:.1f}  fov {t.fov:.0f}°")
+
+    def select(self, index: int) -> None:
+        """Select target ``index`` (from elsewhere, e.g. the image panels' view list)."""
+        if 0 <= index < self.list.count() and index != self.current:
+            self.list.setCurrentRow(index)
+
+    def _on_row(self, row: int) -> None:
+        self._show_selected()
+        if row >= 0:
+            self.selected.emit(row)
+
+    def _show_selected(self) -> None:
+        i = self.current
+        has = 0 <= i < len(self.session.targets)
+        for w in (self.use_view, self.look, self.edit_mask, self.load_mask, self.remove,
+                  *self.cam.values()):
+            w.setEnabled(has)
+        self.adopt.setEnabled(bool(self.session.targets))
+        if has:
+            t = self.session.targets[i]
+            self._filling = True
+            for k, spin in self.cam.items():
+                spin.setValue(float(getattr(t, k)))
+            self._filling = False
+            self.camera_label.setText(f"Camera of {t.name or f'view {i + 1}'} (degrees)")
+            views = self.session.config.camera_views
+            self.only_selected.blockSignals(True)
+            self.only_selected.setChecked(views == [i])
+            self.only_selected.blockSignals(False)
+        self._update_backdrop()
+
+    def _update_backdrop(self) -> None:
+        i = self.current
+        if self.backdrop.isChecked() and 0 <= i < len(self.session.targets):
+            self.viewport.set_backdrop(self.session.targets[i].image)
+        else:
+            self.viewport.set_backdrop(None)
+
+    def _on_session(self, event: str) -> None:
+        if event in ("targets", "mesh", "session", "revert"):
+            self.refresh()
+        elif event == "config":
+            self._show_selected()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _guard(self, fn, *args) -> bool:
+        try:
+            fn(*args)
+            return True
+        except (files.LoadError, ValueError, IndexError, RuntimeError, OSError) as e:
+            self.error.emit(str(e))
+            return False
+
+    def _apply_camera(self) -> None:
+        if self._filling or self.current < 0:
+            return
+        t = self.session.targets[self.current]
+        values = [self.cam[k].value() for k in ("azimuth", "elevation", "distance", "fov")]
+        if np.allclose(values, [t.azimuth, t.elevation, t.distance, t.fov], atol=5e-3):
+            return  # only the spin box's rounding differs
+        self._guard(self.session.set_target_camera, self.current, *values)
+
+    def use_this_view(self) -> None:
+        """Give the selected target the viewport's camera (its photo frame's view)."""
+        i = self.current
+        if i < 0:
+            return
+        try:
+            cam = self.viewport.frame_camera(self.session.targets[i].aspect)
+        except ValueError as e:
+            self.error.emit(str(e))
+            return
+        self._guard(self.session.set_target_camera, i, *cam)
+
+    def view_from_target(self) -> None:
+        i = self.current
+        if i >= 0:
+            t = self.session.targets[i]
+            self.viewport.look_through(t.azimuth, t.elevation, t.distance, t.fov, t.aspect)
+
+    def edit_mask_dialog(self) -> MaskEditorDialog | None:
+        """Open the mask editor on the selected target; OK sets the mask."""
+        i = self.current
+        if i < 0:
+            return None
+        dlg = MaskEditorDialog(self.session.targets[i], self)
+        dlg.accepted.connect(lambda: self._guard(self.session.set_target_mask, i, dlg.mask()))
+        dlg.open()
+        return dlg
+
+    def load_mask_dialog(self, path: str | None = None) -> None:
+        i = self.current
+        if i < 0:
+            return
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load mask image", "", IMAGE_FILTER)
+        if path:
+            self._guard(self.session.load_target_mask, i, path)
+
+    def remove_selected(self) -> None:
+        if self.current >= 0:
+            self._guard(self.session.remove_target, self.current)
+
+    def adopt_cameras(self) -> None:
+        self._guard(self.session.adopt_fitted_cameras)
+
+    def _apply_camera_views(self, only: bool) -> None:
+        cfg = self.session.config.copy()
+        cfg.camera_views = [self.current] if only and self.current >= 0 else None
+        self._guard(self.session.set_config, cfg)
+
+
+def install(window) -> TargetsPanel:
+    """Add the Targets dock to ``window`` (a :class:`~studio.main_window.MainWindow`) and wire
+    it to the session, the image panels' view list, the viewport and the error dialog."""
+    panel = TargetsPanel(window.session, window.viewport)
+    dock = QDockWidget("Targets", window)
+    dock.setObjectName("targets")
+    dock.setWidget(panel)
+    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+    # A tab beside the controls: the viewport keeps its width for aligning photos.
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    controls = window.findChild(QDockWidget, "controls")
+    if controls is not None:
+        window.tabifyDockWidget(controls, dock)
+        controls.raise_()
+    combo = window.images.view_combo
+    panel.selected.connect(lambda i: combo.setCurrentIndex(i) if combo.currentIndex() != i
+                           else None)
+    combo.currentIndexChanged.connect(panel.select)
+    panel.error.connect(window.show_error)
+    window.session.subscribe(panel._on_session)
+    panel.dock = dock
+    return panel
+
