@@ -126,8 +126,8 @@ def test_mutated_mesh_files_fail_cleanly(tmp_path):
     rnd = random.Random(5)
     goods = {}
     for suffix in (".obj", ".ply", ".glb", ".stl", ".off"):
-        rc.save_mesh(textured_square() if suffix in (".obj", ".glb") else colored_sphere(),
-                     tmp_path / f"good{suffix}")
+        mesh = {".obj": textured_square(), ".glb": textured_square(), ".ply": colored_sphere()}
+        rc.save_mesh(mesh.get(suffix, rc.icosphere(1)), tmp_path / f"good{suffix}")
         goods[suffix] = (tmp_path / f"good{suffix}").read_bytes()
     for n in range(300):
         suffix = rnd.choice(sorted(goods))
