@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _obj
 from .color import linear_to_srgb, linear_to_srgb8, srgb_to_linear
-from .image_io import ImageError, open_image
+from .image_io import ImageError, open_image, png_declared_size
 from .io_utils import atomic_write_bytes, atomic_write_text
 from .limits import Limits
 from .mesh import MeshError
@@ -264,6 +264,44 @@ def _declared_size(path: Path, suffix: str) -> tuple[int, int]:
     return 0, 0
 
 
+def _check_glb_images(path: Path, limits: Limits) -> None:
+    """Refuse a GLB whose embedded texture declares a size over the limit, from the image's
+    header. trimesh would quietly drop a texture Pillow refuses as a decompression bomb; this
+    names the problem instead. Anything malformed is left for trimesh to report."""
+    import json
+    import struct
+
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+        if len(head) < 20 or head[:4] != b"glTF" or head[16:20] != b"JSON":
+            return
+        (json_len,) = struct.unpack("<I", head[12:16])
+        try:
+            doc = json.loads(fh.read(json_len))
+            bin_start = 20 + json_len + 8  # the BIN chunk's data, after its 8-byte header
+            for image in doc.get("images", []):
+                view = doc["bufferViews"][image["bufferView"]]
+                fh.seek(bin_start + int(view.get("byteOffset", 0)))
+                blob = fh.read(min(int(view["byteLength"]), 1 << 16))  # the header is enough
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    try:
+                        size = Image.open(io.BytesIO(blob)).size
+                    except Image.DecompressionBombError:
+                        dims = png_declared_size(blob)
+                        declared = f"{dims[0]}x{dims[1]}" if dims else "an absurd number of"
+                        raise MeshError(f"the GLB file's texture declares {declared} pixels; "
+                                        "refused (a decompression bomb?)") from None
+                if problem := limits.texture_problem(*size):
+                    raise MeshError(f"the GLB file's {problem}")
+        except MeshError:
+            raise
+        except Exception:  # malformed JSON, views or images: trimesh reports those
+            return
+
+
 def read_trimesh(path: Path, limits: Limits) -> dict:
     """Any format trimesh reads; a scene is merged into one mesh with transforms applied."""
     import trimesh
@@ -272,6 +310,8 @@ def read_trimesh(path: Path, limits: Limits) -> dict:
     kind = suffix[1:].upper()
     if problem := limits.mesh_problem(*_declared_size(path, suffix)):
         raise MeshError(problem)
+    if suffix == ".glb":
+        _check_glb_images(path, limits)
     try:
         scene = trimesh.load_scene(str(path), file_type=suffix[1:], process=False)
         for part in scene.geometry.values():

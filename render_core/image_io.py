@@ -34,16 +34,20 @@ def _describe(exc: BaseException) -> str:
     return (text[0][:200] if text else "") or type(exc).__name__
 
 
-def _png_declared_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG's IHDR chunk, or None if the file is not a PNG."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(24)
-    except OSError:
-        return None
+def png_declared_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first 24 bytes of a PNG (its IHDR chunk), or None if the
+    bytes are not a PNG's."""
     if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
     return struct.unpack(">II", head[16:24])
+
+
+def _png_declared_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with open(path, "rb") as fh:
+            return png_declared_size(fh.read(24))
+    except OSError:
+        return None
 
 
 def _size_problem(limits: Limits, texture: bool, width: int, height: int) -> str | None:

@@ -145,6 +145,19 @@ def _good_png() -> bytes:
     return buf.getvalue()
 
 
+def _glb_texture_bomb(folder: Path) -> Path:
+    """A textured GLB whose embedded PNG's header is patched to declare 20000x20000 pixels
+    (same length, valid CRC: only the declared size changes)."""
+    path = folder / "bomb.glb"
+    rc.save_mesh(textured_square(), path)
+    data = bytearray(path.read_bytes())
+    ihdr = data.index(b"\x89PNG\r\n\x1a\n") + 12  # the chunk type "IHDR"
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", 20000, 20000)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    path.write_bytes(bytes(data))
+    return path
+
+
 def _obj_symlinked_texture(folder: Path) -> Path:
     (folder.parent / "secret.png").write_bytes(_good_png())
     (folder / "tex.png").symlink_to(folder.parent / "secret.png")
@@ -213,6 +226,7 @@ BAD_MESHES = {
                                  ["tex.png", "not an image"]),
     "mtl-texture-bomb": (_obj_with_mtl("tex.png", declared_png(20000, 20000)),
                          ["tex.png", "20000x20000"]),
+    "glb-texture-bomb": (_glb_texture_bomb, ["GLB", "texture", "20000x20000"]),
     "gltf-buffer-outside": (_gltf_buffer_outside, ["GLTF", "outside its folder"]),
 }
 
