@@ -250,7 +250,7 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
   bool cov[TILE_PIX];
   for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
   for (int l = 0; l < TILE_PIX; ++l) {
-    cov[l] = false;
+    cov[l] = l / TILE >= ni || l % TILE >= nj;  // off the image: never open, never written
     s[l] = 0;
   }
   for (int64_t e = e0; e < e1; ++e) {
@@ -259,11 +259,17 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
     const int i0 = oi > bx.i0 ? oi : bx.i0, i1 = oi + ni - 1 < bx.i1 ? oi + ni - 1 : bx.i1;
     const int j0 = oj > bx.j0 ? oj : bx.j0, j1 = oj + nj - 1 < bx.j1 ? oj + nj - 1 : bx.j1;
     const T* tri = p.tri + n * TRI;
+    if (i0 > i1 || j0 > j1) continue;
     for (int i = i0; i <= i1; ++i) {
       const T py = pixel_y(i, p.two_over_h);
       bool* row = cov + (i - oi) * TILE - oj;
       for (int j = j0; j <= j1; ++j) row[j] = row[j] | point_in_triangle(px[j - oj], py, tri);
     }
+    // A fully covered tile stays so (coverage is an OR): skip the rest of its bin, as most
+    // tiles inside a mesh's silhouette are covered after a few faces.
+    bool all = true;
+    for (int l = 0; l < TILE_PIX; ++l) all = all & cov[l];
+    if (all) break;
   }
   PixBox o = empty_box();
   for (int i = 0; i < ni; ++i)
