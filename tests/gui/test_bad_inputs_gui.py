@@ -7,6 +7,7 @@ checks that the previous cases left nothing behind."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,12 @@ def corpus_window(qapp, tmp_path_factory):
     yield win
     win.worker.pause()
     win.close()
+    # Delete the window only once its worker thread has ended (its fit process may still be
+    # starting on a busy machine), or the thread would outlive the objects it reports to.
+    deadline = time.monotonic() + 60
+    while not win.worker_thread.thread.isFinished() and time.monotonic() < deadline:
+        qapp.processEvents()
+        time.sleep(0.05)
     win.deleteLater()
     qapp.processEvents()
 
