@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 import render_core as rc
 
@@ -35,7 +35,8 @@ def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
 
     Any mode Pillow reads is accepted: grey, palette, CMYK, 8 or 16 bits per channel (16-bit
     grey is scaled by 65535, so it matches the same picture stored in 8 bits). The alpha
-    channel (or a palette's transparency) becomes the mask. Size limits are
+    channel (or a palette's transparency) becomes the mask. A photo's EXIF orientation is
+    applied, so the image is upright as viewers show it. Size limits are
     ``rc.get_limits()``'s, checked from the header before decoding. Raises :class:`LoadError`.
     """
     p = Path(path)
@@ -45,9 +46,10 @@ def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         raise LoadError(p, e.problem) from None
     try:
         with im:
+            ImageOps.exif_transpose(im, in_place=True)
             return _rgb_alpha(im)
-    except (OSError, ValueError, MemoryError) as e:
-        raise LoadError(p, f"unreadable image ({e})") from None
+    except Exception as e:  # a damaged EXIF block, a mode that cannot convert, MemoryError
+        raise LoadError(p, f"unreadable image ({str(e) or type(e).__name__})") from None
 
 
 def _rgb_alpha(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

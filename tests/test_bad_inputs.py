@@ -215,6 +215,21 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
     np.testing.assert_allclose(rgb[4:12, 10:15].mean(axis=(0, 1)), [1, 1, 0], atol=0.05)
 
 
+def test_exif_orientation_is_applied(tmp_path):
+    # Stored 8 wide x 4 tall with a red left half; orientation 6 means "rotate 90° clockwise to
+    # display", so the upright image is 4 wide x 8 tall with red on top.
+    pixels = np.zeros((4, 8, 3), np.uint8)
+    pixels[:, :4] = (255, 0, 0)
+    pixels[:, 4:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "photo.jpg", quality=95, exif=exif)
+    rgb, _ = files.load_image(tmp_path / "photo.jpg")
+    assert rgb.shape == (8, 4, 3)
+    assert rgb[:3, :, 0].mean() > 0.8 and rgb[:3, :, 2].mean() < 0.2
+    assert rgb[5:, :, 2].mean() > 0.8 and rgb[5:, :, 0].mean() < 0.2
+
+
 def test_absolute_texture_path_falls_back_to_the_file_beside_the_mtl(tmp_path):
     folder = tmp_path / "mesh"
     folder.mkdir()
