@@ -56,10 +56,12 @@ _deterministic = False
 def set_deterministic(flag: bool = True) -> None:
     """Use order-independent reductions in native backward passes (matters on CUDA only).
 
-    The CPU backend is always deterministic. The CUDA backward pass adds per-tile partial
-    gradients into the vertices with atomics by default (fast; the last bits vary run to run);
-    in deterministic mode it writes them to per-(tile, face) slots and sums them in a fixed
-    order. ``torch.use_deterministic_algorithms(True)`` selects the same mode.
+    The CPU backend is always deterministic. The CUDA backward passes add partial gradients
+    into the vertices with atomics by default (fast; the last bits vary run to run): per
+    (tile, face) for the soft silhouette, per pixel for barycentrics and interpolation. In
+    deterministic mode they write per-(tile, face) slots or per-face sums (pixels grouped by
+    face) and sum them per vertex in a fixed order, as the CPU backend always does.
+    ``torch.use_deterministic_algorithms(True)`` selects the same mode.
     """
     global _deterministic
     _deterministic = bool(flag)
