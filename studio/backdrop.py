@@ -77,7 +77,10 @@ class BackdropLayer:
         hx, hy = frame_rect(width / max(height, 1), w / h)
         ctx.disable(moderngl.DEPTH_TEST)
         ctx.enable(moderngl.BLEND)
-        ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        # Colour blends; the framebuffer's alpha stays 1 (a partly transparent widget would be
+        # composited by Qt as premultiplied colour, with garish results).
+        ctx.blend_func = (moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA, moderngl.ZERO,
+                          moderngl.ONE)
         self.prog["rect"].value = (-hx, -hy, hx, hy)
         self.prog["opacity"].value = float(opacity)
         self.texture.use(0)

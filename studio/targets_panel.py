@@ -1,7 +1,9 @@
 """The Targets dock: every target with its thumbnail, name and orbit camera, and the tools to
 align a photo's camera (viewport backdrop, "Use this view", refinement) and to fix its mask.
 
-Selecting a target selects it in the image panels and shows it as the viewport's backdrop.
+Selecting a target selects it in the image panels and, while the dock is visible, shows it
+as the viewport's backdrop (the dock is a tab beside the controls: switching to the controls
+hides the photo again).
 All edits go through the session (``set_target_camera``, ``set_target_mask``,
 ``remove_target``, ``adopt_fitted_cameras``), so they validate, restart the fit and reach
 every view; failures end in the window's error dialog.
@@ -122,6 +124,7 @@ class TargetsPanel(QWidget):
         lay.addLayout(buttons)
         lay.addWidget(self.only_selected)
         self._filling = False
+        self.active = True  # the dock is visible: the backdrop may show
         self.refresh()
 
     # -- state -------------------------------------------------------------------------------
@@ -187,10 +190,16 @@ class TargetsPanel(QWidget):
 
     def _update_backdrop(self) -> None:
         i = self.current
-        if self.backdrop.isChecked() and 0 <= i < len(self.session.targets):
-            self.viewport.set_backdrop(self.session.targets[i].image)
+        if self.active and self.backdrop.isChecked() and 0 <= i < len(self.session.targets):
+            t = self.session.targets[i]
+            self.viewport.set_backdrop(t.image, fov=t.fov)
         else:
             self.viewport.set_backdrop(None)
+
+    def set_active(self, active: bool) -> None:
+        """Show the backdrop only while the panel itself can be seen."""
+        self.active = bool(active)
+        self._update_backdrop()
 
     def _on_session(self, event: str) -> None:
         if event in ("targets", "mesh", "session", "revert"):
@@ -287,6 +296,8 @@ def install(window) -> TargetsPanel:
                            else None)
     combo.currentIndexChanged.connect(panel.select)
     panel.error.connect(window.show_error)
+    dock.visibilityChanged.connect(panel.set_active)
+    panel.set_active(not dock.visibleRegion().isEmpty() if window.isVisible() else False)
     window.session.subscribe(panel._on_session)
     panel.dock = dock
     return panel

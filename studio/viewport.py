@@ -88,6 +88,7 @@ void main() { f_color = vec4(v_color, 1.0); }
 """
 
 _BACKGROUND = (0.13, 0.14, 0.16)
+DEFAULT_FOV = 45.0
 
 
 def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -129,7 +130,7 @@ class Viewport(QOpenGLWidget):
         self.mode = "shaded"
         self.azimuth, self.elevation, self.distance = 30.0, 20.0, 3.5
         self.center = np.zeros(3)
-        self.fov = 45.0
+        self.fov = DEFAULT_FOV
         self.ctx: moderngl.Context | None = None
         self._vertices = np.zeros((0, 3), np.float32)
         self._faces = np.zeros((0, 3), np.int64)
@@ -181,16 +182,27 @@ class Viewport(QOpenGLWidget):
         self._light = None if direction is None else np.asarray(direction, np.float64)
         self.update()
 
-    def set_backdrop(self, image: np.ndarray | None, opacity: float | None = None) -> None:
+    def set_backdrop(self, image: np.ndarray | None, opacity: float | None = None,
+                     fov: float | None = None) -> None:
         """Show ``image`` ([H,W,3] sRGB float in [0,1]) over the mesh in a frame of its aspect,
-        or nothing (None). The orbit then turns about the origin (panning is off)."""
+        or nothing (None). The orbit then turns about the origin (panning is off), and with
+        ``fov`` the view's fov is set so the frame spans that vertical fov (the target's)."""
         self._backdrop = None if image is None else np.clip(np.asarray(image, np.float32), 0, 1)
         self._backdrop_dirty = True
         if opacity is not None:
             self.set_backdrop_opacity(opacity)
-        if self._backdrop is not None:
+        if self._backdrop is None:
+            self.fov = DEFAULT_FOV
+        else:
             self.center = np.zeros(3)
+            if fov is not None:
+                self._match_frame_fov(fov, self._backdrop.shape[1] / self._backdrop.shape[0])
         self.update()
+
+    def _match_frame_fov(self, fov: float, frame_aspect: float) -> None:
+        _, half_h = frame_rect(self.width() / max(self.height(), 1), frame_aspect)
+        t = math.tan(math.radians(fov) / 2) / half_h
+        self.fov = float(np.clip(math.degrees(2 * math.atan(t)), 1.0, 170.0))
 
     def set_backdrop_opacity(self, opacity: float) -> None:
         self.backdrop_opacity = float(np.clip(opacity, 0.0, 1.0))
@@ -218,9 +230,7 @@ class Viewport(QOpenGLWidget):
                      frame_aspect: float) -> None:
         """Orbit to a target's camera, so the frame shows what that camera sees (the inverse
         of :meth:`frame_camera`; the view's own fov is widened when the frame is narrower)."""
-        _, half_h = frame_rect(self.width() / max(self.height(), 1), frame_aspect)
-        t = math.tan(math.radians(fov) / 2) / half_h
-        self.fov = float(np.clip(math.degrees(2 * math.atan(t)), 1.0, 170.0))
+        self._match_frame_fov(fov, frame_aspect)
         self.azimuth, self.elevation = float(azimuth), float(np.clip(elevation, -89.0, 89.0))
         self.distance = float(distance)
         self.center = np.zeros(3)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PyQt6.QtCore import QPoint, Qt
+from PyQt6.QtWidgets import QDockWidget
 
 import render_core as rc
 from studio import files
@@ -23,21 +24,38 @@ def _photo(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(img, 0, 1).astype(np.float32), disc
 
 
+def _show_panel(window, qtbot):
+    panel = window.targets_panel
+    panel.dock.raise_()  # a tab beside the controls
+    qtbot.waitUntil(lambda: panel.active, timeout=5000)
+    return panel
+
+
 def test_panel_lists_selects_and_removes(window, qtbot):
     panel = window.targets_panel
+    panel.list.setCurrentRow(1)
+    assert not window.viewport.has_backdrop  # the controls tab is up: no photo over the mesh
+    panel = _show_panel(window, qtbot)
     names = [t.name for t in window.session.targets]
     assert panel.list.count() == 6
     assert [panel.list.item(i).text().split("\n")[0] for i in range(6)] == names
     panel.list.setCurrentRow(2)
     assert window.images.view_combo.currentIndex() == 2  # the image panels follow
     assert window.viewport.has_backdrop
-    np.testing.assert_array_equal(window.viewport._backdrop, window.session.targets[2].image)
+    t = window.session.targets[2]
+    np.testing.assert_array_equal(window.viewport._backdrop, t.image)
+    # The photo's frame spans the target's field of view.
+    assert window.viewport.frame_camera(t.aspect)[3] == pytest.approx(t.fov)
     assert panel.cam["azimuth"].value() == pytest.approx(window.session.targets[2].azimuth)
     window.images.view_combo.setCurrentIndex(4)  # and the panel follows them
     assert panel.current == 4
     panel.backdrop.setChecked(False)
     assert not window.viewport.has_backdrop
     panel.backdrop.setChecked(True)
+    assert window.viewport.has_backdrop
+    window.findChild(QDockWidget, "controls").raise_()
+    qtbot.waitUntil(lambda: not window.viewport.has_backdrop, timeout=5000)
+    panel = _show_panel(window, qtbot)
     qtbot.mouseClick(panel.remove, Qt.MouseButton.LeftButton)
     assert [t.name for t in window.session.targets] == names[:4] + names[5:]
     assert panel.list.count() == 5 and window.images.view_combo.count() == 5
@@ -49,7 +67,7 @@ def test_panel_lists_selects_and_removes(window, qtbot):
 
 
 def test_use_this_view_sets_the_camera_the_backdrop_frame_shows(window, qtbot):
-    panel, vp = window.targets_panel, window.viewport
+    panel, vp = _show_panel(window, qtbot), window.viewport
     panel.list.setCurrentRow(1)
     qtbot.waitUntil(lambda: vp.frames_drawn > 0, timeout=5000)
     vp.azimuth, vp.elevation, vp.distance = 205.0, 25.0, 4.0  # an orbit past 180 degrees
@@ -78,7 +96,7 @@ def test_use_this_view_sets_the_camera_the_backdrop_frame_shows(window, qtbot):
 
 
 def test_use_this_view_with_a_wide_photo_narrows_the_fov(window, qtbot, tmp_path):
-    panel, vp = window.targets_panel, window.viewport
+    panel, vp = _show_panel(window, qtbot), window.viewport
     window.session.set_targets([])
     img, _ = _photo(64)
     wide = np.concatenate([img, img, img], axis=1)  # 3:1, wider than the viewport
@@ -99,7 +117,7 @@ def test_mask_editor_threshold_and_brush_change_the_mask(window, qtbot, tmp_path
     i = len(window.session.targets) - 1
     auto = window.session.targets[i].mask
     assert (auto > 0.5).sum() / ((auto > 0.5) | disc).sum() > 0.95  # the automatic mask
-    panel = window.targets_panel
+    panel = _show_panel(window, qtbot)
     panel.list.setCurrentRow(i)
     dlg = panel.edit_mask_dialog()
     qtbot.waitExposed(dlg)
