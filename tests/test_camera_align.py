@@ -107,3 +107,18 @@ def test_target_edits_validate_and_leave_the_session_unchanged_on_error(tmp_path
     files.write_png(tmp_path / "mask.png", img)
     s.load_target_mask(0, tmp_path / "mask.png")
     np.testing.assert_array_equal(s.targets[0].mask, img[..., 0])
+
+
+def test_several_photos_refine_their_own_cameras_together(tmp_path, obj):
+    s = Session()
+    s.set_mesh(obj, "object")
+    truth = [(0.0, 10.0), (120.0, -5.0), (230.0, 25.0)]
+    guess = [(12.0, 4.0), (108.0, 5.0), (240.0, 14.0)]
+    paths = [_target_png(tmp_path / f"{i}.png", obj, *t) for i, t in enumerate(truth)]
+    s.add_targets(paths, [(a, e, 3.2, 45.0) for a, e in guess])
+    _cameras_only(s)
+    for _ in range(100):
+        s.step()
+    s.adopt_fitted_cameras()
+    for t, (az, el) in zip(s.targets, truth, strict=True):
+        assert abs(t.azimuth - az) < 2.0 and abs(t.elevation - el) < 2.0, (t.azimuth, t.elevation)
