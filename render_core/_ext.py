@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import _torch_raster as tr
 
@@ -331,6 +332,7 @@ class _NativeBarycentrics(torch.autograd.Function):
         return bary, depth
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_bary, grad_depth):  # type: ignore[override]
         if not ctx.needs_input_grad[0] or (grad_bary is None and grad_depth is None):
             return None, None, None, None
@@ -366,6 +368,7 @@ class _NativeInterpolate(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):  # type: ignore[override]
         if not any(ctx.needs_input_grad[:2]):
             return None, None, None, None, None
