@@ -99,6 +99,10 @@ class Autosaver:
         self.folder.mkdir(parents=True, exist_ok=True)
         rc.atomic_write_text(self.marker, json.dumps({"pid": os.getpid()}))
         self._saved_revision = self.session.revision
+        stem, suffix = Path(AUTOSAVE_NAME).stem, Path(AUTOSAVE_NAME).suffix
+        for tmp in self.folder.glob(f".{stem}.*.tmp{suffix}"):  # saves a crash interrupted
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def recover(self) -> None:
         """Open the autosaved session (raises like :meth:`Session.open`)."""

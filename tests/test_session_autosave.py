@@ -71,6 +71,8 @@ def test_recovery_after_a_kill_continues_the_fit(tmp_path):
     """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120)
     assert proc.returncode == -9
+    interrupted = folder / ".autosave.0badf00d.tmp.zip"  # as a kill mid-save leaves it
+    interrupted.write_bytes(b"PK")
     s = Session()
     saver = Autosaver(s, folder)
     assert saver.recoverable()
@@ -78,4 +80,5 @@ def test_recovery_after_a_kill_continues_the_fit(tmp_path):
     assert s.steps == n and len(s.history) == n
     assert s.step()["total"] == pytest.approx(curve[n], rel=1e-6, abs=1e-7)
     saver.start()  # this run takes the folder over: no longer a crash to recover from
+    assert not interrupted.exists()
     assert not Autosaver(Session(), folder).recoverable()
