@@ -145,18 +145,46 @@ class Session:
         return int(index)
 
     def _replace_target(self, index: int, **changes) -> TargetView:
-        """Swap target ``index`` for a validated copy with ``changes``; the fit restarts."""
+        """Swap target ``index`` for a validated copy with ``changes`` (see
+        :meth:`_swap_targets`)."""
         with self._lock:
             i = self._target_index(index)
             new = dataclasses.replace(self.targets[i], **changes)  # validates; may raise
-            self.targets = self.targets[:i] + [new] + self.targets[i + 1:]
-            self._restart()
+            new_camera = any(k in changes for k in ("azimuth", "elevation", "distance", "fov"))
+            self._swap_targets(self.targets[:i] + [new] + self.targets[i + 1:],
+                               [i] if new_camera else [])
         self._emit("targets")
         return new
 
+    def _swap_targets(self, targets: list[TargetView], new_cameras: list[int],
+                      rows: list[int] | None = None) -> None:
+        """Replace the targets (lock held). A running fit keeps its parameters (mesh,
+        colours, texture, light and the camera refinement of targets whose camera did not
+        change), as after a revert: a new generation, Adam moments and the loss history
+        restart. ``new_cameras`` are targets whose camera was set anew (their refinement
+        restarts from it); ``rows[k]`` is the old index of new target k when targets went
+        away. Starts from scratch when the old state does not fit."""
+        ckpt = None if self._fitter is None else self._fitter.checkpoint()
+        self.targets = list(targets)
+        self._restart()
+        if ckpt is None or not self.targets or self.initial_mesh is None:
+            return
+        delta = ckpt["state"]["cam_delta"]
+        delta = (delta if rows is None else delta[rows]).clone()
+        delta[new_cameras] = 0.0
+        state = dict(ckpt["state"], cam_delta=delta)
+        try:
+            fitter = Fitter(self.initial_mesh, self.targets, self.config)
+            fitter.restore({"state": state, "config": self.config.to_dict(), "optimizer": {}})
+        except (ValueError, RuntimeError):
+            return
+        self._fitter = fitter
+        self._resume = (self.generation, fitter.checkpoint())
+
     def set_target_camera(self, index: int, azimuth: float, elevation: float, distance: float,
                           fov: float) -> TargetView:
-        """Give target ``index`` a new orbit camera (degrees); the fit restarts.
+        """Give target ``index`` a new orbit camera (degrees); the fit goes on from its
+        current parameters (see :meth:`_swap_targets`).
 
         Raises ``IndexError`` or ``ValueError`` (non-finite values, distance <= 0, fov outside
         1..170) and then leaves the session unchanged."""
@@ -164,20 +192,21 @@ class Session:
                                     distance=float(distance), fov=float(fov))
 
     def set_target_mask(self, index: int, mask: np.ndarray) -> TargetView:
-        """Give target ``index`` a new mask ([H,W] float in [0,1], the image's size)."""
+        """Give target ``index`` a new mask ([H,W] float in [0,1], the image's size); the fit
+        goes on from its current parameters."""
         return self._replace_target(index, mask=np.array(mask, dtype=np.float32))
 
     def remove_target(self, index: int) -> TargetView:
-        """Remove target ``index`` and return it; the fit restarts."""
+        """Remove target ``index`` and return it; the fit goes on without it."""
         with self._lock:
             i = self._target_index(index)
             removed = self.targets[i]
-            self.targets = self.targets[:i] + self.targets[i + 1:]
             views = self.config.camera_views
             if views is not None:  # the indices after i move down by one
                 self.config = self.config.copy()
                 self.config.camera_views = [v - (v > i) for v in views if v != i]
-            self._restart()
+            rows = [k for k in range(len(self.targets)) if k != i]
+            self._swap_targets([self.targets[k] for k in rows], [], rows)
         self._emit("targets")
         return removed
 
@@ -197,20 +226,19 @@ class Session:
 
     def adopt_fitted_cameras(self, indices: list[int] | None = None) -> None:
         """Make the cameras refined by the fit (the camera group) the targets' own cameras;
-        the fit restarts from them. ``indices`` limits this to some targets."""
+        the fit goes on from them. ``indices`` limits this to some targets."""
         with self._lock:
             if self._fitter is None:
                 raise RuntimeError("there is no fit whose cameras could be adopted")
             params = self._fitter.camera_params()
             chosen = range(len(self.targets)) if indices is None else indices
             targets = list(self.targets)
-            for i in chosen:
-                i = self._target_index(i)
+            rows = sorted({self._target_index(i) for i in chosen})
+            for i in rows:
                 az, el, dist, fov = (float(v) for v in params[i])
                 targets[i] = dataclasses.replace(targets[i], azimuth=az, elevation=el,
                                                  distance=dist, fov=fov)
-            self.targets = targets
-            self._restart()
+            self._swap_targets(targets, rows)
         self._emit("targets")
 
     def set_light_direction(self, direction) -> None:

@@ -243,7 +243,12 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     def frame_mesh(self, include_cameras: bool = False) -> None:
-        """Point the orbit at the mesh and back off until it (and the target cameras) fit."""
+        """Point the orbit at the mesh and back off until it (and the target cameras) fit.
+
+        With a photo shown the automatic framing of a new problem (``include_cameras``) keeps
+        the view: the user is lining it up with the photo."""
+        if include_cameras and self._backdrop is not None:
+            return
         if len(self._vertices):
             lo, hi = self._vertices.min(0), self._vertices.max(0)
             self.center = (lo + hi) / 2.0

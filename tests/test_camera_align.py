@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import render_core as rc
 from render_core.fit import ParamGroup
@@ -52,10 +53,14 @@ def test_camera_refinement_recovers_a_camera_20_degrees_off(tmp_path, obj):
     assert np.array_equal(mesh.vertices.numpy(), obj.vertices.numpy())  # the mesh stayed fixed
     events = []
     s.subscribe(events.append)
+    refined = s.fitter().render(0).alpha
     s.adopt_fitted_cameras()
     t = s.targets[0]
     assert abs(t.azimuth - 40.0) < 2.0 and abs(t.elevation - 20.0) < 2.0, (t.azimuth, t.elevation)
-    assert events == ["targets"] and s.steps == 0  # the fit restarts from the adopted camera
+    # The fit goes on from the adopted camera: same view, no refinement left on top of it.
+    assert events == ["targets"] and s.steps == 111
+    assert not s.fitter().cam_delta.any()
+    torch.testing.assert_close(s.fitter().render(0).alpha, refined, atol=1e-4, rtol=0)
 
 
 def test_camera_views_refine_only_the_chosen_targets(tmp_path, obj):
@@ -84,10 +89,21 @@ def test_target_edits_validate_and_leave_the_session_unchanged_on_error(tmp_path
                   [(0.0, 0.0, 3.2, 45.0), (90.0, 0.0, 3.2, 45.0)])
     events = []
     s.subscribe(events.append)
-    s.step()
+    s.set_group("colors", enabled=False)
+    for _ in range(3):
+        s.step()
+    mesh = s.current_mesh().vertices
+    assert not torch.equal(mesh, obj.vertices)  # the fit has moved the vertices
+    gen = s.generation
     t = s.set_target_camera(1, 75.0, -5.0, 2.5, 50.0)
     assert (t.azimuth, t.elevation, t.distance, t.fov) == (75.0, -5.0, 2.5, 50.0)
-    assert s.targets[1] is t and s.steps == 0 and events == ["targets"]
+    assert s.targets[1] is t and events == ["config", "targets"]
+    # The fit keeps its mesh and step count, in a new generation (the studio's fit process
+    # resumes from the session's checkpoint), with the new camera.
+    assert s.steps == 3 and s.generation > gen and s.resume_checkpoint(s.generation) is not None
+    torch.testing.assert_close(s.current_mesh().vertices, mesh)
+    np.testing.assert_allclose(s.fitter().camera_params()[1], [75.0, -5.0, 2.5, 50.0])
+    events.clear()
     before = list(s.targets)
     for bad in [(1, float("nan"), 0, 3, 45), (1, 0, 0, -1, 45), (1, 0, 0, 3, 500),
                 (5, 0, 0, 3, 45), (-1, 0, 0, 3, 45)]:
@@ -95,12 +111,14 @@ def test_target_edits_validate_and_leave_the_session_unchanged_on_error(tmp_path
             s.set_target_camera(*bad)
     with pytest.raises(ValueError):
         s.set_target_mask(0, np.ones((3, 3)))
-    assert s.targets == before and events == ["targets"]
+    assert s.targets == before and events == []
     m = np.zeros((RES, RES), np.float32)
     m[10:20, 10:30] = 1
     s.set_target_mask(0, m)
     np.testing.assert_array_equal(s.targets[0].mask, m)
     assert s.remove_target(0).name == "a.png" and [t.name for t in s.targets] == ["b.png"]
+    assert s.steps == 3 and s.fitter().camera_params()[0][0] == pytest.approx(75.0)
+    torch.testing.assert_close(s.current_mesh().vertices, mesh)
     # A mask image file becomes the mask (brightness when it has no alpha).
     img = np.zeros((RES, RES, 3), np.float32)
     img[5:15, 20:40] = 1.0

@@ -74,6 +74,10 @@ def test_use_this_view_sets_the_camera_the_backdrop_frame_shows(window, qtbot):
     qtbot.mouseClick(panel.use_view, Qt.MouseButton.LeftButton)
     t = window.session.targets[1]
     assert (t.azimuth, t.elevation, t.distance) == pytest.approx((-155.0, 25.0, 4.0))
+    gen = window.session.generation
+    qtbot.waitUntil(lambda: window.worker._sent_generation == gen, timeout=30000)
+    qtbot.wait(300)  # the new problem's frame arrives; the view stays where the user put it
+    assert vp.frame_camera(t.aspect) == pytest.approx((t.azimuth, t.elevation, t.distance, t.fov))
     w, h = vp.width(), vp.height()
     hx, hy = frame_rect(w / h, t.aspect)
     # What the GL view shows inside the photo frame is what the target's camera sees.
