@@ -142,7 +142,8 @@ class TargetView:
     """One target: an sRGB image, its mask and the orbit camera it was seen from.
 
     ``image`` [H,W,3] float32 sRGB in [0,1]; ``mask`` [H,W] float32 in [0,1] or None (then
-    the non-black pixels are the mask). Camera in the orbit convention, degrees.
+    the non-black pixels are the mask: right for renders over black, not for photos, which the
+    studio gives an estimated mask, ``studio.photo``). Camera in the orbit convention, degrees.
     """
 
     image: np.ndarray
