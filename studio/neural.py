@@ -187,10 +187,11 @@ class NeuralShader:
     def image(self, vertices: np.ndarray, faces: np.ndarray,
               camera: tuple[float, float, float, float], style: str, size: tuple[int, int],
               light: np.ndarray | None = None) -> np.ndarray:
-        """The ``style`` image as RGB [h,w,3] float32 in [0,1] in the target frame ``size``."""
-        if style not in NEURAL_STYLES:
+        """The ``style`` image (any of ``rc.rendernet.STYLES``, e.g. ``"mask"`` too) as RGB
+        [h,w,3] float32 in [0,1] in the target frame ``size``."""
+        if style not in rc.rendernet.STYLES:
             raise ValueError(f"unknown RenderNet style {style!r}; choose one of "
-                             f"{', '.join(NEURAL_STYLES)}")
+                             f"{', '.join(rc.rendernet.STYLES)}")
         img = self.styles(vertices, faces, camera, light)[style]
         img = to_target_frame(img, *size)
         return np.clip(np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img, 0.0, 1.0)
