@@ -38,11 +38,38 @@ def photo_like(size=(240, 320), azimuth=40.0, elevation=20.0, distance=4.2, fov=
     return np.clip(fg * cov + wall * (1 - cov), 0, 1).astype(np.float32)
 
 
+def rendernet_shot(window, wait, shot) -> None:
+    """The critter demo mesh with targets rendered from it, shown in RenderNet's toon style."""
+    import torch
+
+    import render_core as rc
+
+    mesh = rc.load_mesh(ROOT / "assets" / "meshes" / "critter.ply")
+    views = [(30.0, 20.0), (120.0, 10.0), (250.0, 30.0)]
+    cams = rc.Camera.orbit([a for a, _ in views], [e for _, e in views], 3.2, fov=45.0)
+    light = rc.DirectionalLight(torch.tensor(rc.fit.DEFAULT_LIGHT), intensity=0.8, ambient=0.3)
+    out = rc.Renderer(128, shading="lambertian").render(mesh, cams, light=light)
+    rgb = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
+    targets = [rc.TargetView(rgb[i], out.alpha[i].numpy(), a, e, 3.2, 45.0, f"critter {a:.0f}°")
+               for i, (a, e) in enumerate(views)]
+    window.session.set_mesh(mesh, "critter.ply")
+    window.session.set_targets(targets)
+    window.session.set_option(shading="lambertian", resolution=128)
+    window.controls.display.setCurrentText("shaded")
+    window.style_menu.set_style("rendernet:toon")
+    wait(lambda: False, 3.0)  # the fit process rebuilds the problem and sends a frame
+    wait(lambda: window.style_menu.shown_style == "toon", 120.0)
+    window.viewport.frame_mesh()
+    shot("rendernet_style")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     parser.add_argument("--mid", type=int, default=15, help="step of the mid-run shot")
     parser.add_argument("--final", type=int, default=150, help="step of the final shot")
+    parser.add_argument("--rendernet-only", action="store_true",
+                        help="only the shot of a RenderNet style")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
 
     wait(lambda: window.images._last is not None)
+    if args.rendernet_only:
+        rendernet_shot(window, wait, shot)
+        Path(settings.fileName()).unlink(missing_ok=True)
+        window.close()
+        return 0
     shot("initial")
     window.controls.display.setCurrentText("colors")
     window.run()
@@ -111,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     vp.azimuth, vp.elevation, vp.distance = 32.0, 14.0, 4.2  # close to the photo's view
     vp.update()
     shot("photo_alignment")
+    rendernet_shot(window, wait, shot)
     Path(settings.fileName()).unlink(missing_ok=True)
     window.close()
     return 0
