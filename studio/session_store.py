@@ -38,7 +38,7 @@ from PIL import Image
 import render_core as rc
 from render_core.fit import FitConfig, Fitter, TargetView
 
-from .files import MAX_IMAGE_SIDE, LoadError
+from .files import LoadError
 
 FORMAT = "dibr-studio session"
 FORMAT_VERSION = 1
@@ -273,8 +273,9 @@ class _Reader:
         blob = self.arc.read(name)
         try:
             with Image.open(io.BytesIO(blob)) as im:
-                if max(im.size) > MAX_IMAGE_SIDE:
-                    self.fail(f"{name} is {im.size[0]}x{im.size[1]}, larger than allowed")
+                problem = rc.get_limits().image_problem(*im.size)
+                if problem:
+                    self.fail(f"{name}: {problem}")
                 mode = "RGB" if channels == 3 else "L"
                 if im.mode != mode:
                     self.fail(f"{name} has mode {im.mode}, expected {mode}")
