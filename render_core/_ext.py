@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -169,9 +170,27 @@ def load_variant(variant: str, force: bool = False, verbose: bool = False) -> Mo
         return _modules[variant]  # type: ignore[return-value]
 
 
+# A compiler or linker diagnostic: "file.cpp:12:5: error: ...", "fatal error: ...",
+# "file.cu(12): error: ...", "collect2: error: ...", "error C2065: ...".
+_DIAGNOSTIC = re.compile(r"(?:^|[\s:)])(?:fatal )?error(?: [A-Z]+\d+)?:", re.IGNORECASE)
+
+
 def _reason(exc: BaseException) -> str:
-    """One line out of a build failure: the first compiler error if there is one."""
+    """One line out of a build failure: the first compiler error if there is one.
+
+    ``cpp_extension.load`` raises "Error building extension '<name>': <ninja's output>", whose
+    first lines echo the compiler command; the compiler's own first ``error:`` line says what
+    went wrong. Without one (a compiler that fails silently), the failed ninja step is named.
+    """
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+    first = lines[0]
+    if first.startswith("Error building extension") and ": " in first:
+        head = first.split(": ", 1)[0]
+        for ln in lines:
+            if _DIAGNOSTIC.search(ln) and not ln.startswith(("Error building", "[")):
+                return ln[:300]
+        failed = next((ln for ln in lines if ln.startswith("FAILED:")), None)
+        return f"{head}: {failed}"[:300] if failed else head[:300]
     errors = [ln for ln in lines if "error" in ln.lower() and not ln.startswith("[")]
     return (errors or lines)[0][:300]
 

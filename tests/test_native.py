@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -265,6 +267,25 @@ def test_fallback_without_compiler(tmp_path):
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "['torch']"
     assert lines[1].startswith("1 ") and "compiler" in lines[1]
+
+
+def test_fallback_warning_names_the_compiler_error(tmp_path):
+    # A copy of csrc/ whose sources include a header that does not exist: the compiler stops at
+    # once with "fatal error: ...", and the one warning of backend="auto" must quote that line
+    # (not the echoed compiler command, nor a missing .so).
+    src = tmp_path / "csrc"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "csrc", src)
+    for name in ("bindings.cpp", "raster_cpu.cpp"):
+        (src / name).write_text('#include "dibr_missing_header_for_test.h"\n')
+    code = f"import pathlib\nfrom render_core import _ext\n_ext._CSRC = pathlib.Path({str(src)!r})"
+    code += "\n" + textwrap.dedent(_FALLBACK)
+    r = _python(code, DIBR_EXT_DIR=str(tmp_path / "ext"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "['torch']"
+    assert lines[1].startswith("1 "), lines
+    assert "error: dibr_missing_header_for_test.h" in lines[1], lines[1]
+    assert "-MMD" not in lines[1] and ".so" not in lines[1], lines[1]
 
 
 def test_cutoff_radius_formula():
