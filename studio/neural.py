@@ -297,7 +297,7 @@ def camera_fit_job(session, index: int, style: str) -> dict:
 
 def apply_camera_fit(session, index: int, fit: CameraFit) -> None:
     """Give target ``index`` the fitted camera, and the fit the fitted light when the
-    session's shading is lit (both restart the fit, as any camera change does)."""
+    session's shading is lit (the session's own camera and light setters)."""
     session.set_target_camera(index, fit.azimuth, fit.elevation, fit.distance, fit.fov)
     if fit.light is not None and session.config.shading in ("lambertian", "phong"):
         session.set_light_direction(fit.light)
