@@ -9,4 +9,7 @@ ensure_venv "studio,test,rendernet"
 cd "$ROOT"
 "$VENV/bin/ruff" check render_core studio tests benchmarks scripts
 bash "$ROOT/scripts/check_cuda_build.sh"
+# Build the native CPU extension up front: a compile failure fails the run here, and no test
+# (the GUI tests among them) waits on a first-use build.
+"$VENV/bin/python" -m render_core.build_ext
 exec xvfb-run -a -s "-screen 0 1280x800x24" "$VENV/bin/python" -m pytest "$@"

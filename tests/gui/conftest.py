@@ -59,7 +59,8 @@ def window(qtbot, settings):
     session.set_option(resolution=32)
     win.show()
     qtbot.waitExposed(win)
-    qtbot.waitUntil(lambda: win.images._last is not None, timeout=10000)
+    # generous: the first frame waits for the fit process to start (and import torch)
+    qtbot.waitUntil(lambda: win.images._last is not None, timeout=60000)
     yield win
     win.worker.pause()
     win.close()
