@@ -96,14 +96,20 @@ class Renderer:
         """
         clip = camera.to_clip(mesh.vertices)
         frags = rasterize(clip, mesh.faces, self.resolution, backend=self.backend)
-        fg = frags.mask.unsqueeze(-1)
-        color = self.base_color(mesh, frags)
         if self.shading in ("vertex_color", "texture"):
-            rgb = color
+            rgb = self.base_color(mesh, frags)
+            bg = torch.as_tensor(self.background, dtype=rgb.dtype, device=rgb.device)
+            fg = frags.mask.unsqueeze(-1)
+            rgb = torch.where(fg, rgb, bg.expand_as(rgb) if bg.dim() else bg)
         else:
-            rgb = self._lit(mesh, camera, frags, color, light, material)
-        bg = torch.as_tensor(self.background, dtype=rgb.dtype, device=rgb.device)
-        rgb = torch.where(fg, rgb, bg.expand_as(rgb) if bg.dim() else bg)
+            # Lighting runs on the covered pixels only (a [P,C] list gathered once), then is
+            # scattered onto the background: the same per-pixel values as shading the whole
+            # image and masking it, at the cost of the covered area.
+            cov = _Covered(frags)
+            lit = self._lit(mesh, camera, frags, cov, light, material)
+            bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
+            canvas = bg.expand(cov.npix, 3).contiguous()
+            rgb = canvas.index_put((cov.sel,), lit).view(*cov.shape, 3)
         if self.silhouette:
             alpha = soft_silhouette(
                 clip, mesh.faces, self.resolution, sigma=self.sigma, backend=self.backend
@@ -112,24 +118,98 @@ class Renderer:
             alpha = frags.mask.to(rgb.dtype)
         return RenderOutput(rgb, alpha, frags)
 
-    def _lit(self, mesh, camera, frags, color, light, material) -> torch.Tensor:
+    def _covered_color(self, mesh: Mesh, frags: Fragments, cov: _Covered) -> torch.Tensor:
+        """I_c [P,3] at the covered pixels (see :meth:`base_color`)."""
+        textured = self.shading == "texture" or mesh.has_texture
+        if not textured and mesh.vertex_colors is None:
+            return torch.full(
+                (cov.sel.shape[0], 3), DEFAULT_GREY, dtype=frags.bary.dtype, device=cov.sel.device
+            )
+        return cov.take(self.base_color(mesh, frags))
+
+    def _lit(self, mesh, camera, frags, cov, light, material) -> torch.Tensor:
+        """Lit colour [P,3] of the covered pixels ``cov``."""
+        color = self._covered_color(mesh, frags, cov)
         vn = vertex_normals(mesh.vertices, mesh.faces)
-        normals = interpolate(vn, frags, mesh.faces, backend=self.backend)
+        normals = cov.take(interpolate(vn, frags, mesh.faces, backend=self.backend))
         if self.shading == "sh":
             if not isinstance(light, SHLight):
                 raise ValueError("sh shading needs an SHLight")
-            return color * sh_irradiance(normals, light)
+            return color * sh_irradiance(normals, SHLight(cov.sh_coeffs(light.coeffs, normals)))
         if light is None:
             light = DirectionalLight(_default_light_dir(camera))
         if not isinstance(light, DirectionalLight):
             raise ValueError(f"{self.shading} shading needs a DirectionalLight")
+        light = DirectionalLight(
+            cov.param(light.direction, 1, normals, "light.direction"),
+            cov.param(light.intensity, 0, normals, "light.intensity"),
+            cov.param(light.ambient, 0, normals, "light.ambient"),
+        )
         material = material or PhongMaterial()
+        kd = cov.param(material.kd, 0, normals, "material.kd")
         if self.shading == "lambertian":
-            return color * lambertian(normals, light, kd=material.kd)
-        points = interpolate(mesh.vertices, frags, mesh.faces, backend=self.backend)
-        view_dirs = camera.eye.to(points.dtype).view(-1, 1, 1, 3) - points
-        i_l, i_s = phong(normals, view_dirs, light, material)
+            return color * lambertian(normals, light, kd=kd)
+        material = PhongMaterial(
+            kd, cov.param(material.ks, 0, normals, "material.ks"),
+            cov.param(material.shininess, 0, normals, "material.shininess"),
+        )
+        points = cov.take(interpolate(mesh.vertices, frags, mesh.faces, backend=self.backend))
+        eye = cov.param(camera.eye.to(points.dtype), 1, points, "camera.eye")
+        i_l, i_s = phong(normals, eye - points, light, material)
         return color * i_l + i_s
+
+
+class _Covered:
+    """The covered pixels of a render, and per-image parameters gathered to them.
+
+    ``sel [P]`` indexes the flattened ``[B*H*W]`` image, ``bidx [P]`` is each pixel's image.
+    Parameters follow the conventions of :mod:`render_core.shading`: ``tail`` feature dims
+    (shared, left as they are), one more (one per image: gathered with ``bidx``), or a full
+    ``[B,H,W,...]`` map (gathered with ``sel``).
+    """
+
+    def __init__(self, frags: Fragments):
+        self.shape = tuple(frags.face_idx.shape)
+        self.npix = frags.face_idx.numel()
+        self.sel = frags.face_idx.reshape(-1).ge(0).nonzero().squeeze(1)
+        self.bidx = self.sel // (self.shape[1] * self.shape[2])
+
+    def take(self, image: torch.Tensor) -> torch.Tensor:
+        """[B,H,W,C] (or broadcastable) -> [P,C]."""
+        image = image.expand(*self.shape, image.shape[-1])
+        return image.reshape(self.npix, -1).index_select(0, self.sel)
+
+    def _per_image(self, p: torch.Tensor, name: str) -> torch.Tensor:
+        if p.shape[0] == 1:
+            return p.expand(self.sel.shape[0], *p.shape[1:])
+        if p.shape[0] != self.shape[0]:
+            raise ValueError(f"{name} has {p.shape[0]} entries for a batch of {self.shape[0]}")
+        return p.index_select(0, self.bidx)
+
+    def param(self, x, tail: int, like: torch.Tensor, name: str):
+        """A shading parameter (float or tensor) aligned with the covered pixels."""
+        if not torch.is_tensor(x):
+            if tail == 0:
+                return x
+            x = torch.as_tensor(x, dtype=like.dtype, device=like.device)
+        if x.ndim == tail:
+            return x
+        if x.ndim == tail + 1:
+            return self._per_image(x, name)
+        if x.ndim == len(self.shape) + 1:
+            return self.take(x)
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}: expected {tail} (shared), {tail + 1} (batched) "
+            f"or {len(self.shape) + 1} (full) dimensions"
+        )
+
+    def sh_coeffs(self, c, like: torch.Tensor):
+        """SH coefficients ([9], [9,C] shared; [B,9], [B,9,C] per image) per covered pixel."""
+        if not torch.is_tensor(c):
+            c = torch.as_tensor(c, dtype=like.dtype, device=like.device)
+        if (c.ndim == 2 and c.shape[1] == 9) or c.ndim == 3:
+            return self._per_image(c, "sh.coeffs")
+        return c
 
 
 def _default_light_dir(camera: Camera) -> torch.Tensor:

@@ -172,3 +172,68 @@ def test_interpolate_rejects_bad_indices_without_crashing():
         interpolate(torch.rand(60, 3), frags, faces[:5], backend="cpu")
     with pytest.raises(ValueError, match="batch"):
         interpolate(torch.rand(3, 60, 3), frags, faces, backend="cpu")
+
+
+def _dense_lit(renderer, mesh, cam, light, material):
+    """The lit render computed over every pixel and masked afterwards (the renderer's
+    definition), from the public shading functions."""
+    clip = cam.to_clip(mesh.vertices)
+    frags = rc.rasterize(clip, mesh.faces, renderer.resolution, backend=renderer.backend)
+    color = renderer.base_color(mesh, frags)
+    vn = rc.vertex_normals(mesh.vertices, mesh.faces)
+    normals = interpolate(vn, frags, mesh.faces, backend=renderer.backend)
+    if renderer.shading == "sh":
+        rgb = color * rc.sh_irradiance(normals, light)
+    elif renderer.shading == "lambertian":
+        rgb = color * rc.lambertian(normals, light, kd=material.kd)
+    else:
+        points = interpolate(mesh.vertices, frags, mesh.faces, backend=renderer.backend)
+        i_l, i_s = rc.phong(normals, cam.eye.view(-1, 1, 1, 3) - points, light, material)
+        rgb = color * i_l + i_s
+    bg = torch.as_tensor(renderer.background, dtype=rgb.dtype)
+    return torch.where(frags.mask.unsqueeze(-1), rgb, bg.expand_as(rgb))
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+@pytest.mark.parametrize("shading", ["lambertian", "phong", "sh"])
+def test_renderer_shades_covered_pixels_like_the_dense_image(shading, backend):
+    # The lit shadings run on the covered pixels only; per-image light and material parameters
+    # ([B,3], [B], [B,9,3]) and per-pixel maps ([B,H,W,1]) must reach the right pixels, and the
+    # values and gradients must equal shading the whole image and masking it.
+    res = (24, 20)
+    cam = rc.Camera.cat([rc.Camera.orbit(30.0, 20.0, 3.0), rc.Camera.orbit(-70.0, -10.0, 2.6)])
+    g = torch.Generator().manual_seed(3)
+    base = rc.icosphere(2)
+    colors = torch.rand(base.num_vertices, 3, generator=g)
+
+    def run(dense: bool):
+        verts = base.vertices.clone().requires_grad_(True)
+        direction = torch.tensor([[0.3, 0.5, 1.0], [-0.6, 0.2, 0.4]], requires_grad=True)
+        intensity = torch.tensor([1.0, 0.7], requires_grad=True)
+        kd = torch.rand(2, *res, 1, generator=torch.Generator().manual_seed(1))
+        kd.requires_grad_(True)
+        ks = torch.tensor([0.4, 0.2], requires_grad=True)
+        coeffs = torch.rand(2, 9, 3, generator=torch.Generator().manual_seed(2))
+        coeffs.requires_grad_(True)
+        mesh = base.with_(vertices=verts, vertex_colors=colors)
+        if shading == "sh":
+            light, material, leaves = rc.SHLight(coeffs), None, [verts, coeffs]
+        else:
+            light = rc.DirectionalLight(direction, intensity, 0.1)
+            material = rc.PhongMaterial(kd=kd, ks=ks, shininess=8.0)
+            leaves = [verts, direction, intensity, kd] + ([ks] if shading == "phong" else [])
+        r = rc.Renderer(res, shading=shading, backend=backend, background=(0.2, 0.3, 0.4))
+        if dense:
+            rgb = _dense_lit(r, mesh, cam, light, material)
+        else:
+            rgb = r.render(mesh, cam, light=light, material=material).rgb
+        w = torch.rand(rgb.shape, generator=torch.Generator().manual_seed(4))
+        grads = torch.autograd.grad((rgb * w).sum(), leaves)
+        return rgb.detach(), grads
+
+    rgb, grads = run(False)
+    ref, ref_grads = run(True)
+    assert rgb.shape == (2, *res, 3)
+    torch.testing.assert_close(rgb, ref, rtol=0, atol=0)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
