@@ -3,8 +3,9 @@
 A problem is described by plain data: a starting :class:`Mesh`, a list of :class:`TargetView`
 (an sRGB image, an optional mask and an orbit camera each) and a :class:`FitConfig` (which
 parameter groups are optimised and how fast, the shading model, loss weights, resolution,
-backend). :class:`Fitter` turns that into tensors and an Adam optimizer and runs
-:meth:`Fitter.step`. Nothing here knows about Qt.
+backend), all defined in :mod:`render_core.fit_config` and re-exported here. :class:`Fitter`
+turns that into tensors and an Adam optimizer and runs :meth:`Fitter.step`. Nothing here knows
+about Qt.
 
 Parameter groups (all optional, each with its own learning rate):
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -36,146 +36,39 @@ from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
 from .checkpoint import MOMENTS, check_optimizer, check_state
 from .color import linear_to_srgb
+from .fit_config import (
+    GROUPS,
+    LOSS_TERMS,
+    FitConfig,
+    ParamGroup,
+    TargetView,
+    default_groups,
+    default_weights,
+)
 from .losses import edge_length, iou, l1, laplacian, normal_consistency
 from .mesh import Mesh
-from .rasterize import DEFAULT_SIGMA
-from .renderer import SHADINGS, Renderer, RenderOutput
+from .renderer import Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight
 from .uv import generate_uvs
 
-GROUPS = ("vertices", "colors", "texture", "light", "camera")
-"""Names of the parameter groups, in display order."""
-
-LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge")
-"""Names of the loss terms; each has a weight in :attr:`FitConfig.weights`."""
+# The problem description lives in fit_config; its names stay importable from here.
+__all__ = [
+    "DEFAULT_LIGHT",
+    "GROUPS",
+    "LOSS_TERMS",
+    "FitConfig",
+    "Fitter",
+    "ParamGroup",
+    "TargetView",
+    "default_groups",
+    "default_weights",
+]
 
 DEFAULT_LIGHT = (0.4, 0.8, 0.6)
 # Camera deltas are optimised in these units so one learning rate suits all four: ten degrees
 # of azimuth/elevation/fov per unit, and a log-scale factor on the distance.
 _CAMERA_SCALE = (10.0, 10.0, 1.0, 10.0)
 _SH_DC = 0.282095
-
-
-@dataclass
-class ParamGroup:
-    """Whether a parameter group is optimised, and its Adam learning rate."""
-
-    enabled: bool = False
-    lr: float = 0.01
-
-
-def default_groups() -> dict[str, ParamGroup]:
-    """Learning rates that work for the demo scene (vertices and colours on)."""
-    return {
-        "vertices": ParamGroup(True, 0.01),
-        "colors": ParamGroup(True, 0.05),
-        "texture": ParamGroup(False, 0.05),
-        "light": ParamGroup(False, 0.02),
-        "camera": ParamGroup(False, 0.02),
-    }
-
-
-def default_weights() -> dict[str, float]:
-    """Loss weights in the spirit of PyTorch3D's mesh-fitting tutorial."""
-    return {"iou": 1.0, "l1": 1.0, "laplacian": 1.0, "normal": 0.01, "edge": 1.0}
-
-
-@dataclass
-class FitConfig:
-    """Everything about a fit except the data: groups, shading, weights, resolution, backend.
-
-    ``resolution`` is the render height in pixels; the width follows the first target's aspect.
-    ``sigma`` is the soft-silhouette softness (see :func:`render_core.soft_silhouette`).
-    ``camera_views`` limits the ``camera`` group to these targets (indices; None = all), e.g.
-    to refine the camera of one new photo while the others stay put.
-    """
-
-    groups: dict[str, ParamGroup] = field(default_factory=default_groups)
-    weights: dict[str, float] = field(default_factory=default_weights)
-    shading: str = "vertex_color"
-    resolution: int = 64
-    backend: str = "auto"
-    sigma: float = DEFAULT_SIGMA * 3
-    texture_size: int = 64
-    camera_views: list[int] | None = None
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
-        if set(self.groups) != set(GROUPS):
-            raise ValueError(f"groups must be exactly {GROUPS}, got {sorted(self.groups)}")
-        for name, g in self.groups.items():
-            if not (math.isfinite(g.lr) and g.lr >= 0):
-                raise ValueError(f"learning rate of {name} must be a finite number >= 0")
-        for name in LOSS_TERMS:
-            w = self.weights.get(name)
-            if w is None or not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"loss weight {name} must be a finite number >= 0")
-        if self.shading not in SHADINGS:
-            raise ValueError(f"unknown shading {self.shading!r}; choose one of {SHADINGS}")
-        if not 8 <= int(self.resolution) <= 2048:
-            raise ValueError(f"resolution must lie in 8..2048, got {self.resolution}")
-        if not 4 <= int(self.texture_size) <= 4096:
-            raise ValueError(f"texture size must lie in 4..4096, got {self.texture_size}")
-        if not self.sigma > 0:
-            raise ValueError("sigma must be positive")
-        if self.camera_views is not None and any(
-                isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0
-                for i in self.camera_views):
-            raise ValueError(f"camera_views must be target indices >= 0, got {self.camera_views}")
-
-    def copy(self) -> FitConfig:
-        return copy.deepcopy(self)
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dictionary (for saved sessions and ``history.json``)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FitConfig:
-        d = dict(d)
-        d["groups"] = {k: ParamGroup(**v) for k, v in d.get("groups", {}).items()}
-        return cls(**d)
-
-
-@dataclass
-class TargetView:
-    """One target: an sRGB image, its mask and the orbit camera it was seen from.
-
-    ``image`` [H,W,3] float32 sRGB in [0,1]; ``mask`` [H,W] float32 in [0,1] or None (then
-    the non-black pixels are the mask: right for renders over black, not for photos, which the
-    studio gives an estimated mask, ``studio.photo``). Camera in the orbit convention, degrees.
-    """
-
-    image: np.ndarray
-    mask: np.ndarray | None
-    azimuth: float = 0.0
-    elevation: float = 0.0
-    distance: float = 3.0
-    fov: float = 60.0
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        img = np.asarray(self.image, dtype=np.float32)
-        if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 2:
-            raise ValueError(f"target image must be [H,W,3], got {img.shape}")
-        if not np.isfinite(img).all():
-            raise ValueError("target image has non-finite values")
-        self.image = np.clip(img, 0.0, 1.0)
-        if self.mask is None:
-            self.mask = (self.image.max(axis=2) > 1.0 / 255).astype(np.float32)
-        mask = np.asarray(self.mask, dtype=np.float32)
-        if mask.shape != img.shape[:2]:
-            raise ValueError(f"mask shape {mask.shape} does not match image {img.shape[:2]}")
-        self.mask = np.clip(mask, 0.0, 1.0)
-        for k in ("azimuth", "elevation", "distance", "fov"):
-            if not math.isfinite(float(getattr(self, k))):
-                raise ValueError(f"target camera {k} must be finite")
-        if not self.distance > 0 or not 1 <= self.fov <= 170:
-            raise ValueError("target camera needs distance > 0 and 1 <= fov <= 170")
-
-    @property
-    def aspect(self) -> float:
-        return self.image.shape[1] / self.image.shape[0]
 
 
 def _logit(x: torch.Tensor) -> torch.Tensor:
