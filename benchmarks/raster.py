@@ -13,12 +13,16 @@ fewer times (at least once); the ``n`` column says how many runs each median is 
 
 Peak memory: the resident set size sampled every millisecond by a background thread during
 one run, minus the RSS before it (tracemalloc does not see torch's allocations, and
-``ru_maxrss`` only reports the process-wide high-water mark).
+``ru_maxrss`` only reports the process-wide high-water mark). Free heap pages are returned to
+the system before each run (``malloc_trim``), else memory freed by the previous run is reused
+without moving the RSS and a run looks free.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import statistics
 import sys
 import threading
@@ -42,8 +46,19 @@ def _rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
+def _release_free_memory() -> None:
+    """Hand the allocator's free pages back to the system, so that memory an earlier run freed
+    (and would lend to the next one without the RSS moving) does not hide the next run's use."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_rss_delta(fn: Callable[[], object]) -> float:
     """Peak RSS growth (MiB) while ``fn`` runs, sampled at ~1 kHz."""
+    _release_free_memory()
     base = _rss()
     peak = base
     done = threading.Event()
