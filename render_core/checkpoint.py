@@ -1,8 +1,10 @@
-"""Validation of :meth:`Fitter.checkpoint` data before a Fitter adopts it.
+"""The data of :meth:`Fitter.checkpoint`: its Adam part, and validation before a Fitter adopts it.
 
 A checkpoint may come from a file, so every member is checked (presence, type, shape, dtype,
 finiteness, index ranges) against the problem it is restored into; the first problem raises
-``ValueError`` naming the member, before anything changes.
+``ValueError`` naming the member, before anything changes. :func:`adam_moments` and
+:func:`load_adam_moments` convert between a torch Adam optimizer with named parameter groups
+and the plain ``optimizer`` member.
 """
 
 from __future__ import annotations
@@ -75,3 +77,39 @@ def check_optimizer(opt: dict, enabled: set[str], params: dict) -> None:
                         or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
                     raise ValueError(f"checkpoint optimizer {name}.{k}: expected finite "
                                      f"floats of shape {list(want)}")
+
+
+def adam_moments(optimizer: torch.optim.Optimizer) -> dict:
+    """The ``optimizer`` member for an Adam whose parameter groups carry a ``name``:
+    ``{name: {"lr": float, "moments": [None or {k: tensor for k in MOMENTS}, per tensor]}}``,
+    detached copies on the CPU."""
+    opt = {}
+    for pg in optimizer.param_groups:
+        moments = []
+        for p in pg["params"]:
+            st = optimizer.state.get(p)
+            moments.append(None if not st else {
+                k: torch.as_tensor(st[k]).detach().cpu().clone() for k in MOMENTS})
+        opt[pg["name"]] = {"lr": float(pg["lr"]), "moments": moments}
+    return opt
+
+
+def load_adam_moments(optimizer: torch.optim.Optimizer, opt: dict, dtype: torch.dtype) -> None:
+    """Put a checked ``optimizer`` member (:func:`check_optimizer`) into ``optimizer``: the
+    moments of each group it names (as ``dtype``; ``step`` as float32) and its learning rate.
+    Groups it does not name keep their state."""
+    saved = optimizer.state_dict()
+    index = 0
+    for pg in saved["param_groups"]:
+        g = opt.get(pg["name"])
+        for _ in pg["params"]:
+            m = None if g is None else g["moments"][0]
+            if m is not None:
+                saved["state"][index] = {
+                    "step": m["step"].detach().float().clone(),
+                    "exp_avg": m["exp_avg"].detach().to(dtype).clone(),
+                    "exp_avg_sq": m["exp_avg_sq"].detach().to(dtype).clone()}
+            index += 1
+        if g is not None:
+            pg["lr"] = float(g["lr"])
+    optimizer.load_state_dict(saved)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
-from .checkpoint import MOMENTS, check_optimizer, check_state
+from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
 from .color import linear_to_srgb
 from .fit_config import (
     GROUPS,
@@ -499,15 +499,7 @@ class Fitter:
         Adam optimizer currently holds (``lr`` is the optimizer's, which may differ from the
         config's). All tensors are detached copies, on the CPU.
         """
-        opt = {}
-        if self._optimizer is not None:
-            for pg in self._optimizer.param_groups:
-                moments = []
-                for p in pg["params"]:
-                    st = self._optimizer.state.get(p)
-                    moments.append(None if not st else {
-                        k: torch.as_tensor(st[k]).detach().cpu().clone() for k in MOMENTS})
-                opt[pg["name"]] = {"lr": float(pg["lr"]), "moments": moments}
+        opt = {} if self._optimizer is None else adam_moments(self._optimizer)
         state = {k: v.cpu() if isinstance(v, torch.Tensor) else v
                  for k, v in self.state().items()}
         return {"state": state, "config": self.config.to_dict(), "optimizer": opt}
@@ -542,22 +534,7 @@ class Fitter:
         self.apply_config(config)
         if self._optimizer is None or not opt:
             return
-        saved = self._optimizer.state_dict()
-        index = 0
-        for pg in saved["param_groups"]:
-            g = opt.get(pg["name"])
-            for _ in pg["params"]:
-                m = None if g is None else g["moments"][0]
-                if m is not None:
-                    dtype = self.base.vertices.dtype
-                    saved["state"][index] = {
-                        "step": m["step"].detach().float().clone(),
-                        "exp_avg": m["exp_avg"].detach().to(dtype).clone(),
-                        "exp_avg_sq": m["exp_avg_sq"].detach().to(dtype).clone()}
-                index += 1
-            if g is not None:
-                pg["lr"] = float(g["lr"])
-        self._optimizer.load_state_dict(saved)
+        load_adam_moments(self._optimizer, opt, self.base.vertices.dtype)
 
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""
