@@ -164,6 +164,8 @@ class LossPlot(QWidget):
         for v in self._values.values():
             v.clear()
         self.iou_label.setText("silhouette IoU: –")
+        # A new history gets its own axes, even if the user zoomed or panned the last one.
+        self.plot.enableAutoRange()
         self._refresh()
 
     def append(self, metrics: list[dict]) -> None:

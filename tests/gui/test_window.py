@@ -61,11 +61,15 @@ def test_reset_restores_the_initial_mesh(window, qtbot):
     initial = window.session.initial_mesh.vertices.clone()
     window.run()
     qtbot.waitUntil(lambda: window.step_count >= 5, timeout=30000)
+    vb = window.losses.plot.getPlotItem().vb
+    vb.scaleBy((0.5, 1))  # as a user's zoom does, this turns the plot's auto-range off
+    assert not any(vb.autoRangeEnabled())
     window.reset()
     qtbot.wait(300)
     assert window.step_count == 0
     assert window.session.steps == 0
     assert len(window.losses.values("total")) == 0
+    assert all(vb.autoRangeEnabled())  # the next run's steps get their own axes
     assert np.allclose(window.session.current_mesh().vertices.numpy(), initial.numpy())
     qtbot.waitUntil(lambda: np.allclose(window.viewport._vertices, initial.numpy()),
                     timeout=5000)
