@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _scenes import random_clip
 
 from render_core import _ext
 from render_core import _torch_raster as tr
@@ -36,11 +37,7 @@ def random_scene(seed: int, bsz: int = 2, nv: int = 90, nf: int = 140, near_w: f
     [-1, 1] so the depth clip matters.
     """
     g = torch.Generator().manual_seed(seed)
-    clip = torch.empty(bsz, nv, 4)
-    clip[..., :2] = torch.randn(bsz, nv, 2, generator=g) * 0.6
-    clip[..., 3] = torch.rand(bsz, nv, generator=g) * 1.5 + 0.5
-    clip[..., 2] = (torch.rand(bsz, nv, generator=g) * 2.4 - 1.2) * clip[..., 3]
-    clip[..., :2] *= clip[..., 3:4]
+    clip = random_clip(g, bsz, nv)
     clip[:, :6, 3] *= -1  # behind the eye
     clip[:, 6:9, 3] = torch.tensor([1e-7, near_w, 1e-6])  # at/near the eye plane
     clip[:, 9:12] = clip[:, 12:13] + torch.arange(3.0).view(1, 3, 1) * 0.1  # collinear

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _scenes import random_clip
 
 import render_core as rc
 from render_core import _ext
@@ -24,11 +25,7 @@ def layered_scene(seed: int, bsz: int = 2, nv: int = 60, nf: int = 90):
     """Random clip-space triangles [B,V,4] in many overlapping layers, some of them behind the
     eye or outside the depth range, and a few degenerate faces."""
     g = torch.Generator().manual_seed(seed)
-    clip = torch.empty(bsz, nv, 4)
-    clip[..., :2] = torch.randn(bsz, nv, 2, generator=g) * 0.6
-    clip[..., 3] = torch.rand(bsz, nv, generator=g) * 1.5 + 0.5
-    clip[..., 2] = (torch.rand(bsz, nv, generator=g) * 2.4 - 1.2) * clip[..., 3]
-    clip[..., :2] *= clip[..., 3:4]
+    clip = random_clip(g, bsz, nv)
     clip[:, :4, 3] *= -1  # behind the eye
     faces = torch.randint(0, nv, (nf, 3), generator=g)
     faces[:3, 1] = faces[:3, 0]  # zero area
