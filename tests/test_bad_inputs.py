@@ -49,29 +49,31 @@ def good_target(folder: Path) -> Path:
 # --------------------------------------------------------------------------- loaders
 
 
+def _assert_clear_load_errors(path: Path, words, core_error, core_load, studio_load):
+    """``core_load`` (render_core) raises ``core_error`` naming the path and the problem on
+    one line, ``studio_load`` (studio.files) a ``LoadError`` naming the file; returns that."""
+    with pytest.raises(core_error) as info:
+        core_load(path)
+    _assert_one_line(str(info.value), str(path), *words)
+    with pytest.raises(files.LoadError) as info:
+        studio_load(path)
+    _assert_one_line(str(info.value), path.name, *words)
+    return info.value
+
+
 @pytest.mark.parametrize("case", sorted(BAD_MESHES))
 def test_bad_mesh_is_a_clear_error(case, tmp_path):
     path = build(tmp_path, case)
-    words = BAD_MESHES[case][1]
-    with pytest.raises(rc.MeshError) as info:
-        rc.load_mesh(path)
-    _assert_one_line(str(info.value), str(path), *words)
-    with pytest.raises(files.LoadError) as info:
-        files.load_mesh(path)
-    assert isinstance(info.value, ValueError)
-    _assert_one_line(str(info.value), path.name, *words)
+    error = _assert_clear_load_errors(path, BAD_MESHES[case][1], rc.MeshError, rc.load_mesh,
+                                      files.load_mesh)
+    assert isinstance(error, ValueError)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_IMAGES))
 def test_bad_image_is_a_clear_error(case, tmp_path):
     path = build(tmp_path, case)
-    words = BAD_IMAGES[case][1]
-    with pytest.raises(rc.ImageError) as info:
-        rc.open_image(path)
-    _assert_one_line(str(info.value), str(path), *words)
-    with pytest.raises(files.LoadError) as info:
-        files.load_image(path)
-    _assert_one_line(str(info.value), path.name, *words)
+    _assert_clear_load_errors(path, BAD_IMAGES[case][1], rc.ImageError, rc.open_image,
+                              files.load_image)
 
 
 @pytest.mark.parametrize("size", [(20000, 20000), (9000, 9000), (60000, 2)])
