@@ -112,6 +112,21 @@ def export_mesh(mesh: rc.Mesh, path: str | os.PathLike) -> list[Path]:
     return rc.save_mesh(rc.prepare_export(mesh, p.suffix), p)
 
 
+def export_mesh_job(mesh: rc.Mesh, path: str, limits: rc.Limits) -> tuple[str, object]:
+    """:func:`export_mesh` for a child process (see ``studio.export_task``), under ``limits``.
+
+    Returns ``("ok", [written file paths as str])`` or ``("error", one-line message)``: the
+    message crosses the process boundary as text, as :class:`LoadError` does not pickle.
+    """
+    rc.set_limits(limits)
+    try:
+        return "ok", [str(p) for p in export_mesh(mesh, path)]
+    except (LoadError, rc.MeshError, ValueError, RuntimeError, OSError) as e:
+        return "error", str(e) or type(e).__name__
+    except Exception as e:  # noqa: BLE001 -- anything else still reaches the user's dialog
+        return "error", f"{Path(path).name}: export failed ({type(e).__name__}: {e})"
+
+
 def contact_sheet(targets: list[np.ndarray], renders: list[np.ndarray], pad: int = 4) -> np.ndarray:
     """One image: a column per view with target / render / |difference| rows. sRGB float."""
     cols = []

@@ -14,6 +14,7 @@ import numpy as np
 from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PyQt6.QtWidgets import (
+    QApplication,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
@@ -30,6 +31,7 @@ from PyQt6.QtWidgets import (
 
 from . import files, session_actions, targets_panel
 from .controls import ControlPanel
+from .export_task import ExportTask
 from .panels import ImagePanels, LossPlot
 from .session import Session
 from .style_menu import StyleMenu
@@ -144,6 +146,9 @@ class MainWindow(QMainWindow):
         self.images.view_combo.currentIndexChanged.connect(self._select_view)
         self.controls.set_running(False)
         self.session.subscribe(self._on_session)
+        self.export_task = ExportTask(self)  # File ▸ Export mesh runs in a child process
+        self.export_task.finished.connect(self._on_exported)
+        self.export_task.failed.connect(self._on_exported)
         self.style_menu = StyleMenu(self)  # analytic / RenderNet styles, RenderNet camera fit
         self._build_menus()
         self.session_actions = session_actions.install(self)  # sessions, undo, autosave
@@ -175,9 +180,11 @@ class MainWindow(QMainWindow):
             self._action(demo, p.stem.replace("_", " "), lambda p=p: self.open_mesh(p))
         self.recent_menu = m.addMenu("&Recent files")
         m.addSeparator()
-        self._action(m, "&Export mesh…", self.export_mesh_dialog, "Ctrl+E")
-        self._action(m, "Export &render PNG…", lambda: self.export_png_dialog(sheet=False))
-        self._action(m, "Export contact s&heet PNG…", lambda: self.export_png_dialog(sheet=True))
+        self.export_actions = [
+            self._action(m, "&Export mesh…", self.export_mesh_dialog, "Ctrl+E"),
+            self._action(m, "Export &render PNG…", lambda: self.export_png_dialog(sheet=False)),
+            self._action(m, "Export contact s&heet PNG…",
+                         lambda: self.export_png_dialog(sheet=True))]
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         m = self.menuBar().addMenu("&Optimise")
@@ -299,7 +306,32 @@ class MainWindow(QMainWindow):
             self, "Export mesh", "mesh.obj",
             "OBJ + MTL + texture (*.obj);;PLY with vertex colours (*.ply);;glTF binary (*.glb)")
         if path:
-            self._guard(self.session.export_mesh, path)
+            self.export_mesh(path)
+
+    def export_mesh(self, path: str | Path) -> bool:
+        """Start exporting the current mesh (baking colours can take seconds): the window
+        stays live, the export actions are off until ``_on_exported`` reports the outcome."""
+        mesh = self.session.current_mesh()  # a copy: the fit may go on meanwhile
+        if mesh is None:
+            self.show_error("there is no mesh to export")
+            return False
+        if not self._guard(self.export_task.start, mesh, path):
+            return False
+        for a in self.export_actions:
+            a.setEnabled(False)
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        self.statusBar().showMessage(f"Exporting {Path(path).name}…")
+        return True
+
+    def _on_exported(self, outcome: list | str) -> None:
+        QApplication.restoreOverrideCursor()
+        for a in self.export_actions:
+            a.setEnabled(True)
+        if isinstance(outcome, str):
+            self.show_error(outcome)
+        else:
+            self.statusBar().showMessage(
+                "Exported " + ", ".join(p.name for p in outcome), 10000)
 
     def export_png_dialog(self, sheet: bool) -> None:
         name = "contact_sheet.png" if sheet else "render.png"
@@ -404,6 +436,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def closeEvent(self, e) -> None:  # noqa: N802
+        self.export_task.wait()  # let a running export finish its files
         self.style_menu.shutdown()
         self.worker_thread.shutdown()
         super().closeEvent(e)

@@ -96,6 +96,57 @@ def test_load_and_export_through_the_session(window, qtbot, tmp_path):
         assert back.num_vertices >= 1
 
 
+
+def test_mesh_export_runs_while_the_event_loop_keeps_going(window, qtbot, tmp_path,
+                                                           monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr("studio.main_window.QMessageBox.critical",
+                        lambda parent, title, text: shown.append(text))
+    big = tmp_path / "big.ply"
+    rc.save_mesh(demo_object(5), big)  # 20,480 faces with vertex colours: a bake of seconds
+    assert window.open_mesh(big)
+    out = tmp_path / "out.obj"
+    monkeypatch.setattr("studio.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(out), ""))
+    ticks = [0]
+    ticks_when_done: list[int] = []
+    clock = QElapsedTimer()
+    gaps: list[int] = []
+
+    def tick():
+        ticks[0] += 1
+        gaps.append(clock.restart())
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.export_task.finished.connect(lambda _: ticks_when_done.append(ticks[0]))
+    clock.start()
+    timer.start()
+    window.export_mesh_dialog()
+    assert window.export_task.busy
+    assert not any(a.isEnabled() for a in window.export_actions)
+    assert window.statusBar().currentMessage() == "Exporting out.obj…"
+    qtbot.waitUntil(lambda: not window.export_task.busy, timeout=120000)
+    timer.stop()
+    print(f"export of 20,480 faces: {ticks[0]} ticks, longest gap {max(gaps)} ms")
+    assert not shown
+    assert ticks_when_done and ticks_when_done[0] > 0  # the GUI thread ran during the export
+    assert all(a.isEnabled() for a in window.export_actions)
+    assert window.statusBar().currentMessage() == "Exported out.obj, out.mtl, out.png"
+    back = rc.load_mesh(out)
+    assert back.num_faces == 20480 and back.texture is not None
+
+    assert window.export_mesh(tmp_path / "out.stl")  # the child's error reaches the dialog
+    qtbot.waitUntil(lambda: not window.export_task.busy, timeout=120000)
+    assert shown and "out.stl" in shown[-1]
+    assert all(a.isEnabled() for a in window.export_actions)
+
+    assert window.export_mesh(tmp_path / "closing.glb")
+    window.close()  # waits for the export to write its file
+    assert not window.export_task.busy
+    assert rc.load_mesh(tmp_path / "closing.glb").num_faces == 20480
+
 def test_gl_silhouette_matches_the_render(window, qtbot):
     vp = window.viewport
     mesh = demo_object(3)
