@@ -127,19 +127,18 @@ class UndoStack:
 
     def undo(self) -> bool:
         """Go back one edit; False when there is none."""
-        if not self._undo:
-            return False
-        state = self._undo.pop()
-        self._redo.append(self._current)
-        self._apply(state)
-        return True
+        return self._move(self._undo, self._redo)
 
     def redo(self) -> bool:
         """Re-apply the last undone edit; False when there is none."""
-        if not self._redo:
+        return self._move(self._redo, self._undo)
+
+    def _move(self, source: list, target: list) -> bool:
+        """Apply the newest state of ``source``, keeping the current one on ``target``."""
+        if not source:
             return False
-        state = self._redo.pop()
-        self._undo.append(self._current)
+        state = source.pop()
+        target.append(self._current)
         self._apply(state)
         return True
 
