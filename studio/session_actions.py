@@ -8,6 +8,7 @@ the fit process's checkpoint through the worker, so a saved session keeps the Ad
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, QStandardPaths, QTimer
@@ -35,7 +36,7 @@ class SessionActions(QObject):
         app_data = QStandardPaths.writableLocation(
             QStandardPaths.StandardLocation.AppDataLocation)
         self.autosaver = Autosaver(self.session, data_dir(app_data or None), self._fetch)
-        self.crashed = self.autosaver.recoverable()
+        self.crashed = self.autosaver.crashed()  # before start() takes a crashed run's place
         self._finished = False
         try:
             self.autosaver.start()
@@ -208,14 +209,28 @@ class SessionActions(QObject):
             self.window.statusBar().showMessage(f"autosave failed: {e}", 10000)
 
     def offer_recovery(self) -> bool:
-        """Ask whether to reopen the autosave of a run that crashed; True if recovered."""
-        answer = QMessageBox.question(
-            self.window, "Recover session",
-            "dibr-studio did not exit cleanly last time. Recover the autosaved session?")
-        if answer != QMessageBox.StandardButton.Yes:
-            return False
-        self.window.worker.pause()
-        return self._guard(self.autosaver.recover)[0]
+        """Ask, for each autosave of a run that crashed, whether to reopen it; True if one was
+        recovered. A declined one is deleted; those after a recovered one are kept and
+        offered at the next launch."""
+        pending = [p for p in self.crashed if p.is_file()]
+        for k, path in enumerate(pending):
+            which = "" if len(pending) == 1 else (
+                f" ({k + 1} of {len(pending)}, autosaved {_mtime(path)})")
+            answer = QMessageBox.question(
+                self.window, "Recover session",
+                "dibr-studio did not exit cleanly last time. "
+                f"Recover the autosaved session{which}?")
+            if answer != QMessageBox.StandardButton.Yes:
+                self._guard(self.autosaver.discard, path)
+                continue
+            self.window.worker.pause()
+            ok = self._guard(self.autosaver.recover, path)[0]
+            left = len(pending) - k - 1
+            if ok and left:
+                self.window.statusBar().showMessage(
+                    f"{left} more crashed session(s) will be offered at the next launch", 10000)
+            return ok
+        return False
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
         # Before the window's own closeEvent stops the worker: the last autosave still
@@ -228,6 +243,13 @@ class SessionActions(QObject):
             except (OSError, RuntimeError, ValueError):
                 pass  # quitting must not fail; the marker stays and the next launch offers
         return False
+
+
+def _mtime(path: Path) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    except OSError:
+        return "at an unknown time"
 
 
 def install(window) -> SessionActions:

@@ -143,3 +143,40 @@ def test_recovery_question_after_a_crash(qtbot, settings, studio_data, monkeypat
     assert np.allclose(win.session.current_mesh().vertices, crashed.current_mesh().vertices)
     win.close()
     assert not saver.marker.exists() and not Autosaver(Session(), studio_data).recoverable()
+
+
+def test_every_crashed_autosave_is_offered_in_turn(qtbot, settings, studio_data, monkeypatch):
+    from PyQt6.QtWidgets import QMessageBox
+
+    from studio.main_window import MainWindow
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    paths = []
+    for steps, marker in ((1, "running.json"), (2, f"running-{dead.pid}.json")):
+        crashed = Session()
+        crashed.load_demo()
+        crashed.set_option(resolution=16)
+        for _ in range(steps):
+            crashed.step()
+        studio_data.mkdir(exist_ok=True)
+        path = studio_data / ("autosave.zip" if steps == 1 else f"autosave-{dead.pid}.zip")
+        crashed.save(path)
+        (studio_data / marker).write_text(json.dumps({"pid": dead.pid}))
+        paths.append(path)
+
+    asked = []
+    answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+    monkeypatch.setattr("studio.session_actions.QMessageBox.question",
+                        lambda *a, **k: asked.append(a[2]) or next(answers))
+    win = MainWindow(Session(), settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.session.steps == 2, timeout=10000)
+    assert len(asked) == 2 and "1 of 2" in asked[0] and "2 of 2" in asked[1]
+    # The first was declined (deleted); the window, which took the first pair's place, now
+    # owns the recovered one there.
+    assert win.session_actions.autosaver.path == paths[0] and not paths[1].exists()
+    assert len(read_session(paths[0]).history) == 2
+    win.close()
+    assert not Autosaver(Session(), studio_data).recoverable()
