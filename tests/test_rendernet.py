@@ -35,6 +35,32 @@ def test_model_output_shapes_and_dtypes():
     assert torch.allclose(out["normal"].norm(dim=-1), torch.ones(2, r, r), atol=1e-4)
 
 
+def test_camera_grid_skip_starts_as_the_same_function_and_learns(tmp_path):
+    """Weights saved before the skip existed load into the grown model (train.py's resume) and
+    give identical outputs; one optimiser step then moves the zero-initialised injections."""
+    from render_core.rendernet.model import Config, load_grown
+
+    torch.manual_seed(3)
+    old = RenderNet(Config(skip=0))
+    for p in old.parameters():  # non-trivial weights everywhere (FiLM starts at zero)
+        p.data.normal_(0, 0.05)
+    new = RenderNet(Config())
+    missing = load_grown(new, old.state_dict())
+    assert missing and all(k.split(".")[0] in ("sproj", "sconv", "ps1", "ps2", "inj1", "inj2")
+                           for k in missing)
+    g = new.cfg.grid
+    cam, light = torch.rand(2, 1, g, g // 2, g // 2), torch.tensor([[0.2, 0.3, 0.9]] * 2)
+    with torch.no_grad():
+        a, b = old(cam, light), new(cam, light)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    loss = sum(v.square().mean() for v in new(cam, light).values())
+    loss.backward()
+    assert new.inj1.weight.grad.abs().sum() > 0 and new.inj2.weight.grad.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="do not fit"):
+        load_grown(old, new.state_dict())  # shrinking is an error, not a silent drop
+
+
 def test_shapes_are_seeded_and_watertight():
     a, ka = make_shape(7)
     b, kb = make_shape(7)

@@ -5,6 +5,10 @@ convolutions (first 5³ stride 2, then depth stride 2) -> residual 3D block -> p
 (reshape depth×channels into channels, 1×1 conv, PReLU) -> residual 2D trunk -> upsampling
 decoder -> per-pixel heads. PReLU everywhere, no normalisation.
 
+Camera-grid skip: the resampled grid's depth columns also go through a 1×1 projection at the
+grid's own resolution and are added into both decoder stages (a U-Net-style skip around the
+3D convs and the trunk), so silhouettes and depth steps keep the grid's resolution.
+
 Multi-style: one shared trunk, conditioned on the light direction (camera frame) by FiLM; the
 heads are cheap 1×1 convs. Light-independent heads: mask, normal map (for analytic / deferred
 Phong at any light), contour, AO. Lit heads (Phong, toon) are a small per-pixel MLP of the
@@ -33,6 +37,7 @@ class Config:
     trunk_blocks: int = 4
     dec: tuple[int, int] = (64, 32)  # decoder channels at 2x and 4x the trunk resolution
     head_hidden: int = 32
+    skip: int = 32  # channels of the camera-grid skip into the decoder (0: none)
 
     @property
     def out_res(self) -> int:
@@ -84,6 +89,21 @@ class RenderNet(nn.Module):
         self.c2 = nn.Conv2d(d2, d2, 3, padding=1)
         self.pu1, self.pc1 = nn.PReLU(d1), nn.PReLU(d1)
         self.pu2, self.pc2 = nn.PReLU(d2), nn.PReLU(d2)
+        if cfg.skip:
+            # Skip from the camera grid itself into the decoder: its depth column at each of the
+            # grid's H×W columns is a 1×1 "projection unit" at full grid resolution, so edges
+            # and depth steps reach the image without the trunk's 2x downsampling. The
+            # injections are zero-initialised: adding the skip to trained weights starts from
+            # the same function.
+            s = cfg.skip
+            self.sproj = nn.Conv2d(cfg.grid, s, 1)
+            self.sconv = nn.Conv2d(s, s, 3, padding=1)
+            self.ps1, self.ps2 = nn.PReLU(s), nn.PReLU(s)
+            self.inj1 = nn.Conv2d(s, d1, 3, padding=1)
+            self.inj2 = nn.Conv2d(s, d2, 3, padding=1)
+            for m in (self.inj1, self.inj2):
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
         self.head = nn.Conv2d(d2, len(HEADS), 1)
         hin = d2 + 3 + 1 + 3  # features, normal, contour logit, light
         self.lit = nn.Sequential(nn.Conv2d(hin, cfg.head_hidden, 1), nn.PReLU(cfg.head_hidden),
@@ -101,6 +121,11 @@ class RenderNet(nn.Module):
 
     def features(self, cam_vox: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
         """cam_vox [B,1,D,H,W] camera-frame grid, light [B,3] -> decoder features [B,d2,2H,2W]."""
+        skip = None
+        if self.cfg.skip:
+            b, _, d, h, w = cam_vox.shape
+            s = cam_vox.reshape(b, d, h, w).contiguous(memory_format=torch.channels_last)
+            skip = self.ps2(self.sconv(self.ps1(self.sproj(s))))  # [B,skip,H,W]
         x = cam_vox.contiguous(memory_format=torch.channels_last_3d)
         x = self.p1(self.conv1(x))
         x = self.p2(self.conv2(x))
@@ -111,8 +136,12 @@ class RenderNet(nn.Module):
         g, bta = self.film(light).chunk(2, -1)
         x = x * (1 + g[..., None, None]) + bta[..., None, None]
         x = self.trunk(x)
-        x = self.pc1(self.c1(self.pu1(self.up1(x))))
-        return self.pc2(self.c2(self.pu2(self.up2(x))))
+        if skip is None:
+            x = self.pc1(self.c1(self.pu1(self.up1(x))))
+            return self.pc2(self.c2(self.pu2(self.up2(x))))
+        x = self.pc1(self.c1(self.pu1(self.up1(x))) + self.inj1(skip))
+        skip = F.interpolate(skip, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.pc2(self.c2(self.pu2(self.up2(x))) + self.inj2(skip))
 
     def forward(self, cam_vox: torch.Tensor, light: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits / raw outputs for a camera-frame grid [B,1,D,H,W] and light [B,3] (camera
@@ -136,6 +165,23 @@ class RenderNet(nn.Module):
         """Voxel grid [B,1,Z,Y,X] + pose [B] + camera-frame light [B,3] -> :meth:`forward`."""
         g = self.cfg.grid
         return self.forward(resample(vox, az, el, scale, (g, g, g)), light)
+
+
+GROWN = ("sproj", "sconv", "ps1", "ps2", "inj1", "inj2")
+"""Modules added after the first weights were shipped (the camera-grid skip)."""
+
+
+def load_grown(model: RenderNet, state: dict) -> list[str]:
+    """Load a state_dict, allowing only the modules in :data:`GROWN` to be missing: they keep
+    their initialisation, which is zero where they join the network, so weights saved before
+    the skip existed give the same function. Returns the missing names; any other mismatch
+    raises ``RuntimeError``."""
+    res = model.load_state_dict(state, strict=False)
+    bad = [k for k in res.missing_keys if k.split(".")[0] not in GROWN]
+    if res.unexpected_keys or bad:
+        raise RuntimeError(f"weights do not fit the model: unexpected {res.unexpected_keys}, "
+                           f"missing {bad}")
+    return res.missing_keys
 
 
 def images(out: dict[str, torch.Tensor], light: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..camera import Camera
-from .model import Config, RenderNet, images
+from .model import Config, RenderNet, images, load_grown
 from .pose import camera_to_pose, rotation
 from .voxelize import voxelize
 
@@ -27,7 +27,7 @@ DEFAULT_LIGHT_CAM = (0.35, 0.5, 0.79)  # camera frame: upper right, in front
 def _load(path: str) -> RenderNet:
     st = torch.load(path, weights_only=True)  # state_dicts and numbers only, never pickle
     model = RenderNet(Config())
-    model.load_state_dict({k: v.float() for k, v in st["model"].items()})
+    load_grown(model, {k: v.float() for k, v in st["model"].items()})
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)  # gradients flow to inputs (pose, light, grid), not weights

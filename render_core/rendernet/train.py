@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as D
-from .model import Config, RenderNet, images
+from .model import Config, RenderNet, images, load_grown
 from .pose import resample
 
 STYLE_KEYS = ("phong", "phong_net", "contour", "toon", "ao")
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=D.default_cache())
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--lr-cap", type=float, default=1.0,
+                    help="upper bound on the scheduled learning rate (anneal a resumed run)")
     ap.add_argument("--full-after", type=int, default=20000)
     ap.add_argument("--init-shapes", type=int, default=150)
     ap.add_argument("--gen-every", type=int, default=6, help="add a new shape every N steps")
@@ -117,15 +119,18 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = cache / "ckpt.pt"
     if ckpt.exists():
         st = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(st["model"])
-        if "opt" in st:
+        grown = load_grown(model, st["model"])
+        if grown:
+            names = sorted({k.split(".")[0] for k in grown})
+            print(f"new modules, initialised fresh (Adam restarts): {names}")
+        if "opt" in st and not grown:
             opt.load_state_dict(st["opt"])
         step, seconds = int(st["step"]), float(st["seconds"])
         next_seed, best = int(st["next_seed"]), float(st.get("best", -1e9))
         print(f"resumed at step {step} ({seconds / 60:.1f} min trained, {next_seed} shapes)")
     elif args.init is not None:
         st = torch.load(args.init, weights_only=True)
-        model.load_state_dict({k: v.float() for k, v in st["model"].items()})
+        load_grown(model, {k: v.float() for k, v in st["model"].items()})
         step, seconds = int(st.get("step", 0)), float(st.get("seconds", 0.0))
         next_seed = int(st.get("next_seed", 0))
         print(f"initialised from {args.init.name} at step {step}")
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         crop = g if full else g // 2
         bsz = max(1, args.batch // 4) if full else args.batch
         for gr in opt.param_groups:
-            gr["lr"] = lr_at(step, args.lr)
+            gr["lr"] = min(lr_at(step, args.lr), args.lr_cap)
         b = pool.batch(rng, bsz)
         r, c = (2 * int(rng.integers(0, (g - crop) // 2 + 1)) for _ in range(2))
         cam = resample(b["vox"], b["az"], b["el"], b["scale"], (g, g, g), window=(r, c, crop))
