@@ -1,7 +1,7 @@
 """Per-style validation PSNR of shipped weights: held-out procedural seeds and unseen meshes.
 
     python -m render_core.rendernet.evaluate [--weights PATH] [--shapes 24]
-        [--meshes FILE ...] [--views 4] [--no-primitives]
+        [--meshes FILE ...] [--views 4] [--no-primitives] [--samples PNG]
 
 Prints markdown tables for the model card: the held-out procedural seeds (``--shapes 0`` skips
 them), the generalisation set of primitives never generated for training (render_core's
@@ -99,6 +99,28 @@ def mesh_table(model, meshes: dict[str, trimesh.Trimesh], seed0: int = 5000, vie
             for i, (name, mesh) in enumerate(meshes.items())}
 
 
+@torch.no_grad()
+def sample_sheet(model, val: dict, path: Path, n: int = 4) -> None:
+    """PNG of the first view of the first ``n`` held-out shapes: for each, a row of targets and
+    a row of predictions, one column per style (``STYLE_KEYS``; ``phong_net``'s target is
+    Phong's). The validation batch holds two views per shape, so shape i is sample 2i."""
+    from PIL import Image
+
+    sl = torch.arange(0, 2 * n, 2)
+    out = model.render_pose(val["vox"][sl], val["az"][sl], val["el"][sl], val["scale"][sl],
+                            val["light"][sl])
+    im = images(out, val["light"][sl])
+    rows = []
+    for j, i in enumerate(sl.tolist()):
+        tgt = [val["phong" if k == "phong_net" else k][i] for k in STYLE_KEYS]
+        rows.append(torch.cat(tgt, 1))
+        rows.append(torch.cat([im[k][j] for k in STYLE_KEYS], 1))
+    sheet = (torch.cat(rows, 0).clamp(0, 1) * 255).round().byte().numpy()
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(sheet).save(tmp, format="PNG")
+    tmp.replace(path)
+
+
 def _row(name: str, r: dict[str, float]) -> str:
     return f"| {name} | " + " | ".join(f"{r[c]:.2f}" for c in STYLE_KEYS) + " |"
 
@@ -112,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=4, help="views per mesh file")
     ap.add_argument("--no-primitives", action="store_true",
                     help="skip the table of render_core / trimesh primitives")
+    ap.add_argument("--samples", type=Path, default=None,
+                    help="also write a PNG of held-out targets and predictions here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     files = demo_mesh_files() if args.meshes is None else args.meshes
@@ -124,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = load_model(args.weights)
     head = "| set | " + " | ".join(STYLE_KEYS) + " |\n|---|" + "---|" * len(STYLE_KEYS)
+    if args.shapes > 0 or args.samples:
+        held_out = D.validation_set(D.default_cache(), max(args.shapes, 4))
+    if args.samples:
+        sample_sheet(model, held_out, args.samples)
     if args.shapes > 0:
-        val = evaluate(model, D.validation_set(D.default_cache(), args.shapes))
+        val = evaluate(model, held_out)
         print(head)
         print(_row(f"held-out seeds ({args.shapes} shapes × 2 views)", val))
         print("| poster (single-style nets) | " + " | ".join(
