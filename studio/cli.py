@@ -165,6 +165,8 @@ def _load(args) -> Session:
         else:
             s.new_primitive("sphere", args.subdivisions)
         s.add_targets([t["path"] for t in targets], [t["view"] for t in targets])
+        for warning in s.warnings:
+            print(f"dibr-studio: warning: {warning}", file=sys.stderr)
     _configure(s, args)
     return s
 

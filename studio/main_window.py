@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.settings = settings or QSettings("dibr-studio", "dibr-studio")
         self.last_error: str | None = None
-        self.last_notice: str | None = None  # the latest divergence notice (status bar)
+        self.last_notice: str | None = None  # the latest notice (divergence, a doubtful mask)
         self.view_index = 0
         self._faces: np.ndarray | None = None
         self._rate_steps: list[tuple[float, int]] = []
@@ -234,6 +234,9 @@ class MainWindow(QMainWindow):
         if ok:
             for p in paths:
                 self._add_recent(p)
+            if self.session.warnings:  # e.g. an automatic mask that missed the object
+                self.last_notice = " · ".join(self.session.warnings)
+                self.statusBar().showMessage(self.last_notice, 15000)
         return ok
 
     def open_mesh_dialog(self) -> None:

@@ -35,6 +35,12 @@ hundred pixels, and a 24-megapixel float image would cost ~300 MB per target."""
 
 DEFAULT_THRESHOLD = 0.5
 
+MASK_MIN_COVER = 0.005
+MASK_MAX_COVER = 0.98
+"""An automatic mask covering less or more of the photo than this has most likely missed the
+object (a plain photo, a background like the object, an object filling the frame), and the
+user is told so (:func:`mask_warning`)."""
+
 _WORK_SIDE = 256  # the score is computed at this size, then upsampled
 _BORDER = 0.04  # width of the border strip that samples the background, fraction of the side
 
@@ -171,6 +177,17 @@ def auto_mask(rgb: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarr
     return mask_from_score(foreground_score(rgb), threshold)
 
 
+def mask_warning(mask: np.ndarray, name: str = "photo") -> str | None:
+    """A one-line warning when an automatic ``mask`` [H,W] of photo ``name`` is (nearly)
+    empty or full, else None."""
+    cover = float((np.asarray(mask) > 0.5).mean()) if np.size(mask) else 0.0
+    if MASK_MIN_COVER <= cover <= MASK_MAX_COVER:
+        return None
+    what = "found almost no object" if cover < MASK_MIN_COVER else "took almost the whole photo"
+    return (f"{name}: the automatic mask {what} ({cover:.1%} of the photo); "
+            "check it with Targets ▸ Edit mask… or give the photo an alpha channel")
+
+
 @dataclass
 class MaskEdit:
     """A mask as the user shapes it: automatic score, threshold, and painted corrections.
@@ -272,29 +289,34 @@ class PreparedPhoto:
     mask: np.ndarray  # [H,W] float32
     fov: float  # vertical fov of the frame, degrees
     auto_masked: bool  # True when the mask was estimated (the photo had no alpha)
+    warning: str | None = None  # set when the automatic mask is (nearly) empty or full
 
 
 def prepare_photo(rgb: np.ndarray, alpha: np.ndarray | None, fov: float,
-                  aspect: float | None = None, framing: str = "letterbox") -> PreparedPhoto:
+                  aspect: float | None = None, framing: str = "letterbox",
+                  name: str = "photo") -> PreparedPhoto:
     """Mask (alpha, else automatic), downscale and frame a photo for the fit.
 
     Args:
         rgb: [H,W,3] float sRGB; alpha: [H,W] or None.
         fov: vertical fov of the photo as on disk, degrees.
         aspect: the render aspect to frame to, or None to keep the photo's.
+        name: the photo's name in the warning about a (nearly) empty or full automatic mask.
     """
     rgb = limit_size(np.asarray(rgb, np.float32))
+    warning = None
     if alpha is not None:
         mask = limit_size(np.asarray(alpha, np.float32))
         auto = False
     else:
         mask = auto_mask(rgb)
         auto = True
+        warning = mask_warning(mask, name)  # before framing: letterbox bands are not the photo
     scale = 1.0
     if aspect is not None and abs(rgb.shape[1] / rgb.shape[0] - aspect) > 1e-3:
         rgb, scale = frame_image(rgb, aspect, framing)
         mask, _ = frame_image(mask, aspect, framing)
-    return PreparedPhoto(rgb, mask, framed_fov(fov, scale), auto)
+    return PreparedPhoto(rgb, mask, framed_fov(fov, scale), auto, warning)
 
 
 def fit_mask_to(mask: np.ndarray, shape: tuple[int, int], framing: str = "letterbox"

@@ -52,6 +52,9 @@ class Session:
         self._resume: tuple[int, dict] | None = None
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        # One line per problem the last add_targets() found without refusing the images
+        # (an automatic mask that came out nearly empty or full), for the status bar / stderr.
+        self.warnings: list[str] = []
 
     # -- events ------------------------------------------------------------------------------
 
@@ -105,23 +108,29 @@ class Session:
         read and checked before any is added, so a bad file leaves the session unchanged.
 
         The alpha channel is the mask; a photo without one gets the automatic mask of
-        :mod:`studio.photo`. Targets share the first target's aspect: another is letterboxed
+        :mod:`studio.photo`, and one that came out (nearly) empty or full is reported in
+        :attr:`warnings`. Targets share the first target's aspect: another is letterboxed
         or cropped (``framing``) to it and its fov converted (see :mod:`studio.photo`)."""
         if len(paths) != len(views):
             raise ValueError(f"{len(paths)} target images but {len(views)} views")
         if framing not in photo.FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}; use one of {photo.FRAMINGS}")
         new: list[TargetView] = []
+        warnings = []
         for path, (az, el, dist, fov) in zip(paths, views, strict=True):
             rgb, alpha = files.load_image(path)
             first = self.targets[0] if self.targets else (new[0] if new else None)
             try:
                 p = photo.prepare_photo(rgb, alpha, float(fov),
-                                        None if first is None else first.aspect, framing)
+                                        None if first is None else first.aspect, framing,
+                                        Path(path).name)
                 new.append(TargetView(p.image, p.mask, az, el, dist, p.fov, Path(path).name))
             except ValueError as e:
                 raise files.LoadError(path, str(e)) from None
+            if p.warning:
+                warnings.append(p.warning)
         with self._lock:
+            self.warnings = warnings
             self.targets.extend(new)
             self._restart()
         self._emit("targets")

@@ -173,3 +173,44 @@ def test_load_target_mask_frames_a_mask_of_the_photo_size(tmp_path):
     with pytest.raises(files.LoadError):
         (tmp_path / "bad.png").write_text("not an image")
         s.load_target_mask(1, tmp_path / "bad.png")
+
+
+def test_mask_warning_flags_nearly_empty_and_nearly_full_masks():
+    m = np.zeros((100, 100), np.float32)
+    assert "almost no object (0.0%" in photo.mask_warning(m, "p.png")
+    m[:4, :10] = 1  # 0.4 %
+    assert photo.mask_warning(m, "p.png").startswith("p.png: the automatic mask found almost no")
+    m[:10, :10] = 1  # 1 %
+    assert photo.mask_warning(m) is None
+    m[:] = 1
+    m[0, :100] = 0  # 99 %
+    assert "took almost the whole photo (99.0%" in photo.mask_warning(m)
+    m[:3] = 0  # 97 %
+    assert photo.mask_warning(m) is None
+
+
+def test_adding_a_photo_whose_automatic_mask_misses_says_so(tmp_path, monkeypatch):
+    files.write_png(tmp_path / "blank.png", np.full((40, 60, 3), 0.5, np.float32))
+    img, _ = _photo((48, 48), 30.0, 15.0)
+    files.write_png(tmp_path / "good.png", img)
+    rgba = np.zeros((40, 60, 4), np.float32)  # an alpha the user gave: empty on purpose
+    files.write_png(tmp_path / "alpha.png", rgba)
+    s = Session()
+    s.new_primitive("sphere", 1)
+    views = [(0.0, 0.0, 4.5, 45.0)] * 3
+    s.add_targets([tmp_path / "good.png", tmp_path / "blank.png", tmp_path / "alpha.png"],
+                  views)
+    assert len(s.targets) == 3 and s.targets[1].mask.max() == 0
+    assert len(s.warnings) == 1 and s.warnings[0].startswith("blank.png: the automatic mask "
+                                                             "found almost no object")
+    s.add_targets([tmp_path / "good.png"], views[:1])
+    assert s.warnings == []  # only the last call's
+    monkeypatch.setattr(photo, "auto_mask", lambda rgb, *a: np.ones(rgb.shape[:2], np.float32))
+    s.add_targets([tmp_path / "good.png"], views[:1])
+    assert len(s.warnings) == 1 and "good.png" in s.warnings[0]
+    assert "took almost the whole photo (100.0%" in s.warnings[0]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(files.LoadError):
+        s.add_targets([tmp_path / "blank.png", bad], views[:2])
+    assert len(s.targets) == 5 and "good.png" in s.warnings[0]  # a refused call changes nothing

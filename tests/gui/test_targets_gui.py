@@ -149,3 +149,11 @@ def test_mask_editor_threshold_and_brush_change_the_mask(window, qtbot, tmp_path
     edited = dlg.mask()
     dlg.accept()
     np.testing.assert_array_equal(window.session.targets[i].mask, edited)
+
+
+def test_an_automatic_mask_that_misses_is_reported_in_the_status_bar(window, tmp_path):
+    files.write_png(tmp_path / "blank.png", np.full((64, 64, 3), 0.5, np.float32))
+    assert window.add_targets([tmp_path / "blank.png"], [(0.0, 0.0, 3.0, 45.0)])
+    message = window.statusBar().currentMessage()
+    assert message.startswith("blank.png: the automatic mask found almost no object")
+    assert window.last_notice == message and window.last_error is None
