@@ -55,8 +55,8 @@ def test_next_export_to_the_folder_removes_what_a_killed_one_left(qtbot, tmp_pat
     task = ExportTask()
     written = []
     task.finished.connect(written.extend)
-    task.start(demo_object(1), tmp_path / "new.ply")
-    task.wait()
+    with qtbot.waitSignal(task.finished, timeout=120000):  # delivered: no callback pending
+        task.start(demo_object(1), tmp_path / "new.ply")
     assert written == [tmp_path / "new.ply"] and rc.load_mesh(written[0]).num_faces > 0
     assert sorted(task.swept) == sorted(leftovers)
     assert not any(p.exists() for p in leftovers) and young.exists()
