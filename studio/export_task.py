@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import re
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class ExportTask(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._future: cf.Future | None = None
+        self._posted = threading.Event()
         self.swept: list[Path] = []  # leftovers of killed exports the last start() deleted
         self._done.connect(self._finish)
 
@@ -123,12 +125,24 @@ class ExportTask(QObject):
         self._future = pool.submit(files.export_mesh_job, mesh, str(Path(path)),
                                    rc.get_limits())
         pool.shutdown(wait=False)  # the child finishes this export, then exits
-        self._future.add_done_callback(self._done.emit)
+        posted = self._posted = threading.Event()
+
+        def post(future: cf.Future) -> None:  # on the executor's thread
+            try:
+                self._done.emit(future)
+            finally:
+                posted.set()
+
+        self._future.add_done_callback(post)
 
     def wait(self) -> None:
         """Block until the running export (if any) is done, and report it now."""
         if self._future is not None:
             cf.wait([self._future])
+            # cf.wait returns once the result is set, a moment before the done callbacks
+            # run: let the callback finish posting, so nothing touches this object from the
+            # executor's thread after wait() (the window may be deleted right after it).
+            self._posted.wait(5.0)
             self._finish(self._future)
 
     def _finish(self, future: cf.Future) -> None:
