@@ -4,8 +4,9 @@ view, and the fit of a target's camera (and light) through the network.
 Geometry. RenderNet sees the world cube [-1,1]³ through cameras that look at the origin, as the
 studio's orbit cameras do. The mesh is scaled about the origin (not re-centred, so the cameras
 stay exact) by ``s = RADIUS / max|v|``; an orbit camera (azimuth a, elevation e, distance d,
-vertical fov f) is then the network pose ``(a, e, 1 / (s·d·tan(f/2)))``: weak perspective at
-the eye distance, exactly how ``rc.rendernet.camera_to_pose`` maps a perspective camera. The
+vertical fov f) is then the network pose ``(a, e, 1 / (s·d·tan(f/2)))``, exactly how
+``rc.rendernet.camera_to_pose`` maps a perspective camera, rendered through a frustum camera
+grid with ``persp = 1/(s·d)`` so near parts are foreshortened as in the viewport. The
 network's square 128² image spans that half-height both ways; a target of aspect w/h spans it
 vertically, so the square is the target's central h×h block (padded or cropped sideways).
 
@@ -67,6 +68,12 @@ def orbit_to_pose(azimuth: float, elevation: float, distance: float, fov: float,
                   s: float) -> tuple[float, float, float]:
     """Orbit camera (degrees, world units) of a mesh scaled by ``s`` -> network pose."""
     return azimuth, elevation, 1.0 / (s * distance * math.tan(math.radians(fov) / 2))
+
+
+def net_persp(distance: float, s: float) -> float:
+    """``persp`` (1/eye distance, clamped) of an orbit camera at ``distance`` from a mesh scaled
+    by ``s``: the network renders the studio's perspective view through a frustum grid."""
+    return min(1.0 / (s * distance), rc.rendernet.MAX_PERSP)
 
 
 def pose_to_orbit(azimuth: float, elevation: float, scale: float, fov: float,
@@ -175,11 +182,13 @@ class NeuralShader:
         if hit is not None:
             return hit
         a, e, c = (torch.tensor([float(x)]) for x in (az, el, sc))
+        persp = torch.tensor([net_persp(camera[2], s)])
         light_cam = None
         if light is not None:
             d = torch.as_tensor(np.asarray(light, np.float32))[None]
             light_cam = F.normalize((rc.rendernet.rotation(a, e) @ d[..., None])[..., 0], dim=-1)
-        out = rc.rendernet.render_styles(vox, a, e, c, light_cam, model=self.model)
+        out = rc.rendernet.render_styles(vox, a, e, c, light_cam, model=self.model,
+                                         persp=persp)
         res = {k: v[0].numpy() for k, v in out.items()}
         self._remember(self._frames, key, res, self._sizes[1])
         return res
@@ -258,6 +267,7 @@ def fit_camera(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray,
         if float(light_cam[2]) < 0.2:  # behind the object: never seen in training
             light_cam = None
     lit = style in LIT_STYLES
+    fit_kwargs.setdefault("fov", camera[3])  # perspective: the frustum follows the distance
     fit = rc.rendernet.fit_pose(style_target(image, mask, style), vox, style,
                                 init=(az, el, sc), light=light_cam, fit_light=lit,
                                 model=shader.model, progress=progress, **fit_kwargs)

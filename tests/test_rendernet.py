@@ -121,6 +121,49 @@ def test_resample_gradcheck_on_pose():
     assert torch.autograd.gradcheck(f, pose, eps=1e-6, atol=1e-5)
 
 
+def test_frustum_grid_sees_what_the_perspective_camera_sees():
+    """A long box seen close up with a wide lens: the silhouette of the frustum-resampled grid
+    (max occupancy along each column) matches render_core's perspective rasterization as well
+    as the weak-perspective grid matches a long lens (the ceiling the 32³ grid allows), while
+    the weak-perspective grid of the close-up camera misses the foreshortening."""
+    import render_core as rc
+    from render_core.rendernet.pose import camera_persp, camera_to_pose
+
+    box = trimesh.creation.box((1.4, 0.5, 0.5))
+    mesh = rc.Mesh(torch.tensor(box.vertices, dtype=torch.float32), torch.tensor(box.faces))
+    vox = voxel_grid(box)
+
+    def iou(dist, fov, frustum):
+        cam = rc.Camera.orbit(60.0, 25.0, dist, fov=fov)
+        tgt = rc.Renderer(128).render(mesh, cam).alpha[0] > 0.5
+        az, el, sc = (t.float() for t in camera_to_pose(cam))
+        persp = camera_persp(cam).float() if frustum else None
+        sil = resample(vox, az, el, sc, (128, 128, 128), persp=persp)[0, 0].amax(0) > 0.5
+        return float((sil & tgt).sum() / (sil | tgt).sum())
+
+    ceiling = iou(40.0, 3.0, False)  # weak perspective is exact in the limit
+    close_frustum, close_weak = iou(2.2, 60.0, True), iou(2.2, 60.0, False)
+    assert close_frustum > ceiling - 0.02, (close_frustum, ceiling)
+    assert close_weak < close_frustum - 0.1, (close_weak, close_frustum)
+    assert camera_persp(rc.Camera.orbit(0.0, 0.0, 1.0, fov=90.0)).item() == pytest.approx(0.9)
+    assert camera_persp(rc.Camera.orbit(0.0, 0.0, 3.0, ortho_height=1.0)) is None
+
+
+def test_frustum_resample_is_the_affine_one_at_zero_and_differentiable_in_persp():
+    torch.manual_seed(4)
+    vox = torch.rand(2, 1, 6, 6, 6, dtype=torch.float64)
+    pose = [torch.tensor(v, dtype=torch.float64) for v in ([30.0, -70.0], [20.0, 50.0],
+                                                          [1.1, 0.8])]
+    zero = torch.zeros(2, dtype=torch.float64)
+    for window in (None, (2, 2, 4)):
+        a = resample(vox, *pose, (6, 8, 8), window=window)
+        b = resample(vox, *pose, (6, 8, 8), window=window, persp=zero)
+        assert torch.allclose(a, b, atol=1e-12)
+    persp = torch.tensor([0.3, 0.45], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p: resample(vox, *pose, (4, 4, 4), persp=p), [persp],
+                                    eps=1e-6, atol=1e-5)
+
+
 def _sphere_vox():
     return voxel_grid(trimesh.creation.icosphere(subdivisions=4, radius=0.8))
 

@@ -9,6 +9,7 @@ fraction for the next, sharper stage.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import RenderNet
+from .pose import MAX_PERSP
 from .render import DEFAULT_LIGHT_CAM, load_model, render_voxels
 
 STAGES = ((4, 25, 0.34), (2, 20, 0.34), (1, 20, 1.0))
@@ -48,7 +50,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
              spread: tuple[float, float] = (20.0, 10.0), grid: tuple[int, int] = (3, 3),
              stages: tuple[tuple[int, int, float], ...] = STAGES,
              lr: float = 1.5, model: RenderNet | None = None,
-             progress: Progress | None = None) -> PoseFit:
+             progress: Progress | None = None, fov: float | None = None) -> PoseFit:
     """Recover the pose (and light) of ``target`` through the network.
 
     Args:
@@ -61,6 +63,9 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
         stages: (downsample factor, Adam steps, fraction of hypotheses kept afterwards).
         lr: Adam step size in degrees (scale and light use lr/100).
         progress: optional callback, see :data:`Progress`.
+        fov: the vertical field of view (degrees) of a perspective target: the network then
+            renders through a frustum grid whose eye distance follows the fitted scale,
+            1/distance = scale·tan(fov/2). None: weak perspective.
     Returns:
         The best :class:`PoseFit`.
     """
@@ -78,6 +83,12 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
     lt = lt.expand(az.shape[0], 3).clone()
     losses = None
     total, done, stop = sum(st[1] for st in stages), 0, False
+    t = None if fov is None else math.tan(math.radians(fov) / 2)
+
+    def draw(az, el, sc, lt):
+        persp = None if t is None else (sc * t).clamp(max=MAX_PERSP)
+        return render_voxels(vox, az, el, sc, style, F.normalize(lt, dim=-1), model, persp)
+
     for factor, steps, keep in stages:
         params = [az.requires_grad_(), el.requires_grad_(), sc.requires_grad_()]
         groups = [{"params": params[:2], "lr": lr}, {"params": [sc], "lr": lr / 100}]
@@ -86,8 +97,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
         opt = torch.optim.Adam(groups)
         tgt = _down(target, factor)
         for _ in range(steps):
-            img = _down(render_voxels(vox, az, el, sc, style, F.normalize(lt, dim=-1), model),
-                        factor)
+            img = _down(draw(az, el, sc, lt), factor)
             per = ((img - tgt) ** 2).mean(dim=(1, 2, 3))
             opt.zero_grad()
             per.sum().backward()  # hypotheses are independent: one backward for all
@@ -100,8 +110,7 @@ def fit_pose(target: torch.Tensor, vox: torch.Tensor, style: str,
                 stop = True
                 break
         with torch.no_grad():
-            img = _down(render_voxels(vox, az, el, sc, style, F.normalize(lt, dim=-1), model),
-                        factor)
+            img = _down(draw(az, el, sc, lt), factor)
             losses = ((img - tgt) ** 2).mean(dim=(1, 2, 3))
             k = max(1, int(round(keep * az.shape[0])))
             idx = losses.argsort()[:k]

@@ -161,10 +161,11 @@ class RenderNet(nn.Module):
             "toon": lit[:, 1],
         }
 
-    def render_pose(self, vox, az, el, scale, light) -> dict[str, torch.Tensor]:
-        """Voxel grid [B,1,Z,Y,X] + pose [B] + camera-frame light [B,3] -> :meth:`forward`."""
+    def render_pose(self, vox, az, el, scale, light, persp=None) -> dict[str, torch.Tensor]:
+        """Voxel grid [B,1,Z,Y,X] + pose [B] + camera-frame light [B,3] -> :meth:`forward`.
+        ``persp`` [B] (1/eye distance) renders through a perspective (frustum) camera grid."""
         g = self.cfg.grid
-        return self.forward(resample(vox, az, el, scale, (g, g, g)), light)
+        return self.forward(resample(vox, az, el, scale, (g, g, g), persp=persp), light)
 
 
 GROWN = ("sproj", "sconv", "ps1", "ps2", "inj1", "inj2")

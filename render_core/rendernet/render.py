@@ -15,7 +15,7 @@ import torch
 
 from ..camera import Camera
 from .model import Config, RenderNet, images, load_grown
-from .pose import camera_to_pose, rotation
+from .pose import camera_persp, camera_to_pose, rotation
 from .voxelize import voxelize
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "rendernet" / "weights.pt"
@@ -55,7 +55,8 @@ def _light_to_camera(light, az, el, b: int) -> torch.Tensor:
 
 def render_voxels(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: torch.Tensor,
                   style: str, light_cam: torch.Tensor | None = None,
-                  model: RenderNet | None = None) -> torch.Tensor:
+                  model: RenderNet | None = None, persp: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """Network render of voxel grids for explicit poses.
 
     Args:
@@ -63,9 +64,11 @@ def render_voxels(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: 
         az, el, scale: [B] degrees, degrees, 1/ortho half-height.
         style: one of ``STYLES``.
         light_cam: [B,3] light direction in the camera frame (default upper right, front).
+        persp: [B] 1/(eye distance) for a perspective camera (a frustum camera grid, see
+            ``pose.frustum_grid``); None: weak perspective, as the network was trained.
     Returns:
         [B,128,128,C] float32 in [0,1] (C=3 for ``normal`` as (n+1)/2, else 1).
-        Differentiable w.r.t. vox, az, el, scale and light_cam.
+        Differentiable w.r.t. vox, az, el, scale, light_cam and persp.
     """
     if style not in STYLES:
         raise ValueError(f"unknown RenderNet style {style!r}; choose one of {STYLES}")
@@ -73,15 +76,15 @@ def render_voxels(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: 
     b = az.shape[0]
     if light_cam is None:
         light_cam = torch.tensor(DEFAULT_LIGHT_CAM).expand(b, 3)
-    out = model.render_pose(vox, az, el, scale, light_cam)
+    out = model.render_pose(vox, az, el, scale, light_cam, persp)
     if style == "normal":
         return (out["normal"] + 1) / 2
     return images(out, light_cam)[style].unsqueeze(-1)
 
 
 def render_styles(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: torch.Tensor,
-                  light_cam: torch.Tensor | None = None, model: RenderNet | None = None
-                  ) -> dict[str, torch.Tensor]:
+                  light_cam: torch.Tensor | None = None, model: RenderNet | None = None,
+                  persp: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every style from one forward pass (switching styles then costs nothing).
 
     Same arguments as :func:`render_voxels`. Returns ``{style: [B,128,128,C]}`` for every
@@ -90,7 +93,7 @@ def render_styles(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: 
     model = model or load_model()
     if light_cam is None:
         light_cam = torch.tensor(DEFAULT_LIGHT_CAM).expand(az.shape[0], 3)
-    out = model.render_pose(vox, az, el, scale, light_cam)
+    out = model.render_pose(vox, az, el, scale, light_cam, persp)
     res = {k: v.unsqueeze(-1) for k, v in images(out, light_cam).items()}
     res["normal"] = (out["normal"] + 1) / 2
     return res
@@ -109,7 +112,8 @@ def render(mesh, camera: Camera, style: str, light=None, *, vox: torch.Tensor | 
         mesh: a render_core ``Mesh`` / trimesh inside the unit ball (ignored if ``vox`` given).
         camera: render_core ``Camera`` [B] looking at the origin (orbit or look-at; ortho or
             perspective, square aspect). Differentiable through ``camera.eye`` and
-            ``ortho_height``/``fov``.
+            ``ortho_height``/``fov``. A perspective camera is rendered through a frustum
+            camera grid (foreshortening included; the eye is kept at distance ≥ 1/0.9).
         style: "phong" (deferred: analytic shading of the predicted normal map), "contour",
             "toon", "ao", "normal", "mask", or "phong_net" (the network's own Phong head).
         light: world-space direction towards the light, [3]|[B,3] tensor or a
@@ -123,4 +127,7 @@ def render(mesh, camera: Camera, style: str, light=None, *, vox: torch.Tensor | 
     if vox is None:
         vox = voxel_grid(mesh)
     light_cam = None if light is None else _light_to_camera(light, az, el, az.shape[0])
-    return render_voxels(vox, az.float(), el.float(), scale.float(), style, light_cam, model)
+    persp = camera_persp(camera)
+    persp = None if persp is None else persp.float()
+    return render_voxels(vox, az.float(), el.float(), scale.float(), style, light_cam, model,
+                         persp)
