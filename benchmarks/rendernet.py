@@ -49,6 +49,10 @@ def main() -> None:
             ms = timeit(lambda s=style: render_voxels(vox, *one, s, model=model))
         print(f"inference {style:8s} 1 view 128^2: {ms:.1f} ms")
     with torch.no_grad():
+        persp = torch.tensor([1 / 3.2])
+        ms = timeit(lambda: render_voxels(vox, *one, "phong", model=model, persp=persp))
+    print(f"inference phong    1 view 128^2, perspective (frustum grid): {ms:.1f} ms")
+    with torch.no_grad():
         b8 = [t.expand(8) for t in one]
         ms = timeit(lambda: render_voxels(vox, *b8, "phong", model=model)) / 8
     print(f"inference phong batch 8: {ms:.1f} ms/view")
