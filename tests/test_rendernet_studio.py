@@ -194,3 +194,31 @@ def test_evaluate_reads_mesh_files_and_fails_cleanly(tmp_path, capsys):
     assert E.main(["--shapes", "0", "--no-primitives", "--meshes", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.obj" in err[0]
+
+
+@needs_weights
+def test_per_image_psnr_and_sample_sheet(tmp_path):
+    """The card's second convention (mean of per-image PSNR) is never below the pooled one,
+    and the sample sheet holds a target row and a prediction row per shape, a column per
+    style, the targets being the cached images themselves."""
+    import trimesh
+    from PIL import Image
+
+    from render_core.rendernet import data as D
+    from render_core.rendernet.train import evaluate
+
+    item = E.mesh_item(trimesh.creation.capsule(1.0, 0.4), seed=11, views=2)
+    val = D.stack([item, item], [0, 1], D.random_light(np.random.default_rng(0), 2))
+    model = rc.rendernet.load_model()
+    pooled, per_image = evaluate(model, val), E.per_image_psnr(model, val)
+    for k in E.STYLE_KEYS:
+        assert per_image[k] >= pooled[k] - 1e-6, k
+    out = tmp_path / "sheet.png"
+    E.sample_sheet(model, val, out, n=1)
+    sheet = np.asarray(Image.open(out))
+    n = model.cfg.out_res
+    assert sheet.shape == (2 * n, len(E.STYLE_KEYS) * n)
+    contour = E.STYLE_KEYS.index("contour")
+    tgt = (val["contour"][0].numpy() * 255).round()
+    assert np.array_equal(sheet[:n, contour * n:(contour + 1) * n], tgt.astype(np.uint8))
+

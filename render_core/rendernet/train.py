@@ -63,6 +63,7 @@ def losses(out: dict, batch: dict, r0: int = 0, c0: int = 0) -> dict[str, torch.
 @torch.no_grad()
 def evaluate(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, float]:
     """Validation PSNR (dB) per style over the held-out batch (whole images, background too)."""
+    was_training = model.training
     model.eval()
     n = val["vox"].shape[0]
     preds: dict[str, list] = {k: [] for k in STYLE_KEYS}
@@ -73,7 +74,7 @@ def evaluate(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, float]:
         im = images(out, val["light"][sl])
         for k in STYLE_KEYS:
             preds[k].append(im[k])
-    model.train()
+    model.train(was_training)  # the shipped model stays in eval mode
     res = {}
     for k in STYLE_KEYS:
         tgt = val["phong" if k == "phong_net" else k]
