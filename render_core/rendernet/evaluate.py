@@ -118,6 +118,40 @@ def per_image_psnr(model, val: dict, chunk: int = 8) -> dict[str, float]:
 
 
 @torch.no_grad()
+def error_breakdown(model, val: dict, chunk: int = 8) -> dict[str, dict[str, float]]:
+    """Where the squared error is, per style: shares in the silhouette band (pixels within 2 px
+    of the target mask's edge), the interior and the background; plus, for deferred Phong,
+    the PSNR with the true mask and the predicted normals and vice versa (``oracle``)."""
+    from .targets import phong as phong_shade
+
+    n = val["vox"].shape[0]
+    ims, normals = [], []
+    for i in range(0, n, chunk):
+        sl = slice(i, i + chunk)
+        out = model.render_pose(val["vox"][sl], val["az"][sl], val["el"][sl], val["scale"][sl],
+                                val["light"][sl])
+        ims.append(images(out, val["light"][sl]))
+        normals.append(out["normal"])
+    m = val["mask"]
+    count = torch.nn.functional.conv2d(m[:, None], torch.ones(1, 1, 5, 5), padding=2)[:, 0]
+    near, inside = (count > 0).float(), (count > 24.5).float()
+    regions = {"band": near - inside, "interior": inside, "background": 1 - near}
+    res: dict[str, dict[str, float]] = {}
+    for k in ("phong", "contour", "toon", "ao", "mask"):
+        e = (torch.cat([im[k] for im in ims]) - val[k]) ** 2
+        res[k] = {r: float((e * w).sum() / e.sum()) for r, w in regions.items()}
+        res[k]["psnr"] = psnr(torch.cat([im[k] for im in ims]), val[k])
+    pred_mask, normal = torch.cat([im["mask"] for im in ims]), torch.cat(normals)
+    res["oracle"] = {
+        "true mask, predicted normals": psnr(phong_shade(normal, m, val["light"]), val["phong"]),
+        "predicted mask, true normals": psnr(phong_shade(val["normal"], pred_mask, val["light"]),
+                                             val["phong"]),
+    }
+    res["fractions"] = {r: float(w.mean()) for r, w in regions.items()}
+    return res
+
+
+@torch.no_grad()
 def sample_sheet(model, val: dict, path: Path, n: int = 4) -> None:
     """PNG of the first view of the first ``n`` held-out shapes: for each, a row of targets and
     a row of predictions, one column per style (``STYLE_KEYS``; ``phong_net``'s target is
@@ -177,6 +211,19 @@ def main(argv: list[str] | None = None) -> int:
         print(_row("same, mean of per-image PSNR", per_image_psnr(model, held_out)))
         print("| poster (single-style nets) | " + " | ".join(
             f"{POSER_PSNR[c]:.2f}" if c in POSER_PSNR else "–" for c in STYLE_KEYS) + " |")
+        print()
+        br = error_breakdown(model, held_out)
+        print("| style | PSNR | error share: silhouette band | interior | background |")
+        print("|---|---|---|---|---|")
+        for k in ("phong", "contour", "toon", "ao", "mask"):
+            r = br[k]
+            print(f"| {k} | {r['psnr']:.2f} | {r['band']:.2f} | {r['interior']:.2f} | "
+                  f"{r['background']:.2f} |")
+        fr = br["fractions"]
+        print(f"(pixel fractions: band {fr['band']:.3f}, interior {fr['interior']:.3f}, "
+              f"background {fr['background']:.3f})")
+        for name, v in br["oracle"].items():
+            print(f"deferred Phong with {name}: {v:.2f} dB")
         print()
     if not args.no_primitives:
         print(head)
