@@ -25,7 +25,7 @@ from . import data as D
 from .model import images
 from .render import WEIGHTS, load_model
 from .shapes import normalize
-from .train import STYLE_KEYS, evaluate, psnr
+from .train import STYLE_KEYS, evaluate, predict, psnr
 from .voxelize import voxelize
 
 POSER_PSNR = {"phong": 25.39, "contour": 19.70, "toon": 17.77, "ao": 22.37}
@@ -99,53 +99,38 @@ def mesh_table(model, meshes: dict[str, trimesh.Trimesh], seed0: int = 5000, vie
             for i, (name, mesh) in enumerate(meshes.items())}
 
 
-@torch.no_grad()
-def per_image_psnr(model, val: dict, chunk: int = 8) -> dict[str, float]:
+def per_image_psnr(model, val: dict) -> dict[str, float]:
     """Mean over images of each image's PSNR (dB) — the other common convention; the pooled
     PSNR of :func:`train.evaluate` (one MSE over all images) is never higher."""
-    n = val["vox"].shape[0]
-    res: dict[str, list] = {k: [] for k in STYLE_KEYS}
-    for i in range(0, n, chunk):
-        sl = slice(i, i + chunk)
-        out = model.render_pose(val["vox"][sl], val["az"][sl], val["el"][sl], val["scale"][sl],
-                                val["light"][sl])
-        im = images(out, val["light"][sl])
-        for k in STYLE_KEYS:
-            tgt = val["phong" if k == "phong_net" else k][sl]
-            mse = ((im[k] - tgt) ** 2).mean(dim=(1, 2)).clamp(min=1e-10)
-            res[k] += (-10 * torch.log10(mse)).tolist()
-    return {k: float(np.mean(v)) for k, v in res.items()}
+    pred = predict(model, val)
+    res = {}
+    for k in STYLE_KEYS:
+        mse = ((pred[k] - val["phong" if k == "phong_net" else k]) ** 2).mean(dim=(1, 2))
+        res[k] = float((-10 * torch.log10(mse.clamp(min=1e-10))).mean())
+    return res
 
 
-@torch.no_grad()
-def error_breakdown(model, val: dict, chunk: int = 8) -> dict[str, dict[str, float]]:
+def error_breakdown(model, val: dict) -> dict[str, dict[str, float]]:
     """Where the squared error is, per style: shares in the silhouette band (pixels within 2 px
     of the target mask's edge), the interior and the background; plus, for deferred Phong,
     the PSNR with the true mask and the predicted normals and vice versa (``oracle``)."""
     from .targets import phong as phong_shade
 
-    n = val["vox"].shape[0]
-    ims, normals = [], []
-    for i in range(0, n, chunk):
-        sl = slice(i, i + chunk)
-        out = model.render_pose(val["vox"][sl], val["az"][sl], val["el"][sl], val["scale"][sl],
-                                val["light"][sl])
-        ims.append(images(out, val["light"][sl]))
-        normals.append(out["normal"])
+    pred = predict(model, val)
     m = val["mask"]
     count = torch.nn.functional.conv2d(m[:, None], torch.ones(1, 1, 5, 5), padding=2)[:, 0]
     near, inside = (count > 0).float(), (count > 24.5).float()
     regions = {"band": near - inside, "interior": inside, "background": 1 - near}
     res: dict[str, dict[str, float]] = {}
     for k in ("phong", "contour", "toon", "ao", "mask"):
-        e = (torch.cat([im[k] for im in ims]) - val[k]) ** 2
+        e = (pred[k] - val[k]) ** 2
         res[k] = {r: float((e * w).sum() / e.sum()) for r, w in regions.items()}
-        res[k]["psnr"] = psnr(torch.cat([im[k] for im in ims]), val[k])
-    pred_mask, normal = torch.cat([im["mask"] for im in ims]), torch.cat(normals)
+        res[k]["psnr"] = psnr(pred[k], val[k])
+    light, target = val["light"], val["phong"]
     res["oracle"] = {
-        "true mask, predicted normals": psnr(phong_shade(normal, m, val["light"]), val["phong"]),
-        "predicted mask, true normals": psnr(phong_shade(val["normal"], pred_mask, val["light"]),
-                                             val["phong"]),
+        "true mask, predicted normals": psnr(phong_shade(pred["normal"], m, light), target),
+        "predicted mask, true normals": psnr(phong_shade(val["normal"], pred["mask"], light),
+                                             target),
     }
     res["fractions"] = {r: float(w.mean()) for r, w in regions.items()}
     return res

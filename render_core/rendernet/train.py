@@ -61,25 +61,25 @@ def losses(out: dict, batch: dict, r0: int = 0, c0: int = 0) -> dict[str, torch.
 
 
 @torch.no_grad()
-def evaluate(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, float]:
-    """Validation PSNR (dB) per style over the held-out batch (whole images, background too)."""
+def predict(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, torch.Tensor]:
+    """Every style image [N,h,w] (see :func:`model.images`) and ``normal`` [N,h,w,3] of a
+    validation batch, in eval mode, ``chunk`` samples per forward."""
     was_training = model.training
     model.eval()
-    n = val["vox"].shape[0]
-    preds: dict[str, list] = {k: [] for k in STYLE_KEYS}
-    for i in range(0, n, chunk):
+    parts = []
+    for i in range(0, val["vox"].shape[0], chunk):
         sl = slice(i, i + chunk)
         out = model.render_pose(val["vox"][sl], val["az"][sl], val["el"][sl], val["scale"][sl],
                                 val["light"][sl])
-        im = images(out, val["light"][sl])
-        for k in STYLE_KEYS:
-            preds[k].append(im[k])
+        parts.append({**images(out, val["light"][sl]), "normal": out["normal"]})
     model.train(was_training)  # the shipped model stays in eval mode
-    res = {}
-    for k in STYLE_KEYS:
-        tgt = val["phong" if k == "phong_net" else k]
-        res[k] = psnr(torch.cat(preds[k]), tgt)
-    return res
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def evaluate(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, float]:
+    """Validation PSNR (dB) per style over the held-out batch (whole images, background too)."""
+    pred = predict(model, val, chunk)
+    return {k: psnr(pred[k], val["phong" if k == "phong_net" else k]) for k in STYLE_KEYS}
 
 
 def _save(obj, path: Path) -> None:
