@@ -11,9 +11,11 @@ the event loop. :meth:`FitWorker.fetch_checkpoint` asks the fit process for its 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
+from PyQt6 import sip
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from .fitproc import FitProcess
@@ -56,7 +58,7 @@ class FitWorker(QObject):
             self._running = False
             self._pending_steps = 0
             self._cond.notify()
-        self.state_changed.emit("paused")
+        self._emit("state_changed", "paused")
 
     def step(self, n: int = 1) -> None:
         """Run ``n`` more steps, then pause."""
@@ -149,8 +151,10 @@ class FitWorker(QObject):
                         for _, box in requests:
                             box["result"] = (ckpt_gen, ckpt, history)
                 except Exception as e:  # a bad setting or problem must not kill the thread
+                    if self._stop or sip.isdeleted(self):
+                        break  # shutting down (e.g. the child ended with the interpreter)
                     self.pause()
-                    self.failed.emit(f"optimisation step failed: {e}")
+                    self._emit("failed", f"optimisation step failed: {e}")
                     batch = []
                     self._sent_generation = None  # rebuild the child's fit from scratch
                     if not proc.process.is_alive():  # it crashed: start a fresh one
@@ -166,7 +170,14 @@ class FitWorker(QObject):
                     done.set()
                 self._ckpt_requests = []
             proc.close()
-        self.state_changed.emit("stopped")
+        self._emit("state_changed", "stopped")
+
+    def _emit(self, signal: str, *args) -> None:
+        """Emit unless this object's C++ side is gone (the window was deleted while the
+        thread was still finishing): at interpreter exit an exception here would abort."""
+        if not sip.isdeleted(self):
+            with contextlib.suppress(RuntimeError):  # deleted between the check and the emit
+                getattr(self, signal).emit(*args)
 
     _sent_generation: int | None = None
     _sent_config = None
