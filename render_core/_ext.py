@@ -13,7 +13,9 @@ When the build fails (no compiler, ...) only the ``torch`` backend is available 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -105,6 +107,10 @@ def build_dir(variant: str) -> Path:
     return base / f"{torch.__version__.replace('+', '_')}-{variant}-{h.hexdigest()[:12]}"
 
 
+STALE_LOCK_SECONDS = 1800.0
+"""Age after which a build lock is taken for one a killed build left behind."""
+
+
 def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleType:
     """Compile (or load from the cache) one variant of the extension; raises on failure."""
     from torch.utils import cpp_extension
@@ -131,7 +137,21 @@ def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleTy
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", _DEFAULT_ARCH)
         sources += [str(_CSRC / s) for s in _CUDA_SOURCES]
         kwargs["extra_cuda_cflags"] = _CUDA_CFLAGS
-    fresh = not any(directory.glob(f"{name}*.so"))
+    built = sorted(directory.glob(f"{name}*.so"))
+    if built and not force:
+        # The directory is keyed by a hash of the sources and flags, so a library in it is
+        # current: import it directly. cpp_extension.load would take the build lock even to
+        # find nothing to do, and a process killed while holding it (a fit child the studio
+        # ends) would leave every later start waiting on the lock forever.
+        spec = importlib.util.spec_from_file_location(name, built[0])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    lock = directory / "lock"
+    with contextlib.suppress(OSError):  # a build takes minutes; an older lock is a dead one's
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink()
+    fresh = not built
     if fresh:
         print(
             f"render_core: compiling the native {variant} extension (first use, about a minute)",

@@ -289,3 +289,20 @@ def test_cutoff_radius_formula():
     # r_c = sqrt(sigma ln(1/eps)): at the DIB-R sigma the mask reaches ~5 px at 256x256.
     r_px = math.sqrt(tr.cutoff2(1 / 7000, 1e-5)) * 128
     assert 5 < r_px < 5.5
+
+
+def test_a_lock_left_by_a_killed_process_does_not_hang_the_next_start():
+    """A process killed while holding the build lock (a fit child the studio ends) leaves the
+    lock file behind; a later start must load the built library anyway, not wait forever."""
+    from render_core import _ext
+
+    _ext.load_variant("cpu")  # built (the suite's setup builds it; this makes sure)
+    lock = _ext.build_dir("cpu") / "lock"
+    lock.touch()
+    try:
+        code = "from render_core import _ext; print(_ext.load_variant('cpu').__name__)"
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0 and "dibr_render_core_cpu" in r.stdout, r.stderr
+    finally:
+        lock.unlink(missing_ok=True)
