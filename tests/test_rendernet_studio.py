@@ -205,12 +205,12 @@ def test_per_image_psnr_and_sample_sheet(tmp_path):
     from PIL import Image
 
     from render_core.rendernet import data as D
-    from render_core.rendernet.train import evaluate
+    from render_core.rendernet.train import evaluate, predict
 
     item = E.mesh_item(trimesh.creation.capsule(1.0, 0.4), seed=11, views=2)
     val = D.stack([item, item], [0, 1], D.random_light(np.random.default_rng(0), 2))
     model = rc.rendernet.load_model()
-    pooled, per_image = evaluate(model, val), E.per_image_psnr(model, val)
+    pooled, per_image = evaluate(model, val), E.per_image_psnr(predict(model, val), val)
     for k in E.STYLE_KEYS:
         assert per_image[k] >= pooled[k] - 1e-6, k
     out = tmp_path / "sheet.png"

@@ -22,10 +22,9 @@ import torch
 import trimesh
 
 from . import data as D
-from .model import images
 from .render import WEIGHTS, load_model
 from .shapes import normalize
-from .train import STYLE_KEYS, evaluate, predict, psnr
+from .train import STYLE_KEYS, evaluate, predict, psnr, scores, target
 from .voxelize import voxelize
 
 POSER_PSNR = {"phong": 25.39, "contour": 19.70, "toon": 17.77, "ao": 22.37}
@@ -87,9 +86,7 @@ def per_mesh(model, name: str, item: dict) -> dict[str, float]:
     rng = np.random.default_rng(7)
     n = len(item["pose"])
     b = D.stack([item] * n, list(range(n)), D.random_light(rng, n))
-    out = model.render_pose(b["vox"], b["az"], b["el"], b["scale"], b["light"])
-    im = images(out, b["light"])
-    return {k: psnr(im[k], b["phong" if k == "phong_net" else k]) for k in STYLE_KEYS}
+    return evaluate(model, b)
 
 
 def mesh_table(model, meshes: dict[str, trimesh.Trimesh], seed0: int = 5000, views: int = 2
@@ -99,24 +96,23 @@ def mesh_table(model, meshes: dict[str, trimesh.Trimesh], seed0: int = 5000, vie
             for i, (name, mesh) in enumerate(meshes.items())}
 
 
-def per_image_psnr(model, val: dict) -> dict[str, float]:
-    """Mean over images of each image's PSNR (dB) — the other common convention; the pooled
-    PSNR of :func:`train.evaluate` (one MSE over all images) is never higher."""
-    pred = predict(model, val)
+def per_image_psnr(pred: dict, val: dict) -> dict[str, float]:
+    """Mean over images of each image's PSNR (dB) of :func:`train.predict`'s images — the other
+    common convention; the pooled PSNR (:func:`train.scores`) is never higher."""
     res = {}
     for k in STYLE_KEYS:
-        mse = ((pred[k] - val["phong" if k == "phong_net" else k]) ** 2).mean(dim=(1, 2))
+        mse = ((pred[k] - target(val, k)) ** 2).mean(dim=(1, 2))
         res[k] = float((-10 * torch.log10(mse.clamp(min=1e-10))).mean())
     return res
 
 
-def error_breakdown(model, val: dict) -> dict[str, dict[str, float]]:
-    """Where the squared error is, per style: shares in the silhouette band (pixels within 2 px
-    of the target mask's edge), the interior and the background; plus, for deferred Phong,
-    the PSNR with the true mask and the predicted normals and vice versa (``oracle``)."""
+def error_breakdown(pred: dict, val: dict) -> dict[str, dict[str, float]]:
+    """Where the squared error of :func:`train.predict`'s images is, per style: shares in the
+    silhouette band (pixels within 2 px of the target mask's edge), the interior and the
+    background; plus, for deferred Phong, the PSNR with the true mask and the predicted normals
+    and vice versa (``oracle``)."""
     from .targets import phong as phong_shade
 
-    pred = predict(model, val)
     m = val["mask"]
     count = torch.nn.functional.conv2d(m[:, None], torch.ones(1, 1, 5, 5), padding=2)[:, 0]
     near, inside = (count > 0).float(), (count > 24.5).float()
@@ -143,15 +139,12 @@ def sample_sheet(model, val: dict, path: Path, n: int = 4) -> None:
     Phong's). The validation batch holds two views per shape, so shape i is sample 2i."""
     from PIL import Image
 
-    sl = torch.arange(0, 2 * n, 2)
-    out = model.render_pose(val["vox"][sl], val["az"][sl], val["el"][sl], val["scale"][sl],
-                            val["light"][sl])
-    im = images(out, val["light"][sl])
+    first_views = {k: v[: 2 * n : 2] for k, v in val.items()}
+    pred = predict(model, first_views)
     rows = []
-    for j, i in enumerate(sl.tolist()):
-        tgt = [val["phong" if k == "phong_net" else k][i] for k in STYLE_KEYS]
-        rows.append(torch.cat(tgt, 1))
-        rows.append(torch.cat([im[k][j] for k in STYLE_KEYS], 1))
+    for i in range(len(first_views["vox"])):
+        rows.append(torch.cat([target(first_views, k)[i] for k in STYLE_KEYS], 1))
+        rows.append(torch.cat([pred[k][i] for k in STYLE_KEYS], 1))
     sheet = (torch.cat(rows, 0).clamp(0, 1) * 255).round().byte().numpy()
     tmp = path.with_name(path.name + ".tmp")
     Image.fromarray(sheet).save(tmp, format="PNG")
@@ -190,14 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.samples:
         sample_sheet(model, held_out, args.samples)
     if args.shapes > 0:
-        val = evaluate(model, held_out)
+        pred = predict(model, held_out)  # one forward pass feeds every table below
         print(head)
-        print(_row(f"held-out seeds ({args.shapes} shapes × 2 views)", val))
-        print(_row("same, mean of per-image PSNR", per_image_psnr(model, held_out)))
+        print(_row(f"held-out seeds ({args.shapes} shapes × 2 views)", scores(pred, held_out)))
+        print(_row("same, mean of per-image PSNR", per_image_psnr(pred, held_out)))
         print("| poster (single-style nets) | " + " | ".join(
             f"{POSER_PSNR[c]:.2f}" if c in POSER_PSNR else "–" for c in STYLE_KEYS) + " |")
         print()
-        br = error_breakdown(model, held_out)
+        br = error_breakdown(pred, held_out)
         print("| style | PSNR | error share: silhouette band | interior | background |")
         print("|---|---|---|---|---|")
         for k in ("phong", "contour", "toon", "ao", "mask"):

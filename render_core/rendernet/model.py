@@ -136,12 +136,14 @@ class RenderNet(nn.Module):
         g, bta = self.film(light).chunk(2, -1)
         x = x * (1 + g[..., None, None]) + bta[..., None, None]
         x = self.trunk(x)
-        if skip is None:
-            x = self.pc1(self.c1(self.pu1(self.up1(x))))
-            return self.pc2(self.c2(self.pu2(self.up2(x))))
-        x = self.pc1(self.c1(self.pu1(self.up1(x))) + self.inj1(skip))
-        skip = F.interpolate(skip, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.pc2(self.c2(self.pu2(self.up2(x))) + self.inj2(skip))
+        x = self.c1(self.pu1(self.up1(x)))
+        if skip is not None:
+            x = x + self.inj1(skip)
+        x = self.c2(self.pu2(self.up2(self.pc1(x))))
+        if skip is not None:
+            up = F.interpolate(skip, scale_factor=2, mode="bilinear", align_corners=False)
+            x = x + self.inj2(up)
+        return self.pc2(x)
 
     def forward(self, cam_vox: torch.Tensor, light: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits / raw outputs for a camera-frame grid [B,1,D,H,W] and light [B,3] (camera

@@ -76,10 +76,19 @@ def predict(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, torch.Tens
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def target(val: dict, style: str) -> torch.Tensor:
+    """The target images of ``style`` in a batch (the Phong head is scored against Phong)."""
+    return val["phong" if style == "phong_net" else style]
+
+
+def scores(pred: dict, val: dict) -> dict[str, float]:
+    """PSNR (dB) per style of :func:`predict`'s images over the batch (one pooled MSE)."""
+    return {k: psnr(pred[k], target(val, k)) for k in STYLE_KEYS}
+
+
 def evaluate(model: RenderNet, val: dict, chunk: int = 8) -> dict[str, float]:
     """Validation PSNR (dB) per style over the held-out batch (whole images, background too)."""
-    pred = predict(model, val, chunk)
-    return {k: psnr(pred[k], val["phong" if k == "phong_net" else k]) for k in STYLE_KEYS}
+    return scores(predict(model, val, chunk), val)
 
 
 def _save(obj, path: Path) -> None:
