@@ -115,7 +115,8 @@ class TargetView:
 
     ``image`` [H,W,3] float32 sRGB in [0,1]; ``mask`` [H,W] float32 in [0,1] or None (then
     the non-black pixels are the mask: right for renders over black, not for photos, which the
-    studio gives an estimated mask, ``studio.photo``). Camera in the orbit convention, degrees.
+    studio gives an estimated mask, ``studio.model.photo``). Camera in the orbit convention,
+    degrees.
     """
 
     image: np.ndarray

@@ -3,8 +3,8 @@
     python scripts/rendernet_pose_table.py [--search default|single|both] [--camera long|close|both]
 
 For each mesh in ``assets/meshes/``: an analytic Lambertian render (render_core, perspective,
-grey) at azimuth 40°, elevation 25° is the target; ``studio.neural.fit_camera`` (the code behind
-Optimise ▸ Fit camera and light with RenderNet) starts 20° off in both angles, also fits the
+grey) at azimuth 40°, elevation 25° is the target; ``studio.model.neural.fit_camera`` (the code
+behind Optimise ▸ Fit camera and light with RenderNet) starts 20° off in both angles, also fits the
 light, and the error of the recovered (azimuth, elevation) is printed in degrees, one markdown
 row per camera and search. "default" is the studio's multi-hypothesis coarse-to-fine search;
 "single" is one hypothesis and 32 steps.

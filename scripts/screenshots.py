@@ -21,7 +21,7 @@ def photo_like(size=(240, 320), azimuth=40.0, elevation=20.0, distance=4.2, fov=
     import numpy as np
 
     import render_core as rc
-    from studio.demo import demo_object
+    from studio.model.demo import demo_object
 
     h, w = size
     cam = rc.Camera.orbit(azimuth, elevation, distance, fov=fov, aspect=w / h)
@@ -74,14 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from studio.app import set_default_gl_format
+    from studio.qt.app import set_default_gl_format
 
     set_default_gl_format()
     from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
-    from studio.main_window import MainWindow
-    from studio.session import Session
+    from studio.model.session import Session
+    from studio.qt.window import MainWindow
 
     app = QApplication(sys.argv[:1])
     settings = QSettings(str(out / ".screenshots.ini"), QSettings.Format.IniFormat)
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from PyQt6.QtWidgets import QDockWidget
 
-    from studio import files
-    from studio.demo import demo_object
+    from studio.model import files
+    from studio.model.demo import demo_object
 
     window.images.mode.setCurrentIndex(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,8 @@ ensure_os_packages
 ensure_venv "studio,test,rendernet"
 cd "$ROOT"
 "$VENV/bin/ruff" check render_core studio tests benchmarks scripts
+# The layer contracts of pyproject.toml: render_core and studio.model import no Qt/GL.
+"$VENV/bin/lint-imports"
 bash "$ROOT/scripts/check_cuda_build.sh"
 # Build the native CPU extension up front: a compile failure fails the run here, and no test
 # (the GUI tests among them) waits on a first-use build.

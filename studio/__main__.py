@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dibr-studio: error: unknown option {argv[0]} (see dibr-studio --help)",
               file=sys.stderr)
         return 2
-    from .app import has_display, run_gui
+    from .qt.app import has_display, run_gui
 
     if not has_display():
         from .cli import fit_main

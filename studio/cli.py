@@ -18,8 +18,8 @@ import torch
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, ParamGroup
 
-from . import files
-from .session import Session
+from .model import files
+from .model.session import Session
 
 
 class UsageError(Exception):

@@ -15,9 +15,9 @@ from bad_input_corpus import BAD_IMAGES, BAD_MESHES, build, declared_png, png16
 from PIL import Image
 
 import render_core as rc
-from studio import files
 from studio.__main__ import main
-from studio.session import Session
+from studio.model import files
+from studio.model.session import Session
 
 pytestmark = pytest.mark.timeout(60)  # a hang is a failure
 
@@ -51,7 +51,7 @@ def good_target(folder: Path) -> Path:
 
 def _assert_clear_load_errors(path: Path, words, core_error, core_load, studio_load):
     """``core_load`` (render_core) raises ``core_error`` naming the path and the problem on
-    one line, ``studio_load`` (studio.files) a ``LoadError`` naming the file; returns that."""
+    one line, ``studio_load`` (studio.model.files) a ``LoadError`` naming the file; returns that."""
     with pytest.raises(core_error) as info:
         core_load(path)
     _assert_one_line(str(info.value), str(path), *words)

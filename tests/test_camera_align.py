@@ -8,9 +8,9 @@ import torch
 
 import render_core as rc
 from render_core.fit import ParamGroup
-from studio import files
-from studio.demo import demo_object
-from studio.session import Session
+from studio.model import files
+from studio.model.demo import demo_object
+from studio.model.session import Session
 
 RES = 48
 

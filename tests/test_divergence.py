@@ -11,7 +11,7 @@ import torch
 
 import render_core as rc
 from render_core.fit import GROUPS, FitConfig, Fitter, ParamGroup, TargetView
-from studio.session import Session
+from studio.model.session import Session
 
 
 @pytest.fixture(scope="module")

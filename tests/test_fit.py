@@ -119,7 +119,7 @@ def test_bad_targets_are_rejected():
 def test_render_core_does_not_need_qt():
     code = ("import sys; [sys.modules.__setitem__(m, None) for m in "
             "('PyQt6', 'moderngl', 'pyqtgraph')]; "
-            "import render_core.fit, studio.session, studio.fitproc, studio.cli")
+            "import render_core.fit, studio.model.session, studio.model.fitproc, studio.cli")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import render_core as rc
-from studio import files, photo
-from studio.demo import demo_object
-from studio.session import Session
+from studio.model import files, photo
+from studio.model.demo import demo_object
+from studio.model.session import Session
 
 STEPS = 120  # sphere-fitting steps at 48 px
 LIGHT = rc.DirectionalLight([0.3, 1.0, 0.6], intensity=0.8, ambient=0.3)

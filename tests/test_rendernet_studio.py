@@ -15,7 +15,7 @@ import render_core as rc
 from render_core.rendernet import evaluate as E
 from render_core.rendernet.render import WEIGHTS
 from studio import neural as N
-from studio.session import Session
+from studio.model.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped RenderNet weights")

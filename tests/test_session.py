@@ -1,4 +1,4 @@
-"""studio.session (no Qt): events, loading errors that leave it unchanged, exports."""
+"""studio.model.session (no Qt): events, loading errors that leave it unchanged, exports."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 import render_core as rc
-from studio.files import LoadError
-from studio.session import Session
+from studio.model.files import LoadError
+from studio.model.session import Session
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_exports_reload(session, tmp_path):
 
 
 def test_fit_process_round_trip(session):
-    from studio.fitproc import FitProcess
+    from studio.model.fitproc import FitProcess
 
     proc = FitProcess()
     try:

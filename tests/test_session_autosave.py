@@ -1,4 +1,4 @@
-"""studio.autosave (no Qt): autosave when changed, clean exit, recovery after a SIGKILL."""
+"""studio.model.autosave (no Qt): autosave when changed, clean exit, recovery after a SIGKILL."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_session_store import make_session
 
-from studio.autosave import ENV_VAR, Autosaver, data_dir
-from studio.session import Session
+from studio.model.autosave import ENV_VAR, Autosaver, data_dir
+from studio.model.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_recovery_after_a_kill_continues_the_fit(tmp_path):
         torch.set_num_threads(1)
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from test_session_store import make_session
-        from studio.autosave import Autosaver
+        from studio.model.autosave import Autosaver
         s = make_session(Path({str(tmp_path)!r}))
         saver = Autosaver(s, {str(folder)!r})
         saver.start()
@@ -91,7 +91,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from test_session_store import make_session
-from studio.autosave import Autosaver
+from studio.model.autosave import Autosaver
 s = make_session(Path({tmp!r}))
 saver = Autosaver(s, {folder!r})
 saver.start()

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.demo import demo_scene
-from studio.session import Session
-from studio.session_store import SessionFileError, read_session
+from studio.model.demo import demo_scene
+from studio.model.session import Session
+from studio.model.store import SessionFileError, read_session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_reopened_session_continues_with_the_same_loss_curve(tmp_path):
     code = textwrap.dedent(f"""
         import json, torch
         torch.set_num_threads(1)
-        from studio.session import Session
+        from studio.model.session import Session
         s = Session()
         s.open({str(path)!r})
         print(json.dumps([s.step()["total"] for _ in range(2)]))
@@ -92,7 +92,7 @@ def test_reopened_session_continues_with_the_same_loss_curve(tmp_path):
 
 
 def test_fit_process_checkpoint_resumes_in_a_new_fit_process(tmp_path):
-    from studio.fitproc import FitProcess
+    from studio.model.fitproc import FitProcess
 
     n = 3
     straight = make_session(tmp_path)
@@ -126,7 +126,7 @@ def test_fit_process_checkpoint_resumes_in_a_new_fit_process(tmp_path):
 _SAVER = """
 import sys, torch
 torch.set_num_threads(1)
-from studio.session import Session
+from studio.model.session import Session
 a, b = Session(), Session()
 a.open(sys.argv[1]); b.open(sys.argv[1]); b.step()
 print("ready", flush=True)

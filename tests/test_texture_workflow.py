@@ -14,7 +14,7 @@ import render_core as rc
 from render_core.bake import dilate, uv_fragments
 from render_core.fit import GROUPS, FitConfig, ParamGroup, TargetView
 from render_core.uv import atlas_uvs, generate_uvs
-from studio.session import Session
+from studio.model.session import Session
 
 RES = 40
 

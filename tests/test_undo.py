@@ -1,4 +1,4 @@
-"""studio.undo (no Qt): undo/redo of settings, target cameras, masks and removals."""
+"""studio.model.undo (no Qt): undo/redo of settings, target cameras, masks and removals."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.session import Session
-from studio.undo import UndoStack
+from studio.model.session import Session
+from studio.model.undo import UndoStack
 
 
 class Clock:

@@ -16,7 +16,7 @@ HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"
 
 def pytest_configure(config):
     if HAS_DISPLAY:
-        from studio.app import set_default_gl_format
+        from studio.qt.app import set_default_gl_format
 
         set_default_gl_format()
 
@@ -49,8 +49,8 @@ def settings(tmp_path):
 @pytest.fixture
 def window(qtbot, settings):
     """The main window with the demo scene at a small, fast fit resolution."""
-    from studio.main_window import MainWindow
-    from studio.session import Session
+    from studio.model.session import Session
+    from studio.qt.window import MainWindow
 
     session = Session()
     win = MainWindow(session, settings=settings)

@@ -23,8 +23,8 @@ def corpus_window(qapp, tmp_path_factory):
     """A main window whose session holds an icosphere and one 16x16 target."""
     from PyQt6.QtCore import QSettings
 
-    from studio.main_window import MainWindow
-    from studio.session import Session
+    from studio.model.session import Session
+    from studio.qt.window import MainWindow
 
     folder = tmp_path_factory.mktemp("corpus_window")
     img = np.zeros((16, 16, 4), np.uint8)
@@ -55,7 +55,7 @@ def test_bad_file_shows_a_dialog_and_keeps_the_session(case, corpus_window, qtbo
                                                        monkeypatch):
     window = corpus_window
     shown: list[str] = []
-    monkeypatch.setattr("studio.main_window.QMessageBox.critical",
+    monkeypatch.setattr("studio.qt.window.QMessageBox.critical",
                         lambda parent, title, text: shown.append(text))
     s = window.session
     mesh, targets, generation = s.initial_mesh, list(s.targets), s.generation

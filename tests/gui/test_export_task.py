@@ -10,8 +10,8 @@ import time
 import pytest
 
 import render_core as rc
-from studio.demo import demo_object
-from studio.export_task import STALE_AFTER, ExportTask, sweep_stale_temps
+from studio.model.demo import demo_object
+from studio.qt.export_task import STALE_AFTER, ExportTask, sweep_stale_temps
 
 
 def _aged(path, seconds: float):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QPointF
 
-from studio.autosave import Autosaver
-from studio.session import Session
-from studio.session_store import read_session
+from studio.model.autosave import Autosaver
+from studio.model.session import Session
+from studio.model.store import read_session
 
 
 def _steps(window, qtbot, n: int) -> None:
@@ -49,7 +49,7 @@ def test_saved_session_resumes_in_the_fit_process(window, qtbot, tmp_path):
 
 def test_bad_session_file_shows_a_dialog(window, qtbot, tmp_path, monkeypatch):
     shown = []
-    monkeypatch.setattr("studio.main_window.QMessageBox.critical",
+    monkeypatch.setattr("studio.qt.window.QMessageBox.critical",
                         lambda *a, **k: shown.append(a[2]))
     good = tmp_path / "good.zip"
     assert window.session_actions.save_to(good)
@@ -85,7 +85,7 @@ def test_undo_and_redo_actions(window, qtbot):
 def test_revert_from_the_loss_plot(window, qtbot, monkeypatch):
     from PyQt6.QtWidgets import QMessageBox
 
-    monkeypatch.setattr("studio.session_actions.QMessageBox.question",
+    monkeypatch.setattr("studio.qt.session_actions.QMessageBox.question",
                         lambda *a, **k: QMessageBox.StandardButton.Yes)
     _steps(window, qtbot, 6)
     history = list(window.session.history)
@@ -117,7 +117,7 @@ def test_revert_from_the_loss_plot(window, qtbot, monkeypatch):
 def test_recovery_question_after_a_crash(qtbot, settings, studio_data, monkeypatch):
     from PyQt6.QtWidgets import QMessageBox
 
-    from studio.main_window import MainWindow
+    from studio.qt.window import MainWindow
 
     crashed = Session()
     crashed.load_demo()
@@ -132,7 +132,7 @@ def test_recovery_question_after_a_crash(qtbot, settings, studio_data, monkeypat
     saver.marker.write_text(json.dumps({"pid": dead.pid}))  # its process is gone: a crash
 
     asked = []
-    monkeypatch.setattr("studio.session_actions.QMessageBox.question",
+    monkeypatch.setattr("studio.qt.session_actions.QMessageBox.question",
                         lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
     win = MainWindow(Session(), settings=settings)
     qtbot.addWidget(win)
@@ -148,7 +148,7 @@ def test_recovery_question_after_a_crash(qtbot, settings, studio_data, monkeypat
 def test_every_crashed_autosave_is_offered_in_turn(qtbot, settings, studio_data, monkeypatch):
     from PyQt6.QtWidgets import QMessageBox
 
-    from studio.main_window import MainWindow
+    from studio.qt.window import MainWindow
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -167,7 +167,7 @@ def test_every_crashed_autosave_is_offered_in_turn(qtbot, settings, studio_data,
 
     asked = []
     answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
-    monkeypatch.setattr("studio.session_actions.QMessageBox.question",
+    monkeypatch.setattr("studio.qt.session_actions.QMessageBox.question",
                         lambda *a, **k: asked.append(a[2]) or next(answers))
     win = MainWindow(Session(), settings=settings)
     qtbot.addWidget(win)

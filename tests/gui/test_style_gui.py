@@ -72,8 +72,8 @@ def test_changing_the_shading_elsewhere_leaves_rendernet(window, qtbot):
 
 
 def _critter_window(qtbot, settings, az, el, dist, fov):
-    from studio.main_window import MainWindow
-    from studio.session import Session
+    from studio.model.session import Session
+    from studio.qt.window import MainWindow
 
     mesh = rc.load_mesh(ROOT / "assets" / "meshes" / "critter.ply")
     cam = rc.Camera.orbit(az, el, dist, fov=fov)
@@ -98,7 +98,7 @@ FAST_FIT = {"grid": (1, 1), "stages": ((4, 12, 1.0), (2, 10, 1.0), (1, 10, 1.0))
 
 @pytest.mark.slow
 def test_rendernet_camera_fit_from_the_optimise_menu(qtbot, settings, monkeypatch):
-    from studio.style_menu import StyleMenu
+    from studio.qt.style_menu import StyleMenu
 
     monkeypatch.setattr(StyleMenu, "fit_options", FAST_FIT)
     az, el = 40.0, 25.0
@@ -121,11 +121,11 @@ def test_rendernet_camera_fit_from_the_optimise_menu(qtbot, settings, monkeypatc
 
 
 def test_rendernet_camera_fit_can_be_cancelled(qtbot, settings, monkeypatch):
-    from studio.style_menu import StyleMenu
+    from studio.qt.style_menu import StyleMenu
 
     monkeypatch.setattr(StyleMenu, "fit_options", FAST_FIT)
     errors = []
-    monkeypatch.setattr("studio.main_window.QMessageBox.critical",
+    monkeypatch.setattr("studio.qt.window.QMessageBox.critical",
                         lambda parent, title, text: errors.append(text))
     win = _critter_window(qtbot, settings, 40.0, 25.0, 8.0, 15.0)
     try:

@@ -10,8 +10,8 @@ from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtWidgets import QDockWidget
 
 import render_core as rc
-from studio import files
-from studio.backdrop import frame_rect
+from studio.model import files
+from studio.qt.backdrop import frame_rect
 
 
 def _photo(size: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from PyQt6.QtCore import QElapsedTimer, QTimer
 from PyQt6.QtGui import QImage
 
 import render_core as rc
-from studio.demo import demo_object
+from studio.model.demo import demo_object
 
 
 def framebuffer(viewport) -> np.ndarray:
@@ -100,13 +100,13 @@ def test_load_and_export_through_the_session(window, qtbot, tmp_path):
 def test_mesh_export_runs_while_the_event_loop_keeps_going(window, qtbot, tmp_path,
                                                            monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("studio.main_window.QMessageBox.critical",
+    monkeypatch.setattr("studio.qt.window.QMessageBox.critical",
                         lambda parent, title, text: shown.append(text))
     big = tmp_path / "big.ply"
     rc.save_mesh(demo_object(5), big)  # 20,480 faces with vertex colours: a bake of seconds
     assert window.open_mesh(big)
     out = tmp_path / "out.obj"
-    monkeypatch.setattr("studio.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("studio.qt.window.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(out), ""))
     ticks = [0]
     ticks_when_done: list[int] = []
@@ -200,7 +200,7 @@ def test_event_loop_stays_responsive_while_optimising(window, qtbot):
 
 def test_bad_input_shows_a_dialog_and_keeps_the_session(window, qtbot, tmp_path, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("studio.main_window.QMessageBox.critical",
+    monkeypatch.setattr("studio.qt.window.QMessageBox.critical",
                         lambda parent, title, text: shown.append(text))
     s = window.session
     mesh_before, targets_before = s.initial_mesh, list(s.targets)

@@ -1,6 +1,6 @@
 """The control panel: parameter groups, shading, loss weights, resolution, Run/Pause/Step/Reset.
 
-It edits the :class:`~studio.session.Session` directly (settings apply at the next step) and
+It edits the :class:`~studio.model.session.Session` directly (settings apply at the next step) and
 follows the session's ``config`` events, so the widgets always show the real settings. The
 run buttons only emit signals; the main window wires them to the worker.
 """
@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS
 
-from .session import Session
+from ..model.session import Session
 from .viewport import MODES
 
 GROUP_LABELS = {"vertices": "Vertex positions", "colors": "Vertex colours", "texture": "Texture",

@@ -30,7 +30,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 
 import render_core as rc
 
-from . import files
+from ..model import files
 
 STALE_AFTER = 300.0
 """Seconds since its last write after which an export's temporary file is taken for a

@@ -1,6 +1,6 @@
 """The mask editor: a target's mask shown as an overlay on its image, with the automatic
 foreground threshold and an add/erase brush to correct it (the algorithms live in
-:mod:`studio.photo`; this is only their Qt face).
+:mod:`studio.model.photo`; this is only their Qt face).
 
 Left-drag paints with the chosen brush (add or erase), right-drag with the other one; strokes
 survive threshold changes. OK hands the mask back (:meth:`MaskEditorDialog.mask`); the caller
@@ -28,7 +28,7 @@ from PyQt6.QtWidgets import (
 
 from render_core.fit import TargetView
 
-from . import files, photo
+from ..model import files, photo
 
 _OVERLAY = np.array([255, 60, 60], np.float32)  # background tint: what the fit ignores
 

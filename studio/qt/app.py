@@ -29,8 +29,8 @@ def run_gui(paths: list[str]) -> int:
     set_default_gl_format()
     from PyQt6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
-    from .session import Session
+    from ..model.session import Session
+    from .window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("dibr-studio")

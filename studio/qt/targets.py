@@ -31,9 +31,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from . import files
+from ..model import files
+from ..model.session import Session
 from .mask_editor import MaskEditorDialog
-from .session import Session
 from .viewport import Viewport
 
 THUMB = 56
@@ -277,7 +277,7 @@ class TargetsPanel(QWidget):
 
 
 def install(window) -> TargetsPanel:
-    """Add the Targets dock to ``window`` (a :class:`~studio.main_window.MainWindow`) and wire
+    """Add the Targets dock to ``window`` (a :class:`~studio.qt.window.MainWindow`) and wire
     it to the session, the image panels' view list, the viewport and the error dialog."""
     panel = TargetsPanel(window.session, window.viewport)
     dock = QDockWidget("Targets", window)

@@ -1,9 +1,10 @@
 """The main window's session features: File ▸ Open/Save session, Edit ▸ Undo/Redo and "revert
 mesh to step", autosave on a timer and on quit, and the crash-recovery question at launch.
 
-The logic lives in :mod:`studio.session`, :mod:`studio.session_store`, :mod:`studio.undo` and
-:mod:`studio.autosave`; this module only wires it to menus, a timer and dialogs. Saves fetch
-the fit process's checkpoint through the worker, so a saved session keeps the Adam moments.
+The logic lives in :mod:`studio.model.session`, :mod:`studio.model.store`,
+:mod:`studio.model.undo` and :mod:`studio.model.autosave`; this module only wires it to menus, a
+timer and dialogs. Saves fetch the fit process's checkpoint through the worker, so a saved
+session keeps the Adam moments.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ from PyQt6.QtCore import QEvent, QObject, QStandardPaths, QTimer
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from . import files
-from .autosave import DEFAULT_INTERVAL, Autosaver, data_dir
-from .session_store import SESSION_SUFFIX
-from .undo import UndoStack
+from ..model import files
+from ..model.autosave import DEFAULT_INTERVAL, Autosaver, data_dir
+from ..model.store import SESSION_SUFFIX
+from ..model.undo import UndoStack
 
 SESSION_FILTER = f"dibr-studio sessions (*{SESSION_SUFFIX})"
 AUTOSAVE_KEY = "autosave_seconds"
 
 
 class SessionActions(QObject):
-    """Installed on a :class:`~studio.main_window.MainWindow` by :func:`install`."""
+    """Installed on a :class:`~studio.qt.window.MainWindow` by :func:`install`."""
 
     def __init__(self, window):
         super().__init__(window)

@@ -23,7 +23,7 @@ from PyQt6.QtWidgets import QProgressDialog
 
 import render_core as rc
 
-from . import neural
+from ..model import neural
 
 SHADING_LABELS = {"vertex_color": "Vertex colour", "texture": "Texture",
                   "lambertian": "Lambertian", "phong": "Phong", "sh": "Spherical harmonics"}
@@ -77,7 +77,7 @@ class NeuralRenderThread(QThread):
 
 class StyleMenu(QObject):
     """Owns the Style menu, the neural render thread and the RenderNet camera fit of a
-    :class:`~studio.main_window.MainWindow`. The window hands it every frame
+    :class:`~studio.qt.window.MainWindow`. The window hands it every frame
     (:meth:`show_frame`) and calls :meth:`shutdown` when it closes."""
 
     style_shown = pyqtSignal(str)  # the style now in the render panel ("lambertian", "ao", …)

@@ -24,7 +24,7 @@ import numpy as np
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
 
-from . import files, photo, session_store
+from . import files, photo, store
 from .frames import snapshot_of
 from .snapshots import Snapshots
 
@@ -108,9 +108,9 @@ class Session:
         read and checked before any is added, so a bad file leaves the session unchanged.
 
         The alpha channel is the mask; a photo without one gets the automatic mask of
-        :mod:`studio.photo`, and one that came out (nearly) empty or full is reported in
+        :mod:`studio.model.photo`, and one that came out (nearly) empty or full is reported in
         :attr:`warnings`. Targets share the first target's aspect: another is letterboxed
-        or cropped (``framing``) to it and its fov converted (see :mod:`studio.photo`)."""
+        or cropped (``framing``) to it and its fov converted (see :mod:`studio.model.photo`)."""
         if len(paths) != len(views):
             raise ValueError(f"{len(paths)} target images but {len(views)} views")
         if framing not in photo.FRAMINGS:
@@ -458,7 +458,7 @@ class Session:
 
     def save(self, path: str | os.PathLike, checkpoint: dict | None = None,
              history: list[dict] | None = None) -> Path:
-        """Write the session (see :mod:`studio.session_store`) atomically; returns the path.
+        """Write the session (see :mod:`studio.model.store`) atomically; returns the path.
 
         ``checkpoint`` and ``history`` are the fit's full state and its loss history when it
         runs elsewhere (the studio's fit process, whose Adam moments this process does not
@@ -469,12 +469,12 @@ class Session:
                 raise RuntimeError("there is nothing to save: load a mesh first")
             if checkpoint is None:
                 checkpoint = self.checkpoint()
-            data = session_store.SessionData(self.initial_mesh, self.mesh_name,
+            data = store.SessionData(self.initial_mesh, self.mesh_name,
                                              list(self.targets), self.config.copy(),
                                              list(self.history if history is None
                                                   else history), checkpoint)
         try:
-            return session_store.write_session(path, data)
+            return store.write_session(path, data)
         except OSError as e:
             raise OSError(f"{Path(path).name}: cannot write the session ({e.strerror or e})"
                           ) from None
@@ -482,10 +482,10 @@ class Session:
     def open(self, path: str | os.PathLike) -> None:
         """Replace everything with a saved session, which continues where it stopped.
 
-        Raises :class:`session_store.SessionFileError` (a :class:`files.LoadError`) and
+        Raises :class:`store.SessionFileError` (a :class:`files.LoadError`) and
         leaves the session unchanged when the file is bad. Emits ``"mesh"``, ``"targets"``,
         ``"config"`` and then ``"session"``."""
-        data = session_store.read_session(path)
+        data = store.read_session(path)
         with self._lock:
             self.initial_mesh = data.mesh
             self.mesh_name = data.mesh_name

@@ -18,8 +18,8 @@ import time
 from PyQt6 import sip
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
-from .fitproc import FitProcess
-from .session import Session
+from ..model.fitproc import FitProcess
+from ..model.session import Session
 
 
 class FitWorker(QObject):
@@ -104,7 +104,7 @@ class FitWorker(QObject):
     def loop(self) -> None:
         """The worker thread's body; returns when :meth:`stop` is called.
 
-        Steps run in a :class:`~studio.fitproc.FitProcess`; this thread keeps it in step with
+        Steps run in a :class:`~studio.model.fitproc.FitProcess`; this thread keeps it in step with
         the session (a new problem after a load or reset, new settings) and mirrors its
         results back into the session when it reports.
         """

@@ -113,7 +113,7 @@ def export_mesh(mesh: rc.Mesh, path: str | os.PathLike) -> list[Path]:
 
 
 def export_mesh_job(mesh: rc.Mesh, path: str, limits: rc.Limits) -> tuple[str, object]:
-    """:func:`export_mesh` for a child process (see ``studio.export_task``), under ``limits``.
+    """:func:`export_mesh` for a child process (see ``studio.qt.export_task``), under ``limits``.
 
     Returns ``("ok", [written file paths as str])`` or ``("error", one-line message)``: the
     message crosses the process boundary as text, as :class:`LoadError` does not pickle.

@@ -1,7 +1,7 @@
 """The main window: viewport left, images and loss curves right, controls docked; menus.
 
-The window is a view of a :class:`~studio.session.Session`; the optimisation runs in a
-:class:`~studio.worker.WorkerThread`. Every failure the user can cause (bad files, bad settings)
+The window is a view of a :class:`~studio.model.session.Session`; the optimisation runs in a
+:class:`~studio.qt.worker.WorkerThread`. Every failure the user can cause (bad files, bad settings)
 ends in :meth:`MainWindow.show_error` and leaves the session unchanged.
 """
 
@@ -29,11 +29,12 @@ from PyQt6.QtWidgets import (
     QSplitter,
 )
 
-from . import files, session_actions, targets_panel
+from ..model import files
+from ..model.session import Session
+from . import session_actions, targets
 from .controls import ControlPanel
 from .export_task import ExportTask
 from .panels import ImagePanels, LossPlot
-from .session import Session
 from .style_menu import StyleMenu
 from .viewport import Viewport
 from .worker import WorkerThread
@@ -152,7 +153,7 @@ class MainWindow(QMainWindow):
         self.style_menu = StyleMenu(self)  # analytic / RenderNet styles, RenderNet camera fit
         self._build_menus()
         self.session_actions = session_actions.install(self)  # sessions, undo, autosave
-        self.targets_panel = targets_panel.install(self)  # targets: cameras, backdrop, masks
+        self.targets_panel = targets.install(self)  # targets: cameras, backdrop, masks
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         if self.session.ready:
