@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import render_core as rc  # noqa: E402
-from studio import neural as N  # noqa: E402
+from studio.model import neural as N  # noqa: E402
 
 CAMERAS = {"long": ("long lens (distance 8, fov 15°)", 8.0, 15.0),
            "close": ("studio default (distance 3.2, fov 45°)", 3.2, 45.0)}

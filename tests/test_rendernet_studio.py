@@ -14,7 +14,7 @@ import torch
 import render_core as rc
 from render_core.rendernet import evaluate as E
 from render_core.rendernet.render import WEIGHTS
-from studio import neural as N
+from studio.model import neural as N
 from studio.model.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
