@@ -31,7 +31,8 @@ from .viewport import MODES
 GROUP_LABELS = {"vertices": "Vertex positions", "colors": "Vertex colours", "texture": "Texture",
                 "light": "Light", "camera": "Camera"}
 LOSS_LABELS = {"iou": "Silhouette IoU", "l1": "L1 colour (sRGB)", "laplacian": "Laplacian",
-               "normal": "Normal consistency", "edge": "Edge length"}
+               "normal": "Normal consistency", "edge": "Edge length",
+               "texture_tv": "Texture smoothness"}
 
 
 def _spin(lo: float, hi: float, decimals: int, step: float) -> QDoubleSpinBox:

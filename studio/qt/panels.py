@@ -12,7 +12,7 @@ from render_core.fit import LOSS_TERMS
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, useOpenGL=False)
 
 CURVE_COLORS = {"total": "#ffffff", "iou": "#ff6b6b", "l1": "#4dabf7", "laplacian": "#69db7c",
-                "normal": "#ffd43b", "edge": "#da77f2"}
+                "normal": "#ffd43b", "edge": "#da77f2", "texture_tv": "#ffa94d"}
 
 
 class ImagePanels(QWidget):
