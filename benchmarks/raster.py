@@ -34,8 +34,9 @@ import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))  # checkout
 import render_core as rc  # noqa: E402
-from render_core import _ext  # noqa: E402
-from render_core import _torch_raster as tr  # noqa: E402
+from render_core import _build  # noqa: E402
+from render_core import _torch_ref as torch_ref  # noqa: E402
+from render_core._native import native_visibility  # noqa: E402
 
 FACES = {1280: 3, 5120: 4, 20480: 5, 81920: 6}  # faces -> icosphere subdivisions
 RES = [128, 256, 512]
@@ -152,8 +153,8 @@ def bench_config(res: int, nfaces: int, backends: list[str], runs: int, budget: 
 
         def vis(b=b):
             if b == "torch":
-                return tr.visibility(clip, faces, res, res)
-            return _ext.visibility(b, clip, faces, res, res)
+                return torch_ref.visibility(clip, faces, res, res)
+            return native_visibility(b, clip, faces, res, res)
 
         def soft_fwd(b=b):
             with torch.no_grad():
@@ -184,7 +185,7 @@ def bench_config(res: int, nfaces: int, backends: list[str], runs: int, budget: 
         g = gl(res)
         g.setup(clip, faces)
         ids = g.render()
-        ours = _ext.visibility("cpu", clip, faces, res, res)[0].flip(0).reshape(-1).numpy()
+        ours = native_visibility("cpu", clip, faces, res, res)[0].flip(0).reshape(-1).numpy()
         agree = float(np.mean(ids[ours >= 0] == ours[ours >= 0])) if (ours >= 0).any() else 1.0
         t, n = median_time(g.render, max(runs, 20), budget)
         rows[("gl", "vis")] = (t, n, 0.0)
@@ -217,7 +218,7 @@ def main() -> None:
     res_list = args.res or ([128, 256] if args.quick else RES)
     face_list = args.faces or ([1280, 5120] if args.quick else list(FACES))
     backends = ["cpu"] if args.no_torch else ["torch", "cpu"]
-    assert "cpu" in _ext.available_backends(), "the native cpu backend did not build"
+    assert "cpu" in _build.available_backends(), "the native cpu backend did not build"
     gl = None if args.no_gl else GLFaceId
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times in ms (median)\n")
     head = "| res | faces | op | torch | cpu | cpu/torch | n torch | mem torch MiB | mem cpu MiB |"

@@ -1,7 +1,7 @@
 // Shared math of the DIB-R kernels: compiled as plain C++ by the CPU driver and as
 // __host__ __device__ code by nvcc, so the CPU tests exercise every line the GPU runs.
 //
-// The numerics follow render_core/_torch_raster.py operation by operation (same operand order,
+// The numerics follow render_core/_torch_ref.py operation by operation (same operand order,
 // no fused multiply-adds: the drivers build with -ffp-contract=off / --fmad=false), so the
 // native backends agree with the torch reference to the last bit wherever the transcendental
 // functions are not involved.

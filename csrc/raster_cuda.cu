@@ -7,7 +7,7 @@
 // pass (a per-pixel gather) sums in ascending face order, bit-identical run to run. The soft
 // backward pass by default adds per-(tile, face) partial gradients into the vertices with
 // atomicAdd (the order, hence the last bits, varies); in deterministic mode
-// (render_core._ext.set_deterministic / torch.use_deterministic_algorithms) it writes them to
+// (render_core.set_deterministic / torch.use_deterministic_algorithms) it writes them to
 // per-pair slots and gathers them per vertex in a fixed order, like the CPU driver.
 // The fragment ops (barycentrics, interpolation) follow the same rule: per-pixel atomicAdd
 // into the vertices by default, per-face then per-vertex ordered sums in deterministic mode.

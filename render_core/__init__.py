@@ -4,7 +4,7 @@
 """
 
 from . import losses
-from ._ext import is_deterministic, set_deterministic
+from ._native import is_deterministic, set_deterministic
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
 from .color import linear_to_srgb, srgb_to_linear

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _ext
+from . import _build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for variant in variants:
         try:
-            seconds = _ext.build_seconds(variant, force=args.force)
-            mod = _ext.load_variant(variant)
+            seconds = _build.build_seconds(variant, force=args.force, verbose=args.verbose)
+            mod = _build.load_variant(variant)
             ok = hasattr(mod, "vis_forward_cpu") and (
                 variant == "cpu" or hasattr(mod, "vis_forward_cuda")
             )

@@ -1,10 +1,16 @@
-"""Attribute interpolation over fragments and bilinear texture sampling."""
+"""Attribute interpolation over fragments and bilinear texture sampling.
+
+``interpolate`` validates its inputs and dispatches to the torch reference (``_torch_ref.py``)
+or the native op (``_native.py``).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from . import _ext
+from . import _build
+from . import _torch_ref as torch_ref
+from ._native import native_interpolate
 from .rasterize import Fragments
 
 
@@ -24,34 +30,25 @@ def interpolate(
         [B,H,W,C], 0 on background. Differentiable w.r.t. ``attr`` and ``frags.bary``.
     """
     face_idx, bary = frags.face_idx, frags.bary
-    bsz = face_idx.shape[0]
-    name = _ext.resolve_backend(backend, attr.device)
+    name = _build.resolve_backend(backend, attr.device)
+    _check_attr(attr, face_idx.shape[0])
     if name != "torch" and attr.dtype in (torch.float32, torch.float64) and faces.shape[0]:
-        return _native(name, attr, bary, faces, face_idx)
-    vidx = faces.long()[face_idx.clamp(min=0)]  # [B,H,W,3]
-    if attr.dim() == 2:
-        gathered = attr[vidx]
-    elif attr.dim() == 3:
-        if attr.shape[0] not in (1, bsz):
-            raise ValueError(f"attr batch {attr.shape[0]} does not match fragments batch {bsz}")
-        bidx = torch.arange(bsz, device=attr.device).view(bsz, 1, 1, 1)
-        if attr.shape[0] == 1:
-            bidx = torch.zeros_like(bidx)
-        gathered = attr[bidx, vidx]
-    else:
-        raise ValueError(f"attr must be [V,C] or [B,V,C], got {tuple(attr.shape)}")
-    return (bary.unsqueeze(-1).to(gathered.dtype) * gathered).sum(-2)
+        attr = attr.unsqueeze(0) if attr.dim() == 2 else attr
+        faces = _check_native_indices(attr, bary, faces, face_idx)
+        return native_interpolate(name, attr, bary.to(attr.dtype), faces, face_idx.long())
+    return torch_ref.interpolate_attributes(attr, bary, faces, face_idx)
 
 
-def _native(name: str, attr, bary, faces, face_idx) -> torch.Tensor:
-    """The native kernel, after the checks the torch version gets from indexing."""
-    bsz = face_idx.shape[0]
-    if attr.dim() == 2:
-        attr = attr.unsqueeze(0)
-    if attr.dim() != 3:
+def _check_attr(attr: torch.Tensor, bsz: int) -> None:
+    if attr.dim() not in (2, 3):
         raise ValueError(f"attr must be [V,C] or [B,V,C], got {tuple(attr.shape)}")
-    if attr.shape[0] not in (1, bsz):
+    if attr.dim() == 3 and attr.shape[0] not in (1, bsz):
         raise ValueError(f"attr batch {attr.shape[0]} does not match fragments batch {bsz}")
+
+
+def _check_native_indices(attr, bary, faces, face_idx) -> torch.Tensor:
+    """faces as int64, after the checks the torch version gets from indexing (the native
+    kernels read out of range instead of raising)."""
     faces = faces.long()
     if faces.dim() != 2 or faces.shape[-1] != 3:
         raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
@@ -64,7 +61,7 @@ def _native(name: str, attr, bary, faces, face_idx) -> torch.Tensor:
         raise ValueError(
             f"bary {tuple(bary.shape)} does not match face_idx {tuple(face_idx.shape)}"
         )
-    return _ext.interpolate(name, attr, bary.to(attr.dtype), faces, face_idx.long())
+    return faces
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:

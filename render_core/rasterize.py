@@ -1,9 +1,10 @@
 """The DIB-R rasterization ops: ``rasterize`` (foreground) and ``soft_silhouette`` (background).
 
-``rasterize`` finds the nearest face per pixel with a z-buffer (a backend kernel, not
-differentiable), then recomputes perspective-correct barycentrics in torch from the three clip
-space vertices of each pixel's face, so autograd gives exact analytic gradients in O(pixels)
-(DIB-R eq. 1-4). ``soft_silhouette`` is DIB-R eq. 5-6.
+``rasterize`` finds the nearest face per pixel with a z-buffer (not differentiable), then
+recomputes perspective-correct barycentrics from the three clip space vertices of each pixel's
+face, with exact analytic gradients in O(pixels) (DIB-R eq. 1-4). ``soft_silhouette`` is DIB-R
+eq. 5-6. This module validates the inputs and dispatches to the torch reference
+(``_torch_ref.py``) or the native ops (``_native.py``).
 
 Pixel (row i, col j), row 0 at the top, has its centre at NDC
 ``x = 2(j+0.5)/W - 1``, ``y = 1 - 2(i+0.5)/H``.
@@ -15,8 +16,10 @@ from typing import NamedTuple
 
 import torch
 
-from . import _ext
-from . import _torch_raster as tr
+from . import _build
+from . import _torch_ref as torch_ref
+from ._native import native_barycentrics, native_soft_silhouette, native_visibility
+from ._validate import check_resolution
 
 DEFAULT_SIGMA = 1.0 / 7000.0
 """Default soft-mask sigma, in squared isotropic-NDC units (see :func:`soft_silhouette`)."""
@@ -41,16 +44,6 @@ class Fragments(NamedTuple):
         return self.face_idx >= 0
 
 
-def _resolution(resolution) -> tuple[int, int]:
-    if isinstance(resolution, int):
-        h = w = resolution
-    else:
-        h, w = (int(r) for r in resolution)
-    if h <= 0 or w <= 0 or h > 16384 or w > 16384:
-        raise ValueError(f"resolution must be between 1 and 16384 pixels a side, got {resolution}")
-    return h, w
-
-
 def _check(clip: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if not torch.is_tensor(clip) or not clip.is_floating_point():
         raise ValueError("clip must be a floating-point tensor [B,V,4]")
@@ -72,48 +65,6 @@ def _check(clip: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch
     return clip, faces
 
 
-def barycentrics(clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor):
-    """Perspective-correct barycentrics and NDC depth for given pixel faces.
-
-    Args:
-        clip: [B,V,4] clip-space vertices (any float dtype, differentiable).
-        faces: [F,3] int64.
-        face_idx: [B,H,W] int64, -1 for background.
-    Returns:
-        bary [B,H,W,3] (saturated to [0,1], summing to 1; 0 on background) and depth [B,H,W]
-        (NDC z/w; 1 on background), both differentiable w.r.t. ``clip``.
-    """
-    bsz, h, w = face_idx.shape
-    if faces.shape[0] == 0:
-        zero = clip.sum() * 0  # keeps the graph so callers can always backpropagate
-        return clip.new_zeros(bsz, h, w, 3) + zero, clip.new_ones(bsz, h, w) + zero
-    # Edge functions once per face (O(F)), then one gather per covered pixel (O(pixels)):
-    # background pixels cost nothing and the backward pass is a scatter over faces.
-    fv = tr.face_vertices(clip, faces)  # [Bc,F,3,4]
-    edges = tr.homogeneous_edges(fv)  # [Bc,F,3,3]
-    flat = face_idx.reshape(-1)
-    sel = (flat >= 0).nonzero().squeeze(1)
-    f = flat[sel]
-    b = sel // (h * w) if clip.shape[0] > 1 else torch.zeros_like(sel)
-    i = (sel // w) % h
-    j = sel % w
-    xs, ys = tr.pixel_centers(h, w, clip.dtype, clip.device)
-    e = edges[b, f]  # [N,3,3]
-    ek = xs[j, None] * e[..., 0] + ys[i, None] * e[..., 1] + e[..., 2]  # [N,3]
-    den = ek.sum(-1, keepdim=True)
-    den = torch.where(den != 0, den, torch.ones_like(den))
-    bn = (ek / den).clamp(0.0, 1.0)
-    # Renormalise after saturation; sums are >= 1 - 2*eps so this never divides by ~0.
-    bn = bn / bn.sum(-1, keepdim=True).clamp(min=1e-12)
-    v = fv[b, f]  # [N,3,4]
-    num_z = (bn * v[..., 2]).sum(-1)
-    num_w = (bn * v[..., 3]).sum(-1)
-    zn = num_z / torch.where(num_w != 0, num_w, torch.ones_like(num_w))
-    bary = clip.new_zeros(bsz * h * w, 3).index_put((sel,), bn).view(bsz, h, w, 3)
-    depth = clip.new_ones(bsz * h * w).index_put((sel,), zn).view(bsz, h, w)
-    return bary, depth
-
-
 def rasterize(clip: torch.Tensor, faces: torch.Tensor, resolution, backend: str = "auto"):
     """Rasterize triangles with a z-buffer; DIB-R foreground interpolation weights.
 
@@ -133,18 +84,17 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, resolution, backend: str 
     face orientation is culled. Ties in depth go to the lower face index (deterministic).
     """
     clip, faces = _check(clip, faces)
-    h, w = _resolution(resolution)
-    name = _ext.resolve_backend(backend, clip.device)
+    h, w = check_resolution(resolution)
+    name = _build.resolve_backend(backend, clip.device)
     if faces.shape[0] == 0:
         face_idx = torch.full((clip.shape[0], h, w), -1, dtype=torch.long, device=clip.device)
+        bary, depth = torch_ref.barycentrics(clip, faces, face_idx)
     elif name == "torch":
-        face_idx = tr.visibility(clip, faces, h, w)
+        face_idx = torch_ref.visibility(clip, faces, h, w)
+        bary, depth = torch_ref.barycentrics(clip, faces, face_idx)
     else:
-        face_idx = _ext.visibility(name, clip, faces, h, w)
-    if name == "torch" or faces.shape[0] == 0:
-        bary, depth = barycentrics(clip, faces, face_idx)
-    else:
-        bary, depth = _ext.barycentrics(name, clip, faces, face_idx)
+        face_idx = native_visibility(name, clip, faces, h, w)
+        bary, depth = native_barycentrics(name, clip, faces, face_idx)
     return Fragments(face_idx, bary, depth)
 
 
@@ -154,7 +104,7 @@ def soft_silhouette(
     resolution,
     sigma: float = DEFAULT_SIGMA,
     backend: str = "auto",
-    eps: float = tr.SOFT_EPS,
+    eps: float = torch_ref.SOFT_EPS,
 ) -> torch.Tensor:
     """DIB-R soft silhouette (eq. 5-6): ``A = 1 - prod_j (1 - exp(-d(p, f_j) / sigma))``.
 
@@ -181,22 +131,22 @@ def soft_silhouette(
         alpha [B,H,W] in [0,1], differentiable w.r.t. ``clip``.
     """
     clip, faces = _check(clip, faces)
-    h, w = _resolution(resolution)
+    h, w = check_resolution(resolution)
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     if not 0 < eps < 1:
         raise ValueError(f"eps must lie in (0, 1), got {eps}")
-    name = _ext.resolve_backend(backend, clip.device)
+    name = _build.resolve_backend(backend, clip.device)
     if faces.shape[0] == 0:
         return clip.new_zeros(clip.shape[0], h, w) + 0 * clip.sum()
-    fv = tr.face_vertices(clip.detach(), faces)
-    valid = tr.valid_faces(fv)
-    xy = tr.iso_xy(clip, h, w)
+    fv = torch_ref.face_vertices(clip.detach(), faces)
+    valid = torch_ref.valid_faces(fv)
+    xy = torch_ref.iso_xy(clip, h, w)
     if name == "torch":
-        return tr.SoftSilhouette.apply(xy, valid, faces, h, w, float(sigma), float(eps))
-    return _ext.soft_silhouette(name, xy, valid, faces, h, w, float(sigma), float(eps))
+        return torch_ref.SoftSilhouette.apply(xy, valid, faces, h, w, float(sigma), float(eps))
+    return native_soft_silhouette(name, xy, valid, faces, h, w, float(sigma), float(eps))
 
 
 def available_backends() -> list[str]:
     """Backends usable in this process, e.g. ``["torch", "cpu"]``."""
-    return _ext.available_backends()
+    return _build.available_backends()

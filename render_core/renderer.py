@@ -6,10 +6,11 @@ from typing import NamedTuple
 
 import torch
 
+from ._validate import check_resolution
 from .camera import Camera
 from .interpolate import interpolate, sample_texture
 from .mesh import Mesh
-from .rasterize import DEFAULT_SIGMA, Fragments, _resolution, rasterize, soft_silhouette
+from .rasterize import DEFAULT_SIGMA, Fragments, rasterize, soft_silhouette
 from .shading import (
     DirectionalLight,
     PhongMaterial,
@@ -62,7 +63,7 @@ class Renderer:
     ):
         if shading not in SHADINGS:
             raise ValueError(f"unknown shading {shading!r}; choose one of {SHADINGS}")
-        self.resolution = _resolution(resolution)
+        self.resolution = check_resolution(resolution)
         self.shading = shading
         self.backend = backend
         self.sigma = sigma

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._validate import check_faces
+
 __all__ = [
     "DirectionalLight",
     "PhongMaterial",
@@ -63,17 +65,6 @@ def safe_normalize(x: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
     return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + eps * eps)
 
 
-def _check_faces(faces: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    """Faces as an [F,3] int64 tensor on ``device`` (default: where they are); ValueError else."""
-    if not torch.is_tensor(faces):
-        faces = torch.as_tensor(faces)
-    if faces.ndim != 2 or faces.shape[-1] != 3:
-        raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
-    if faces.is_floating_point() or faces.is_complex() or faces.dtype == torch.bool:
-        raise ValueError(f"faces must be an integer tensor, got {faces.dtype}")
-    return faces.to(device=device if device is not None else faces.device, dtype=torch.int64)
-
-
 def _check_vertices(vertices: torch.Tensor) -> None:
     if not torch.is_tensor(vertices) or not vertices.is_floating_point():
         raise ValueError("vertices must be a floating-point tensor")
@@ -103,7 +94,7 @@ def face_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EPS)
         (not NaN) normal, and a finite gradient.
     """
     _check_vertices(vertices)
-    faces = _check_faces(faces, vertices.device)
+    faces = check_faces(faces, vertices.device)
     return safe_normalize(_face_cross(vertices, faces), eps)
 
 
@@ -123,7 +114,7 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EP
         normals cancel) get a zero normal.
     """
     _check_vertices(vertices)
-    faces = _check_faces(faces, vertices.device)
+    faces = check_faces(faces, vertices.device)
     cross = _face_cross(vertices, faces)
     # One scatter for the three corners: indices [3F] against the cross products repeated 3x.
     index = faces.t().reshape(-1)

@@ -1,4 +1,4 @@
-"""The native CPU backend against the torch reference (render_core._torch_raster).
+"""The native CPU backend against the torch reference (render_core._torch_ref).
 
 Nothing here is skipped: a CPU extension that fails to build is a test failure (CI has a
 compiler). The CUDA variant is compile-checked by ``python -m render_core.build_ext --cuda``.
@@ -18,15 +18,15 @@ import pytest
 import torch
 from _scenes import random_clip
 
-from render_core import _ext
-from render_core import _torch_raster as tr
+from render_core import _build, _native
+from render_core import _torch_ref as torch_ref
 from render_core.rasterize import rasterize, soft_silhouette
 
 
 @pytest.fixture(scope="module", autouse=True)
 def native():
     """Build (or load) the CPU extension; any failure fails every test of this module."""
-    return _ext.load_variant("cpu")
+    return _build.load_variant("cpu")
 
 
 def random_scene(seed: int, bsz: int = 2, nv: int = 90, nf: int = 140, near_w: float = 2e-6):
@@ -65,9 +65,8 @@ def _tie_free_mismatches(clip, faces, a, b):
 
 
 def tr_depth(clip, faces, face_idx):
-    from render_core.rasterize import barycentrics
 
-    return barycentrics(clip, faces, face_idx)
+    return torch_ref.barycentrics(clip, faces, face_idx)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -75,8 +74,8 @@ def tr_depth(clip, faces, face_idx):
 def test_visibility_matches_torch(seed, size):
     clip, faces = random_scene(seed)
     h, w = size
-    ref = tr.visibility(clip, faces, h, w)
-    got = _ext.visibility("cpu", clip, faces, h, w)
+    ref = torch_ref.visibility(clip, faces, h, w)
+    got = _native.native_visibility("cpu", clip, faces, h, w)
     assert got.dtype == torch.int64 and got.shape == (2, h, w)
     assert int((ref >= 0).sum()) > 100  # the scene covers the image
     assert _tie_free_mismatches(clip, faces, ref, got) == 0
@@ -131,7 +130,7 @@ def test_gradcheck_float64():
 
     def f(p):
         # eps = 1e-30: no face crosses the cutoff under the finite-difference steps.
-        return _ext.soft_silhouette("cpu", p, valid, faces, h, w, 0.05, 1e-30)
+        return _native.native_soft_silhouette("cpu", p, valid, faces, h, w, 0.05, 1e-30)
 
     assert f(xy).dtype == torch.float64
     assert torch.autograd.gradcheck(f, (xy,), eps=1e-6, atol=1e-6, rtol=1e-4)
@@ -164,12 +163,12 @@ def test_binned_matches_full_product():
     sigma, eps = 1 / 2000, 1e-5
     clip = clip.double()
     alpha = soft_silhouette(clip, faces, (h, w), sigma=sigma, backend="cpu", eps=eps)[0]
-    xy = tr.iso_xy(clip, h, w)[0]
-    xs, ys = tr.pixel_centers(h, w, torch.float64, clip.device)
+    xy = torch_ref.iso_xy(clip, h, w)[0]
+    xs, ys = torch_ref.pixel_centers(h, w, torch.float64, clip.device)
     p = torch.stack(torch.meshgrid(ys, xs * (w / h), indexing="ij"), -1).flip(-1).reshape(-1, 2)
     tri = xy[faces]  # [F,3,2]
     npix, nf = p.shape[0], tri.shape[0]
-    d, inside = tr.point_triangle_dist2(
+    d, inside = torch_ref.point_triangle_dist2(
         p[:, None].expand(npix, nf, 2).reshape(-1, 2),
         tri[None].expand(npix, nf, 3, 2).reshape(-1, 3, 2),
     )
@@ -177,7 +176,9 @@ def test_binned_matches_full_product():
     pj = torch.exp(-d / sigma)
     full = 1 - torch.prod(1 - pj, dim=1)
     full = torch.where(inside.any(1), torch.ones_like(full), full).view(h, w)
-    skipped = torch.where(d >= tr.cutoff2(sigma, eps), pj, torch.zeros_like(pj)).sum(1).view(h, w)
+    skipped = (
+        torch.where(d >= torch_ref.cutoff2(sigma, eps), pj, torch.zeros_like(pj)).sum(1).view(h, w)
+    )
     err = (alpha - full).abs()
     assert float(skipped.max()) < 20 * eps
     assert bool((err <= skipped + 1e-12).all()), float((err - skipped).max())
@@ -205,21 +206,21 @@ def test_cpu_deterministic_across_runs_and_threads():
         torch.set_num_threads(threads)
     for a, g in ((a2, g2), (a3, g3)):
         assert torch.equal(a, a1) and torch.equal(g, g1)
-    f1 = _ext.visibility("cpu", clip, faces, 50, 70)
-    assert torch.equal(f1, _ext.visibility("cpu", clip, faces, 50, 70))
+    f1 = _native.native_visibility("cpu", clip, faces, 50, 70)
+    assert torch.equal(f1, _native.native_visibility("cpu", clip, faces, 50, 70))
 
 
 def test_backends_and_auto():
-    assert "cpu" in _ext.available_backends()
-    assert _ext.resolve_backend("auto", torch.device("cpu")) == "cpu"
+    assert "cpu" in _build.available_backends()
+    assert _build.resolve_backend("auto", torch.device("cpu")) == "cpu"
     with pytest.raises(ValueError):
-        _ext.resolve_backend("metal", torch.device("cpu"))
+        _build.resolve_backend("metal", torch.device("cpu"))
 
 
 def test_empty_and_offscreen():
     clip = torch.tensor([[[5.0, 5.0, 0.0, 1.0], [6.0, 5.0, 0.0, 1.0], [5.0, 6.0, 0.0, 1.0]]])
     faces = torch.tensor([[0, 1, 2]])
-    assert bool((_ext.visibility("cpu", clip, faces, 8, 8) == -1).all())
+    assert bool((_native.native_visibility("cpu", clip, faces, 8, 8) == -1).all())
     alpha = soft_silhouette(clip, faces, 8, backend="cpu")
     assert float(alpha.abs().max()) == 0.0
 
@@ -238,9 +239,9 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 _FALLBACK = """
     import warnings, torch
-    from render_core import _ext
+    from render_core import _build
     from render_core.rasterize import soft_silhouette
-    print(_ext.available_backends())
+    print(_build.available_backends())
     clip = torch.tensor([[[0.0, 0.0, 0.0, 1.0], [0.5, 0.0, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]]])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -274,7 +275,9 @@ def test_fallback_warning_names_the_compiler_error(tmp_path):
     shutil.copytree(Path(__file__).resolve().parents[1] / "csrc", src)
     for name in ("bindings.cpp", "raster_cpu.cpp"):
         (src / name).write_text('#include "dibr_missing_header_for_test.h"\n')
-    code = f"import pathlib\nfrom render_core import _ext\n_ext._CSRC = pathlib.Path({str(src)!r})"
+    code = (
+        f"import pathlib\nfrom render_core import _build\n_build._CSRC = pathlib.Path({str(src)!r})"
+    )
     code += "\n" + textwrap.dedent(_FALLBACK)
     r = _python(code, DIBR_EXT_DIR=str(tmp_path / "ext"))
     assert r.returncode == 0, r.stderr
@@ -287,22 +290,21 @@ def test_fallback_warning_names_the_compiler_error(tmp_path):
 
 def test_cutoff_radius_formula():
     # r_c = sqrt(sigma ln(1/eps)): at the DIB-R sigma the mask reaches ~5 px at 256x256.
-    r_px = math.sqrt(tr.cutoff2(1 / 7000, 1e-5)) * 128
+    r_px = math.sqrt(torch_ref.cutoff2(1 / 7000, 1e-5)) * 128
     assert 5 < r_px < 5.5
 
 
 def test_a_lock_left_by_a_killed_process_does_not_hang_the_next_start():
     """A process killed while holding the build lock (a fit child the studio ends) leaves the
     lock file behind; a later start must load the built library anyway, not wait forever."""
-    from render_core import _ext
-
-    _ext.load_variant("cpu")  # built (the suite's setup builds it; this makes sure)
-    lock = _ext.build_dir("cpu") / "lock"
+    _build.load_variant("cpu")  # built (the suite's setup builds it; this makes sure)
+    lock = _build.build_dir("cpu") / "lock"
     lock.touch()
     try:
-        code = "from render_core import _ext; print(_ext.load_variant('cpu').__name__)"
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=120)
+        code = "from render_core import _build; print(_build.load_variant('cpu').__name__)"
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0 and "dibr_render_core_cpu" in r.stdout, r.stderr
     finally:
         lock.unlink(missing_ok=True)

@@ -9,16 +9,17 @@ import torch
 from _scenes import random_clip
 
 import render_core as rc
-from render_core import _ext
-from render_core import _torch_raster as tr
+from render_core import _build
+from render_core import _torch_ref as torch_ref
+from render_core._native import native_barycentrics, native_interpolate
 from render_core.interpolate import interpolate
-from render_core.rasterize import Fragments, barycentrics
+from render_core.rasterize import Fragments
 
 
 @pytest.fixture(scope="module", autouse=True)
 def native():
     """Build (or load) the CPU extension; any failure fails every test of this module."""
-    return _ext.load_variant("cpu")
+    return _build.load_variant("cpu")
 
 
 def layered_scene(seed: int, bsz: int = 2, nv: int = 60, nf: int = 90):
@@ -38,7 +39,7 @@ def test_barycentrics_and_grad_match_torch(seed, dtype):
     clip, faces = layered_scene(seed)
     clip = clip.to(dtype)
     h, w = 41, 57
-    face_idx = tr.visibility(clip, faces, h, w)
+    face_idx = torch_ref.visibility(clip, faces, h, w)
     assert float((face_idx >= 0).float().mean()) > 0.3
     g = torch.Generator().manual_seed(seed + 10)
     up_b = torch.randn(*face_idx.shape, 3, generator=g, dtype=dtype)
@@ -47,9 +48,9 @@ def test_barycentrics_and_grad_match_torch(seed, dtype):
     for name in ("torch", "cpu"):
         c = clip.clone().requires_grad_(True)
         if name == "torch":
-            bary, depth = barycentrics(c, faces, face_idx)
+            bary, depth = torch_ref.barycentrics(c, faces, face_idx)
         else:
-            bary, depth = _ext.barycentrics("cpu", c, faces, face_idx)
+            bary, depth = native_barycentrics("cpu", c, faces, face_idx)
         (grad,) = torch.autograd.grad((bary * up_b).sum() + (depth * up_d).sum(), c)
         out[name] = bary.detach(), depth.detach(), grad
     (bt, dt, gt), (bc, dc, gc) = out["torch"], out["cpu"]
@@ -66,7 +67,7 @@ def test_barycentrics_and_grad_match_torch(seed, dtype):
 def test_interpolate_and_grad_match_torch(attr_batch):
     clip, faces = layered_scene(3)
     h, w = 37, 45
-    face_idx = tr.visibility(clip, faces, h, w)
+    face_idx = torch_ref.visibility(clip, faces, h, w)
     # Per-corner indices into a different attribute table, as face_uvs are.
     g = torch.Generator().manual_seed(4)
     rows = 150
@@ -78,7 +79,7 @@ def test_interpolate_and_grad_match_torch(attr_batch):
     for name in ("torch", "cpu"):
         c = clip.clone().requires_grad_(True)
         attr = attr0.clone().requires_grad_(True)
-        bary, depth = barycentrics(c, faces, face_idx)
+        bary, depth = torch_ref.barycentrics(c, faces, face_idx)
         frags = Fragments(face_idx, bary, depth)
         val = interpolate(attr, frags, corner, backend=name)
         g_attr, g_clip = torch.autograd.grad((val * up).sum(), (attr, c))
@@ -100,18 +101,18 @@ def test_gradcheck_float64():
         dtype=torch.float64,
     )
     faces = torch.tensor([[0, 1, 2]])
-    face_idx = tr.visibility(clip, faces, 7, 8)
-    bary, _ = barycentrics(clip, faces, face_idx)
+    face_idx = torch_ref.visibility(clip, faces, 7, 8)
+    bary, _ = torch_ref.barycentrics(clip, faces, face_idx)
     face_idx = torch.where(bary.amin(-1) > 0.02, face_idx, -1)
     assert int((face_idx >= 0).sum()) > 10
     c = clip.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda c: _ext.barycentrics("cpu", c, faces, face_idx), (c,), eps=1e-6, atol=1e-7
+        lambda c: native_barycentrics("cpu", c, faces, face_idx), (c,), eps=1e-6, atol=1e-7
     )
     attr = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
     b = bary.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda a, b: _ext.interpolate("cpu", a.unsqueeze(0), b, faces, face_idx),
+        lambda a, b: native_interpolate("cpu", a.unsqueeze(0), b, faces, face_idx),
         (attr, b),
         eps=1e-6,
         atol=1e-7,
@@ -160,8 +161,8 @@ def test_cpu_bit_identical_across_thread_counts():
 
 def test_interpolate_rejects_bad_indices_without_crashing():
     clip, faces = layered_scene(2)
-    face_idx = tr.visibility(clip, faces, 16, 16)
-    bary, depth = barycentrics(clip, faces, face_idx)
+    face_idx = torch_ref.visibility(clip, faces, 16, 16)
+    bary, depth = torch_ref.barycentrics(clip, faces, face_idx)
     frags = Fragments(face_idx, bary, depth)
     with pytest.raises(IndexError, match="attribute rows"):
         interpolate(torch.rand(10, 3), frags, faces, backend="cpu")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from render_core import _torch_raster as tr
+from render_core import _torch_ref as torch_ref
 from render_core.camera import Camera
 from render_core.rasterize import DEFAULT_SIGMA, rasterize, soft_silhouette
 
@@ -16,9 +16,9 @@ BACKENDS = ["torch", "cpu"]
 def dense_reference(clip, faces, h, w, sigma):
     """The full product over all faces, directly from eq. 5-6 (float64, no cutoff)."""
     clip = clip.double()
-    xy = tr.iso_xy(clip, h, w)[0]
-    valid = tr.valid_faces(tr.face_vertices(clip, faces))[0]
-    xs, ys = tr.pixel_centers(h, w, torch.float64, clip.device)
+    xy = torch_ref.iso_xy(clip, h, w)[0]
+    valid = torch_ref.valid_faces(torch_ref.face_vertices(clip, faces))[0]
+    xs, ys = torch_ref.pixel_centers(h, w, torch.float64, clip.device)
     px = (xs * (w / h)).view(1, w).expand(h, w).reshape(-1)
     py = ys.view(h, 1).expand(h, w).reshape(-1)
     p = torch.stack([px, py], -1)
@@ -28,7 +28,7 @@ def dense_reference(clip, faces, h, w, sigma):
         if not valid[f]:
             continue
         tri = xy[faces[f]].unsqueeze(0).expand(h * w, 3, 2)
-        d, inside = tr.point_triangle_dist2(p, tri)
+        d, inside = torch_ref.point_triangle_dist2(p, tri)
         covered |= inside
         log_keep += torch.log(-torch.expm1(-(d / sigma).clamp(min=1e-300)))
     alpha = torch.where(covered, torch.ones_like(log_keep), -torch.expm1(log_keep))
@@ -62,7 +62,7 @@ def test_value_is_exp_of_distance_for_one_triangle(backend):
     h, w = 16, 32
     sigma = 2e-3
     alpha = soft_silhouette(clip, torch.tensor([[0, 1, 2]]), (h, w), sigma=sigma, backend=backend)
-    xs, _ = tr.pixel_centers(h, w, torch.float64, "cpu")
+    xs, _ = torch_ref.pixel_centers(h, w, torch.float64, "cpu")
     row = alpha[0, h // 2].double()
     for j in range(w):
         x_iso = float(xs[j]) * w / h
@@ -70,7 +70,7 @@ def test_value_is_exp_of_distance_for_one_triangle(backend):
             assert row[j] == 1
         else:
             expect = math.exp(-(x_iso**2) / sigma)
-            expect = expect if expect >= tr.SOFT_EPS else 0.0
+            expect = expect if expect >= torch_ref.SOFT_EPS else 0.0
             assert abs(row[j] - expect) < 1e-6
 
 
@@ -89,8 +89,8 @@ def test_binned_matches_full_product(backend, sigma):
     # error is at most the number of faces (all 1280 here) times eps, and in practice a
     # few eps because p falls off as a Gaussian of distance.
     err = (got - ref).abs().max().item()
-    assert err <= f.shape[0] * tr.SOFT_EPS
-    assert err < 20 * tr.SOFT_EPS
+    assert err <= f.shape[0] * torch_ref.SOFT_EPS
+    assert err < 20 * torch_ref.SOFT_EPS
     assert ((got > 0) & (got < 1)).sum() > 50
 
 

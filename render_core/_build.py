@@ -1,4 +1,4 @@
-"""Native backends: building the C++/CUDA extension, and dispatch to it.
+"""The native C++/CUDA extension: building, caching and loading it, and which backends exist.
 
 The extension (``csrc/``) is compiled just in time with ``torch.utils.cpp_extension.load`` on
 first use, never at import, and cached across runs under ``~/.cache/dibr-studio/ext/`` (or
@@ -9,6 +9,7 @@ nvcc, and used only when a GPU is present or when asked for by ``build_ext --cud
 
 When the build fails (no compiler, ...) only the ``torch`` backend is available and
 ``backend="auto"`` warns once, giving the reason. ``DIBR_NO_EXT=1`` disables native backends.
+The autograd ops that call the built module live in ``_native.py``.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-from torch.autograd.function import once_differentiable
-
-from . import _torch_raster as tr
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ["bindings.cpp", "raster_cpu.cpp"]
@@ -54,26 +52,6 @@ _lock = threading.RLock()
 _modules: dict[str, ModuleType | None] = {}  # variant -> module (None: build failed)
 _errors: dict[str, str] = {}  # variant -> one-line reason of the failure
 _warned = False
-_deterministic = False
-
-
-def set_deterministic(flag: bool = True) -> None:
-    """Use order-independent reductions in native backward passes (matters on CUDA only).
-
-    The CPU backend is always deterministic. The CUDA backward passes add partial gradients
-    into the vertices with atomics by default (fast; the last bits vary run to run): per
-    (tile, face) for the soft silhouette, per pixel for barycentrics and interpolation. In
-    deterministic mode they write per-(tile, face) slots or per-face sums (pixels grouped by
-    face) and sum them per vertex in a fixed order, as the CPU backend always does.
-    ``torch.use_deterministic_algorithms(True)`` selects the same mode.
-    """
-    global _deterministic
-    _deterministic = bool(flag)
-
-
-def is_deterministic() -> bool:
-    """Whether native backward passes use the deterministic reduction."""
-    return _deterministic or torch.are_deterministic_algorithms_enabled()
 
 
 def _disabled() -> bool:
@@ -215,7 +193,7 @@ def _reason(exc: BaseException) -> str:
     return (errors or lines)[0][:300]
 
 
-def _module(backend: str) -> ModuleType | None:
+def native_module(backend: str) -> ModuleType | None:
     """The module serving ``backend`` ("cpu"/"cuda"), or None when unavailable."""
     if _disabled():
         return None
@@ -242,9 +220,9 @@ def _why_not(backend: str) -> str:
 def available_backends() -> list[str]:
     """Names of the backends usable in this process (builds the extension on first call)."""
     names = ["torch"]
-    if _module("cpu") is not None:
+    if native_module("cpu") is not None:
         names.append("cpu")
-        if torch.cuda.is_available() and _module("cuda") is not None:
+        if torch.cuda.is_available() and native_module("cuda") is not None:
             names.append("cuda")
     return names
 
@@ -275,165 +253,8 @@ def resolve_backend(name: str, device: torch.device) -> str:
     return name
 
 
-def _check_device(name: str, *tensors: torch.Tensor) -> None:
-    want = "cuda" if name == "cuda" else "cpu"
-    for t in tensors:
-        if t.device.type != want:
-            raise ValueError(f"backend {name!r} needs {want} tensors, got {t.device}")
-
-
-def visibility(name: str, clip: torch.Tensor, faces: torch.Tensor, h: int, w: int):
-    """Nearest face per pixel with a native kernel: clip [B,V,4], faces [F,3] -> [B,H,W] int64.
-
-    Same contract as ``_torch_raster.visibility`` (float32 numerics, ties to the lower face).
-    """
-    _check_device(name, clip, faces)
-    mod = _module(name)
-    assert mod is not None, name
-    fn = mod.vis_forward_cuda if name == "cuda" else mod.vis_forward_cpu
-    return fn(clip.detach().to(torch.float32).contiguous(), faces.contiguous(), h, w)
-
-
-class _NativeSoftSilhouette(torch.autograd.Function):
-    """alpha = 1 - prod_j (1 - exp(-d_j / sigma)) with native forward and backward passes."""
-
-    @staticmethod
-    def forward(ctx, xy, valid, faces, h, w, sigma, eps, name):  # type: ignore[override]
-        mod = _module(name)
-        assert mod is not None, name
-        cut2 = tr.cutoff2(sigma, eps)
-        fwd = mod.soft_forward_cuda if name == "cuda" else mod.soft_forward_cpu
-        saved = fwd(xy.detach(), valid, faces, h, w, sigma, cut2)
-        ctx.mod, ctx.name, ctx.dims = mod, name, (h, w, sigma, cut2)
-        ctx.save_for_backward(xy, faces, *saved)
-        return saved[0]
-
-    @staticmethod
-    def backward(ctx, grad_alpha):  # type: ignore[override]
-        if not ctx.needs_input_grad[0]:
-            return (None,) * 8
-        xy, faces, *saved = ctx.saved_tensors
-        h, w, sigma, cut2 = ctx.dims
-        bwd = ctx.mod.soft_backward_cuda if ctx.name == "cuda" else ctx.mod.soft_backward_cpu
-        grad_xy = bwd(
-            grad_alpha.contiguous(),
-            xy.detach(),
-            faces,
-            saved,
-            h,
-            w,
-            sigma,
-            cut2,
-            is_deterministic(),
-        )
-        return grad_xy, None, None, None, None, None, None, None
-
-
-def soft_silhouette(
-    name: str,
-    xy: torch.Tensor,
-    valid: torch.Tensor,
-    faces: torch.Tensor,
-    h: int,
-    w: int,
-    sigma: float,
-    eps: float,
-) -> torch.Tensor:
-    """Native DIB-R soft silhouette: alpha [B,H,W], differentiable w.r.t. ``xy``.
-
-    xy [B,V,2] float32/float64 isotropic-NDC vertex positions (see ``_torch_raster.iso_xy``),
-    valid [B,F] bool faces in front of the eye, faces [F,3] int64. Same contract as
-    ``_torch_raster.SoftSilhouette``.
-    """
-    _check_device(name, xy, valid, faces)
-    return _NativeSoftSilhouette.apply(xy, valid, faces, h, w, sigma, eps, name)
-
-
-def build_seconds(variant: str, force: bool = False) -> float:
+def build_seconds(variant: str, force: bool = False, verbose: bool = False) -> float:
     """Build (or load) ``variant`` and return the wall time it took."""
     start = time.perf_counter()
-    load_variant(variant, force=force)
+    load_variant(variant, force=force, verbose=verbose)
     return time.perf_counter() - start
-
-
-class _NativeBarycentrics(torch.autograd.Function):
-    """(bary, depth) of each pixel's face with native forward and backward passes."""
-
-    @staticmethod
-    def forward(ctx, clip, faces, face_idx, name):  # type: ignore[override]
-        mod = _module(name)
-        assert mod is not None, name
-        fwd = mod.bary_forward_cuda if name == "cuda" else mod.bary_forward_cpu
-        bary, depth = fwd(clip.detach(), faces, face_idx)
-        ctx.mod, ctx.name = mod, name
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(clip, faces, face_idx)
-        return bary, depth
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_bary, grad_depth):  # type: ignore[override]
-        if not ctx.needs_input_grad[0] or (grad_bary is None and grad_depth is None):
-            return None, None, None, None
-        clip, faces, face_idx = ctx.saved_tensors
-        args = (clip.detach(), faces, face_idx, grad_bary, grad_depth)
-        if ctx.name == "cuda":
-            grad = ctx.mod.bary_backward_cuda(*args, is_deterministic())
-        else:
-            grad = ctx.mod.bary_backward_cpu(*args)
-        return grad, None, None, None
-
-
-def barycentrics(name: str, clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor):
-    """Native ``rasterize.barycentrics``: clip [B,V,4] float32/float64, faces [F,3] int64 (F > 0),
-    face_idx [B,H,W] int64 with entries in [-1, F) -> bary [B,H,W,3], depth [B,H,W], both
-    differentiable w.r.t. ``clip``. Same contract and numerics as the torch version.
-    """
-    _check_device(name, clip, faces, face_idx)
-    return _NativeBarycentrics.apply(clip.contiguous(), faces.contiguous(), face_idx, name)
-
-
-class _NativeInterpolate(torch.autograd.Function):
-    """sum_k bary_k attr[faces[face_idx, k]] with native forward and backward passes."""
-
-    @staticmethod
-    def forward(ctx, attr, bary, faces, face_idx, name):  # type: ignore[override]
-        mod = _module(name)
-        assert mod is not None, name
-        fwd = mod.interp_forward_cuda if name == "cuda" else mod.interp_forward_cpu
-        out = fwd(attr.detach(), faces, face_idx, bary.detach())
-        ctx.mod, ctx.name = mod, name
-        ctx.save_for_backward(attr, bary, faces, face_idx)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):  # type: ignore[override]
-        if not any(ctx.needs_input_grad[:2]):
-            return None, None, None, None, None
-        attr, bary, faces, face_idx = ctx.saved_tensors
-        args = (attr.detach(), faces, face_idx, bary.detach(), grad_out)
-        if ctx.name == "cuda":
-            grad_attr, grad_bary = ctx.mod.interp_backward_cuda(*args, is_deterministic())
-        else:
-            grad_attr, grad_bary = ctx.mod.interp_backward_cpu(*args)
-        return (
-            grad_attr if ctx.needs_input_grad[0] else None,
-            grad_bary if ctx.needs_input_grad[1] else None,
-            None,
-            None,
-            None,
-        )
-
-
-def interpolate(
-    name: str, attr: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
-) -> torch.Tensor:
-    """Native ``interpolate.interpolate``: attr [BA,V,C] (BA = 1 or B), bary [B,H,W,3] of
-    attr's float dtype, faces [F,3] int64 indices into attr (F > 0), face_idx [B,H,W] int64
-    in [-1, F) -> [B,H,W,C] (0 on background), differentiable w.r.t. ``attr`` and ``bary``.
-    """
-    _check_device(name, attr, bary, faces, face_idx)
-    return _NativeInterpolate.apply(
-        attr.contiguous(), bary.contiguous(), faces.contiguous(), face_idx.contiguous(), name
-    )

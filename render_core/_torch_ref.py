@@ -1,4 +1,5 @@
-"""Pure-PyTorch reference kernels: z-buffer visibility and the DIB-R soft silhouette.
+"""Pure-PyTorch reference ops: z-buffer visibility, perspective-correct barycentrics, the DIB-R
+soft silhouette and attribute interpolation (the ``torch`` backend).
 
 These are the oracle the native backends are tested against, and the fallback when no native
 backend is built. They never form a pixels x faces tensor: every face enumerates only the pixels
@@ -186,6 +187,48 @@ def visibility(clip: torch.Tensor, faces: torch.Tensor, h: int, w: int):
     return face_idx.view(bsz, h, w)
 
 
+def barycentrics(clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor):
+    """Perspective-correct barycentrics and NDC depth for given pixel faces.
+
+    Args:
+        clip: [B,V,4] clip-space vertices (any float dtype, differentiable).
+        faces: [F,3] int64.
+        face_idx: [B,H,W] int64, -1 for background.
+    Returns:
+        bary [B,H,W,3] (saturated to [0,1], summing to 1; 0 on background) and depth [B,H,W]
+        (NDC z/w; 1 on background), both differentiable w.r.t. ``clip``.
+    """
+    bsz, h, w = face_idx.shape
+    if faces.shape[0] == 0:
+        zero = clip.sum() * 0  # keeps the graph so callers can always backpropagate
+        return clip.new_zeros(bsz, h, w, 3) + zero, clip.new_ones(bsz, h, w) + zero
+    # Edge functions once per face (O(F)), then one gather per covered pixel (O(pixels)):
+    # background pixels cost nothing and the backward pass is a scatter over faces.
+    fv = face_vertices(clip, faces)  # [Bc,F,3,4]
+    edges = homogeneous_edges(fv)  # [Bc,F,3,3]
+    flat = face_idx.reshape(-1)
+    sel = (flat >= 0).nonzero().squeeze(1)
+    f = flat[sel]
+    b = sel // (h * w) if clip.shape[0] > 1 else torch.zeros_like(sel)
+    i = (sel // w) % h
+    j = sel % w
+    xs, ys = pixel_centers(h, w, clip.dtype, clip.device)
+    e = edges[b, f]  # [N,3,3]
+    ek = xs[j, None] * e[..., 0] + ys[i, None] * e[..., 1] + e[..., 2]  # [N,3]
+    den = ek.sum(-1, keepdim=True)
+    den = torch.where(den != 0, den, torch.ones_like(den))
+    bn = (ek / den).clamp(0.0, 1.0)
+    # Renormalise after saturation; sums are >= 1 - 2*eps so this never divides by ~0.
+    bn = bn / bn.sum(-1, keepdim=True).clamp(min=1e-12)
+    v = fv[b, f]  # [N,3,4]
+    num_z = (bn * v[..., 2]).sum(-1)
+    num_w = (bn * v[..., 3]).sum(-1)
+    zn = num_z / torch.where(num_w != 0, num_w, torch.ones_like(num_w))
+    bary = clip.new_zeros(bsz * h * w, 3).index_put((sel,), bn).view(bsz, h, w, 3)
+    depth = clip.new_ones(bsz * h * w).index_put((sel,), zn).view(bsz, h, w)
+    return bary, depth
+
+
 def iso_xy(clip: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Projected 2D positions [B,V,2] in isotropic NDC (x scaled by W/H); differentiable."""
     wv = clip[..., 3:4]
@@ -314,3 +357,23 @@ class SoftSilhouette(torch.autograd.Function):
                 (gx,) = torch.autograd.grad((d * coeff).sum(), xy_leaf)
             grad_xy += gx
         return grad_xy, None, None, None, None, None, None
+
+
+def interpolate_attributes(
+    attr: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
+) -> torch.Tensor:
+    """sum_k bary_k attr[faces[face_idx, k]]: attr [V,C] or [B,V,C] (batch 1 or B, checked by
+    the caller), bary [B,H,W,3], faces [F,3] integer indices into attr, face_idx [B,H,W]
+    (-1 = background) -> [B,H,W,C], 0 on background; autograd differentiates it w.r.t.
+    ``attr`` and ``bary``.
+    """
+    bsz = face_idx.shape[0]
+    vidx = faces.long()[face_idx.clamp(min=0)]  # [B,H,W,3]
+    if attr.dim() == 2:
+        gathered = attr[vidx]
+    else:
+        bidx = torch.arange(bsz, device=attr.device).view(bsz, 1, 1, 1)
+        if attr.shape[0] == 1:
+            bidx = torch.zeros_like(bidx)
+        gathered = attr[bidx, vidx]
+    return (bary.unsqueeze(-1).to(gathered.dtype) * gathered).sum(-2)

@@ -1,0 +1,193 @@
+"""The native ops: autograd Functions over the kernels of the built extension (``_build.py``).
+
+Each op has the contract and numerics of its torch reference in ``_torch_ref.py``; ``name`` is
+the backend, ``"cpu"`` or ``"cuda"``, already resolved by the caller, and every tensor must be
+on that backend's device. The kernels of a backend are named ``<op>_<backend>`` in the module
+(``soft_forward_cpu``, ``soft_forward_cuda``, ...), found by :func:`_kernel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from ._build import native_module
+from ._torch_ref import cutoff2
+
+_deterministic = False
+
+
+def set_deterministic(flag: bool = True) -> None:
+    """Use order-independent reductions in native backward passes (matters on CUDA only).
+
+    The CPU backend is always deterministic. The CUDA backward passes add partial gradients
+    into the vertices with atomics by default (fast; the last bits vary run to run): per
+    (tile, face) for the soft silhouette, per pixel for barycentrics and interpolation. In
+    deterministic mode they write per-(tile, face) slots or per-face sums (pixels grouped by
+    face) and sum them per vertex in a fixed order, as the CPU backend always does.
+    ``torch.use_deterministic_algorithms(True)`` selects the same mode.
+    """
+    global _deterministic
+    _deterministic = bool(flag)
+
+
+def is_deterministic() -> bool:
+    """Whether native backward passes use the deterministic reduction."""
+    return _deterministic or torch.are_deterministic_algorithms_enabled()
+
+
+def _kernel(name: str, op: str) -> Callable:
+    """The kernel ``op`` (e.g. ``"soft_forward"``) of backend ``name`` ("cpu" or "cuda")."""
+    mod = native_module(name)
+    assert mod is not None, name
+    return getattr(mod, f"{op}_{name}")
+
+
+def _cuda_flags(name: str) -> tuple[bool, ...]:
+    """The trailing arguments of a barycentrics/interpolation backward kernel: only the CUDA
+    ones take the deterministic flag (the CPU ones always reduce in a fixed order)."""
+    return (is_deterministic(),) if name == "cuda" else ()
+
+
+def _check_device(name: str, *tensors: torch.Tensor) -> None:
+    want = "cuda" if name == "cuda" else "cpu"
+    for t in tensors:
+        if t.device.type != want:
+            raise ValueError(f"backend {name!r} needs {want} tensors, got {t.device}")
+
+
+def native_visibility(name: str, clip: torch.Tensor, faces: torch.Tensor, h: int, w: int):
+    """Nearest face per pixel with a native kernel: clip [B,V,4], faces [F,3] -> [B,H,W] int64.
+
+    Same contract as ``_torch_ref.visibility`` (float32 numerics, ties to the lower face).
+    """
+    _check_device(name, clip, faces)
+    fwd = _kernel(name, "vis_forward")
+    return fwd(clip.detach().to(torch.float32).contiguous(), faces.contiguous(), h, w)
+
+
+class _NativeSoftSilhouette(torch.autograd.Function):
+    """alpha = 1 - prod_j (1 - exp(-d_j / sigma)) with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, xy, valid, faces, h, w, sigma, eps, name):  # type: ignore[override]
+        cut2 = cutoff2(sigma, eps)
+        saved = _kernel(name, "soft_forward")(xy.detach(), valid, faces, h, w, sigma, cut2)
+        ctx.name, ctx.dims = name, (h, w, sigma, cut2)
+        ctx.save_for_backward(xy, faces, *saved)
+        return saved[0]
+
+    @staticmethod
+    def backward(ctx, grad_alpha):  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 8
+        xy, faces, *saved = ctx.saved_tensors
+        h, w, sigma, cut2 = ctx.dims
+        grad_xy = _kernel(ctx.name, "soft_backward")(
+            grad_alpha.contiguous(),
+            xy.detach(),
+            faces,
+            saved,
+            h,
+            w,
+            sigma,
+            cut2,
+            is_deterministic(),
+        )
+        return grad_xy, None, None, None, None, None, None, None
+
+
+def native_soft_silhouette(
+    name: str,
+    xy: torch.Tensor,
+    valid: torch.Tensor,
+    faces: torch.Tensor,
+    h: int,
+    w: int,
+    sigma: float,
+    eps: float,
+) -> torch.Tensor:
+    """Native DIB-R soft silhouette: alpha [B,H,W], differentiable w.r.t. ``xy``.
+
+    xy [B,V,2] float32/float64 isotropic-NDC vertex positions (see ``_torch_ref.iso_xy``),
+    valid [B,F] bool faces in front of the eye, faces [F,3] int64. Same contract as
+    ``_torch_ref.SoftSilhouette``.
+    """
+    _check_device(name, xy, valid, faces)
+    return _NativeSoftSilhouette.apply(xy, valid, faces, h, w, sigma, eps, name)
+
+
+class _NativeBarycentrics(torch.autograd.Function):
+    """(bary, depth) of each pixel's face with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, clip, faces, face_idx, name):  # type: ignore[override]
+        bary, depth = _kernel(name, "bary_forward")(clip.detach(), faces, face_idx)
+        ctx.name = name
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(clip, faces, face_idx)
+        return bary, depth
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_bary, grad_depth):  # type: ignore[override]
+        if not ctx.needs_input_grad[0] or (grad_bary is None and grad_depth is None):
+            return None, None, None, None
+        clip, faces, face_idx = ctx.saved_tensors
+        args = (clip.detach(), faces, face_idx, grad_bary, grad_depth)
+        grad = _kernel(ctx.name, "bary_backward")(*args, *_cuda_flags(ctx.name))
+        return grad, None, None, None
+
+
+def native_barycentrics(
+    name: str, clip: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Native ``_torch_ref.barycentrics``: clip [B,V,4] float32/float64, faces [F,3] int64
+    (F > 0), face_idx [B,H,W] int64 with entries in [-1, F) -> bary [B,H,W,3], depth [B,H,W],
+    both differentiable w.r.t. ``clip``. Same contract and numerics as the torch version.
+    """
+    _check_device(name, clip, faces, face_idx)
+    return _NativeBarycentrics.apply(clip.contiguous(), faces.contiguous(), face_idx, name)
+
+
+class _NativeInterpolate(torch.autograd.Function):
+    """sum_k bary_k attr[faces[face_idx, k]] with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, attr, bary, faces, face_idx, name):  # type: ignore[override]
+        out = _kernel(name, "interp_forward")(attr.detach(), faces, face_idx, bary.detach())
+        ctx.name = name
+        ctx.save_for_backward(attr, bary, faces, face_idx)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        if not any(ctx.needs_input_grad[:2]):
+            return None, None, None, None, None
+        attr, bary, faces, face_idx = ctx.saved_tensors
+        args = (attr.detach(), faces, face_idx, bary.detach(), grad_out)
+        grad_attr, grad_bary = _kernel(ctx.name, "interp_backward")(*args, *_cuda_flags(ctx.name))
+        return (
+            grad_attr if ctx.needs_input_grad[0] else None,
+            grad_bary if ctx.needs_input_grad[1] else None,
+            None,
+            None,
+            None,
+        )
+
+
+def native_interpolate(
+    name: str, attr: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor
+) -> torch.Tensor:
+    """Native ``_torch_ref.interpolate_attributes``: attr [BA,V,C] (BA = 1 or B), bary
+    [B,H,W,3] of attr's float dtype, faces [F,3] int64 indices into attr (F > 0), face_idx
+    [B,H,W] int64 in [-1, F) -> [B,H,W,C] (0 on background), differentiable w.r.t. ``attr``
+    and ``bary``.
+    """
+    _check_device(name, attr, bary, faces, face_idx)
+    return _NativeInterpolate.apply(
+        attr.contiguous(), bary.contiguous(), faces.contiguous(), face_idx.contiguous(), name
+    )
