@@ -35,7 +35,7 @@ def _serve(conn) -> None:
 
     from render_core.fit import Fitter
 
-    from .frames import snapshot_of
+    from .frames import frame_of
 
     torch.set_num_threads(fit_threads())
     try:
@@ -69,7 +69,7 @@ def _serve(conn) -> None:
             elif kind == "step":
                 conn.send(("step", generation, fitter.step()))
             elif kind == "sync":
-                conn.send(("sync", snapshot_of(fitter, msg[1], generation), fitter.state()))
+                conn.send(("sync", frame_of(fitter, msg[1], generation), fitter.state()))
             elif kind == "checkpoint":
                 conn.send(("checkpoint", generation, fitter.checkpoint()))
             else:

@@ -8,8 +8,8 @@ import render_core as rc
 from render_core.fit import Fitter
 
 
-def snapshot_of(fitter: Fitter, view: int, generation: int) -> dict:
-    """What the views draw: sRGB render/target images, the mesh, cameras and light.
+def frame_of(fitter: Fitter, view: int, generation: int) -> dict:
+    """One frame of what the views draw: sRGB render/target images, the mesh, cameras and light.
 
     Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
     sRGB), ``mesh`` (dict of numpy arrays or None: ``vertices faces vertex_colors uvs face_uvs

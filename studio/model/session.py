@@ -25,7 +25,7 @@ import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
 
 from . import files, photo, store
-from .frames import snapshot_of
+from .frames import frame_of
 from .snapshots import Snapshots
 
 Listener = Callable[[str], None]
@@ -55,6 +55,11 @@ class Session:
         # One line per problem the last add_targets() found without refusing the images
         # (an automatic mask that came out nearly empty or full), for the status bar / stderr.
         self.warnings: list[str] = []
+
+    def locked(self):
+        """A context manager holding the session's lock, for a consistent read of several
+        attributes from another thread (``with session.locked(): ...``)."""
+        return self._lock
 
     # -- events ------------------------------------------------------------------------------
 
@@ -184,11 +189,9 @@ class Session:
         state = dict(ckpt["state"], cam_delta=delta)
         try:
             fitter = Fitter(self.initial_mesh, self.targets, self.config)
-            fitter.restore({"state": state, "config": self.config.to_dict(), "optimizer": {}})
+            self._continue_from(state, fitter, new_generation=False)  # _restart made one
         except (ValueError, RuntimeError):
-            return
-        self._fitter = fitter
-        self._resume = (self.generation, fitter.checkpoint())
+            self._fitter = None
 
     def set_target_camera(self, index: int, azimuth: float, elevation: float, distance: float,
                           fov: float) -> TargetView:
@@ -262,11 +265,9 @@ class Session:
             raise ValueError(f"a light direction is 3 finite numbers, not all 0; got {direction}")
         with self._lock:
             fitter = self.fitter()
-            ck = fitter.checkpoint()
-            state = dict(ck["state"], light_dir=fitter.light_dir.detach().new_tensor(d / n))
-            fitter.restore({"state": state, "config": ck["config"], "optimizer": {}})
-            self.generation += 1
-            self._resume = (self.generation, fitter.checkpoint())
+            state = dict(fitter.checkpoint()["state"],
+                         light_dir=fitter.light_dir.detach().new_tensor(d / n))
+            self._continue_from(state, fitter)
         self._emit("light")
 
     def load_demo(self) -> None:
@@ -344,6 +345,18 @@ class Session:
         self.snapshots = Snapshots(self.snapshots.limit)
         self._resume = None
 
+    def _continue_from(self, state: dict, fitter: Fitter, new_generation: bool = True) -> None:
+        """(Lock held.) The fit goes on from the parameters ``state`` (a
+        :meth:`Fitter.state`) in ``fitter`` with fresh Adam moments, as after a change of
+        groups: a new generation (unless the caller just made one), so results in flight are
+        dropped, and the studio's fit process resumes from it (:meth:`resume_checkpoint`).
+        Raises, changing nothing of the session, when ``state`` does not fit ``fitter``."""
+        fitter.restore({"state": state, "config": self.config.to_dict(), "optimizer": {}})
+        self._fitter = fitter
+        if new_generation:
+            self.generation += 1
+        self._resume = (self.generation, fitter.checkpoint())
+
     def step(self) -> dict:
         """One optimisation step (any thread); appends to and returns the metrics."""
         return self.tagged_step()[1]
@@ -395,10 +408,11 @@ class Session:
                 return None if self.initial_mesh is None else self.initial_mesh.clone()
             return self._fitter.current_mesh()
 
-    def snapshot(self, view: int) -> dict:
-        """What the views draw, in one locked read (see :func:`snapshot_of`)."""
+    def frame(self, view: int) -> dict:
+        """One frame of what the views draw, in one locked read (see :func:`frame_of`); not
+        to be confused with :attr:`snapshots`, the stored fit states."""
         with self._lock:
-            return snapshot_of(self.fitter(), view, self.generation)
+            return frame_of(self.fitter(), view, self.generation)
 
     def sync(self, generation: int, state: dict, metrics: list[dict]) -> bool:
         """Mirror a fit that runs elsewhere (the studio's fit process): adopt its parameters
@@ -432,14 +446,11 @@ class Session:
             if self._fitter is None or not self.snapshots:
                 raise RuntimeError("nothing to revert: the fit has not run yet")
             snap = self.snapshots.at_or_before(k)
-            fitter = self._fitter
-            fitter.restore({"state": snap, "config": self.config.to_dict(), "optimizer": {}})
+            self._continue_from(snap, self._fitter)
             cut = next((i for i, m in enumerate(self.history)
                         if int(m.get("step", 0)) > snap["steps"]), len(self.history))
             self.history = self.history[:cut]
             self.snapshots.drop_after(snap["steps"])
-            self.generation += 1
-            self._resume = (self.generation, fitter.checkpoint())
         self._emit("revert")
         return int(snap["steps"])
 
@@ -523,8 +534,8 @@ class Session:
 
     def export_render(self, path: str | os.PathLike, view: int = 0) -> None:
         """The differentiable render of one view, RGBA PNG (alpha = soft silhouette)."""
-        snap = self.snapshot(view)
-        files.write_png(path, np.concatenate([snap["render"], snap["alpha"][..., None]], -1))
+        frame = self.frame(view)
+        files.write_png(path, np.concatenate([frame["render"], frame["alpha"][..., None]], -1))
 
     def export_history(self, path: str | os.PathLike) -> None:
         """Per-step metrics and the settings as JSON (non-finite values become null)."""

@@ -30,7 +30,7 @@ class EditState:
 
     @classmethod
     def of(cls, session: Session) -> EditState:
-        with session._lock:
+        with session.locked():
             return cls(session.config.copy(), tuple(session.targets))
 
     def same_targets(self, other: EditState) -> bool:

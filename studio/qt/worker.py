@@ -146,7 +146,7 @@ class FitWorker(QObject):
                             self._report(proc, generation, batch)
                             batch = []
                         _, ckpt_gen, ckpt = proc.call("checkpoint")
-                        with self.session._lock:
+                        with self.session.locked():
                             history = list(self.session.history)
                         for _, box in requests:
                             box["result"] = (ckpt_gen, ckpt, history)
@@ -185,7 +185,7 @@ class FitWorker(QObject):
     def _update(self, proc: FitProcess) -> int:
         """Send the child what changed since last time; returns the current generation."""
         s = self.session
-        with s._lock:
+        with s.locked():
             gen, config = s.generation, s.config
             problem = (s.initial_mesh, list(s.targets), s.resume_checkpoint(gen)) \
                 if gen != self._sent_generation else None
