@@ -111,8 +111,10 @@ def _obj_textures(obj_path: Path, mtllibs: list[str], used: set[str]) -> dict[st
         names = [lib] if whole or " " not in lib.strip() else lib.split()
         for name in names:
             mtl_path = _find_file(root, name, root, "material library")
-            if mtl_path is None:
-                raise MeshError(f"material library {name!r} not found in {obj_path.parent}")
+            if mtl_path is None:  # as Blender, MeshLab and trimesh do: geometry, no texture
+                warnings.warn(f"{obj_path}: material library {name!r} not found in "
+                              f"{obj_path.parent}; loaded without its materials", stacklevel=4)
+                continue
             try:
                 text = mtl_path.read_bytes().decode("utf-8", errors="replace")
             except OSError as exc:

@@ -388,3 +388,21 @@ def test_save_mesh_reports_the_files_it_wrote(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sq.mtl", "sq.obj", "sq.png"]
     assert rc.load_mesh(tmp_path / "sq.obj").texture.shape == (2, 2, 3)
     assert rc.save_mesh(rc.icosphere(0), tmp_path / "ico.ply") == [tmp_path / "ico.ply"]
+
+
+def test_missing_material_library_warns_and_loads_the_geometry(tmp_path):
+    # Spec change (issue 11 item 6): like Blender, MeshLab and trimesh, not a refusal.
+    (tmp_path / "m.obj").write_text("mtllib gone.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\n"
+                                    "vt 1 0\nvt 0 1\nusemtl mat\nf 1/1 2/2 3/3\n")
+    with pytest.warns(UserWarning, match="gone.mtl"):
+        mesh = rc.load_mesh(tmp_path / "m.obj")
+    assert mesh.num_faces == 1 and mesh.texture is None
+
+
+def test_material_library_outside_the_folder_is_still_refused(tmp_path):
+    folder = tmp_path / "mesh"
+    folder.mkdir()
+    (folder / "m.obj").write_text("mtllib ../evil.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\n"
+                                  "usemtl mat\nf 1 2 3\n")
+    with pytest.raises(rc.MeshError, match="outside the mesh's folder"):
+        rc.load_mesh(folder / "m.obj")
