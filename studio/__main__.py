@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene without files)
        dibr-studio fit --demo --out DIR [--steps N]
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0].startswith("-"):
         print(f"dibr-studio: error: unknown option {argv[0]} (see dibr-studio --help)",
               file=sys.stderr)
+        return 2
+    if argv and not Path(argv[0]).exists():
+        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit) nor an existing "
+              f"file (see dibr-studio --help)", file=sys.stderr)
         return 2
     from .qt.app import has_display, run_gui
 

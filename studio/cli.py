@@ -57,6 +57,27 @@ def _parse_view(text: str) -> tuple[float, float, float, float]:
     return tuple(parts)  # type: ignore[return-value]
 
 
+def _join_negative_views(argv: list[str]) -> list[str]:
+    """``--view -45,20,3`` as ``--view=-45,20,3``: argparse takes a value that starts with
+    ``-`` for an option, so a following word that parses as numbers is joined to it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--view" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            try:
+                [float(p) for p in argv[i + 1].split(",")]
+            except ValueError:
+                pass
+            else:
+                out.append(f"--view={argv[i + 1]}")
+                i += 2
+                continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def _pairs(items: list[str], names, what: str) -> dict[str, float]:
     out = {}
     for item in items:
@@ -74,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dibr-studio fit", description="Fit a mesh to target images, headless.")
     p.add_argument("--demo", action="store_true", help="fit the built-in demo scene")
     p.add_argument("--mesh", help="starting mesh (default: an icosphere)")
-    p.add_argument("--subdivisions", type=int, default=3, help="icosphere subdivisions (3)")
+    p.add_argument("--subdivisions", type=int, default=None,
+                   help="icosphere subdivisions of the starting sphere (3); not with --demo")
     p.add_argument("--target", action=_TargetAction, metavar="IMG",
                    help="target image (PNG/JPEG; alpha = mask); repeat for more views")
     p.add_argument("--view", action=_TargetAction, metavar="AZ,EL,DIST[,FOV]",
@@ -152,6 +174,8 @@ def _load(args) -> Session:
     elif args.demo:
         if args.mesh or getattr(args, "targets", None):
             raise UsageError("--demo takes no --mesh or --target")
+        if args.subdivisions is not None:
+            raise UsageError("--demo takes no --subdivisions (the demo starts from its own sphere)")
         s.load_demo()
     else:
         targets = getattr(args, "targets", None) or []
@@ -163,7 +187,7 @@ def _load(args) -> Session:
         if args.mesh:
             s.load_mesh(args.mesh)
         else:
-            s.new_primitive("sphere", args.subdivisions)
+            s.new_primitive("sphere", 3 if args.subdivisions is None else args.subdivisions)
         s.add_targets([t["path"] for t in targets], [t["view"] for t in targets])
         for warning in s.warnings:
             print(f"dibr-studio: warning: {warning}", file=sys.stderr)
@@ -185,10 +209,10 @@ def write_outputs(session: Session, out: Path) -> list[Path]:
 def fit_main(argv: list[str]) -> int:
     """``dibr-studio fit …``; returns the exit status."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_join_negative_views(argv))
         if args.steps < 0:
             raise UsageError("--steps must be >= 0")
-        if args.subdivisions < 0 or args.subdivisions > 6:
+        if args.subdivisions is not None and not 0 <= args.subdivisions <= 6:
             raise UsageError("--subdivisions must lie in 0..6")
         _apply_limits(args.limit)
         session = _load(args)
@@ -202,6 +226,7 @@ def fit_main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     from tqdm import tqdm
 
+    steps_before = session.steps
     start = time.monotonic()
     metrics: dict = {}
     bar = tqdm(range(args.steps), desc="fitting", unit="step", disable=args.quiet,
@@ -224,6 +249,8 @@ def fit_main(argv: list[str]) -> int:
             print(f"dibr-studio: error: cannot save the session: {e}", file=sys.stderr)
             return 2
     iou = metrics.get("silhouette_iou", float("nan"))
-    print(f"dibr-studio: {session.steps} steps in {elapsed:.1f} s, silhouette IoU {iou:.3f}; "
+    run = session.steps - steps_before
+    total = f" ({session.steps} in the session)" if steps_before else ""
+    print(f"dibr-studio: {run} steps in {elapsed:.1f} s{total}, silhouette IoU {iou:.3f}; "
           f"wrote {out}")
     return 0

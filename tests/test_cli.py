@@ -26,6 +26,8 @@ def _one_line_error(capsys) -> str:
     ["fit", "--demo", "--optimize", "vertices,wings", "--out", "x"],
     ["fit", "--demo", "--steps", "ten", "--out", "x"],
     ["--bogus"],
+    ["fit", "--demo", "--subdivisions", "4", "--out", "x"],
+    ["cameras", "--help"],
 ])
 def test_bad_input_exits_2_with_one_line(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -75,3 +77,30 @@ def test_no_display_runs_the_headless_demo(monkeypatch, capsys):
     assert main([]) == 0
     assert calls == [["--demo", "--out", "out/demo"]]
     assert "no display" in capsys.readouterr().err
+
+
+def test_unknown_first_word_names_the_subcommands_and_runs_nothing(monkeypatch, capsys,
+                                                                    tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("studio.cli.fit_main", lambda argv: pytest.fail("ran a fit"))
+    assert main(["cameras", "--help"]) == 2
+    err = _one_line_error(capsys)
+    assert "'cameras'" in err and "fit" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_refuses_subdivisions(capsys, tmp_path):
+    assert main(["fit", "--demo", "--subdivisions", "4", "--out", str(tmp_path)]) == 2
+    assert "--subdivisions" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_negative_view_in_both_forms(tmp_path, capsys, joined):
+    img = np.zeros((16, 16, 4), np.uint8)
+    img[4:12, 4:12] = (200, 100, 50, 255)
+    Image.fromarray(img).save(tmp_path / "t.png")
+    view = ["--view=-45,-20,3"] if joined else ["--view", "-45,-20,3"]
+    argv = ["fit", "--subdivisions", "1", "--target", str(tmp_path / "t.png"), *view,
+            "--resolution", "16", "--steps", "1", "--quiet", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    assert "1 steps" in capsys.readouterr().out

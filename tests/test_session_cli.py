@@ -22,8 +22,11 @@ def test_a_saved_headless_fit_continues_exactly(tmp_path, capsys):
     assert fit_main(BASE + ["--steps", "3", "--out", str(tmp_path / "a"),
                             "--session", str(session)]) == 0
     assert session.is_file()
+    capsys.readouterr()
     assert fit_main(["--steps", "2", "--quiet", "--out", str(tmp_path / "b"),
                      "--session", str(session)]) == 0
+    summary = capsys.readouterr().out  # this run's steps, the session's total apart
+    assert "dibr-studio: 2 steps in " in summary and "(5 in the session)" in summary
     straight, resumed = _totals(tmp_path / "straight"), _totals(tmp_path / "b")
     assert len(resumed) == 5 and resumed[:3] == _totals(tmp_path / "a")
     assert resumed == pytest.approx(straight, rel=1e-6, abs=1e-7)
