@@ -37,7 +37,11 @@ class _TargetAction(argparse.Action):
     def __call__(self, parser, ns, value, option_string=None):
         targets = getattr(ns, "targets", None) or []
         if option_string == "--target":
-            targets.append({"path": value, "view": None})
+            targets.append({"path": value, "view": None, "mask": None})
+        elif option_string == "--mask":
+            if not targets or targets[-1].get("mask") is not None:
+                raise UsageError("--mask must follow the --target it belongs to")
+            targets[-1]["mask"] = value
         else:
             if not targets or targets[-1]["view"] is not None:
                 raise UsageError("--view must follow the --target it describes")
@@ -101,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target image (PNG/JPEG; alpha = mask); repeat for more views")
     p.add_argument("--view", action=_TargetAction, metavar="AZ,EL,DIST[,FOV]",
                    help="orbit camera of the preceding --target, degrees (FOV default 60)")
+    p.add_argument("--mask", action=_TargetAction, metavar="IMG",
+                   help="mask of the preceding --target: its alpha, else its brightness")
     p.add_argument("--optimize", default=None,
                    help=f"comma-separated groups from {','.join(GROUPS)} "
                         "(default: vertices,colors)")
@@ -109,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", action="append", default=[], metavar="TERM=W",
                    help=f"loss weight, TERM in {','.join(LOSS_TERMS)}")
     p.add_argument("--shading", choices=rc.SHADINGS, default=None)
-    p.add_argument("--resolution", type=int, default=None, help="render height in pixels")
+    p.add_argument("--resolution", type=int, default=None,
+                   help=f"render height in pixels (default {PHOTO_RESOLUTION} for --target "
+                        "images, the demo's and a session's own otherwise)")
+    p.add_argument("--texture-size", type=int, default=None, metavar="N",
+                   help="side of the fitted UV texture in texels")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
@@ -124,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configure(session: Session, args) -> None:
+PHOTO_RESOLUTION = 128  # photos need more than the demo's 64 rows
+
+
+def _configure(session: Session, args, fresh_targets: bool = False) -> None:
     cfg = session.config.copy()
     if args.optimize is not None:
         wanted = [g.strip() for g in args.optimize.split(",") if g.strip()]
@@ -141,6 +154,10 @@ def _configure(session: Session, args) -> None:
         cfg.shading = args.shading
     if args.resolution is not None:
         cfg.resolution = args.resolution
+    elif fresh_targets:
+        cfg.resolution = PHOTO_RESOLUTION
+    if args.texture_size is not None:
+        cfg.texture_size = args.texture_size
     if args.backend:
         cfg.backend = args.backend
     if cfg == session.config:
@@ -189,9 +206,12 @@ def _load(args) -> Session:
         else:
             s.new_primitive("sphere", 3 if args.subdivisions is None else args.subdivisions)
         s.add_targets([t["path"] for t in targets], [t["view"] for t in targets])
+        for i, t in enumerate(targets):
+            if t.get("mask") is not None:
+                s.load_target_mask(i, t["mask"])
         for warning in s.warnings:
             print(f"dibr-studio: warning: {warning}", file=sys.stderr)
-    _configure(s, args)
+    _configure(s, args, fresh_targets=bool(getattr(args, "targets", None)))
     return s
 
 

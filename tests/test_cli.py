@@ -104,3 +104,35 @@ def test_negative_view_in_both_forms(tmp_path, capsys, joined):
             "--resolution", "16", "--steps", "1", "--quiet", "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     assert "1 steps" in capsys.readouterr().out
+
+
+def _session(argv):
+    from studio.cli import _join_negative_views, _load, build_parser
+
+    return _load(build_parser().parse_args(_join_negative_views(argv)))
+
+
+def test_mask_per_target_texture_size_and_photo_resolution(tmp_path):
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(tmp_path / "photo.png")
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")  # no alpha: brightness
+    s = _session(["--target", str(tmp_path / "photo.png"), "--view", "0,0,3",
+                  "--mask", str(tmp_path / "mask.png"),
+                  "--target", str(tmp_path / "photo.png"), "--view", "-90,0,3",
+                  "--texture-size", "32", "--out", str(tmp_path / "out")])
+    first, second = (np.asarray(t.mask) for t in s.targets)
+    assert first.sum() == pytest.approx(64, abs=1) and first[0, 0] == 0 and first[8, 8] == 1
+    assert not np.array_equal(second, first)  # no --mask: the photo's automatic mask
+    assert s.targets[1].azimuth == -90
+    assert s.config.texture_size == 32 and s.config.resolution == 128
+    assert _session(["--demo", "--out", "x"]).config.resolution == 64  # the demo's own
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "--mask", "m.png", "--out", "x"],
+    ["fit", "--target", "a.png", "--mask", "m.png", "--mask", "n.png", "--out", "x"],
+])
+def test_mask_without_its_target_exits_2(argv, capsys):
+    assert main(argv) == 2
+    assert "--mask" in _one_line_error(capsys)
