@@ -42,6 +42,8 @@ object (a plain photo, a background like the object, an object filling the frame
 user is told so (:func:`mask_warning`)."""
 
 _WORK_SIDE = 256  # the score is computed at this size, then upsampled
+_ROW_WEIGHT = 3.0  # the per-row model counts its distances this many times (it is permissive)
+_BOTTOM_MATCH = 0.03  # squared feature distance
 _BORDER = 0.04  # width of the border strip that samples the background, fraction of the side
 
 
@@ -96,6 +98,23 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.numpy().astype(np.float32)
 
 
+def _row_border_sq(x: np.ndarray, wh: int, ww: int, b: int, reach: int = 3) -> np.ndarray:
+    """Squared distance [N] from each pixel to the nearest left/right border colour of nearby
+    rows: a spatially varying background model, so a floor line or a vertical gradient that
+    reaches the side edges stays background even where its colours are not in the global
+    clusters. The sides are sampled per row because the floor usually crosses them."""
+    img = x.reshape(wh, ww, -1)
+    d = np.full((wh, ww), np.inf)
+    side = np.concatenate([img[:, :b], img[:, -b:]], 1)  # [wh, 2b, C]
+    for i in range(wh):
+        lo, hi = max(0, i - reach), min(wh, i + reach + 1)
+        samples = side[lo:hi].reshape(-1, side.shape[-1])
+        row = img[i]
+        dd = ((row[:, None, :] - samples[None]) ** 2).sum(-1).min(1)
+        d[i] = dd
+    return d.reshape(-1)
+
+
 def foreground_score(rgb: np.ndarray, rounds: int = 4, clusters: int = 8) -> np.ndarray:
     """How much each pixel looks like foreground: [H,W] float32 in [0,1] (0.5 = undecided).
 
@@ -104,8 +123,12 @@ def foreground_score(rgb: np.ndarray, rounds: int = 4, clusters: int = 8) -> np.
         rounds: re-estimations of the two colour models from the current segmentation.
         clusters: colour clusters per model.
 
-    The score is ``d_bg / (d_bg + d_fg)`` with ``d`` the squared distance to the nearest
-    cluster of each model, lightly smoothed. Computed at most 256 px wide, upsampled back.
+    The background model is the nearer of two: colour clusters of the border (then of the
+    current background), and the side-border colours of the same rows (spatially varying,
+    so a floor line crossing the frame is background). The bottom strip is not used for the
+    global clusters, since objects standing on a floor often touch it. The score is
+    ``d_bg / (d_bg + d_fg)`` with ``d`` the squared distance to each model, lightly
+    smoothed. Computed at most 256 px wide, upsampled back.
     """
     rgb = np.asarray(rgb, np.float32)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -117,9 +140,13 @@ def foreground_score(rgb: np.ndarray, rounds: int = 4, clusters: int = 8) -> np.
     x = _features(small.reshape(-1, 3).astype(np.float64))
     b = max(1, round(_BORDER * min(wh, ww)))
     border = np.zeros((wh, ww), bool)
-    border[:b], border[-b:], border[:, :b], border[:, -b:] = True, True, True, True
+    border[:b], border[:, :b], border[:, -b:] = True, True, True
+    d_row = _row_border_sq(x, wh, ww, b)
+    # The bottom strip joins the border where it looks like the side borders of its rows.
+    border[-b:] = d_row.reshape(wh, ww)[-b:] < _BOTTOM_MATCH
+    d_row *= _ROW_WEIGHT
     bg_c = _kmeans(x[border.reshape(-1)], clusters)
-    d_bg = _nearest_sq(x, bg_c)
+    d_bg = np.minimum(_nearest_sq(x, bg_c), d_row)
     # First guess of the foreground: colours far from every border colour (Otsu's split).
     fg = _otsu_split(np.sqrt(d_bg)).reshape(wh, ww) & ~border
     score = np.zeros((wh, ww), np.float32)
@@ -136,7 +163,7 @@ def foreground_score(rgb: np.ndarray, rounds: int = 4, clusters: int = 8) -> np.
         bg = ~ndimage.binary_dilation(mask, iterations=2)
         if bg.sum() >= 4:
             bg_c = _kmeans(x[bg.reshape(-1)], clusters, seed=r + 11)
-            d_bg = _nearest_sq(x, bg_c)
+            d_bg = np.minimum(_nearest_sq(x, bg_c), d_row)
     return np.clip(_resize(score, (h, w)), 0.0, 1.0)
 
 
@@ -172,20 +199,68 @@ def mask_from_score(score: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> 
     return clean_mask(np.asarray(score) > threshold).astype(np.float32)
 
 
+def largest_object(mask: np.ndarray) -> np.ndarray:
+    """The largest connected component of ``mask`` [H,W], holes filled. [H,W] bool."""
+    mask = np.asarray(mask, bool)
+    lab, n = ndimage.label(mask)
+    if n <= 1:
+        return ndimage.binary_fill_holes(mask)
+    sizes = ndimage.sum(mask, lab, index=np.arange(1, n + 1))
+    return ndimage.binary_fill_holes(lab == 1 + int(np.argmax(sizes)))
+
+
 def auto_mask(rgb: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-    """The automatic foreground mask of a photo: [H,W] float32 (0/1)."""
-    return mask_from_score(foreground_score(rgb), threshold)
+    """The automatic foreground mask of a photo: its largest object, holes filled.
+    [H,W] float32 (0/1)."""
+    m = mask_from_score(foreground_score(rgb), threshold) > 0.5
+    return largest_object(m).astype(np.float32)
+
+
+MASK_MAX_EDGE_RUN = 0.6
+"""An automatic mask running along one image edge for more than this fraction of that edge has
+most likely taken a floor line, a shadow or a wall into the object."""
+MASK_MAX_SECOND = 0.25
+"""...and one whose second-largest component is more than this fraction of the largest has
+most likely split the object or taken part of the background."""
+
+
+def _longest_run(v: np.ndarray) -> int:
+    best = cur = 0
+    for on in v:
+        cur = cur + 1 if on else 0
+        best = max(best, cur)
+    return best
 
 
 def mask_warning(mask: np.ndarray, name: str = "photo") -> str | None:
-    """A one-line warning when an automatic ``mask`` [H,W] of photo ``name`` is (nearly)
-    empty or full, else None."""
-    cover = float((np.asarray(mask) > 0.5).mean()) if np.size(mask) else 0.0
-    if MASK_MIN_COVER <= cover <= MASK_MAX_COVER:
-        return None
-    what = "found almost no object" if cover < MASK_MIN_COVER else "took almost the whole photo"
-    return (f"{name}: the automatic mask {what} ({cover:.1%} of the photo); "
-            "check it with Targets ▸ Edit mask… or give the photo an alpha channel")
+    """A one-line warning when an automatic ``mask`` [H,W] of photo ``name`` is implausible,
+    else None: (nearly) empty or full, running along an image edge for a long stretch, or
+    made of several large pieces."""
+    m = np.asarray(mask) > 0.5
+    cover = float(m.mean()) if np.size(m) else 0.0
+    tail = "; check it with Targets ▸ Edit mask… or give the photo an alpha channel"
+    if not MASK_MIN_COVER <= cover <= MASK_MAX_COVER:
+        what = ("found almost no object" if cover < MASK_MIN_COVER
+                else "took almost the whole photo")
+        return f"{name}: the automatic mask {what} ({cover:.1%} of the photo){tail}"
+    edges = {"top": m[0], "bottom": m[-1], "left": m[:, 0], "right": m[:, -1]}
+    for side, v in edges.items():
+        run = _longest_run(v) / len(v)
+        if run > MASK_MAX_EDGE_RUN and cover < 0.5:  # a large object may well fill an edge
+            return (f"{name}: the automatic mask runs along the {side} edge for {run:.0%} "
+                    f"of it (a floor line or background taken as object?){tail}")
+    lab, n = ndimage.label(m)
+    if cover < 0.5:
+        spans = np.intersect1d(lab[:, 0], lab[:, -1])
+        if (spans > 0).any():
+            return (f"{name}: the automatic mask crosses the whole width of the photo "
+                    f"(a floor line or background taken as object?){tail}")
+    if n >= 2:
+        sizes = np.sort(ndimage.sum(m, lab, index=np.arange(1, n + 1)))[::-1]
+        if sizes[1] > MASK_MAX_SECOND * sizes[0]:
+            k = int((sizes > MASK_MAX_SECOND * sizes[0]).sum())
+            return f"{name}: the automatic mask has {k} large separate pieces{tail}"
+    return None
 
 
 @dataclass
