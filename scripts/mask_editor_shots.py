@@ -36,10 +36,10 @@ def main() -> None:
     ap.add_argument("--old", default="7db1d51", help="revision of the 'before' algorithm")
     ap.add_argument("--view", type=int, default=4, help="which photo of the test set")
     args = ap.parse_args()
+    import test_photo_masks
     from PyQt6.QtWidgets import QApplication
 
     import render_core as rc
-    import test_photo_masks
     from studio.model import photo
     from studio.qt.mask_editor import MaskEditorDialog
 
