@@ -24,11 +24,13 @@ from .rasterize import (
 )
 from .renderer import SHADINGS, Renderer, RenderOutput
 from .shading import (
+    LIGHT_KIND,
     DirectionalLight,
     PhongMaterial,
     SHLight,
     face_normals,
     lambertian,
+    light_kind,
     phong,
     sh_irradiance,
     vertex_normals,
@@ -50,6 +52,7 @@ __all__ = [
     "atomic_write_text",
     "DEFAULT_SIGMA",
     "DirectionalLight",
+    "LIGHT_KIND",
     "Fragments",
     "Mesh",
     "MeshError",
@@ -68,6 +71,7 @@ __all__ = [
     "interpolate",
     "is_deterministic",
     "lambertian",
+    "light_kind",
     "linear_to_srgb",
     "load_mesh",
     "losses",

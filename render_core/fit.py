@@ -48,7 +48,7 @@ from .fit_config import (
 from .losses import edge_length, iou, l1, laplacian, normal_consistency
 from .mesh import Mesh
 from .renderer import Renderer, RenderOutput
-from .shading import DirectionalLight, SHLight
+from .shading import DirectionalLight, SHLight, light_kind
 from .uv import generate_uvs
 
 # The problem description lives in fit_config; its names stay importable from here.
@@ -170,7 +170,7 @@ class Fitter:
             self._render_key = render_key
         # The light group's tensor depends on the shading (direction vs SH coefficients).
         opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
-                   config.shading == "sh",
+                   light_kind(config.shading) == "sh",
                    None if self.tex_logit is None else tuple(self.tex_logit.shape))
         if opt_key != self._opt_key:
             self._build_optimizer()
@@ -216,7 +216,7 @@ class Fitter:
 
     def _group_tensors(self) -> dict[str, list[torch.Tensor]]:
         out = {"vertices": [self.offset], "colors": [self.color_logit], "camera": [self.cam_delta],
-               "light": [self.sh if self.config.shading == "sh" else self.light_dir],
+               "light": [self.sh if light_kind(self.config.shading) == "sh" else self.light_dir],
                "texture": [self.tex_logit] if self.tex_logit is not None else []}
         return out
 
@@ -265,9 +265,10 @@ class Fitter:
         return Camera.orbit(p[:, 0], p[:, 1], p[:, 2], fov=p[:, 3], aspect=w / h)
 
     def _light(self):
-        if self.config.shading == "sh":
+        kind = light_kind(self.config.shading)
+        if kind == "sh":
             return SHLight(self.sh)
-        if self.config.shading in ("lambertian", "phong"):
+        if kind == "directional":
             return DirectionalLight(self.light_dir, intensity=0.8, ambient=0.3)
         return None
 
@@ -524,7 +525,7 @@ class Fitter:
                     len(self.targets))
         params = {"vertices": state["offset"], "colors": state["color_logit"],
                   "texture": state["tex_logit"], "camera": state["cam_delta"],
-                  "light": state["sh"] if config.shading == "sh" else state["light_dir"]}
+                  "light": state["sh" if light_kind(config.shading) == "sh" else "light_dir"]}
         opt = ckpt.get("optimizer") or {}
         check_optimizer(opt, {n for n, g in config.groups.items() if g.enabled}, params)
         self.load_state(state)

@@ -32,17 +32,42 @@ import torch
 from ._validate import check_faces
 
 __all__ = [
+    "LIGHT_KIND",
     "DirectionalLight",
     "PhongMaterial",
     "SHLight",
     "face_normals",
     "lambertian",
+    "light_kind",
     "phong",
     "safe_normalize",
     "sh_irradiance",
     "shade",
     "vertex_normals",
 ]
+
+# Which light each shading of :class:`~render_core.renderer.Renderer` takes: ``None`` (unlit),
+# ``"directional"`` (a :class:`DirectionalLight` direction) or ``"sh"`` (:class:`SHLight`
+# coefficients). The one place this is written down; fitters and views ask :func:`light_kind`.
+LIGHT_KIND: dict[str, str | None] = {
+    "vertex_color": None,
+    "texture": None,
+    "lambertian": "directional",
+    "phong": "directional",
+    "sh": "sh",
+}
+
+
+def light_kind(shading: str) -> str | None:
+    """The light ``shading`` takes: ``None``, ``"directional"`` or ``"sh"``.
+
+    Raises ``ValueError`` for a shading that is not one of the renderer's (:data:`LIGHT_KIND`)."""
+    try:
+        return LIGHT_KIND[shading]
+    except KeyError:
+        known = tuple(LIGHT_KIND)
+        raise ValueError(f"unknown shading {shading!r}; expected one of {known}") from None
+
 
 _Param = float | int | torch.Tensor
 _Vector = Sequence[float] | torch.Tensor

@@ -107,6 +107,37 @@ def test_set_light_direction_keeps_the_fit_and_rejects_bad_input():
     assert sess.generation == gen + 1 and np.allclose(sess.fitter().light_direction(), [0, 1, 0])
 
 
+def test_camera_fit_job_takes_the_light_of_directionally_lit_shadings_only():
+    """One table says which shading takes which light: every renderer shading is in it, and a
+    camera fit job carries the fit's light exactly for the directional ones."""
+    assert set(rc.LIGHT_KIND) == set(rc.SHADINGS)
+    with pytest.raises(ValueError, match="unknown shading"):
+        rc.light_kind("toon")
+    sess = Session()
+    sess.set_mesh(rc.icosphere(1))
+    img, mask = _target(rc.icosphere(1), 0.0, 10.0, 3.0, 60.0, res=16)
+    sess.add_target_view(rc.TargetView(img, mask, 0.0, 10.0, 3.0, 60.0, "t"))
+    lit = set()
+    for shading in rc.SHADINGS:
+        sess.set_option(shading=shading, resolution=16)
+        if N.camera_fit_job(sess, 0, "phong")["light"] is not None:
+            lit.add(shading)
+    assert lit == {"lambertian", "phong"}
+    assert {s for s in rc.SHADINGS if rc.light_kind(s) == "directional"} == lit
+
+
+def test_camera_fit_job_reports_the_childs_exception_as_one_line():
+    """The fit runs in a spawned child; what it raises comes back as ``"TypeName: message"``."""
+    job = N.CameraFitJob({"vertices": None})  # fit_camera() lacks its other arguments
+    try:
+        job.process.join(120)  # the child reports, closes its end and exits
+        assert job.poll()
+    finally:
+        job.close()
+    assert job.result is None and job.error.startswith("TypeError: ")
+    assert "\n" not in job.error
+
+
 @needs_weights
 @pytest.mark.slow
 def test_pose_fit_through_the_studio_moves_the_target_camera_to_the_truth():

@@ -20,8 +20,9 @@ Any failure answers ("error", message) and leaves the child running.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+
+from . import child
 
 
 def fit_threads() -> int:
@@ -31,17 +32,11 @@ def fit_threads() -> int:
 
 def _serve(conn) -> None:
     """The child's loop (runs in the spawned process)."""
-    import torch
-
     from render_core.fit import Fitter
 
     from .frames import frame_of
 
-    torch.set_num_threads(fit_threads())
-    try:
-        os.nice(5)  # the fit is background work: the window comes first when both need a core
-    except OSError:
-        pass
+    child.become_background(fit_threads())  # the window comes first when both need a core
     fitter = None
     generation = -1
     while True:
@@ -82,12 +77,7 @@ class FitProcess:
     """Client side: starts the child and exchanges one message per call."""
 
     def __init__(self) -> None:
-        ctx = mp.get_context("spawn")  # never fork a process that holds Qt and GL state
-        self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), name="dibr-studio-fit",
-                                   daemon=True)
-        self.process.start()
-        child.close()
+        self._conn, self.process = child.start(_serve, (), "dibr-studio-fit")
 
     def call(self, *msg):
         """Send a command and wait for its answer; raises RuntimeError on ("error", …)."""

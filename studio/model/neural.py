@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing as mp
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +30,8 @@ import torch
 import torch.nn.functional as F
 
 import render_core as rc
+
+from . import child
 
 NEURAL_STYLES = ("phong", "contour", "toon", "ao")
 """The RenderNet styles the studio offers."""
@@ -58,22 +58,30 @@ def orbit_of_view(view: np.ndarray) -> tuple[float, float, float]:
     """``(azimuth, elevation, distance)`` (degrees) of a world->camera matrix [4,4] whose
     camera looks at the origin (the studio's orbit cameras)."""
     v = np.asarray(view, np.float64)
-    eye = -v[:3, :3].T @ v[:3, 3]
-    d = float(np.linalg.norm(eye))
-    el = math.degrees(math.asin(max(-1.0, min(1.0, eye[1] / d))))
-    return math.degrees(math.atan2(eye[0], eye[2])), el, d
+    eye = torch.from_numpy(-v[:3, :3].T @ v[:3, 3])
+    az, el, _ = rc.rendernet.camera_to_pose(rc.Camera.look_at(eye))
+    return float(az[0]), float(el[0]), float(eye.norm())
 
 
 def orbit_to_pose(azimuth: float, elevation: float, distance: float, fov: float,
                   s: float) -> tuple[float, float, float]:
-    """Orbit camera (degrees, world units) of a mesh scaled by ``s`` -> network pose."""
-    return azimuth, elevation, 1.0 / (s * distance * math.tan(math.radians(fov) / 2))
+    """Orbit camera (degrees, world units) of a mesh scaled by ``s`` -> network pose
+    (``rc.rendernet.camera_to_pose`` of the camera in the scaled world; azimuth in [-180, 180])."""
+    az, el, scale = rc.rendernet.camera_to_pose(_scaled_orbit(azimuth, elevation, distance, fov, s))
+    return float(az[0]), float(el[0]), float(scale[0])
+
+
+def _scaled_orbit(azimuth: float, elevation: float, distance: float, fov: float,
+                  s: float) -> rc.Camera:
+    """The orbit camera seen from the mesh's scaled world (eye distance ``s·distance``)."""
+    return rc.Camera.orbit(torch.tensor([azimuth], dtype=torch.float64), elevation,
+                           s * distance, fov=fov)
 
 
 def net_persp(distance: float, s: float) -> float:
     """``persp`` (1/eye distance, clamped) of an orbit camera at ``distance`` from a mesh scaled
     by ``s``: the network renders the studio's perspective view through a frustum grid."""
-    return min(1.0 / (s * distance), rc.rendernet.MAX_PERSP)
+    return float(rc.rendernet.camera_persp(_scaled_orbit(0.0, 0.0, distance, 60.0, s))[0])
 
 
 def pose_to_orbit(azimuth: float, elevation: float, scale: float, fov: float,
@@ -298,7 +306,7 @@ def camera_fit_job(session, index: int, style: str) -> dict:
         raise ValueError("load a mesh first")
     t = session.targets[index]
     light = None
-    if session.config.shading in ("lambertian", "phong"):
+    if rc.light_kind(session.config.shading) == "directional":
         light = np.asarray(session.fitter().light_direction(), np.float64)
     return {"vertices": mesh.vertices.numpy(), "faces": mesh.faces.numpy(), "image": t.image,
             "mask": t.mask, "camera": (t.azimuth, t.elevation, t.distance, t.fov),
@@ -309,7 +317,7 @@ def apply_camera_fit(session, index: int, fit: CameraFit) -> None:
     """Give target ``index`` the fitted camera, and the fit the fitted light when the
     session's shading is lit (the session's own camera and light setters)."""
     session.set_target_camera(index, fit.azimuth, fit.elevation, fit.distance, fit.fov)
-    if fit.light is not None and session.config.shading in ("lambertian", "phong"):
+    if fit.light is not None and rc.light_kind(session.config.shading) == "directional":
         session.set_light_direction(fit.light)
 
 
@@ -319,11 +327,7 @@ def apply_camera_fit(session, index: int, fit: CameraFit) -> None:
 def _serve_fit(conn, job: dict, fit_kwargs: dict) -> None:
     """Child process body: run :func:`fit_camera`, reporting over ``conn``:
     ("progress", done, total, loss) ... then ("done", CameraFit fields) or ("error", text)."""
-    torch.set_num_threads(1)
-    try:
-        os.nice(5)  # background work: the window and the fit come first
-    except OSError:
-        pass
+    child.become_background(1)  # the window and the fit come first
 
     def progress(done: int, total: int, loss: float) -> None:
         conn.send(("progress", done, total, loss))
@@ -332,7 +336,7 @@ def _serve_fit(conn, job: dict, fit_kwargs: dict) -> None:
         fit = fit_camera(**job, progress=progress, **fit_kwargs)
         conn.send(("done", asdict(fit)))
     except Exception as e:  # reported to the window as one line
-        conn.send(("error", f"{type(e).__name__}: {e}"))
+        conn.send(("error", child.error_line(e)))
     finally:
         conn.close()
 
@@ -342,12 +346,8 @@ class CameraFitJob:
     otherwise compete with the window for the interpreter). Poll it; cancel kills it."""
 
     def __init__(self, job: dict, **fit_kwargs):
-        ctx = mp.get_context("spawn")  # never fork a process that holds Qt and GL state
-        self._conn, child = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_serve_fit, args=(child, job, fit_kwargs),
-                                   name="dibr-studio-rendernet-fit", daemon=True)
-        self.process.start()
-        child.close()
+        self._conn, self.process = child.start(_serve_fit, (job, fit_kwargs),
+                                               "dibr-studio-rendernet-fit", duplex=False)
         self.result: CameraFit | None = None
         self.error: str | None = None
         self.progress = (0, 1, math.nan)

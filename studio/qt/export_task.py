@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import multiprocessing as mp
 import os
 import re
 import stat
@@ -30,7 +29,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 
 import render_core as rc
 
-from ..model import files
+from ..model import child, files
 
 STALE_AFTER = 300.0
 """Seconds since its last write after which an export's temporary file is taken for a
@@ -120,8 +119,7 @@ class ExportTask(QObject):
             raise RuntimeError("an export is already running")
         # What killed exports left there goes first (a live writer's temporaries are fresh).
         self.swept = sweep_stale_temps(Path(path).parent)
-        # spawn: never fork a process that holds Qt and GL state
-        pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=child.context())
         self._future = pool.submit(files.export_mesh_job, mesh, str(Path(path)),
                                    rc.get_limits())
         pool.shutdown(wait=False)  # the child finishes this export, then exits
@@ -152,7 +150,7 @@ class ExportTask(QObject):
         try:
             kind, value = future.result()
         except Exception as e:  # noqa: BLE001 -- the child died or the mesh did not pickle
-            kind, value = "error", f"export failed ({type(e).__name__}: {e})"
+            kind, value = "error", f"export failed ({child.error_line(e)})"
         if kind == "ok":
             self.finished.emit([Path(p) for p in value])
         else:

@@ -29,7 +29,6 @@ SHADING_LABELS = {"vertex_color": "Vertex colour", "texture": "Texture",
                   "lambertian": "Lambertian", "phong": "Phong", "sh": "Spherical harmonics"}
 NEURAL_LABELS = {"phong": "RenderNet Phong", "contour": "RenderNet contour",
                  "toon": "RenderNet toon", "ao": "RenderNet ambient occlusion"}
-LIT_SHADINGS = ("lambertian", "phong")
 
 
 class NeuralRenderThread(QThread):
@@ -176,7 +175,8 @@ class StyleMenu(QObject):
             return
         mesh, (view, fov, _aspect) = snap["mesh"], snap["cameras"][snap["view"]]
         az, el, dist = neural.orbit_of_view(view)
-        light = snap["light"] if self.session.config.shading in LIT_SHADINGS else None
+        lit = rc.light_kind(self.session.config.shading) == "directional"
+        light = snap["light"] if lit else None
         self._token += 1
         self.thread.request(self._token, mesh["vertices"], mesh["faces"], (az, el, dist, fov),
                             self.neural_style, snap["render"].shape[:2], light)

@@ -17,6 +17,7 @@ import math
 
 import moderngl
 import numpy as np
+import torch
 from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtGui import QMouseEvent, QWheelEvent
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
@@ -91,16 +92,6 @@ _BACKGROUND = (0.13, 0.14, 0.16)
 DEFAULT_FOV = 45.0
 
 
-def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals [V,3] (numpy; display only)."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-
-
 def frustum_lines(view: np.ndarray, fov: float, aspect: float, depth: float) -> np.ndarray:
     """Line-segment endpoints [16,3] of a camera frustum drawn ``depth`` in front of it."""
     inv = np.linalg.inv(view)
@@ -160,6 +151,11 @@ class Viewport(QOpenGLWidget):
         self._uvs = None if uvs is None else np.asarray(uvs, np.float32)
         self._face_uvs = None if face_uvs is None else np.asarray(face_uvs, np.int64)
         self.update_mesh(vertices, colors, texture)
+
+    @property
+    def has_uvs(self) -> bool:
+        """Whether the mesh shown carries UVs (set by :meth:`set_mesh`)."""
+        return self._uvs is not None
 
     def update_mesh(self, vertices, colors=None, texture=None) -> None:
         """New vertex positions (same topology), optionally new colours / texture."""
@@ -327,7 +323,9 @@ class Viewport(QOpenGLWidget):
             self._vao = self._evao = None
             return
         corners = f.reshape(-1)
-        normals = vertex_normals_np(v.astype(np.float64), f).astype(np.float32)
+        # The render's own normals (float64 for the sums), so GL and render shade alike.
+        normals = rc.vertex_normals(torch.from_numpy(v.astype(np.float64)),
+                                    torch.from_numpy(f)).numpy().astype(np.float32)
         colors = self._colors if self._colors is not None else np.full_like(v, 0.6)
         if self._uvs is not None and self._face_uvs is not None:
             uv = self._uvs[self._face_uvs.reshape(-1)]

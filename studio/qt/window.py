@@ -29,6 +29,8 @@ from PyQt6.QtWidgets import (
     QSplitter,
 )
 
+import render_core as rc
+
 from ..model import files
 from ..model.session import Session
 from . import session_actions, targets
@@ -396,7 +398,7 @@ class MainWindow(QMainWindow):
         colors, texture = mesh["vertex_colors"], mesh["texture"]
         new_topology = self._faces is None or self._faces.shape != faces.shape or \
             not np.array_equal(self._faces, faces)
-        if new_topology or (mesh["uvs"] is None) != (self.viewport._uvs is None):
+        if new_topology or (mesh["uvs"] is not None) != self.viewport.has_uvs:
             # A texture group switched on mid-run brings UVs: same faces, new corners.
             self._faces = faces.copy()
             self.viewport.set_mesh(v, faces, colors, mesh["uvs"], mesh["face_uvs"], texture)
@@ -406,8 +408,8 @@ class MainWindow(QMainWindow):
         else:
             self.viewport.update_mesh(v, colors, texture)
             self.viewport.set_cameras(snap["cameras"], snap["view"])
-        light = snap["light"] if self.session.config.shading in ("lambertian", "phong") else None
-        self.viewport.set_light(light)
+        lit = rc.light_kind(self.session.config.shading) == "directional"
+        self.viewport.set_light(snap["light"] if lit else None)
         self.style_menu.show_frame(snap)  # the analytic render, or a RenderNet style of it
 
     def _select_view(self, index: int) -> None:
