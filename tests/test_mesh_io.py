@@ -380,7 +380,10 @@ def test_obj_bad_contents(tmp_path):
 def test_obj_missing_material_files(tmp_path):
     path = tmp_path / "t.obj"
     path.write_text("mtllib t.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl m\nf 1/1 2/1 3/1\n")
-    _expect_load_error(path, "t.mtl", "not found")
+    # Spec change (issue 11 item 6): a missing material library warns and the geometry loads.
+    with pytest.warns(UserWarning, match="t.mtl.*not found"):
+        mesh = load_mesh(path)
+    assert mesh.num_faces == 1 and mesh.texture is None
     (tmp_path / "t.mtl").write_text("newmtl m\nmap_Kd -s 1 1 1 gone.png\n")
     _expect_load_error(path, "gone.png", "not found")
     (tmp_path / "gone.png").write_bytes(b"not a png")
