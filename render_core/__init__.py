@@ -8,7 +8,7 @@ from ._native import is_deterministic, set_deterministic
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
 from .color import linear_to_srgb, srgb_to_linear
-from .fit import FitConfig, Fitter, ParamGroup, TargetView
+from .fit import FitConfig, Fitter, ParamGroup, StepResult, TargetView
 from .image_io import ImageError, open_image
 from .interpolate import interpolate, sample_texture
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
@@ -46,6 +46,7 @@ __all__ = [
     "Limits",
     "Fitter",
     "ParamGroup",
+    "StepResult",
     "TargetView",
     "atomic_path",
     "atomic_write_bytes",

@@ -49,6 +49,7 @@ from .losses import edge_length, iou, l1, laplacian, normal_consistency
 from .mesh import Mesh
 from .renderer import Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight, light_kind
+from .step_result import StepResult
 from .uv import generate_uvs
 
 # The problem description lives in fit_config; its names stay importable from here.
@@ -59,6 +60,7 @@ __all__ = [
     "FitConfig",
     "Fitter",
     "ParamGroup",
+    "StepResult",
     "TargetView",
     "default_groups",
     "default_weights",
@@ -288,14 +290,14 @@ class Fitter:
 
     # -- public API --------------------------------------------------------------------------
 
-    def step(self) -> dict[str, float]:
+    def step(self) -> StepResult:
         """One Adam step on every enabled group.
 
-        Returns metrics: ``total`` and each term of :data:`LOSS_TERMS` (unweighted values),
-        ``silhouette_iou`` (hard IoU of ``alpha > 0.5`` against the target masks, averaged over
-        views, for the parameters before the step), ``step``, ``rolled_back``, ``undone`` and
-        ``lr_halved`` (comma-separated group names, ``""`` when none; each named group also
-        gets ``lr_<name>``, its new learning rate). All values are plain scalars or strings.
+        Returns a :class:`StepResult`: the ``loss`` (total) and each term of
+        :data:`LOSS_TERMS` (unweighted values), the ``iou`` (hard IoU of ``alpha > 0.5``
+        against the target masks, averaged over views, for the parameters before the step),
+        ``step``, ``rolled_back``, ``undone``, and the groups whose rate was halved
+        (``lr_halved``) with their new learning rates (``lr``).
 
         Divergence: a step whose loss, gradients or new parameters are not finite is rolled
         back (every parameter and the optimizer state stay as they were) and the learning rate
@@ -315,12 +317,12 @@ class Fitter:
           at unchanged parameters comes from the data, not from the step size.
         """
         out, terms, total = self._forward()
-        metrics = {k: float(v.detach()) for k, v in terms.items()}
-        metrics["total"] = float(total.detach())
-        metrics["silhouette_iou"] = self._hard_iou(out.alpha.detach())
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        loss = float(total.detach())
+        iou = self._hard_iou(out.alpha.detach())
         offenders: list[str] = []
         undone = False
-        rolled_back = not math.isfinite(metrics["total"])
+        rolled_back = not math.isfinite(loss)
         if rolled_back and self._can_undo():
             blamed = self._undo_last_step()
             undone = blamed is not None
@@ -356,13 +358,9 @@ class Fitter:
         else:
             self.steps += 1
         self._halve_lr(offenders)
-        metrics["step"] = self.steps
-        metrics["rolled_back"] = rolled_back
-        metrics["undone"] = undone
-        metrics["lr_halved"] = ",".join(offenders)
-        for name in offenders:
-            metrics[f"lr_{name}"] = self.config.groups[name].lr
-        return metrics
+        return StepResult(loss, values, iou,
+                          self.steps, rolled_back, undone,
+                          {n: self.config.groups[n].lr for n in offenders}, tuple(offenders))
 
     # (saved parameters, optimizer state, the optimizer, parameter versions) from before the
     # last accepted step, while nothing else has touched the parameters since.

@@ -50,14 +50,18 @@ def test_infinite_gradient_rolls_back_and_halves_that_group(targets):
     hook = f.color_logit.register_hook(lambda g: torch.full_like(g, math.inf))
     m = f.step()
     hook.remove()
-    assert m["rolled_back"] and m["lr_halved"] == "colors" and not m["undone"]
-    assert m["lr_colors"] == 0.025 and f.config.groups["colors"].lr == 0.025
+    assert m.rolled_back and m.lr_halved == ("colors",) and not m.undone
+    assert m.lr == {"colors": 0.025} and f.config.groups["colors"].lr == 0.025
     assert _optimizer_lr(f, "colors") == 0.025
     assert f.config.groups["vertices"].lr == 0.01 and _optimizer_lr(f, "vertices") == 0.01
     assert torch.equal(f.offset, before[0]) and torch.equal(f.color_logit, before[1])
     assert f.steps == 1 and f.rejected == 1
+    record = m.record()  # the flat form kept in histories, session files and history.json
+    assert record["lr_halved"] == "colors" and record["lr_colors"] == 0.025
+    assert record["rolled_back"] and record["step"] == 1 and record["total"] == m.loss
     m = f.step()
-    assert not m["rolled_back"] and m["lr_halved"] == "" and f.steps == 2
+    assert not m.rolled_back and m.lr_halved == () and f.steps == 2
+    assert m.record()["lr_halved"] == "" and not any(k.startswith("lr_c") for k in m.record())
 
 
 def test_overflowing_update_halves_until_the_run_is_finite(targets):
@@ -70,9 +74,9 @@ def test_overflowing_update_halves_until_the_run_is_finite(targets):
     halvings = 0
     for _ in range(40):
         m = f.step()
-        assert _params_finite(f) and math.isfinite(m["total"])
-        if m["lr_halved"]:
-            assert m["rolled_back"] and m["lr_halved"] == "colors"
+        assert _params_finite(f) and math.isfinite(m.loss)
+        if m.lr_halved:
+            assert m.rolled_back and m.lr_halved == ("colors",)
             halvings += 1
     hook.remove()
     assert halvings >= 3 and f.steps >= 1
@@ -94,9 +98,9 @@ def test_step_that_breaks_the_next_render_is_undone(targets):
     blamed on the vertices alone (the colours moved too, but are harmless on their own)."""
     f = Fitter(rc.icosphere(subdivisions=1), targets, _config(vertices=1e30, colors=0.05))
     m1 = f.step()
-    assert not m1["rolled_back"] and float(f.offset.detach().abs().max()) > 1e29
+    assert not m1.rolled_back and float(f.offset.detach().abs().max()) > 1e29
     m2 = f.step()
-    assert m2["rolled_back"] and m2["undone"] and m2["lr_halved"] == "vertices"
+    assert m2.rolled_back and m2.undone and m2.lr_halved == ("vertices",)
     assert f.steps == 0 and torch.equal(f.offset, torch.zeros_like(f.offset))
     assert f.config.groups["colors"].lr == 0.05
     assert f.config.groups["vertices"].lr == 5e29
@@ -105,8 +109,8 @@ def test_step_that_breaks_the_next_render_is_undone(targets):
     for _ in range(150):
         m = f.step()
         assert _params_finite(f)
-        if not m["rolled_back"]:
-            totals.append(m["total"])
+        if not m.rolled_back:
+            totals.append(m.loss)
     assert totals and all(math.isfinite(t) for t in totals)
     assert f.config.groups["vertices"].lr < 1e20
     mesh = f.current_mesh()
@@ -119,7 +123,7 @@ def test_bad_data_is_not_blamed_on_the_step_size(targets):
     offset = f.offset.detach().clone()
     f.t_rgb[0, 3, 3, 0] = float("nan")  # poisoned data: the loss is NaN whatever the step
     m = f.step()
-    assert m["rolled_back"] and not m["undone"] and m["lr_halved"] == ""
+    assert m.rolled_back and not m.undone and m.lr_halved == ()
     assert f.steps == 1 and torch.equal(f.offset, offset)
     assert f.config.groups["vertices"].lr == 0.01
 

@@ -37,10 +37,12 @@ def test_default_fit_converges(problem):
     first = f.step()
     for _ in range(40):
         last = f.step()
-    assert set(first) >= {"total", "iou", "l1", "laplacian", "normal", "edge", "silhouette_iou"}
-    assert last["total"] < 0.6 * first["total"]
-    assert last["silhouette_iou"] > first["silhouette_iou"]
-    assert f.steps == 41 and not last["rolled_back"]
+    assert set(first.record()) >= {"total", "iou", "l1", "laplacian", "normal", "edge",
+                                   "silhouette_iou"}
+    assert set(first.terms) >= {"iou", "l1", "laplacian", "normal", "edge"}
+    assert last.loss < 0.6 * first.loss
+    assert last.iou > first.iou
+    assert f.steps == 41 and not last.rolled_back
     mesh = f.current_mesh()
     assert not mesh.vertices.requires_grad
     assert mesh.vertex_colors is not None
@@ -55,8 +57,8 @@ def test_every_group_steps_finitely(problem):
             f = Fitter(start, targets, cfg)
             for _ in range(2):
                 m = f.step()
-            assert math.isfinite(m["total"]), (group, shading)
-            assert not m["rolled_back"]
+            assert math.isfinite(m.loss), (group, shading)
+            assert not m.rolled_back
     cfg = FitConfig(resolution=16)
     cfg.groups["texture"] = ParamGroup(True, 0.05)
     f = Fitter(start, targets, cfg)
@@ -83,7 +85,7 @@ def test_non_finite_step_is_rolled_back(problem):
     state = {k: v["exp_avg"].clone() for k, v in enumerate(f._optimizer.state.values())}
     f.t_mask[0, 0, 0] = float("nan")  # poison the loss
     m = f.step()
-    assert m["rolled_back"] and f.rejected == 1 and f.steps == 1
+    assert m.rolled_back and f.rejected == 1 and f.steps == 1
     assert torch.equal(f.offset, offset)
     for k, v in enumerate(f._optimizer.state.values()):
         assert torch.equal(v["exp_avg"], state[k])
@@ -101,7 +103,7 @@ def test_apply_config_live(problem):
     cfg.shading = "phong"
     f.apply_config(cfg)
     assert f.render(0).rgb.shape == (1, 24, 24, 3)
-    assert math.isfinite(f.step()["total"])
+    assert math.isfinite(f.step().loss)
     with pytest.raises(ValueError):
         cfg.weights["iou"] = -1.0
         f.apply_config(cfg)

@@ -118,7 +118,7 @@ def test_fit_process_checkpoint_resumes_in_a_new_fit_process(tmp_path):
     try:
         proc.call("problem", gen, reopened.initial_mesh, reopened.targets, reopened.config,
                   resume)
-        assert proc.call("step")[2]["total"] == pytest.approx(curve[n], rel=1e-6, abs=1e-7)
+        assert proc.call("step")[2].loss == pytest.approx(curve[n], rel=1e-6, abs=1e-7)
     finally:
         proc.close()
 

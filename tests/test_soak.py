@@ -41,10 +41,10 @@ fitter = Fitter(rc.icosphere(subdivisions=1), [view], cfg)
 report = {"rss": {}, "total": {}, "nonfinite": 0}
 for i in range(1, int(sys.argv[1]) + 1):
     m = fitter.step()
-    report["nonfinite"] += not math.isfinite(m["total"])
+    report["nonfinite"] += not math.isfinite(m.loss)
     if i in (1, 500, int(sys.argv[1])):
         report["rss"][i] = rss()
-        report["total"][i] = m["total"]
+        report["total"][i] = m.loss
 report["steps"] = fitter.steps
 print(json.dumps(report))
 """

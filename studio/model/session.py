@@ -22,7 +22,15 @@ from pathlib import Path
 import numpy as np
 
 import render_core as rc
-from render_core.fit import GROUPS, LOSS_TERMS, FitConfig, Fitter, ParamGroup, TargetView
+from render_core.fit import (
+    GROUPS,
+    LOSS_TERMS,
+    FitConfig,
+    Fitter,
+    ParamGroup,
+    StepResult,
+    TargetView,
+)
 
 from . import files, photo, store
 from .frames import frame_of
@@ -358,31 +366,31 @@ class Session:
         self._resume = (self.generation, fitter.checkpoint())
 
     def step(self) -> dict:
-        """One optimisation step (any thread); appends to and returns the metrics."""
+        """One optimisation step (any thread); appends to the history and returns its
+        record (:meth:`StepResult.record`)."""
         return self.tagged_step()[1]
 
     def tagged_step(self) -> tuple[int, dict]:
-        """``(generation, metrics)`` of one step: results of a fit that has since been reset
+        """``(generation, record)`` of one step: results of a fit that has since been reset
         or rebuilt carry an old generation, so views can drop them."""
         with self._lock:
             fitter = self.fitter()
             if not self.snapshots:
                 self.snapshots.record(fitter.state())
-            metrics = fitter.step()
-            self._adopt_learning_rates([metrics])
-            self.history.append(metrics)
-            self.revision += 1
-            if not metrics.get("rolled_back") and fitter.steps % self.snapshot_every == 0:
+            result = fitter.step()
+            self._take_results([result])
+            if not result.rolled_back and fitter.steps % self.snapshot_every == 0:
                 self.snapshots.record(fitter.state())
-            return self.generation, metrics
+            return self.generation, self.history[-1]
 
-    def _adopt_learning_rates(self, metrics: list[dict]) -> None:
-        """Take over the learning rates the fit halved after a diverging step (the metrics'
-        ``lr_halved`` and ``lr_<group>``), so the settings shown and saved are the ones in use.
-        No event: this may run on the worker thread; the window refreshes its controls when
-        it receives the steps."""
-        halved = {n: m[f"lr_{n}"] for m in metrics if m.get("lr_halved")
-                  for n in str(m["lr_halved"]).split(",") if f"lr_{n}" in m}
+    def _take_results(self, results: list[StepResult]) -> None:
+        """(Lock held.) Append the steps' records to the history and take over the learning
+        rates the fit halved after a diverging step, so the settings shown and saved are the
+        ones in use. No event: this may run on the worker thread; the window refreshes its
+        controls when it receives the steps."""
+        self.history.extend(r.record() for r in results)
+        self.revision += 1
+        halved = {n: r.lr[n] for r in results for n in r.lr_halved if n in r.lr}
         if not halved:
             return
         cfg = self.config.copy()
@@ -414,9 +422,9 @@ class Session:
         with self._lock:
             return frame_of(self.fitter(), view, self.generation)
 
-    def sync(self, generation: int, state: dict, metrics: list[dict]) -> bool:
+    def sync(self, generation: int, state: dict, results: list[StepResult]) -> bool:
         """Mirror a fit that runs elsewhere (the studio's fit process): adopt its parameters
-        and append its metrics, unless the fit has been restarted since (returns False)."""
+        and take its steps, unless the fit has been restarted since (returns False)."""
         with self._lock:
             if generation != self.generation:
                 return False
@@ -424,9 +432,7 @@ class Session:
             if not self.snapshots:
                 self.snapshots.record(fitter.state())
             fitter.load_state(state)
-            self._adopt_learning_rates(metrics)
-            self.history.extend(metrics)
-            self.revision += 1
+            self._take_results(results)
             self.snapshots.record(fitter.state())
             return True
 

@@ -169,7 +169,7 @@ class LossPlot(QWidget):
         self._refresh()
 
     def append(self, metrics: list[dict]) -> None:
-        """Add steps' metrics (as returned by ``Fitter.step``) and redraw once."""
+        """Add steps' history records (:meth:`StepResult.record`) and redraw once."""
         for m in metrics:
             self._steps.append(int(m.get("step", len(self._steps) + 1)))
             for k, v in self._values.items():

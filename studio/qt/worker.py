@@ -3,10 +3,11 @@
 The GUI thread never runs a step. It talks to the worker through thread-safe methods
 (:meth:`FitWorker.run`, :meth:`~FitWorker.pause`, :meth:`~FitWorker.step`,
 :meth:`~FitWorker.request_frame`, :meth:`~FitWorker.stop`) and hears back through queued
-signals: ``steps`` (the fit's generation and a batch of metrics dicts) and ``frame`` (a
-snapshot of numpy arrays), each at most ``max_fps`` times a second, so a fast fit cannot flood
-the event loop. :meth:`FitWorker.fetch_checkpoint` asks the fit process for its full state
-(Adam moments included) to save a session.
+signals: ``steps`` (the fit's generation and a batch of history records, see
+:meth:`render_core.StepResult.record`) and ``frame`` (a frame of numpy arrays), each at
+most ``max_fps`` times a second, so a fast fit cannot flood the event loop.
+:meth:`FitWorker.fetch_checkpoint` asks the fit process for its full state (Adam moments
+included) to save a session.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 
 from PyQt6 import sip
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
+
+from render_core.fit import StepResult
 
 from ..model.fitproc import FitProcess
 from ..model.session import Session
@@ -109,7 +112,7 @@ class FitWorker(QObject):
         results back into the session when it reports.
         """
         proc = FitProcess()
-        batch: list[dict] = []
+        batch: list[StepResult] = []
         generation = -1
         last_emit = 0.0
         try:
@@ -133,8 +136,7 @@ class FitWorker(QObject):
                     if gen != generation:  # the fit was restarted: older steps are void
                         batch, generation = [], gen
                     if do_step:
-                        _, _, metrics = proc.call("step")
-                        batch.append(metrics)
+                        batch.append(proc.call("step")[2])
                     now = time.monotonic()
                     idle = not (self._running or self._pending_steps)
                     if want_frame or (batch and (idle or now - last_emit >= self.min_interval)):
@@ -197,13 +199,13 @@ class FitWorker(QObject):
             self._sent_config = config
         return gen
 
-    def _report(self, proc: FitProcess, generation: int, batch: list[dict]) -> None:
-        _, snap, state = proc.call("sync", self.view)
+    def _report(self, proc: FitProcess, generation: int, batch: list[StepResult]) -> None:
+        _, frame, state = proc.call("sync", self.view)
         if not self.session.sync(generation, state, batch):
             return  # restarted meanwhile; the next loop sends the new problem
         if batch:
-            self.steps.emit(generation, batch)
-        self.frame.emit(snap)
+            self.steps.emit(generation, [r.record() for r in batch])
+        self.frame.emit(frame)
 
 
 class WorkerThread:
