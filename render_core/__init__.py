@@ -35,6 +35,7 @@ from .shading import (
     sh_irradiance,
     vertex_normals,
 )
+from .texture_project import project_texture
 from .uv import generate_uvs, weld_seams
 
 __version__ = "0.1.0"
@@ -79,6 +80,7 @@ __all__ = [
     "open_image",
     "phong",
     "prepare_export",
+    "project_texture",
     "rasterize",
     "sample_texture",
     "save_mesh",

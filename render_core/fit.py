@@ -13,10 +13,13 @@ Parameter groups (all optional, each with its own learning rate):
   tutorial), regularised by Laplacian smoothing, normal consistency and edge length.
 - ``colors``: per-vertex colours, optimised as logits so they stay in (0, 1).
 - ``texture``: a UV texture (``texture_size``² texels), also as logits; a mesh without UVs
-  gets an xatlas atlas (spherical UVs without xatlas), and the texture starts from its colours.
+  gets an xatlas atlas (spherical UVs without xatlas), and the texture starts from its colours
+  (without any, from the targets projected onto it: :mod:`render_core.texture_project`);
+  ``texture_tv`` smooths it (total variation on the texel grid).
 - ``light``: the directional light's direction, or the SH coefficients with ``shading="sh"``.
 - ``camera``: azimuth / elevation / distance / fov of every target, rebuilt with
-  :meth:`Camera.orbit` each step.
+  :meth:`Camera.orbit` each step; targets of one ``camera_group`` share one fov and a
+  ``lock_fov`` target keeps its own (:mod:`render_core.intrinsics`).
 
 Colour: renders are linear, targets are sRGB (as on disk); the L1 term encodes the render with
 :func:`linear_to_srgb` and compares in sRGB, so what is fitted is what the user sees.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,11 +49,13 @@ from .fit_config import (
     default_groups,
     default_weights,
 )
-from .losses import edge_length, iou, l1, laplacian, normal_consistency
+from .intrinsics import targets_fov_layout
+from .losses import edge_length, iou, l1, laplacian, normal_consistency, texture_tv
 from .mesh import Mesh
 from .renderer import Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight, light_kind
 from .step_result import StepResult
+from .texture_project import initial_texture, texel_coverage_warning
 from .uv import generate_uvs
 
 # The problem description lives in fit_config; its names stay importable from here.
@@ -154,6 +160,10 @@ class Fitter:
             if self.has_colors or config.groups["colors"].enabled:
                 tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
                                      self.uvs, self.face_uvs, n, backend=config.backend)
+            elif config.project_texture:  # no colours to keep: what the targets show
+                tex = initial_texture(self.base.vertices + self.offset.detach(), self.faces,
+                                      self.uvs, self.face_uvs, self.targets,
+                                      self._camera_params().detach(), n, tex, config.backend)
             self.tex_logit = _logit(tex)
         elif self.tex_logit is not None and self._tex_size not in (None, n_tex):
             # Another texture size was chosen: carry what has been fitted over to it.
@@ -165,6 +175,10 @@ class Fitter:
             covered = uv_fragments(self.uvs, self.face_uvs, n_tex, config.backend).face_idx[0] >= 0
             self.tex_logit = _logit(dilate(tex, covered, DEFAULT_DILATION).contiguous())
         self._tex_size = n_tex
+        warn = texel_coverage_warning(n_tex, config.resolution) if self._needs_texture() else None
+        if warn and warn != self._tex_warning:
+            warnings.warn(warn, stacklevel=2)
+        self._tex_warning = warn
         render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
                       self._effective_shading())
         if render_key != self._render_key:
@@ -182,6 +196,7 @@ class Fitter:
                 pg["lr"] = config.groups[pg["name"]].lr
 
     _tex_size: int | None = None  # texture_size last applied (a change resamples the texture)
+    _tex_warning: str | None = None  # the texel-coverage warning last given (once per setting)
 
     def _needs_texture(self) -> bool:
         return self.config.groups["texture"].enabled or self.config.shading == "texture"
@@ -258,7 +273,9 @@ class Fitter:
             delta = delta * chosen
         p = self.cam0 + delta * scale
         dist = self.cam0[:, 2] * torch.exp(delta[:, 2])
-        fov = p[:, 3].clamp(5.0, 150.0)
+        # One fov per camera group; locked fovs and cameras left out stay as they started.
+        layout = targets_fov_layout(self.targets, self.config.camera_views, self.cam0.dtype)
+        fov = layout.fov(self.cam_delta[:, 3], _CAMERA_SCALE[3]).clamp(5.0, 150.0)
         return torch.stack([p[:, 0], p[:, 1], dist, fov], -1)
 
     def _cameras(self) -> Camera:
@@ -286,6 +303,9 @@ class Fitter:
         terms["normal"] = (normal_consistency(verts, self.faces)
                            if geometry and w["normal"] else zero)
         terms["edge"] = edge_length(verts, self.faces) if geometry and w["edge"] else zero
+        terms["texture_tv"] = (texture_tv(torch.sigmoid(self.tex_logit))
+                               if self.config.groups["texture"].enabled and w["texture_tv"]
+                               and self.tex_logit is not None else zero)
         return terms
 
     # -- public API --------------------------------------------------------------------------

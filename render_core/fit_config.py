@@ -24,7 +24,7 @@ from .renderer import SHADINGS
 GROUPS = ("vertices", "colors", "texture", "light", "camera")
 """Names of the parameter groups, in display order."""
 
-LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge")
+LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge", "texture_tv")
 """Names of the loss terms; each has a weight in :attr:`FitConfig.weights`."""
 
 
@@ -47,9 +47,17 @@ def default_groups() -> dict[str, ParamGroup]:
     }
 
 
+TEXTURE_TV_WEIGHT = 0.03
+"""Default weight of the texture smoothness term (see tests/test_texture_fit.py)."""
+
+
 def default_weights() -> dict[str, float]:
     """Loss weights in the spirit of PyTorch3D's mesh-fitting tutorial."""
-    return {"iou": 1.0, "l1": 1.0, "laplacian": 1.0, "normal": 0.01, "edge": 1.0}
+    # texture_tv: total variation of the fitted texture (render_core.losses.texture_tv); it
+    # only acts while the texture group is optimised.
+    return {"iou": 1.0, "l1": 1.0, "laplacian": 1.0, "normal": 0.01, "edge": 1.0,
+            "texture_tv": TEXTURE_TV_WEIGHT}
+
 
 
 @dataclass
@@ -60,6 +68,10 @@ class FitConfig:
     ``sigma`` is the soft-silhouette softness (see :func:`render_core.soft_silhouette`).
     ``camera_views`` limits the ``camera`` group to these targets (indices; None = all), e.g.
     to refine the camera of one new photo while the others stay put.
+    ``project_texture``: a new texture of a mesh without colours starts from the target
+    images projected onto it (:func:`render_core.texture_project.initial_texture`, where the
+    targets' masks see it) instead of a flat grey. A mesh with colours (or whose colours are
+    being fitted) keeps starting from them, so switching to a texture keeps the look.
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -70,6 +82,7 @@ class FitConfig:
     sigma: float = DEFAULT_SIGMA * 3
     texture_size: int = 64
     camera_views: list[int] | None = None
+    project_texture: bool = True
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -106,6 +119,8 @@ class FitConfig:
     def from_dict(cls, d: dict) -> FitConfig:
         d = dict(d)
         d["groups"] = {k: ParamGroup(**v) for k, v in d.get("groups", {}).items()}
+        if "weights" in d:  # settings saved before a term existed get its default weight
+            d["weights"] = {**default_weights(), **d["weights"]}
         return cls(**d)
 
 
@@ -117,6 +132,11 @@ class TargetView:
     the non-black pixels are the mask: right for renders over black, not for photos, which the
     studio gives an estimated mask, ``studio.model.photo``). Camera in the orbit convention,
     degrees.
+
+    ``camera_group``: targets with the same id were taken with one camera (one lens, one
+    zoom), so camera refinement gives them one shared fov (:mod:`render_core.intrinsics`);
+    None = a camera of its own. ``lock_fov``: camera refinement leaves this target's fov as it
+    is (azimuth, elevation and distance are still refined).
     """
 
     image: np.ndarray
@@ -126,6 +146,8 @@ class TargetView:
     distance: float = 3.0
     fov: float = 60.0
     name: str = ""
+    camera_group: int | None = None
+    lock_fov: bool = False
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image, dtype=np.float32)
@@ -145,6 +167,14 @@ class TargetView:
                 raise ValueError(f"target camera {k} must be finite")
         if not self.distance > 0 or not 1 <= self.fov <= 170:
             raise ValueError("target camera needs distance > 0 and 1 <= fov <= 170")
+        if self.camera_group is not None and (isinstance(self.camera_group, bool) or not
+                                              isinstance(self.camera_group, (int, np.integer))):
+            raise ValueError(f"camera_group must be an integer or None, got {self.camera_group!r}")
+        if self.camera_group is not None:
+            self.camera_group = int(self.camera_group)
+        if not isinstance(self.lock_fov, (bool, np.bool_)):
+            raise ValueError(f"lock_fov must be True or False, got {self.lock_fov!r}")
+        self.lock_fov = bool(self.lock_fov)
 
     @property
     def aspect(self) -> float:

@@ -32,7 +32,7 @@ from render_core.fit import (
     TargetView,
 )
 
-from . import files, photo, store
+from . import exif, files, photo, store
 from .frames import frame_of
 from .snapshots import Snapshots
 
@@ -111,8 +111,9 @@ class Session:
         self.set_mesh(mesh, f"{kind} ({subdivisions})")
 
     def add_target(self, path: str | os.PathLike, azimuth: float = 0.0, elevation: float = 0.0,
-                   distance: float = 3.0, fov: float = 60.0) -> TargetView:
-        """Read a target image (alpha → mask) seen from the given orbit camera, and add it."""
+                   distance: float = 3.0, fov: float | None = None) -> TargetView:
+        """Read a target image (alpha → mask) seen from the given orbit camera, and add it
+        (fov None: the photo's EXIF fov, else 60°)."""
         return self.add_targets([path], [(azimuth, elevation, distance, fov)])[0]
 
     def add_targets(self, paths: list, views: list[tuple[float, float, float, float]],
@@ -123,7 +124,9 @@ class Session:
         The alpha channel is the mask; a photo without one gets the automatic mask of
         :mod:`studio.model.photo`, and one that came out (nearly) empty or full is reported in
         :attr:`warnings`. Targets share the first target's aspect: another is letterboxed
-        or cropped (``framing``) to it and its fov converted (see :mod:`studio.model.photo`)."""
+        or cropped (``framing``) to it and its fov converted (see :mod:`studio.model.photo`).
+        A fov of None is the photo's EXIF one (60° without); photos whose EXIF camera and
+        size agree share a ``camera_group`` (:mod:`studio.model.exif`)."""
         if len(paths) != len(views):
             raise ValueError(f"{len(paths)} target images but {len(views)} views")
         if framing not in photo.FRAMINGS:
@@ -132,12 +135,15 @@ class Session:
         warnings = []
         for path, (az, el, dist, fov) in zip(paths, views, strict=True):
             rgb, alpha = files.load_image(path)
+            cam = exif.read_camera(path)
+            fov = fov if fov is not None else (cam.fov if cam and cam.fov else 60.0)
             first = self.targets[0] if self.targets else (new[0] if new else None)
             try:
                 p = photo.prepare_photo(rgb, alpha, float(fov),
                                         None if first is None else first.aspect, framing,
                                         Path(path).name)
-                new.append(TargetView(p.image, p.mask, az, el, dist, p.fov, Path(path).name))
+                new.append(TargetView(p.image, p.mask, az, el, dist, p.fov, Path(path).name,
+                                      camera_group=exif.camera_group(cam)))
             except ValueError as e:
                 raise files.LoadError(path, str(e)) from None
             if p.warning:
