@@ -104,3 +104,24 @@ def test_limit_and_a_reopened_session_starts_fresh(session, tmp_path):
     assert stack.can_undo
     session.open(path)
     assert not stack.can_undo and not stack.can_redo and changes[-1] is False
+
+
+def test_undo_of_a_camera_edit_keeps_the_fitted_mesh(session):
+    # Issue 19.1: undoing a target-camera edit restarted the fit from the starting mesh.
+    clock = Clock()
+    stack = UndoStack(session, clock=clock)
+    session.set_group("vertices", enabled=True, lr=0.02)
+    for _ in range(5):
+        session.step()
+    start = session.initial_mesh.vertices
+    session.set_target_camera(1, 80.0, 15.0, 3.2, 45.0)
+    fitted = session.current_mesh().vertices.clone()
+    assert not np.allclose(fitted.numpy(), start.numpy())  # the fit moved the mesh
+    clock.t += 5
+    assert stack.undo()
+    t = session.targets[1]
+    assert (t.azimuth, t.elevation, t.distance, t.fov) == (90, 10, 3.0, 40)
+    after = session.current_mesh().vertices
+    assert np.allclose(after.numpy(), fitted.numpy())  # not the starting sphere again
+    assert stack.redo() and session.targets[1].azimuth == 80.0
+    assert np.allclose(session.current_mesh().vertices.numpy(), fitted.numpy())

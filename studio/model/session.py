@@ -39,6 +39,10 @@ from .snapshots import Snapshots
 Listener = Callable[[str], None]
 
 
+def _camera(t: TargetView) -> tuple[float, float, float, float]:
+    return (t.azimuth, t.elevation, t.distance, t.fov)
+
+
 class Session:
     """Everything a fit is made of, and the fit itself."""
 
@@ -162,9 +166,24 @@ class Session:
         self._emit("targets")
 
     def set_targets(self, targets: list[TargetView]) -> None:
+        """Replace the targets (undo and redo come here). A running fit keeps its parameters,
+        as after a camera edit or a removal (:meth:`_swap_targets`): a target that was there
+        before keeps its camera refinement unless its camera differs; a new one starts from
+        its own camera."""
         with self._lock:
-            self.targets = list(targets)
-            self._restart()
+            old = self.targets
+            rows, new_cameras = [], []
+            for k, t in enumerate(targets):
+                j = next((j for j, o in enumerate(old) if o is t),
+                         k if k < len(old) else None)
+                rows.append(0 if j is None else j)
+                if j is None or _camera(old[j]) != _camera(t):
+                    new_cameras.append(k)
+            if not old:
+                self.targets = list(targets)
+                self._restart()
+            else:
+                self._swap_targets(list(targets), new_cameras, rows)
         self._emit("targets")
 
     def _target_index(self, index: int) -> int:
