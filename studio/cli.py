@@ -49,7 +49,7 @@ class _TargetAction(argparse.Action):
         ns.targets = targets
 
 
-def _parse_view(text: str) -> tuple[float, float, float, float]:
+def _parse_view(text: str) -> tuple[float, float, float, float | None]:
     try:
         parts = [float(p) for p in text.split(",")]
     except ValueError:
@@ -57,7 +57,7 @@ def _parse_view(text: str) -> tuple[float, float, float, float]:
     if len(parts) not in (3, 4):
         raise UsageError(f"--view {text!r}: expected AZ,EL,DIST[,FOV] in degrees")
     if len(parts) == 3:
-        parts.append(60.0)
+        parts.append(None)  # the photo's EXIF fov, 60 without (Session.add_targets)
     return tuple(parts)  # type: ignore[return-value]
 
 

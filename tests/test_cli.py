@@ -129,6 +129,21 @@ def test_mask_per_target_texture_size_and_photo_resolution(tmp_path):
     assert _session(["--demo", "--out", "x"]).config.resolution == 64  # the demo's own
 
 
+def test_view_without_fov_takes_the_photos_exif_fov(tmp_path):
+    e = Image.Exif()
+    e[0x010F], e[0x0110] = "Acme", "Phone 1"
+    e.get_ifd(0x8769)[0xA405] = 26  # 35 mm-equivalent focal
+    Image.new("RGB", (120, 90), (200, 40, 40)).save(tmp_path / "a.jpg", exif=e)
+    Image.new("RGB", (120, 90), (200, 40, 40)).save(tmp_path / "b.png")
+    s = _session(["--target", str(tmp_path / "a.jpg"), "--view", "0,0,3",
+                  "--target", str(tmp_path / "b.png"), "--view", "90,0,3",
+                  "--target", str(tmp_path / "a.jpg"), "--view", "0,0,3,40",
+                  "--out", str(tmp_path / "out")])
+    exif_fov, plain, typed = (t.fov for t in s.targets)
+    assert exif_fov == pytest.approx(53.06, abs=0.01)  # 26 mm on a 4:3 photo
+    assert plain == pytest.approx(60.0) and typed == pytest.approx(40.0)
+
+
 @pytest.mark.parametrize("argv", [
     ["fit", "--mask", "m.png", "--out", "x"],
     ["fit", "--target", "a.png", "--mask", "m.png", "--mask", "n.png", "--out", "x"],
