@@ -69,18 +69,13 @@ def test_shapes_are_seeded_and_watertight():
     assert np.linalg.norm(a.vertices, axis=1).max() <= 0.93
 
 
-def test_voxelize_volume_and_speed():
-    import time
-
+def test_voxelize_volume():
+    # Its speed is measured by benchmarks/rendernet.py, not here (no clock in a test).
     s = trimesh.creation.icosphere(subdivisions=4, radius=0.8)  # 5120 faces
-    voxelize(s)
-    t = time.perf_counter()
     v = voxelize(s)
-    dt = time.perf_counter() - t
     assert v.shape == (32, 32, 32) and v.dtype == np.float32
     vol = v.sum() * (2 / 32) ** 3
     assert abs(vol - s.volume) / s.volume < 0.02
-    assert dt < 0.2  # budget 100 ms on the reference CPU; slack for a shared machine
 
 
 @pytest.mark.parametrize(
