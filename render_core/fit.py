@@ -197,6 +197,8 @@ class Fitter:
 
     _tex_size: int | None = None  # texture_size last applied (a change resamples the texture)
     _tex_warning: str | None = None  # the texel-coverage warning last given (once per setting)
+    _fov_cache = None  # the FovLayout for _fov_key (camera_views as a tuple, or None)
+    _fov_key: tuple | None = None
 
     def _needs_texture(self) -> bool:
         return self.config.groups["texture"].enabled or self.config.shading == "texture"
@@ -263,6 +265,16 @@ class Fitter:
                           texture=torch.sigmoid(self.tex_logit))
         return self.base.with_(**fields)
 
+    def _fov_layout(self):
+        """The targets' fov layout (:mod:`render_core.intrinsics`), rebuilt only when
+        ``camera_views`` changes (the targets of a Fitter do not), not at every step."""
+        views = self.config.camera_views
+        key = None if views is None else tuple(int(i) for i in views)
+        if self._fov_key != key or self._fov_cache is None:
+            self._fov_cache = targets_fov_layout(self.targets, views, self.cam0.dtype)
+            self._fov_key = key
+        return self._fov_cache
+
     def _camera_params(self) -> torch.Tensor:
         scale = self.cam0.new_tensor(_CAMERA_SCALE)
         delta = self.cam_delta
@@ -274,8 +286,7 @@ class Fitter:
         p = self.cam0 + delta * scale
         dist = self.cam0[:, 2] * torch.exp(delta[:, 2])
         # One fov per camera group; locked fovs and cameras left out stay as they started.
-        layout = targets_fov_layout(self.targets, self.config.camera_views, self.cam0.dtype)
-        fov = layout.fov(self.cam_delta[:, 3], _CAMERA_SCALE[3]).clamp(5.0, 150.0)
+        fov = self._fov_layout().fov(self.cam_delta[:, 3], _CAMERA_SCALE[3]).clamp(5.0, 150.0)
         return torch.stack([p[:, 0], p[:, 1], dist, fov], -1)
 
     def _cameras(self) -> Camera:
