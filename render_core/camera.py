@@ -3,6 +3,13 @@
 World space is right-handed with +Y up; camera space follows OpenGL (the camera looks down -Z).
 Every constructor argument may be a float, a sequence or a tensor; tensors that require grad
 stay in the graph, so eye position, target, fov and orbit angles can all be optimised.
+
+General pinhole cameras (:meth:`Camera.from_intrinsics`) take a world-to-camera rotation and
+translation and intrinsics ``fx, fy, cx, cy`` in pixels, with the pixel convention of COLMAP and
+OpenCV: ``(u, v) = (0, 0)`` is the top-left corner of the top-left pixel, so pixel (row i, col j)
+has its centre at ``(j + 0.5, i + 0.5)``. With the NDC rule of design.md
+(x = 2(j+0.5)/W - 1, y = 1 - 2(i+0.5)/H) a pixel coordinate maps to NDC as
+``x = 2u/W - 1, y = 1 - 2v/H``, which gives the projection of :func:`intrinsics_projection`.
 """
 
 from __future__ import annotations
@@ -81,6 +88,32 @@ def perspective(fov: torch.Tensor, aspect: torch.Tensor, near: torch.Tensor, far
         dim=-2,
     )
     return m
+
+
+def intrinsics_projection(fx: torch.Tensor, fy: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor,
+                          width: torch.Tensor, height: torch.Tensor, near: torch.Tensor,
+                          far: torch.Tensor) -> torch.Tensor:
+    """OpenGL projection matrices [B,4,4] of pinholes with intrinsics in pixels.
+
+    All arguments are [B] tensors of one dtype/device (``width``/``height`` in pixels).
+    A camera-space point (x, y, z) (OpenGL axes, visible at z < 0) lands on the pixel
+    coordinate ``u = fx·x/(-z) + cx``, ``v = -fy·y/(-z) + cy`` (the OpenCV formula after the
+    axis flip y, z -> -y, -z). Differentiable w.r.t. every argument.
+    """
+    z = torch.zeros_like(fx)
+    m = torch.stack(
+        [
+            torch.stack([2 * fx / width, z, 1 - 2 * cx / width, z], -1),
+            torch.stack([z, 2 * fy / height, 2 * cy / height - 1, z], -1),
+            torch.stack([z, z, (far + near) / (near - far), 2 * far * near / (near - far)], -1),
+            torch.stack([z, z, -torch.ones_like(fx), z], -1),
+        ],
+        dim=-2,
+    )
+    return m
+
+
+_CV_FROM_GL = (1.0, -1.0, -1.0)  # OpenCV camera axes = OpenGL camera axes with y and z negated
 
 
 def orthographic(height: torch.Tensor, aspect: torch.Tensor, near: torch.Tensor, far: torch.Tensor):
@@ -197,6 +230,118 @@ class Camera:
         az, el, dist, at_t = _broadcast(az, el, dist, at_t)
         eye = at_t + orbit_eye(az, el, dist)
         return cls.look_at(eye, at_t, (0.0, 1.0, 0.0), fov, aspect, near, far, ortho_height)
+
+    @classmethod
+    def from_intrinsics(
+        cls,
+        R: _Scalar,
+        t: _Scalar,
+        fx: _Scalar,
+        fy: _Scalar,
+        cx: _Scalar,
+        cy: _Scalar,
+        width: float | Sequence[float] | torch.Tensor,
+        height: float | Sequence[float] | torch.Tensor,
+        near: _Scalar = 0.01,
+        far: _Scalar = 100.0,
+        convention: str = "opengl",
+    ) -> Camera:
+        """General pinhole cameras from a world-to-camera pose and intrinsics in pixels.
+
+        Args:
+            R: [B,3,3] or [3,3] world-to-camera rotations (``x_cam = R @ x_world + t``).
+            t: [B,3] or [3] world-to-camera translations.
+            fx, fy: focal lengths in pixels, scalars or [B].
+            cx, cy: principal point in pixels, scalars or [B]; (0, 0) is the top-left corner of
+                the image, (W/2, H/2) its centre (see the module docstring).
+            width, height: the image size in pixels the intrinsics refer to, scalars or [B]
+                (not differentiated). Rendering at another resolution of the same aspect scales
+                the intrinsics with it.
+            near, far: clipping distances (positive, far > near).
+            convention: ``"opengl"`` (camera looks down -Z, +Y up: the project's camera space)
+                or ``"opencv"`` (COLMAP/OpenCV axes: +Z forward, +Y down).
+        Returns:
+            A Camera whose ``proj`` comes from :func:`intrinsics_projection`, ``fov`` is the
+            vertical field of view from ``fy`` and ``aspect`` is ``width / height``.
+
+        Differentiable w.r.t. ``R``, ``t`` (any [3,3] is used as given: keep it a rotation),
+        ``fx``, ``fy``, ``cx``, ``cy``, ``near`` and ``far``. Tensors keep their dtype/device.
+        """
+        if convention not in ("opengl", "opencv"):
+            raise ValueError(f"convention must be 'opengl' or 'opencv', got {convention!r}")
+        dtype, device = _infer_dtype_device(R, t, fx, fy, cx, cy, near, far)
+        r_t = torch.as_tensor(R, dtype=dtype, device=device) if not torch.is_tensor(R) else R
+        if not r_t.is_floating_point():
+            r_t = r_t.to(dtype)
+        if r_t.shape[-2:] != (3, 3) or r_t.dim() not in (2, 3):
+            raise ValueError(f"R must have shape [3,3] or [B,3,3], got {tuple(r_t.shape)}")
+        r_t = r_t.reshape(-1, 3, 3)
+        t_t = _batched(t, 3, dtype, device)
+        vals = [_batched(v, None, dtype, device)
+                for v in (fx, fy, cx, cy, width, height, near, far)]
+        for name, v in zip(("fx", "fy", "width", "height"), (vals[0], vals[1], vals[4], vals[5]),
+                           strict=True):
+            if not bool(torch.isfinite(v.detach()).all()) or bool((v.detach() <= 0).any()):
+                raise ValueError(f"{name} must be positive and finite, got {v.detach().tolist()}")
+        near_d, far_d = vals[6].detach(), vals[7].detach()
+        if bool((near_d <= 0).any()) or bool((far_d <= near_d).any()):
+            raise ValueError("near must be positive and far larger than near")
+        r_t, t_t, *vals = _broadcast(r_t, t_t, *vals)
+        fx_t, fy_t, cx_t, cy_t, w_t, h_t, near_t, far_t = vals
+        w_t, h_t = w_t.detach(), h_t.detach()
+        if convention == "opencv":
+            flip = torch.tensor(_CV_FROM_GL, dtype=dtype, device=device)
+            r_t = r_t * flip[:, None]
+            t_t = t_t * flip
+        top = torch.cat([r_t, t_t.unsqueeze(-1)], dim=-1)
+        bottom = torch.zeros_like(top[..., :1, :]) + torch.tensor(
+            [0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device)
+        view = torch.cat([top, bottom], dim=-2)
+        eye = -(r_t.transpose(-1, -2) @ t_t.unsqueeze(-1)).squeeze(-1)
+        proj = intrinsics_projection(fx_t, fy_t, cx_t, cy_t, w_t, h_t, near_t, far_t)
+        fov = torch.rad2deg(2 * torch.atan(h_t / (2 * fy_t)))
+        return cls(view, proj, eye, fov, w_t / h_t, near_t, far_t, None)
+
+    def intrinsics(self, width: float, height: float) -> tuple[torch.Tensor, ...]:
+        """``(fx, fy, cx, cy)``, each [B], in pixels of a ``width`` x ``height`` image.
+
+        Read back from ``proj`` (the inverse of :func:`intrinsics_projection`), so it works
+        for every perspective camera: look-at/orbit cameras give ``cx = W/2, cy = H/2`` and
+        ``fy = H / (2 tan(fov/2))``. Differentiable w.r.t. ``proj``. Orthographic cameras
+        have no pinhole intrinsics (ValueError).
+        """
+        if self.ortho_height is not None:
+            raise ValueError("an orthographic camera has no pinhole intrinsics")
+        p = self.proj
+        fx = p[:, 0, 0] * width / 2
+        fy = p[:, 1, 1] * height / 2
+        cx = (1 - p[:, 0, 2]) * width / 2
+        cy = (1 + p[:, 1, 2]) * height / 2
+        return fx, fy, cx, cy
+
+    def world_to_camera(self, convention: str = "opengl") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(R [B,3,3], t [B,3])`` with ``x_cam = R @ x_world + t``, in OpenGL camera axes
+        or (``convention="opencv"``) OpenCV/COLMAP axes. Differentiable w.r.t. ``view``."""
+        r, t = self.view[:, :3, :3], self.view[:, :3, 3]
+        if convention == "opencv":
+            flip = torch.tensor(_CV_FROM_GL, dtype=r.dtype, device=r.device)
+            return r * flip[:, None], t * flip
+        if convention != "opengl":
+            raise ValueError(f"convention must be 'opengl' or 'opencv', got {convention!r}")
+        return r, t
+
+    def to_pixels(self, points: torch.Tensor, width: float, height: float) -> torch.Tensor:
+        """World points [V,3]|[B,V,3] to pixel coordinates ``(u, v)`` [B,V,2] of a
+        ``width`` x ``height`` image: (0, 0) is the top-left image corner, u to the right,
+        v down, the centre of pixel (row i, col j) is (j + 0.5, i + 0.5). Goes through
+        ``to_clip`` (the rasterizer's own path); differentiable w.r.t. the points and every
+        camera tensor. Points at or behind the eye plane give non-finite or mirrored values.
+        """
+        clip = self.to_clip(points)
+        ndc = clip[..., :2] / clip[..., 3:]
+        u = (ndc[..., 0] + 1) * (width / 2)
+        v = (1 - ndc[..., 1]) * (height / 2)
+        return torch.stack([u, v], dim=-1)
 
     def __len__(self) -> int:
         return self.view.shape[0]
