@@ -4,6 +4,8 @@ through the dense solve, central finite differences, and Adam's formula written 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -272,3 +274,23 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(LargeStepsError, match="right-hand side"):
         p.vertices(p.u.detach().float())
     assert issubclass(LargeStepsError, ValueError)
+
+
+def test_adam_uniform_state_dict_round_trip_continues_identically():
+    torch.manual_seed(1)
+    grads = [torch.randn(6, 3) for _ in range(4)]
+    a = torch.zeros(6, 3, requires_grad=True)
+    opt_a = AdamUniform([a], lr=0.1)
+    for g in grads[:2]:
+        a.grad = g.clone()
+        opt_a.step()
+    b = a.detach().clone().requires_grad_(True)
+    opt_b = AdamUniform([b], lr=0.1)
+    # A deep copy, as a checkpoint is (load_state_dict would otherwise share the moment tensors).
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    for g in grads[2:]:
+        a.grad, b.grad = g.clone(), g.clone()
+        opt_a.step()
+        opt_b.step()
+    assert torch.equal(a, b)
+    assert set(opt_b.state[b]) == {"step", "exp_avg", "exp_avg_sq"}
