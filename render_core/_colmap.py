@@ -118,6 +118,40 @@ def _check_image(im: ColmapImage, cameras: dict, path: Path, where: str) -> None
         raise CameraFileError(path, where, "the image has no name")
 
 
+def quat_to_matrix(q) -> np.ndarray:
+    """Rotation matrix of a quaternion (w, x, y, z), normalized first."""
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def matrix_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (Shepperd's method)."""
+    m = np.asarray(r, dtype=np.float64)
+    tr = np.trace(m)
+    cand = [tr, m[0, 0], m[1, 1], m[2, 2]]
+    i = int(np.argmax(cand))
+    if i == 0:
+        s = 2 * math.sqrt(1 + tr)
+        q = [s / 4, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    elif i == 1:
+        s = 2 * math.sqrt(1 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [(m[2, 1] - m[1, 2]) / s, s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+    elif i == 2:
+        s = 2 * math.sqrt(1 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s]
+    else:
+        s = 2 * math.sqrt(1 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4]
+    q = np.array(q) / np.linalg.norm(q)
+    if q[0] < 0:
+        q = -q
+    return tuple(float(v) for v in q)
+
+
 # --------------------------------------------------------------------------- text
 
 

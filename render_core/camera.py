@@ -302,6 +302,29 @@ class Camera:
         fov = torch.rad2deg(2 * torch.atan(h_t / (2 * fy_t)))
         return cls(view, proj, eye, fov, w_t / h_t, near_t, far_t, None)
 
+    @classmethod
+    def look_at_intrinsics(
+        cls,
+        eye: _Scalar,
+        at: _Scalar,
+        up: _Scalar,
+        fx: _Scalar,
+        fy: _Scalar,
+        cx: _Scalar,
+        cy: _Scalar,
+        width: float | Sequence[float] | torch.Tensor,
+        height: float | Sequence[float] | torch.Tensor,
+        near: _Scalar = 0.01,
+        far: _Scalar = 100.0,
+    ) -> Camera:
+        """:meth:`from_intrinsics` with the pose of :meth:`look_at`: eyes [B,3]|[3] looking at
+        ``at`` with ``up`` roughly up. Differentiable w.r.t. every argument but the size."""
+        dtype, device = _infer_dtype_device(eye, at, up, fx, fy, cx, cy, near, far)
+        eye_t, at_t, up_t = _broadcast(*(_batched(v, 3, dtype, device) for v in (eye, at, up)))
+        view = look_at_view(eye_t, at_t, up_t)
+        return cls.from_intrinsics(view[:, :3, :3], view[:, :3, 3], fx, fy, cx, cy, width,
+                                   height, near, far)
+
     def intrinsics(self, width: float, height: float) -> tuple[torch.Tensor, ...]:
         """``(fx, fy, cx, cy)``, each [B], in pixels of a ``width`` x ``height`` image.
 

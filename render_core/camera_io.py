@@ -58,6 +58,8 @@ class CameraRecord:
     ``R`` [3,3], ``t`` [3] float64: world-to-camera, OpenGL camera axes. ``model`` and
     ``params``: a COLMAP camera model (see :mod:`render_core.distortion`), pixels of a
     ``width`` x ``height`` image. ``image_id``/``camera_id``: COLMAP ids when known.
+    ``mask``/``mask_path``: a transforms.json frame's ``mask_path`` (nerfstudio), as written
+    and resolved (None when absent or not found).
     """
 
     image: str
@@ -70,6 +72,8 @@ class CameraRecord:
     path: Path | None = None
     image_id: int | None = None
     camera_id: int | None = None
+    mask: str | None = None
+    mask_path: Path | None = None
 
     @property
     def intrinsics(self) -> Intrinsics:
@@ -186,39 +190,6 @@ def _resolve_image(root: Path, name: str, file: Path, where: str) -> Path | None
 # --------------------------------------------------------------------------- COLMAP
 
 
-def _quat_to_matrix(q) -> np.ndarray:
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def _matrix_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
-    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (Shepperd's method)."""
-    m = np.asarray(r, dtype=np.float64)
-    tr = np.trace(m)
-    cand = [tr, m[0, 0], m[1, 1], m[2, 2]]
-    i = int(np.argmax(cand))
-    if i == 0:
-        s = 2 * math.sqrt(1 + tr)
-        q = [s / 4, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif i == 1:
-        s = 2 * math.sqrt(1 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [(m[2, 1] - m[1, 2]) / s, s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif i == 2:
-        s = 2 * math.sqrt(1 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2 * math.sqrt(1 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4]
-    q = np.array(q) / np.linalg.norm(q)
-    if q[0] < 0:
-        q = -q
-    return tuple(float(v) for v in q)
-
-
 @dataclass
 class SparseModel:
     """A COLMAP model read by :func:`read_colmap`: ``records`` (one per image, in the file's
@@ -250,7 +221,7 @@ def read_colmap(folder: str | os.PathLike, image_root: str | os.PathLike | None 
         loc = f"image {im.id} ({im.name!r})"
         p = _inside(root or where, im.name, ifile, loc)
         cam = raw.cameras[im.camera_id]
-        r_cv = _quat_to_matrix(im.qvec)
+        r_cv = _colmap.quat_to_matrix(im.qvec)
         records.append(CameraRecord(
             im.name, cam.width, cam.height, cam.model, tuple(cam.params),
             r_cv * _FLIP[:, None], np.asarray(im.tvec, dtype=np.float64) * _FLIP,
@@ -281,7 +252,7 @@ def _to_colmap(model: SparseModel | Sequence[CameraRecord]) -> ColmapModel:
         iid = r.image_id if r.image_id is not None else i + 1
         if iid in out.images:
             raise ValueError(f"image id {iid} appears twice")
-        out.images[iid] = ColmapImage(iid, _matrix_to_quat(np.asarray(r.R) * _FLIP[:, None]),
+        out.images[iid] = ColmapImage(iid, _colmap.matrix_to_quat(np.asarray(r.R) * _FLIP[:, None]),
                                       tuple(float(v) for v in np.asarray(r.t) * _FLIP), cid,
                                       r.image)
     return out
@@ -356,6 +327,10 @@ def _frame_record(c: dict, fr: dict, root: Path, file: Path, where: str) -> Came
         raise CameraFileError(file, where, "k4 is not supported (OPENCV models use k1 k2 k3 "
                               "p1 p2)")
     path = _resolve_image(root, name, file, where)
+    mask = fr.get("mask_path")
+    if mask is not None and (not isinstance(mask, str) or not mask.strip()):
+        raise CameraFileError(file, where, "mask_path must be a non-empty string")
+    mask_file = None if mask is None else _resolve_image(root, mask, file, where)
     w, h = k["w"], k["h"]
     if w is None or h is None:
         w, h = _image_size(path, file, where)
@@ -386,7 +361,7 @@ def _frame_record(c: dict, fr: dict, root: Path, file: Path, where: str) -> Came
         model, params = "PINHOLE", (fx, fy, cx, cy)
     r = rot.T.copy()
     return CameraRecord(name, w, h, model, tuple(float(v) for v in params), r, -r @ c2w[:3, 3],
-                        path)
+                        path, mask=mask, mask_path=mask_file)
 
 
 def read_transforms(path: str | os.PathLike) -> list[CameraRecord]:
@@ -395,8 +370,8 @@ def read_transforms(path: str | os.PathLike) -> list[CameraRecord]:
     Intrinsics (``fl_x fl_y cx cy w h``, ``camera_angle_x``/``camera_angle_y`` in radians,
     distortion ``k1 k2 k3 p1 p2``) may be global or set per frame (a frame's own keys win);
     missing ``cx``/``cy`` mean the image centre, missing ``w``/``h`` are read from the image
-    header. ``file_path`` is relative to the file's folder, with or without its extension;
-    the record's ``path`` is the image found (None if missing). Raises
+    header. ``file_path`` (and a frame's ``mask_path``) is relative to the file's folder, with
+    or without its extension; the record's ``path`` is the image found (None if missing). Raises
     :class:`CameraFileError` naming the file and the line (JSON syntax) or frame.
     """
     file = Path(path)
@@ -443,22 +418,45 @@ def _transforms_keys(r: CameraRecord) -> dict[str, float | int]:
     return out
 
 
+def _relative_name(name: str, folder: Path) -> str:
+    """An image name as transforms.json may hold it: relative, inside ``folder``."""
+    p = Path(name)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            raise ValueError(f"image {name!r} is not inside {folder}: transforms.json paths "
+                             "must be relative to its folder (copy the photos next to it)"
+                             ) from None
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        raise ValueError(f"image {name!r} leaves the folder of the transforms.json")
+    return name
+
+
 def write_transforms(path: str | os.PathLike, records: Sequence[CameraRecord],
                      extra: dict | None = None) -> None:
     """Write ``records`` as a transforms.json (atomically): camera-to-world matrices in OpenGL
     axes, intrinsics in pixels (global when all frames share them, else per frame),
-    ``file_path`` = each record's ``image``. ``extra``: more top-level keys (e.g.
-    ``aabb_scale``). Floats are written in shortest round-trip form."""
+    ``file_path`` = each record's ``image`` (an absolute one inside the file's folder is made
+    relative; others outside it are refused), ``mask_path`` = its ``mask`` when set.
+    ``extra``: more top-level keys (e.g. ``aabb_scale``). Floats are written in shortest
+    round-trip form."""
     if not records:
         raise ValueError("no camera records to write")
+    folder = Path(path).parent
+    names = [_relative_name(r.image, folder) for r in records]
+    masks = [None if r.mask is None else _relative_name(r.mask, folder) for r in records]
     keys = [_transforms_keys(r) for r in records]
-    names = list(dict.fromkeys(n for k in keys for n in k))
-    shared = {n: keys[0][n] for n in names if all(n in k and k[n] == keys[0][n] for k in keys)}
+    names_k = list(dict.fromkeys(n for k in keys for n in k))
+    shared = {n: keys[0][n] for n in names_k
+              if all(n in k and k[n] == keys[0][n] for k in keys)}
     if any("k1" in k for k in keys):
         shared["camera_model"] = "OPENCV"
     frames = []
-    for r, k in zip(records, keys, strict=True):
-        fr: dict = {"file_path": r.image}
+    for r, k, name, mask in zip(records, keys, names, masks, strict=True):
+        fr: dict = {"file_path": name}
+        if mask is not None:
+            fr["mask_path"] = mask
         fr.update({n: v for n, v in k.items() if n not in shared})
         fr["transform_matrix"] = r.camera_to_world().tolist()
         frames.append(fr)

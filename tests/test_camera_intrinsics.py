@@ -41,6 +41,10 @@ def test_centred_intrinsics_equal_look_at():
     torch.testing.assert_close(cam.eye, ref.eye, atol=1e-12, rtol=0)
     torch.testing.assert_close(cam.fov, ref.fov, atol=1e-9, rtol=0)
     torch.testing.assert_close(cam.aspect, ref.aspect)
+    by_eye = Camera.look_at_intrinsics((0.4, 0.7, 3.0), (0.1, -0.2, 0.0), (0.0, 1.0, 0.0), fy, fy,
+                                       w / 2, h / 2, w, h, near=0.1, far=20.0)
+    torch.testing.assert_close(by_eye.proj, ref.proj, atol=1e-12, rtol=0)
+    torch.testing.assert_close(by_eye.view, ref.view, atol=1e-12, rtol=0)
     # and the look-at camera reads back the same intrinsics
     fx2, fy2, cx2, cy2 = ref.intrinsics(w, h)
     np.testing.assert_allclose([fx2.item(), fy2.item(), cx2.item(), cy2.item()],

@@ -362,3 +362,49 @@ def test_records_are_plain_data():
     rec = CameraRecord("a.png", 10, 8, "PINHOLE", (9.0, 9.0, 5.0, 4.0), np.eye(3), np.zeros(3))
     assert rec.intrinsics.cx == 5.0 and not rec.distorted
     np.testing.assert_allclose(rec.camera_to_world(), np.eye(4))
+
+
+def test_undistorted_record_sees_the_point_where_the_photo_shows_it():
+    """A distorted COLMAP camera: after CameraRecord.undistort the pinhole projects a known point
+    onto the undistorted position of the pixel where pycolmap's distorted camera shows it."""
+    model, w, h, params = CAMS[5]
+    rot, t = _poses(1, seed=11)[0]
+    rec = CameraRecord("p.png", w, h, model, tuple(params),
+                       np.diag([1.0, -1.0, -1.0]) @ rot.as_matrix(),
+                       np.diag([1.0, -1.0, -1.0]) @ t)
+    img = np.zeros((h, w), np.float32)
+    _, _, valid, pin = rec.undistort(img, keep="valid")
+    assert pin.model == "PINHOLE" and valid.all()
+    cam = pycolmap.Camera.create_from_model_name(1, model, 100.0, w, h)
+    cam.params = params
+    pts = np.random.default_rng(3).uniform(-0.5, 0.5, (20, 3))
+    seen = cam.img_from_cam(pts @ rot.as_matrix().T + t)  # distorted pixels in the photo
+    normalized = cam.cam_from_img(seen)  # pycolmap's own inverse of its distortion
+    fx, fy, cx, cy = pin.params
+    expected = normalized * [fx, fy] + [cx, cy]
+    got = pin.to_camera(dtype=torch.float64).to_pixels(torch.tensor(pts), w, h)[0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_transforms_masks_and_image_paths(tmp_path):
+    (tmp_path / "masks").mkdir()
+    Image.new("L", (8, 6)).save(tmp_path / "masks" / "a.png")
+    base = {"w": 8, "h": 6, "fl_x": 7.0}
+    data = {**base, "frames": [{"file_path": "a.jpg", "mask_path": "masks/a",
+                                "transform_matrix": M}]}
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    (rec,) = read_transforms(tmp_path / "t.json")
+    assert rec.mask == "masks/a" and rec.mask_path == tmp_path / "masks" / "a.png"
+    # an absolute image path inside the output folder is written relative; outside is refused
+    rec.image = str(tmp_path / "sub" / "a.jpg")
+    write_transforms(tmp_path / "o.json", [rec])
+    frame = json.loads((tmp_path / "o.json").read_text())["frames"][0]
+    assert frame["file_path"] == "sub/a.jpg" and frame["mask_path"] == "masks/a"
+    rec.image = str(tmp_path.parent / "elsewhere.jpg")
+    with pytest.raises(ValueError, match="not inside"):
+        write_transforms(tmp_path / "o.json", [rec])
+    bad = {**base, "frames": [{"file_path": "a.jpg", "mask_path": "../m.png",
+                               "transform_matrix": M}]}
+    (tmp_path / "b.json").write_text(json.dumps(bad))
+    with pytest.raises(CameraFileError, match="leaves the folder"):
+        read_transforms(tmp_path / "b.json")
