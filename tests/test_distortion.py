@@ -165,7 +165,7 @@ def test_keep_modes_and_masks():
     t = torch.from_numpy(img)
     same = undistort_image(t, "PINHOLE", MODELS["PINHOLE"])
     assert torch.is_tensor(same.image)
-    torch.testing.assert_close(same.image, t, atol=1e-5, rtol=0)
+    torch.testing.assert_close(same.image, t, atol=1e-4, rtol=0)
 
 
 def test_bad_models():
@@ -177,3 +177,21 @@ def test_bad_models():
         split_params("PINHOLE", [0.0, 1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="keep"):
         undistorted_intrinsics("OPENCV", MODELS["OPENCV"], W, H, "crop")
+
+
+def test_pixels_past_the_fold_of_the_lens_model_are_invalid():
+    """SIMPLE_RADIAL with k = -0.5: the radius map r (1 + k r²) turns back at r² = 1/(3|k|);
+    output pixels past it see nothing (even though the formula lands inside the photo)."""
+    f, k1 = 100.0, -0.5
+    params = [f, W / 2, H / 2, k1]
+    wide = (f / 4, f / 4, W / 2, H / 2)  # zoomed far out: the output reaches past the fold
+    res = undistort_image(np.ones((H, W), np.float32), "SIMPLE_RADIAL", params, intrinsics=wide)
+    jj, ii = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    r2 = ((jj - W / 2) ** 2 + (ii - H / 2) ** 2) / (f / 4) ** 2
+    fold = 1 / (3 * abs(k1))
+    lands = r2 * (1 + k1 * r2) ** 2 * f * f  # squared photo radius from the formula, px²
+    inside_formula = (np.sqrt(lands) < H / 2 - 1)
+    assert (inside_formula & (r2 > fold * 1.01)).any()  # the formula alone would accept these
+    assert not res.valid[r2 > fold * 1.01].any()
+    assert res.valid[inside_formula & (r2 < fold * 0.99)].all()
+    assert (res.image[~res.valid] == 0).all()
