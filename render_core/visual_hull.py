@@ -243,7 +243,7 @@ def visual_hull(
     faces: int | None = 5000,
     smooth: int = 10,
     names: Sequence[str] | None = None,
-    min_component: float = 0.02,
+    min_component: float = 0.1,
 ) -> Mesh:
     """The visual hull of N silhouettes as a closed mesh.
 
@@ -266,7 +266,9 @@ def visual_hull(
             half a voxel of the carve's boundary).
         names: N target names for error messages (default "target 1".."target N").
         min_component: connected pieces whose volume is under this fraction of the largest
-            piece's are dropped (0 keeps all, 1 keeps only the largest).
+            piece's are dropped (0 keeps all, 1 keeps only the largest). Few views leave
+            "phantom" islands where no view's silhouette cuts them away; the default 0.1 drops
+            those, and also real separate objects under a tenth of the largest one's volume.
     Returns:
         A :class:`~render_core.mesh.Mesh` on the CPU (float32 vertices, int64 faces):
         watertight, 2-manifold, faces counter-clockwise seen from outside (positive signed
