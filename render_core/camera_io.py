@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -461,8 +462,22 @@ def write_transforms(path: str | os.PathLike, records: Sequence[CameraRecord],
         fr["transform_matrix"] = r.camera_to_world().tolist()
         frames.append(fr)
     data = {**(extra or {}), **shared, "frames": frames}
+    # one matrix row per line: each matrix goes in as a unique placeholder string, replaced
+    # after dumping (never touching the file names or extra keys)
+    token = uuid.uuid4().hex
+    matrices = []
+    for fr in frames:
+        matrices.append(fr["transform_matrix"])
+        fr["transform_matrix"] = f"{token}:{len(matrices) - 1}"
     text = json.dumps(data, indent=2)
-    # one matrix row per line: collapse the innermost lists of numbers
-    text = re.sub(r"\[\s*([-+0-9.eE]+(?:,\s*[-+0-9.eE]+)*)\s*\]",
-                  lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text)
+
+    def rows(m: re.Match) -> str:
+        start = text.rfind("\n", 0, m.start()) + 1
+        line = text[start:m.start()]
+        indent = len(line) - len(line.lstrip(" "))
+        body = ",\n".join(" " * (indent + 2) + json.dumps(row)
+                          for row in matrices[int(m.group(1))])
+        return "[\n" + body + "\n" + " " * indent + "]"
+
+    text = re.sub(f'"{token}:([0-9]+)"', rows, text)
     atomic_write_text(path, text + "\n")

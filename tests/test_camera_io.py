@@ -213,7 +213,7 @@ def test_transforms_round_trip_and_fitted_export(tmp_path):
     poses = _poses(4, seed=7)
     frames = []
     for i, (rot, t) in enumerate(poses):
-        fr = {"file_path": f"images/{i:04d}.jpg",
+        fr = {"file_path": f"images/{i:04d}.jpg" if i != 3 else "images/shot [1,2].jpg",
               "transform_matrix": _c2w_opengl(rot, -(rot.as_matrix().T @ t)).tolist()}
         if i == 2:
             fr.update(fl_x=410.0, k1=0.0, p1=0.0)
