@@ -355,7 +355,7 @@ def undistort_image(image, model: str, params: Sequence[float], *, mask=None,
     for r0 in range(0, out_h, chunk_rows):
         vs = torch.arange(r0, min(out_h, r0 + chunk_rows), dtype=torch.float64) + 0.5
         y = ((vs - k_out.cy) / k_out.fy)[:, None].float()
-        u, v, fine = _sources(x.expand(len(vs), -1), y.expand(-1, out_w), k, c, fold)
+        u, v, fine = _sources(x, y, k, c, fold)  # [1,W] and [R,1] broadcast to [R,W]
         ok = fine & (u >= 0) & (u <= width) & (v >= 0) & (v <= height)
         grid = torch.stack([u * (2 / width) - 1, v * (2 / height) - 1], -1)
         grid = grid.masked_fill_(~ok[..., None], -2.0)[None]
