@@ -141,11 +141,16 @@ def test_session_adopts_the_halved_rate(targets):
     assert fit_lr < 1e38 and s.config.groups["texture"].lr == fit_lr
     assert all(not (isinstance(v, float) and np.isnan(v)) for v in s.history[-1].values())
 
-    mirror = Session()
+    from studio.model.runner import ProcessRunner
+
+    mirror = Session(ProcessRunner())  # the studio's way: the fit runs in a child process
     mirror.set_mesh(rc.icosphere(subdivisions=1))
     mirror.set_targets(targets)
     mirror.set_config(_config(texture=3e38))
-    runner = Fitter(mirror.initial_mesh, mirror.targets, mirror.config)
-    batch = [runner.step() for _ in range(30)]
-    assert mirror.sync(mirror.generation, runner.state(), batch)
-    assert mirror.config.groups["texture"].lr == runner.config.groups["texture"].lr < 1e38
+    try:
+        for _ in range(30):
+            mirror.step()
+        child_lr = mirror.checkpoint()["optimizer"]["texture"]["lr"]
+    finally:
+        mirror.runner.close()
+    assert mirror.config.groups["texture"].lr == child_lr == fit_lr

@@ -78,9 +78,8 @@ def test_fit_process_round_trip(session):
         metrics = [proc.call("step")[2] for _ in range(2)]
         _, snap, state = proc.call("sync", 0)
         assert snap["render"].shape == (16, 16, 3) and snap["mesh"]["faces"].shape[1] == 3
-        assert session.sync(session.generation, state, metrics)
-        assert session.steps == 2 and len(session.history) == 2
-        assert not session.sync(session.generation - 1, state, metrics)
+        assert [m.step for m in metrics] == [1, 2] and state["steps"] == 2
+        assert proc.call("state")[1]["steps"] == 2
         with pytest.raises(RuntimeError):
             bad = session.config.copy()
             bad.shading = "cartoon"
@@ -88,3 +87,73 @@ def test_fit_process_round_trip(session):
         proc.call("step")  # still serving after an error
     finally:
         proc.close()
+
+
+def test_one_fit_whatever_the_runner(session, tmp_path):
+    """The same steps in this process and in the fit process give the same history,
+    snapshots, parameters and checkpoint: both go through Session.advance."""
+    from studio.model.runner import ProcessRunner
+
+    twin = Session(ProcessRunner())
+    twin.set_mesh(session.initial_mesh)
+    twin.set_targets(list(session.targets))
+    twin.set_config(session.config)
+    twin.snapshot_every = session.snapshot_every = 2
+    try:
+        for _ in range(5):
+            session.step()
+            twin.step()
+        assert [m["total"] for m in twin.history] == pytest.approx(
+            [m["total"] for m in session.history], rel=1e-6, abs=1e-7)
+        assert twin.steps == session.steps == 5
+        assert twin.snapshot_steps() == session.snapshot_steps() == [0, 2, 4]
+        assert np.allclose(twin.current_mesh().vertices, session.current_mesh().vertices,
+                           atol=1e-6)
+        ours, theirs = session.checkpoint(), twin.checkpoint()
+        assert theirs["state"]["steps"] == 5
+        assert theirs["optimizer"].keys() == ours["optimizer"].keys()
+        # A frame comes from where the fit runs and carries its generation.
+        frame = twin.pull_frame(0)
+        assert frame["step"] == 5 and frame["generation"] == twin.generation
+        # Handing the fit back to this process continues it exactly.
+        from studio.model.runner import InProcessRunner
+
+        twin.use_runner(InProcessRunner())
+        assert twin.step()["total"] == pytest.approx(session.step()["total"], rel=1e-6,
+                                                     abs=1e-7)
+    finally:
+        twin.runner.close()
+
+
+def test_a_step_of_a_restarted_fit_is_dropped(session):
+    """A reset while a step is in flight: the step's result does not enter the new history."""
+    from studio.model.runner import InProcessRunner
+
+    class ResetDuringStep(InProcessRunner):
+        def step(self):
+            result = super().step()
+            session.reset()  # another thread restarts the fit meanwhile
+            return result
+
+    session.use_runner(ResetDuringStep())
+    assert session.advance() is None
+    assert session.history == [] and session.steps == 0
+
+
+def test_target_lens_settings_keep_the_fit(session, tmp_path):
+    """Issue 19.6: one camera group and a fov lock per target, set from the Targets tab."""
+    session.add_target(tmp_path / "t.png", 90, 10, 3.5, 40)
+    session.set_group("camera", enabled=True, lr=0.05)
+    for _ in range(3):
+        session.step()
+    moved = session.current_mesh().vertices.clone()
+    session.set_target_lens(1, 7, True)
+    t = session.targets[1]
+    assert (t.camera_group, t.lock_fov) == (7, True) and session.steps == 3
+    assert np.allclose(session.current_mesh().vertices, moved)
+    for _ in range(3):
+        session.step()
+    assert session.fitter().camera_params()[1][3] == pytest.approx(40.0)  # locked: as typed
+    with pytest.raises(ValueError):
+        session.set_target_lens(1, "a", False)
+    assert session.targets[1] is t

@@ -93,22 +93,21 @@ def test_reopened_session_continues_with_the_same_loss_curve(tmp_path):
 
 def test_fit_process_checkpoint_resumes_in_a_new_fit_process(tmp_path):
     from studio.model.fitproc import FitProcess
+    from studio.model.runner import ProcessRunner
 
     n = 3
     straight = make_session(tmp_path)
     curve = [straight.step()["total"] for _ in range(n + 1)]
     s = make_session(tmp_path)
-    proc = FitProcess()
+    s.use_runner(ProcessRunner())  # the studio's way: the fit runs in a child process
     try:
-        proc.call("problem", s.generation, s.initial_mesh, s.targets, s.config)
-        metrics = [proc.call("step")[2] for _ in range(n)]
-        _, snap, state = proc.call("sync", 0)
-        assert s.sync(s.generation, state, metrics)
-        _, gen, ckpt = proc.call("checkpoint")
-        assert gen == s.generation and ckpt["optimizer"]["camera"]["moments"][0] is not None
+        assert [s.step()["total"] for _ in range(n)] == pytest.approx(curve[:n], rel=1e-6,
+                                                                       abs=1e-7)
+        ckpt = s.checkpoint()
+        assert ckpt["optimizer"]["camera"]["moments"][0] is not None
+        path = s.save(tmp_path / "gui.zip")
     finally:
-        proc.close()
-    path = s.save(tmp_path / "gui.zip", ckpt)
+        s.runner.close()
     reopened = Session()
     reopened.open(path)
     gen = reopened.generation

@@ -125,3 +125,19 @@ def test_undo_of_a_camera_edit_keeps_the_fitted_mesh(session):
     assert np.allclose(after.numpy(), fitted.numpy())  # not the starting sphere again
     assert stack.redo() and session.targets[1].azimuth == 80.0
     assert np.allclose(session.current_mesh().vertices.numpy(), fitted.numpy())
+
+
+def test_a_camera_edit_and_its_undo_keep_the_loss_history(session):
+    # Issue 19.1: a camera edit continues the fit, yet its loss history started over at 0.
+    clock = Clock()
+    stack = UndoStack(session, clock=clock)
+    for _ in range(4):
+        session.step()
+    curve = [m["total"] for m in session.history]
+    session.set_target_camera(0, 10.0, 5.0, 3.5, 50.0)
+    assert session.steps == 4 and [m["total"] for m in session.history] == curve
+    clock.t += 5
+    assert stack.undo() and session.steps == 4
+    assert [m["total"] for m in session.history] == curve
+    session.step()
+    assert [m["step"] for m in session.history] == [1, 2, 3, 4, 5]

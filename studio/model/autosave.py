@@ -23,7 +23,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import render_core as rc
@@ -39,7 +38,6 @@ DEFAULT_INTERVAL = 60.0
 _OWN_MARKER = re.compile(r"running-(\d+)\.json")  # the marker of an instance's own pair
 _CLAIM = re.compile(r"\.running\.(\d+)\.claim")  # a marker being claimed (see _claim)
 
-Fetch = Callable[[], "tuple[int, dict, list[dict]] | None"]
 
 
 def data_dir(default: str | os.PathLike | None = None) -> Path:
@@ -106,18 +104,14 @@ class Autosaver:
     Args:
         session: the session to save.
         folder: where the autosave and marker live (created on :meth:`start`).
-        fetch: returns ``(generation, checkpoint, history)`` of a fit that runs elsewhere
-            (:meth:`FitWorker.fetch_checkpoint`), so the autosave has the Adam moments; by
-            default the session's own fit.
 
     :attr:`path` and :attr:`marker` are ``autosave.zip`` and ``running.json`` until
     :meth:`start` finds them owned by another live studio, then this process's own pair.
     """
 
-    def __init__(self, session: Session, folder: str | os.PathLike, fetch: Fetch | None = None):
+    def __init__(self, session: Session, folder: str | os.PathLike):
         self.session = session
         self.folder = Path(folder)
-        self.fetch = fetch
         self._saved_revision: int | None = None
         self._own_pair = False  # True: autosave-<pid>.zip, since another studio has the first
         self._started = False
@@ -278,13 +272,8 @@ class Autosaver:
         if s.initial_mesh is None or (not force and s.revision == self._saved_revision):
             return None
         revision = s.revision
-        checkpoint = history = None
-        if self.fetch is not None and s.ready:
-            got = self.fetch()
-            if got is not None and got[0] == s.generation:
-                _, checkpoint, history = got
         self.folder.mkdir(parents=True, exist_ok=True)
-        s.save(self.path, checkpoint, history)
+        s.save(self.path)  # the fit's checkpoint, wherever it runs
         self._saved_revision = revision
         return self.path
 

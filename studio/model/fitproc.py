@@ -1,4 +1,5 @@
-"""The fit's own process, driven over a pipe by the studio's worker thread. No Qt.
+"""The fit's own process, driven over a pipe by :class:`~studio.model.runner.ProcessRunner`.
+No Qt.
 
 Why a process: Python threads share one interpreter lock. A fit step at interactive sizes is
 mostly many small torch calls whose Python dispatch holds that lock, and every Python callback
@@ -12,7 +13,8 @@ Protocol (tuples; the child answers every command with one message):
                                                                     continue from checkpoint)
     ("config", config)                              → ("ok",)       apply settings
     ("step",)                                       → ("step", generation, metrics)
-    ("sync", view)                                  → ("sync", snapshot, state)
+    ("state",)                                      → ("state", state)
+    ("sync", view)                                  → ("sync", frame, state)
     ("checkpoint",)                                 → ("checkpoint", generation, checkpoint)
     ("quit",)                                       → (exits)
 Any failure answers ("error", message) and leaves the child running.
@@ -63,6 +65,8 @@ def _serve(conn) -> None:
                 conn.send(("ok",))
             elif kind == "step":
                 conn.send(("step", generation, fitter.step()))
+            elif kind == "state":
+                conn.send(("state", fitter.state()))
             elif kind == "sync":
                 conn.send(("sync", frame_of(fitter, msg[1], generation), fitter.state()))
             elif kind == "checkpoint":

@@ -1,16 +1,22 @@
-"""The studio's state, with no Qt: mesh, targets, fit settings, history, and the Fitter.
+"""The studio's state, with no Qt: mesh, targets, fit settings, history, and the fit.
 
 Views observe a :class:`Session` through :meth:`Session.subscribe`; every change made through
 its methods calls the listeners with an event name (``"mesh"``, ``"targets"``, ``"config"``,
-``"reset"``) on the calling thread. The session's lock keeps threads apart: the CLI calls
-:meth:`Session.step` directly; the studio runs the steps in a fit process and mirrors them here
-with :meth:`Session.sync`, so exports and the views always see the latest parameters.
-Neither emits events (the worker reports steps itself).
+``"reset"``) on the calling thread. The fit runs in a :mod:`runner <studio.model.runner>`: in
+this process by default (the CLI, tests), in a child process for the studio
+(:meth:`Session.use_runner`). Every step, whatever the runner, goes through
+:meth:`Session.advance` (history, snapshots, adopted learning rates), every save through
+:meth:`Session.checkpoint`. Steps emit no events (the worker reports them itself).
+
+Two locks keep threads apart, always taken in this order: the runner's, held while a step is
+in flight, and the state's (:meth:`Session.locked`), held only for short reads and writes, so
+a window reading the state never waits for a step.
 
 A method that fails (bad file, bad setting) raises and leaves the session exactly as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -34,6 +40,7 @@ from render_core.fit import (
 
 from . import exif, files, photo, store
 from .frames import frame_of
+from .runner import InProcessRunner, Runner
 from .snapshots import Snapshots
 
 Listener = Callable[[str], None]
@@ -46,23 +53,25 @@ def _camera(t: TargetView) -> tuple[float, float, float, float]:
 class Session:
     """Everything a fit is made of, and the fit itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, runner: Runner | None = None) -> None:
         self.initial_mesh: rc.Mesh | None = None
         self.mesh_name = ""
         self.targets: list[TargetView] = []
         self.config = FitConfig()
         self.history: list[dict] = []
-        self._fitter: Fitter | None = None
+        self._runner: Runner = InProcessRunner() if runner is None else runner
+        self._steps = 0
         self.generation = 0  # bumped whenever the fit restarts, so stale results can be told
         self.revision = 0  # bumped by every change and step: autosave writes when it moved
-        # Fitter.state() copies, oldest first, for revert_to_step; headless steps add one
-        # every `snapshot_every` steps, the studio's syncs one per sync.
+        # Fitter.state() copies, oldest first, for revert_to_step: the start and one every
+        # `snapshot_every` steps.
         self.snapshots = Snapshots()
         self.snapshot_every = 10
-        # (generation, Fitter.checkpoint) a fit of that generation starts from instead of
-        # from scratch: set by open() and revert_to_step() for the studio's fit process.
+        # (generation, Fitter.checkpoint) the runner starts a fit of that generation from
+        # instead of from scratch: set by open(), revert_to_step() and every continuation.
         self._resume: tuple[int, dict] | None = None
         self._lock = threading.RLock()
+        self._run_lock = threading.RLock()  # taken before _lock, never after (see _both)
         self._listeners: list[Listener] = []
         # One line per problem the last add_targets() found without refusing the images
         # (an automatic mask that came out nearly empty or full), for the status bar / stderr.
@@ -170,7 +179,7 @@ class Session:
         as after a camera edit or a removal (:meth:`_swap_targets`): a target that was there
         before keeps its camera refinement unless its camera differs; a new one starts from
         its own camera."""
-        with self._lock:
+        with self._both():
             old = self.targets
             rows, new_cameras = [], []
             for k, t in enumerate(targets):
@@ -194,7 +203,7 @@ class Session:
     def _replace_target(self, index: int, **changes) -> TargetView:
         """Swap target ``index`` for a validated copy with ``changes`` (see
         :meth:`_swap_targets`)."""
-        with self._lock:
+        with self._both():
             i = self._target_index(index)
             new = dataclasses.replace(self.targets[i], **changes)  # validates; may raise
             new_camera = any(k in changes for k in ("azimuth", "elevation", "distance", "fov"))
@@ -205,13 +214,15 @@ class Session:
 
     def _swap_targets(self, targets: list[TargetView], new_cameras: list[int],
                       rows: list[int] | None = None) -> None:
-        """Replace the targets (lock held). A running fit keeps its parameters (mesh,
+        """Replace the targets (both locks held). A running fit keeps its parameters (mesh,
         colours, texture, light and the camera refinement of targets whose camera did not
-        change), as after a revert: a new generation, Adam moments and the loss history
-        restart. ``new_cameras`` are targets whose camera was set anew (their refinement
-        restarts from it); ``rows[k]`` is the old index of new target k when targets went
-        away. Starts from scratch when the old state does not fit."""
-        ckpt = None if self._fitter is None else self._fitter.checkpoint()
+        change), as after a revert: a new generation and fresh Adam moments; the loss history
+        goes on (the fit does), the snapshots restart (they hold the old targets' cameras).
+        ``new_cameras`` are targets whose camera was set anew (their refinement restarts from
+        it); ``rows[k]`` is the old index of new target k when targets went away. Starts from
+        scratch, history cleared, when the old state does not fit."""
+        ckpt = self._checkpoint() if self.ready else None
+        history = self.history
         self.targets = list(targets)
         self._restart()
         if ckpt is None or not self.targets or self.initial_mesh is None:
@@ -220,11 +231,9 @@ class Session:
         delta = (delta if rows is None else delta[rows]).clone()
         delta[new_cameras] = 0.0
         state = dict(ckpt["state"], cam_delta=delta)
-        try:
-            fitter = Fitter(self.initial_mesh, self.targets, self.config)
-            self._continue_from(state, fitter, new_generation=False)  # _restart made one
-        except (ValueError, RuntimeError):
-            self._fitter = None
+        with contextlib.suppress(ValueError, RuntimeError):  # else from scratch
+            self._continue_from(state, new_generation=False)  # _restart made one
+            self.history = history
 
     def set_target_camera(self, index: int, azimuth: float, elevation: float, distance: float,
                           fov: float) -> TargetView:
@@ -236,6 +245,13 @@ class Session:
         return self._replace_target(index, azimuth=float(azimuth), elevation=float(elevation),
                                     distance=float(distance), fov=float(fov))
 
+    def set_target_lens(self, index: int, camera_group: int | None,
+                        lock_fov: bool) -> TargetView:
+        """Say which photos share a camera (targets with one ``camera_group`` id share one
+        fov in camera refinement; None: a camera of its own) and whether refinement keeps
+        this target's fov (``lock_fov``). The fit goes on from its current parameters."""
+        return self._replace_target(index, camera_group=camera_group, lock_fov=bool(lock_fov))
+
     def set_target_mask(self, index: int, mask: np.ndarray) -> TargetView:
         """Give target ``index`` a new mask ([H,W] float in [0,1], the image's size); the fit
         goes on from its current parameters."""
@@ -243,7 +259,7 @@ class Session:
 
     def remove_target(self, index: int) -> TargetView:
         """Remove target ``index`` and return it; the fit goes on without it."""
-        with self._lock:
+        with self._both():
             i = self._target_index(index)
             removed = self.targets[i]
             views = self.config.camera_views
@@ -272,10 +288,10 @@ class Session:
     def adopt_fitted_cameras(self, indices: list[int] | None = None) -> None:
         """Make the cameras refined by the fit (the camera group) the targets' own cameras;
         the fit goes on from them. ``indices`` limits this to some targets."""
-        with self._lock:
-            if self._fitter is None:
+        with self._both():
+            if not self.ready:
                 raise RuntimeError("there is no fit whose cameras could be adopted")
-            params = self._fitter.camera_params()
+            params = self.fitter().camera_params()
             chosen = range(len(self.targets)) if indices is None else indices
             targets = list(self.targets)
             rows = sorted({self._target_index(i) for i in chosen})
@@ -296,11 +312,10 @@ class Session:
         n = float(np.linalg.norm(d)) if d.shape == (3,) and np.isfinite(d).all() else 0.0
         if not n > 1e-9:
             raise ValueError(f"a light direction is 3 finite numbers, not all 0; got {direction}")
-        with self._lock:
+        with self._both():
             fitter = self.fitter()
-            state = dict(fitter.checkpoint()["state"],
-                         light_dir=fitter.light_dir.detach().new_tensor(d / n))
-            self._continue_from(state, fitter)
+            state = dict(fitter.state(), light_dir=fitter.light_dir.detach().new_tensor(d / n))
+            self._continue_from(state)
         self._emit("light")
 
     def load_demo(self) -> None:
@@ -321,13 +336,12 @@ class Session:
     # -- settings (applied at the next step) ---------------------------------------------------
 
     def set_config(self, config: FitConfig) -> None:
-        """Replace all settings; validated first, applied at the next step."""
+        """Replace all settings; validated first, applied where the fit runs at its next use
+        (a step, a frame, an export)."""
         config = config.copy()
         config.validate()
         with self._lock:
             self.config = config
-            if self._fitter is not None:
-                self._fitter.apply_config(config)
         self._emit("config")
 
     def set_group(self, name: str, enabled: bool | None = None, lr: float | None = None) -> None:
@@ -362,51 +376,115 @@ class Session:
         """True when there is a mesh and at least one target."""
         return self.initial_mesh is not None and bool(self.targets)
 
-    def fitter(self) -> Fitter:
-        """The Fitter, built on first use from the current mesh, targets and settings."""
+    @property
+    def runner(self) -> Runner:
+        """Where the fit runs (:mod:`studio.model.runner`); in this process by default."""
+        return self._runner
+
+    def use_runner(self, runner: Runner) -> None:
+        """Run the fit in ``runner`` from now on (the studio hands over a
+        :class:`~studio.model.runner.ProcessRunner`, and an in-process one when it closes).
+        The fit goes on exactly: the new runner starts from the old one's checkpoint."""
+        with self._both():
+            old = self._runner
+            if old.generation == self.generation and old.fitter is not None:
+                with contextlib.suppress(RuntimeError):  # a dead child: resume what we had
+                    self._resume = (self.generation, old.checkpoint())
+            self._runner = runner
+        old.close()
+
+    def _both(self):
+        """Both locks in their one order: the runner's (held across a step in flight), then
+        the state's. A method that touches the runner takes them through here."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self._run_lock)
+        stack.enter_context(self._lock)
+        return stack
+
+    def _loaded(self) -> Runner:
+        """(Runner lock held.) The runner with this generation's problem and settings: the
+        one place a fit is built or told of new settings, whatever the runner. Raises
+        ``RuntimeError`` without a mesh and a target."""
+        r = self._runner
         with self._lock:
-            if self._fitter is None:
-                if not self.ready:
-                    raise RuntimeError("load a mesh and at least one target first")
-                self._fitter = Fitter(self.initial_mesh, self.targets, self.config)
-            return self._fitter
+            if not self.ready:
+                raise RuntimeError("load a mesh and at least one target first")
+            gen, config = self.generation, self.config
+            problem = None if r.generation == gen else (
+                self.initial_mesh, list(self.targets), self.resume_checkpoint(gen))
+        if problem is not None:
+            r.load(gen, problem[0], problem[1], config, problem[2])
+        elif r.config is not config:
+            r.configure(config)
+        return r
+
+    def fitter(self) -> Fitter:
+        """A :class:`Fitter` holding the fit's current parameters, in this process (with the
+        in-process runner, the fit itself); built on first use."""
+        with self._run_lock:
+            r = self._loaded()
+            r.pull()
+            return r.fitter
 
     def _restart(self) -> None:
-        self._fitter = None
         self.history = []
         self.generation += 1
         self.snapshots = Snapshots(self.snapshots.limit)
         self._resume = None
+        self._steps = 0
 
-    def _continue_from(self, state: dict, fitter: Fitter, new_generation: bool = True) -> None:
-        """(Lock held.) The fit goes on from the parameters ``state`` (a
-        :meth:`Fitter.state`) in ``fitter`` with fresh Adam moments, as after a change of
-        groups: a new generation (unless the caller just made one), so results in flight are
-        dropped, and the studio's fit process resumes from it (:meth:`resume_checkpoint`).
-        Raises, changing nothing of the session, when ``state`` does not fit ``fitter``."""
+    def _continue_from(self, state: dict, new_generation: bool = True) -> None:
+        """(Both locks held.) The fit goes on from the parameters ``state`` (a
+        :meth:`Fitter.state`) with fresh Adam moments, as after a change of groups: a new
+        generation (unless the caller just made one), so results in flight are dropped, and
+        the runner starts it from :meth:`resume_checkpoint`. Raises, changing nothing of the
+        session, when ``state`` does not fit the current mesh, targets and settings."""
+        fitter = Fitter(self.initial_mesh, self.targets, self.config)
         fitter.restore({"state": state, "config": self.config.to_dict(), "optimizer": {}})
-        self._fitter = fitter
         if new_generation:
             self.generation += 1
         self._resume = (self.generation, fitter.checkpoint())
+        self._steps = fitter.steps
 
     def step(self) -> dict:
         """One optimisation step (any thread); appends to the history and returns its
         record (:meth:`StepResult.record`)."""
-        return self.tagged_step()[1]
+        out = self.advance()
+        if out is None:
+            raise RuntimeError("the fit was restarted while the step ran")
+        return out[1]
 
-    def tagged_step(self) -> tuple[int, dict]:
-        """``(generation, record)`` of one step: results of a fit that has since been reset
-        or rebuilt carry an old generation, so views can drop them."""
-        with self._lock:
-            fitter = self.fitter()
-            if not self.snapshots:
-                self.snapshots.record(fitter.state())
-            result = fitter.step()
-            self._take_results([result])
-            if not result.rolled_back and fitter.steps % self.snapshot_every == 0:
-                self.snapshots.record(fitter.state())
-            return self.generation, self.history[-1]
+    def advance(self) -> tuple[int, dict] | None:
+        """One step of the fit wherever it runs: ``(generation, record)``, or None when the
+        fit was restarted while the step ran (its result is dropped). The one path of every
+        step: the history, snapshots (every :attr:`snapshot_every` steps, and the start) and
+        learning rates the fit halved (:meth:`_take_results`)."""
+        with self._run_lock:
+            r = self._loaded()
+            gen = r.generation
+            with self._lock:
+                need_first = not self.snapshots
+            first = r.state() if need_first else None  # the parameters before any step
+            result = r.step()
+            every = not result.rolled_back and result.step % self.snapshot_every == 0
+            snap = r.state() if every else None
+            with self._lock:
+                if gen != self.generation:
+                    return None
+                if first is not None and not self.snapshots:
+                    self.snapshots.record(first)
+                self._take_results([result])
+                if snap is not None:
+                    self.snapshots.record(snap)
+                self._steps = result.step
+                return gen, self.history[-1]
+
+    def pull_frame(self, view: int) -> dict:
+        """The frame of ``view`` (:func:`~studio.model.frames.frame_of`), drawn where the fit
+        runs, with :meth:`fitter` brought up to it. Raises ``RuntimeError`` when no fit can
+        run (no mesh or no target)."""
+        with self._run_lock:
+            return self._loaded().pull(view)
 
     def _take_results(self, results: list[StepResult]) -> None:
         """(Lock held.) Append the steps' records to the history and take over the learning
@@ -425,8 +503,9 @@ class Session:
 
     @property
     def steps(self) -> int:
+        """Accepted steps of the fit (the count its history and checkpoint agree on)."""
         with self._lock:
-            return 0 if self._fitter is None else self._fitter.steps
+            return self._steps
 
     def reset(self) -> None:
         """Back to the initial mesh and parameters; the history is cleared."""
@@ -436,30 +515,16 @@ class Session:
 
     def current_mesh(self) -> rc.Mesh | None:
         """The optimised mesh (the initial one before any step), detached."""
-        with self._lock:
-            if self._fitter is None:
+        with self._run_lock:
+            if not self.ready:
                 return None if self.initial_mesh is None else self.initial_mesh.clone()
-            return self._fitter.current_mesh()
+            return self.fitter().current_mesh()
 
     def frame(self, view: int) -> dict:
-        """One frame of what the views draw, in one locked read (see :func:`frame_of`); not
-        to be confused with :attr:`snapshots`, the stored fit states."""
-        with self._lock:
+        """One frame of what the views draw, drawn here (see :func:`frame_of`); not to be
+        confused with :attr:`snapshots`, the stored fit states."""
+        with self._run_lock:
             return frame_of(self.fitter(), view, self.generation)
-
-    def sync(self, generation: int, state: dict, results: list[StepResult]) -> bool:
-        """Mirror a fit that runs elsewhere (the studio's fit process): adopt its parameters
-        and take its steps, unless the fit has been restarted since (returns False)."""
-        with self._lock:
-            if generation != self.generation:
-                return False
-            fitter = self.fitter()
-            if not self.snapshots:
-                self.snapshots.record(fitter.state())
-            fitter.load_state(state)
-            self._take_results(results)
-            self.snapshots.record(fitter.state())
-            return True
 
     # -- snapshots, revert, sessions on disk ---------------------------------------------------
 
@@ -473,11 +538,11 @@ class Session:
         its step. The loss history is cut there, the Adam moments restart (as after a change
         of groups), and the fit continues from it (a new generation, so results in flight
         are dropped). Emits ``"revert"``."""
-        with self._lock:
-            if self._fitter is None or not self.snapshots:
+        with self._both():
+            if not self.ready or not self.snapshots:
                 raise RuntimeError("nothing to revert: the fit has not run yet")
             snap = self.snapshots.at_or_before(k)
-            self._continue_from(snap, self._fitter)
+            self._continue_from(snap)
             cut = next((i for i, m in enumerate(self.history)
                         if int(m.get("step", 0)) > snap["steps"]), len(self.history))
             self.history = self.history[:cut]
@@ -486,35 +551,38 @@ class Session:
         return int(snap["steps"])
 
     def resume_checkpoint(self, generation: int) -> dict | None:
-        """The checkpoint a fit of ``generation`` starts from (after open or revert), or
-        None to start from scratch."""
+        """The checkpoint a fit of ``generation`` starts from (after open, revert or any
+        continuation), or None to start from scratch."""
         with self._lock:
             if self._resume is not None and self._resume[0] == generation:
                 return self._resume[1]
             return None
 
     def checkpoint(self) -> dict | None:
-        """This process's fit as a :meth:`Fitter.checkpoint` (None before the fit exists)."""
-        with self._lock:
-            return None if self._fitter is None else self._fitter.checkpoint()
+        """The fit as a :meth:`Fitter.checkpoint`, Adam moments included, wherever it runs
+        (None before there is one); it agrees with :attr:`history`. Waits for a step in
+        flight."""
+        with self._run_lock:
+            return self._checkpoint()
 
-    def save(self, path: str | os.PathLike, checkpoint: dict | None = None,
-             history: list[dict] | None = None) -> Path:
-        """Write the session (see :mod:`studio.model.store`) atomically; returns the path.
-
-        ``checkpoint`` and ``history`` are the fit's full state and its loss history when it
-        runs elsewhere (the studio's fit process, whose Adam moments this process does not
-        have); by default this process's.
-        """
+    def _checkpoint(self) -> dict | None:
+        """(Runner lock held.) See :meth:`checkpoint`: the runner's when it holds this
+        generation's fit, else the one the fit will start from."""
         with self._lock:
+            gen = self.generation
+            if self._runner.generation != gen:
+                return self.resume_checkpoint(gen)
+        return self._runner.checkpoint()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the session (see :mod:`studio.model.store`) with the fit's checkpoint
+        (:meth:`checkpoint`) atomically; returns the path. Waits for a step in flight."""
+        with self._both():
             if self.initial_mesh is None:
                 raise RuntimeError("there is nothing to save: load a mesh first")
-            if checkpoint is None:
-                checkpoint = self.checkpoint()
-            data = store.SessionData(self.initial_mesh, self.mesh_name,
-                                             list(self.targets), self.config.copy(),
-                                             list(self.history if history is None
-                                                  else history), checkpoint)
+            data = store.SessionData(self.initial_mesh, self.mesh_name, list(self.targets),
+                                     self.config.copy(), list(self.history),
+                                     self._checkpoint())
         try:
             return store.write_session(path, data)
         except OSError as e:
@@ -536,8 +604,8 @@ class Session:
             self._restart()
             self.history = list(data.history)
             if data.fitter is not None:
-                self._fitter = data.fitter
                 self._resume = (self.generation, data.checkpoint)
+                self._steps = data.fitter.steps
                 self.snapshots.record(data.fitter.state())
         for event in ("mesh", "targets", "config", "session"):
             self._emit(event)
@@ -553,7 +621,7 @@ class Session:
 
     def contact_sheet(self) -> np.ndarray:
         """Targets over renders over differences, one column per view (sRGB float)."""
-        with self._lock:
+        with self._run_lock:
             f = self.fitter()
             out = f.render(None)
             renders = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()

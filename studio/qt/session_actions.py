@@ -3,8 +3,8 @@ mesh to step", autosave on a timer and on quit, and the crash-recovery question 
 
 The logic lives in :mod:`studio.model.session`, :mod:`studio.model.store`,
 :mod:`studio.model.undo` and :mod:`studio.model.autosave`; this module only wires it to menus, a
-timer and dialogs. Saves fetch the fit process's checkpoint through the worker, so a saved
-session keeps the Adam moments.
+timer and dialogs. A save takes the fit's checkpoint from wherever it runs
+(:meth:`Session.save`), so a saved session keeps the Adam moments.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SessionActions(QObject):
         self.session_path: Path | None = None
         app_data = QStandardPaths.writableLocation(
             QStandardPaths.StandardLocation.AppDataLocation)
-        self.autosaver = Autosaver(self.session, data_dir(app_data or None), self._fetch)
+        self.autosaver = Autosaver(self.session, data_dir(app_data or None))
         self.crashed = self.autosaver.crashed()  # before start() takes a crashed run's place
         self._finished = False
         try:
@@ -140,16 +140,9 @@ class SessionActions(QObject):
 
     # -- saving and opening ------------------------------------------------------------------
 
-    def _fetch(self):
-        return self.window.worker.fetch_checkpoint()
-
     def save_to(self, path: str | Path) -> bool:
         """Save the session, with the fit process's optimizer state, to ``path``."""
-        got = self._fetch() if self.session.ready else None
-        ckpt = hist = None
-        if got is not None and got[0] == self.session.generation:
-            _, ckpt, hist = got
-        if not self._guard(self.session.save, path, ckpt, hist)[0]:
+        if not self._guard(self.session.save, path)[0]:
             return False
         self.session_path = Path(path)
         self.window.statusBar().showMessage(f"saved {Path(path).name}", 5000)
@@ -235,7 +228,7 @@ class SessionActions(QObject):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
         # Before the window's own closeEvent stops the worker: the last autosave still
-        # fetches the fit process's checkpoint.
+        # takes the checkpoint from the fit process, before it is handed back here.
         if obj is self.window and event.type() == QEvent.Type.Close and not self._finished:
             self._finished = True
             self.timer.stop()

@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSlider,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -96,6 +97,21 @@ class TargetsPanel(QWidget):
         self.adopt.clicked.connect(self.adopt_cameras)
         self.only_selected = QCheckBox("Refine only this target's camera")
         self.only_selected.toggled.connect(self._apply_camera_views)
+        # The lens: photos of one camera share one fov in refinement; a fov can be locked.
+        self.group = QSpinBox()
+        self.group.setRange(0, 99)
+        self.group.setSpecialValueText("own")
+        self.group.setPrefix("shared ")
+        self.group.setToolTip("Targets with the same number were taken with one camera and "
+                              "share one field of view when cameras are refined; “own”: this "
+                              "target's fov is refined alone")
+        self.group.setKeyboardTracking(False)
+        self.group.valueChanged.connect(self._apply_lens)
+        self.lock_fov = QCheckBox("Lock field of view")
+        self.lock_fov.setToolTip("Camera refinement keeps this target's field of view as typed")
+        self.lock_fov.toggled.connect(self._apply_lens)
+        cams.addRow("Lens", self.group)
+        cams.addRow("", self.lock_fov)
 
         self.backdrop = QCheckBox("Photo in viewport")
         self.backdrop.setChecked(True)
@@ -145,8 +161,10 @@ class TargetsPanel(QWidget):
                                            Qt.TransformationMode.SmoothTransformation)
             item = QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), self._label(i))
             h, w = t.image.shape[:2]
+            lens = "own camera" if t.camera_group is None else f"camera {t.camera_group}"
             item.setToolTip(f"{t.name}: {w}×{h}, azimuth {t.azimuth:.2f}, elevation "
-                            f"{t.elevation:.2f}, distance {t.distance:.3f}, fov {t.fov:.2f}")
+                            f"{t.elevation:.2f}, distance {t.distance:.3f}, fov {t.fov:.2f}"
+                            f" ({lens}{', fov locked' if t.lock_fov else ''})")
             self.list.addItem(item)
         if targets:
             self.list.setCurrentRow(min(row, len(targets) - 1))
@@ -172,7 +190,7 @@ class TargetsPanel(QWidget):
         i = self.current
         has = 0 <= i < len(self.session.targets)
         for w in (self.use_view, self.look, self.edit_mask, self.load_mask, self.remove,
-                  *self.cam.values()):
+                  self.group, self.lock_fov, *self.cam.values()):
             w.setEnabled(has)
         self.adopt.setEnabled(bool(self.session.targets))
         if has:
@@ -180,6 +198,8 @@ class TargetsPanel(QWidget):
             self._filling = True
             for k, spin in self.cam.items():
                 spin.setValue(float(getattr(t, k)))
+            self.group.setValue(self._group_number(t.camera_group))
+            self.lock_fov.setChecked(bool(t.lock_fov))
             self._filling = False
             self.camera_label.setText(f"Camera of {t.name or f'view {i + 1}'} (degrees)")
             views = self.session.config.camera_views
@@ -225,6 +245,30 @@ class TargetsPanel(QWidget):
         if np.allclose(values, [t.azimuth, t.elevation, t.distance, t.fov], atol=5e-3):
             return  # only the spin box's rounding differs
         self._guard(self.session.set_target_camera, self.current, *values)
+
+    def _groups(self) -> list[int]:
+        return sorted({t.camera_group for t in self.session.targets} - {None})
+
+    def _group_number(self, group: int | None) -> int:
+        """The number shown for a camera-group id (EXIF ids are large hashes): its rank."""
+        return 0 if group is None else self._groups().index(group) + 1
+
+    def _group_id(self, number: int) -> int | None:
+        """The camera-group id for a shown number; past the existing groups, a new one."""
+        ids = self._groups()
+        if number == 0:
+            return None
+        return ids[number - 1] if number <= len(ids) else max(ids, default=0) + 1
+
+    def _apply_lens(self, *_) -> None:
+        if self._filling or self.current < 0:
+            return
+        t = self.session.targets[self.current]
+        group = self._group_id(self.group.value())
+        if (group, self.lock_fov.isChecked()) == (t.camera_group, t.lock_fov):
+            return
+        self._guard(self.session.set_target_lens, self.current, group,
+                    self.lock_fov.isChecked())
 
     def use_this_view(self) -> None:
         """Give the selected target the viewport's camera (its photo frame's view)."""

@@ -417,10 +417,13 @@ class MainWindow(QMainWindow):
         self.worker.request_frame(self.view_index)
 
     def _on_session(self, event: str) -> None:
-        if event in ("mesh", "targets", "reset"):
+        if event in ("mesh", "reset"):
             self.losses.clear()
-            self.step_count = 0
-            self.status_steps.setText("step 0")
+        elif event == "targets":  # an edit of the targets continues the fit (and its curve)
+            self.losses.set_history(self.session.history)
+        if event in ("mesh", "targets", "reset"):
+            self.step_count = self.session.steps
+            self.status_steps.setText(f"step {self.step_count}")
             if event != "reset":
                 self._faces = None
         if event in ("mesh", "targets"):

@@ -1,13 +1,13 @@
-"""The optimisation worker: a QObject in its own QThread that drives the fit (in a child process).
+"""The optimisation worker: a QObject in its own QThread that steps the session's fit (which
+runs in a child process while the window is open).
 
 The GUI thread never runs a step. It talks to the worker through thread-safe methods
 (:meth:`FitWorker.run`, :meth:`~FitWorker.pause`, :meth:`~FitWorker.step`,
 :meth:`~FitWorker.request_frame`, :meth:`~FitWorker.stop`) and hears back through queued
 signals: ``steps`` (the fit's generation and a batch of history records, see
 :meth:`render_core.StepResult.record`) and ``frame`` (a frame of numpy arrays), each at
-most ``max_fps`` times a second, so a fast fit cannot flood the event loop.
-:meth:`FitWorker.fetch_checkpoint` asks the fit process for its full state (Adam moments
-included) to save a session.
+most ``max_fps`` times a second, so a fast fit cannot flood the event loop. Saving needs nothing
+from the worker: :meth:`Session.save` takes the fit's checkpoint itself.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import time
 from PyQt6 import sip
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
-from render_core.fit import StepResult
-
-from ..model.fitproc import FitProcess
+from ..model.runner import InProcessRunner, ProcessRunner
 from ..model.session import Session
 
 
@@ -44,7 +42,6 @@ class FitWorker(QObject):
         self._want_frame = False
         self._stop = False
         self._stopped = False
-        self._ckpt_requests: list[tuple[threading.Event, dict]] = []
 
     # -- commands (any thread) -----------------------------------------------------------
 
@@ -84,20 +81,6 @@ class FitWorker(QObject):
             self._running = False
             self._cond.notify()
 
-    def fetch_checkpoint(self, timeout: float = 30.0) -> tuple[int, dict, list[dict]] | None:
-        """``(generation, checkpoint, history)`` of the fit process, after mirroring its
-        latest steps into the session; ``history`` is the session's loss history at that
-        moment, so the two agree. None when there is no fit or it does not answer in time.
-        Blocks the calling thread for at most the step in flight (or ``timeout``)."""
-        done, box = threading.Event(), {}
-        with self._cond:
-            if self._stopped:
-                return None
-            self._ckpt_requests.append((done, box))
-            self._cond.notify()
-        done.wait(timeout)
-        return box.get("result")
-
     @property
     def is_running(self) -> bool:
         return self._running
@@ -107,19 +90,18 @@ class FitWorker(QObject):
     def loop(self) -> None:
         """The worker thread's body; returns when :meth:`stop` is called.
 
-        Steps run in a :class:`~studio.model.fitproc.FitProcess`; this thread keeps it in step with
-        the session (a new problem after a load or reset, new settings) and mirrors its
-        results back into the session when it reports.
+        Every step is :meth:`Session.advance` and every frame :meth:`Session.pull_frame`:
+        the session runs its fit in a :class:`~studio.model.runner.ProcessRunner` (see
+        :class:`WorkerThread`), so this thread only waits on the child's answers.
         """
-        proc = FitProcess()
-        batch: list[StepResult] = []
+        batch: list[dict] = []
         generation = -1
         last_emit = 0.0
         try:
             while True:
                 with self._cond:
                     while not (self._stop or self._running or self._pending_steps
-                               or self._want_frame or batch or self._ckpt_requests):
+                               or self._want_frame or batch):
                         self._cond.wait()
                     if self._stop:
                         break
@@ -127,51 +109,33 @@ class FitWorker(QObject):
                     if self._pending_steps > 0 and not self._running:
                         self._pending_steps -= 1
                     want_frame, self._want_frame = self._want_frame, False
-                    requests, self._ckpt_requests = self._ckpt_requests, []
                 try:
                     if not self.session.ready:
                         batch = []
                         continue
-                    gen = self._update(proc)
-                    if gen != generation:  # the fit was restarted: older steps are void
-                        batch, generation = [], gen
                     if do_step:
-                        batch.append(proc.call("step")[2])
+                        out = self.session.advance()
+                        if out is not None:
+                            if out[0] != generation:  # the fit was restarted: older steps void
+                                batch, generation = [], out[0]
+                            batch.append(out[1])
                     now = time.monotonic()
                     idle = not (self._running or self._pending_steps)
                     if want_frame or (batch and (idle or now - last_emit >= self.min_interval)):
-                        self._report(proc, generation, batch)
+                        frame = self.session.pull_frame(self.view)
+                        if batch:
+                            self._emit("steps", generation, batch)
+                        self._emit("frame", frame)
                         batch = []
                         last_emit = now
-                    if requests:
-                        if batch:  # the checkpoint must not be ahead of the session's history
-                            self._report(proc, generation, batch)
-                            batch = []
-                        _, ckpt_gen, ckpt = proc.call("checkpoint")
-                        with self.session.locked():
-                            history = list(self.session.history)
-                        for _, box in requests:
-                            box["result"] = (ckpt_gen, ckpt, history)
                 except Exception as e:  # a bad setting or problem must not kill the thread
                     if self._stop or sip.isdeleted(self):
                         break  # shutting down (e.g. the child ended with the interpreter)
                     self.pause()
                     self._emit("failed", f"optimisation step failed: {e}")
                     batch = []
-                    self._sent_generation = None  # rebuild the child's fit from scratch
-                    if not proc.process.is_alive():  # it crashed: start a fresh one
-                        proc.close()
-                        proc = FitProcess()
-                finally:
-                    for done, _ in requests:
-                        done.set()
         finally:
-            with self._cond:
-                self._stopped = True
-                for done, _ in self._ckpt_requests:
-                    done.set()
-                self._ckpt_requests = []
-            proc.close()
+            self._stopped = True
         self._emit("state_changed", "stopped")
 
     def _emit(self, signal: str, *args) -> None:
@@ -181,37 +145,15 @@ class FitWorker(QObject):
             with contextlib.suppress(RuntimeError):  # deleted between the check and the emit
                 getattr(self, signal).emit(*args)
 
-    _sent_generation: int | None = None
-    _sent_config = None
-
-    def _update(self, proc: FitProcess) -> int:
-        """Send the child what changed since last time; returns the current generation."""
-        s = self.session
-        with s.locked():
-            gen, config = s.generation, s.config
-            problem = (s.initial_mesh, list(s.targets), s.resume_checkpoint(gen)) \
-                if gen != self._sent_generation else None
-        if problem is not None:
-            proc.call("problem", gen, problem[0], problem[1], config, problem[2])
-            self._sent_generation, self._sent_config = gen, config
-        elif config is not self._sent_config:
-            proc.call("config", config)
-            self._sent_config = config
-        return gen
-
-    def _report(self, proc: FitProcess, generation: int, batch: list[StepResult]) -> None:
-        _, frame, state = proc.call("sync", self.view)
-        if not self.session.sync(generation, state, batch):
-            return  # restarted meanwhile; the next loop sends the new problem
-        if batch:
-            self.steps.emit(generation, [r.record() for r in batch])
-        self.frame.emit(frame)
-
 
 class WorkerThread:
     """Owns a :class:`FitWorker` and its QThread; ``shutdown()`` joins it cleanly."""
 
     def __init__(self, session: Session, max_fps: float = 30.0):
+        # The fit runs in a child process while the window is open, and back in this process
+        # after (each handover keeps the fit exactly: see Session.use_runner).
+        session.use_runner(ProcessRunner())
+        self.session = session
         self.thread = QThread()
         self.thread.setObjectName("fit-worker")
         self.worker = FitWorker(session, max_fps)
@@ -223,3 +165,4 @@ class WorkerThread:
         self.worker.stop()
         self.thread.quit()
         self.thread.wait(timeout_ms)
+        self.session.use_runner(InProcessRunner())

@@ -75,7 +75,7 @@ def test_use_this_view_sets_the_camera_the_backdrop_frame_shows(window, qtbot):
     t = window.session.targets[1]
     assert (t.azimuth, t.elevation, t.distance) == pytest.approx((-155.0, 25.0, 4.0))
     gen = window.session.generation
-    qtbot.waitUntil(lambda: window.worker._sent_generation == gen, timeout=30000)
+    qtbot.waitUntil(lambda: window.session.runner.generation == gen, timeout=30000)
     qtbot.wait(300)  # the new problem's frame arrives; the view stays where the user put it
     assert vp.frame_camera(t.aspect) == pytest.approx((t.azimuth, t.elevation, t.distance, t.fov))
     w, h = vp.width(), vp.height()
@@ -157,3 +157,22 @@ def test_an_automatic_mask_that_misses_is_reported_in_the_status_bar(window, tmp
     message = window.statusBar().currentMessage()
     assert message.startswith("blank.png: the automatic mask found almost no object")
     assert window.last_notice == message and window.last_error is None
+
+
+def test_lens_controls_share_a_camera_and_lock_the_fov(window, qtbot):
+    """Issue 19.6: the Targets tab says which photos share a camera and locks a fov."""
+    panel = _show_panel(window, qtbot)
+    s = window.session
+    assert all(t.camera_group is None for t in s.targets)
+    panel.list.setCurrentRow(2)
+    panel.group.setValue(1)  # no camera is shared yet: a new one
+    first = s.targets[2].camera_group
+    assert first is not None and not s.targets[2].lock_fov
+    panel.list.setCurrentRow(3)
+    assert panel.group.value() == 0 and panel.group.text() == "own"
+    panel.group.setValue(1)
+    panel.lock_fov.setChecked(True)
+    assert s.targets[3].camera_group == first and s.targets[3].lock_fov
+    panel.list.setCurrentRow(2)
+    assert panel.group.value() == 1 and not panel.lock_fov.isChecked()
+    assert "camera" in panel.list.item(3).toolTip() and "fov locked" in panel.list.item(3).toolTip()
