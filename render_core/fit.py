@@ -116,6 +116,7 @@ class Fitter:
         if base_colors is None:
             base_colors = torch.full_like(v, 0.5)
         self.color_logit = _logit(base_colors.clone())
+        self._color_logit0 = self.color_logit.detach().clone()
         self.has_colors = self.base.vertex_colors is not None
         self.uvs, self.face_uvs, self.tex_logit = None, None, None
         if self.base.uvs is not None:  # a texture to optimise goes on the mesh's own UVs
@@ -155,9 +156,11 @@ class Fitter:
             n = n_tex
             if self.uvs is None:
                 self.uvs, self.face_uvs = generate_uvs(self.base.vertices, self.faces, n)
-            # Start from the colours the mesh shows now, so switching to a texture keeps the look.
+            # Start from the colours the mesh shows now, so switching to a texture keeps the look
+            # (also when the Colours group was just turned off: what it fitted is the look).
             tex = torch.full((n, n, 3), 0.5, dtype=self.base.vertices.dtype)
-            if self.has_colors or config.groups["colors"].enabled:
+            fitted = not torch.equal(self.color_logit.detach(), self._color_logit0)
+            if self.has_colors or config.groups["colors"].enabled or fitted:
                 tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
                                      self.uvs, self.face_uvs, n, backend=config.backend)
             elif config.project_texture:  # no colours to keep: what the targets show

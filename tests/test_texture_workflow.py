@@ -212,3 +212,25 @@ def test_texture_fit_keeps_the_mesh_uvs_and_the_chosen_size(targets):
     diff = (rc.linear_to_srgb(after.rgb) - rc.linear_to_srgb(smaller.rgb))[cov].abs()
     assert float(diff.mean()) < 1.0 / 255
     assert not f.step().rolled_back
+
+
+def test_switching_from_colours_to_a_texture_keeps_the_fitted_look(targets):
+    """Issue 19.3: fit vertex colours, then untick Colours and tick Texture: the new texture
+    starts from the fitted colours (the look is kept), not from grey or from the photos."""
+    from render_core.fit import Fitter
+
+    f = Fitter(rc.icosphere(subdivisions=2), targets, _config("colors", "vertex_color"))
+    for _ in range(40):
+        f.step()
+    before = rc.linear_to_srgb(f.render(None).rgb.clamp(0, 1))
+    cfg = f.config.copy()
+    cfg.groups["colors"] = ParamGroup(False, 0.05)
+    cfg.groups["texture"] = ParamGroup(True, 0.05)
+    f.apply_config(cfg)
+    out = f.render(None)
+    after = rc.linear_to_srgb(out.rgb.clamp(0, 1))
+    cover = out.frags.mask.bool()
+    err = (after - before).abs()[cover].mean().item()
+    grey = (before - rc.linear_to_srgb(torch.tensor(0.5))).abs()[cover].mean().item()
+    assert grey > 0.05  # the fit has moved the colours well away from the grey start
+    assert err < 0.05 * grey, f"texture differs from the fitted colours by {err:.4f}"
