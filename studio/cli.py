@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dibr-studio fit", description="Fit a mesh to target images, headless.")
     p.add_argument("--demo", action="store_true", help="fit the built-in demo scene")
     p.add_argument("--mesh", help="starting mesh (default: an icosphere)")
+    p.add_argument("--init", choices=("sphere", "hull", "mesh"), default=None,
+                   help="where the fit starts: an icosphere, the visual hull of the targets' "
+                        "masks, or the --mesh file (default: --mesh when given, else sphere)")
+    p.add_argument("--hull-resolution", type=int, default=128, metavar="N",
+                   help="voxels along the longest side of the visual hull's grid (128)")
+    p.add_argument("--hull-faces", type=int, default=5000, metavar="N",
+                   help="faces of the visual hull mesh (5000)")
     p.add_argument("--subdivisions", type=int, default=None,
                    help="icosphere subdivisions of the starting sphere (3); not with --demo")
     p.add_argument("--target", action=_TargetAction, metavar="IMG",
@@ -183,7 +190,17 @@ def _apply_limits(items: list[str]) -> None:
 
 def _load(args) -> Session:
     s = Session()
+    init = args.init or ("mesh" if args.mesh else "sphere")
+    if init == "mesh" and not args.mesh:
+        raise UsageError("--init mesh needs --mesh FILE")
+    if init != "mesh" and args.mesh:
+        raise UsageError(f"--init {init} starts from no file; drop --mesh or use --init mesh")
+    if init != "sphere" and args.subdivisions is not None:
+        raise UsageError(f"--subdivisions sets the starting sphere; not with --init {init}")
     if args.session and Path(args.session).exists():
+        if args.init:
+            raise UsageError(f"--session {args.session} exists and holds the mesh; "
+                             "give no --init with it")
         if args.demo or args.mesh or getattr(args, "targets", None):
             raise UsageError(f"--session {args.session} exists and holds the problem; "
                              "give no --demo, --mesh or --target with it")
@@ -211,6 +228,10 @@ def _load(args) -> Session:
                 s.load_target_mask(i, t["mask"])
         for warning in s.warnings:
             print(f"dibr-studio: warning: {warning}", file=sys.stderr)
+    if init == "hull":
+        if not 8 <= args.hull_resolution <= 512:
+            raise UsageError("--hull-resolution must lie in 8..512")
+        s.start_from_hull(args.hull_resolution, args.hull_faces)
     _configure(s, args, fresh_targets=bool(getattr(args, "targets", None)))
     return s
 

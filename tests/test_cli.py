@@ -28,6 +28,10 @@ def _one_line_error(capsys) -> str:
     ["--bogus"],
     ["fit", "--demo", "--subdivisions", "4", "--out", "x"],
     ["cameras", "--help"],
+    ["fit", "--demo", "--init", "mesh", "--out", "x"],
+    ["fit", "--init", "hull", "--mesh", "m.obj", "--target", "a.png", "--view", "0,0,3",
+     "--out", "x"],
+    ["fit", "--demo", "--init", "cube", "--out", "x"],
 ])
 def test_bad_input_exits_2_with_one_line(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -151,3 +155,19 @@ def test_view_without_fov_takes_the_photos_exif_fov(tmp_path):
 def test_mask_without_its_target_exits_2(argv, capsys):
     assert main(argv) == 2
     assert "--mask" in _one_line_error(capsys)
+
+
+def test_init_hull_starts_from_what_the_masks_say(tmp_path, capsys):
+    """``--init hull``: the first step's silhouette IoU (of the start, before the step) is the
+    visual hull's, far above the sphere's."""
+    first = {}
+    for init in ("sphere", "hull"):
+        out = tmp_path / init
+        argv = ["fit", "--demo", "--init", init, "--hull-resolution", "64",
+                "--hull-faces", "2000", "--steps", "1", "--quiet", "--out", str(out)]
+        assert main(argv) == 0
+        first[init] = json.loads((out / "history.json").read_text())["history"][0]
+    assert first["hull"]["silhouette_iou"] > 0.9
+    assert first["hull"]["silhouette_iou"] > first["sphere"]["silhouette_iou"] + 0.1
+    back = rc.load_mesh(tmp_path / "hull" / "mesh.ply")
+    assert 1600 <= back.num_faces <= 2400

@@ -157,3 +157,22 @@ def test_target_lens_settings_keep_the_fit(session, tmp_path):
     with pytest.raises(ValueError):
         session.set_target_lens(1, "a", False)
     assert session.targets[1] is t
+
+
+def test_start_from_hull_refuses_masks_that_allow_none(session):
+    """Empty masks: one message naming the target, and the session is unchanged."""
+    import dataclasses
+
+    empty = dataclasses.replace(session.targets[0], mask=np.zeros_like(session.targets[0].mask),
+                                name="blank.png")
+    session.set_targets([empty])
+    mesh, gen = session.initial_mesh, session.generation
+    with pytest.raises(ValueError, match="blank.png"):
+        session.start_from_hull()
+    assert session.initial_mesh is mesh and session.generation == gen
+
+
+def test_start_from_hull_covers_the_target(session):
+    session.start_from_hull(resolution=48, faces=500)
+    assert session.mesh_name.startswith("visual hull")
+    assert session.step()["silhouette_iou"] > 0.9

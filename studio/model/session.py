@@ -123,6 +123,18 @@ class Session:
             raise ValueError(f"unknown primitive {kind!r}; use sphere or cube")
         self.set_mesh(mesh, f"{kind} ({subdivisions})")
 
+    def start_from_hull(self, resolution: int = 128, faces: int = 5000,
+                        max_misses: int = 0) -> None:
+        """Start from the visual hull of the targets' masks (:mod:`studio.model.start`): the
+        shape every silhouette already implies. Raises ``ValueError`` naming the targets when
+        the masks allow no hull, and then leaves the session unchanged."""
+        from .start import hull_mesh
+
+        with self._lock:
+            targets = list(self.targets)
+        mesh = hull_mesh(targets, resolution, faces, max_misses)
+        self.set_mesh(mesh, f"visual hull ({mesh.num_faces} faces)")
+
     def add_target(self, path: str | os.PathLike, azimuth: float = 0.0, elevation: float = 0.0,
                    distance: float = 3.0, fov: float | None = None) -> TargetView:
         """Read a target image (alpha → mask) seen from the given orbit camera, and add it
