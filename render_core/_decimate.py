@@ -5,9 +5,10 @@ independent and can be done at once:
 
 - cost: the Garland-Heckbert quadric error (area-weighted face planes summed per vertex) of
   the best point on the edge;
-- selection: an edge is taken when it has the lowest (cost, index) among all edges touching any
-  face around either endpoint; two taken edges then share no face, and no endpoint of one is a
-  neighbour of an endpoint of the other;
+- selection: among the cheapest edges (a fraction per round), an edge is taken when it has the
+  lowest (seeded random) priority among all edges touching any face around either endpoint;
+  two taken edges then share no face, and no endpoint of one is a neighbour of an endpoint of
+  the other; a few passes fill the gaps;
 - safety: the link condition (the endpoints have exactly the two opposite vertices as common
   neighbours), so the mesh stays a closed 2-manifold of the same genus; and no face around the
   edge may flip or collapse to zero area. Rejected edges are not tried again.
@@ -62,6 +63,7 @@ def decimate(verts: np.ndarray, faces: np.ndarray, target: int, max_rounds: int 
     q = _vertex_quadrics(verts, faces)
     banned = np.zeros(0, np.int64)
     big = np.iinfo(np.int64).max
+    rng = np.random.default_rng(0)  # deterministic
     for _ in range(max_rounds):
         nf, nv = faces.shape[0], verts.shape[0]
         if nf <= target:
@@ -75,10 +77,10 @@ def decimate(verts: np.ndarray, faces: np.ndarray, target: int, max_rounds: int 
         finite = np.isfinite(cost)
         if not finite.any():
             break
+        # Priorities among the cheapest edges are random: ranked by cost, a smooth cost field
+        # has few local minima and the rounds would collapse few edges each.
         limit = np.quantile(cost[finite], cheapest)
-        order = np.lexsort((np.arange(len(keys)), cost))
-        rank = np.empty(len(keys), np.int64)
-        rank[order] = np.arange(len(keys))
+        rank = rng.permutation(len(keys)).astype(np.int64)
         rank[~finite | (cost > limit)] = big
         chosen = _independent_edges(faces, nv, edges, rank)
         if chosen.size == 0:

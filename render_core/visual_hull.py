@@ -143,7 +143,7 @@ def frustum_bounds(cameras: Camera, names=None) -> tuple[torch.Tensor, torch.Ten
     )
 
 
-def default_bounds(masks, cameras: Camera, max_misses: int = 0, names=None):
+def default_bounds(masks, cameras: Camera, max_misses: int = 0, names=None, _frustum=None):
     """Default carving box: :func:`frustum_bounds`, tightened to the masks.
 
     The frustum box is carved on a 32³ grid of sample points; the result is the bounding box of
@@ -151,7 +151,7 @@ def default_bounds(masks, cameras: Camera, max_misses: int = 0, names=None):
     cut off), intersected with the frustum box. Returns float64 ``(lo [3], hi [3])``.
     """
     masks, names = _check_inputs(masks, cameras, names)
-    lo, hi = frustum_bounds(cameras, names)
+    lo, hi = frustum_bounds(cameras, names) if _frustum is None else _frustum
     tables = _tables(masks, cameras)
     pts = _grid_points(lo, hi, _BOUNDS_GRID)
     cls = _carve.classify_grid(tables, pts)
@@ -200,7 +200,8 @@ def carve_voxels(masks, cameras: Camera, resolution: int = 128, bounds=None, max
     if int(resolution) != resolution or not 4 <= int(resolution) <= 1024:
         raise VisualHullError(f"resolution must be an integer in 4..1024, got {resolution}")
     if bounds is None:
-        lo, hi = default_bounds(masks, cameras, max_misses, names)
+        frustum = frustum_bounds(cameras, names)
+        lo, hi = default_bounds(masks, cameras, max_misses, names, frustum)
     else:
         b = torch.as_tensor(np.asarray(bounds, dtype=np.float64))
         if b.shape != (2, 3) or not bool(torch.isfinite(b).all()) or bool((b[1] <= b[0]).any()):
@@ -212,7 +213,7 @@ def carve_voxels(masks, cameras: Camera, resolution: int = 128, bounds=None, max
     if bounds is None and bool(occ.any()):
         # The sampled bounds may cut off a thin part: where the carve reaches the box, widen
         # that side to the frustum box and carve once more.
-        flo, fhi = frustum_bounds(cameras, names)
+        flo, fhi = frustum
         hi = lo + torch.tensor(occ.shape, dtype=torch.float64) * voxel
         touch_lo = torch.tensor([bool(occ.select(a, 0).any()) for a in range(3)])
         touch_hi = torch.tensor([bool(occ.select(a, occ.shape[a] - 1).any()) for a in range(3)])
