@@ -299,15 +299,15 @@ def main() -> None:
                      "runs": x[1], "mem_mib": x[2]}
                     for b, x in zip(backends, r, strict=True)
                 ]
+            if args.json:  # after every configuration: a run stopped midway keeps its rows
+                with open(args.json, "w") as f:
+                    json.dump({"torch": torch.__version__, "backends": backends,
+                               "rows": records}, f, indent=1)
             if "cpu" in backends:
                 fb = rows[("cpu", "soft_fb")][0] / rows[("cpu", "soft")][0]
                 gl_t = rows.get(("gl", "vis"))
                 vis_gl.append((res, nf, rows[("cpu", "vis")][0], gl_t, fb,
                                rows.get(("gl", "agree"))))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "backends": backends, "rows": records}, f,
-                      indent=1)
     if not vis_gl:
         return
     print(

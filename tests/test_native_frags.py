@@ -127,7 +127,8 @@ def test_gradcheck_float64(native_backend, device):
     )
 
 
-def _renderer_grads(backend: str, threads: int = 1, device: torch.device | str = "cpu"):
+def _renderer_grads(backend: str, threads: int = 1, device: torch.device | str = "cpu",
+                    shading: str = "lambertian"):
     mesh = rc.icosphere(2).to(device)
     colors = torch.rand(mesh.vertices.shape[0], 3, generator=torch.Generator().manual_seed(0))
     verts = mesh.vertices.clone().requires_grad_(True)
@@ -136,7 +137,7 @@ def _renderer_grads(backend: str, threads: int = 1, device: torch.device | str =
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        out = rc.Renderer((40, 48), shading="lambertian", backend=backend).render(
+        out = rc.Renderer((40, 48), shading=shading, backend=backend).render(
             mesh.with_(vertices=verts, vertex_colors=cols),
             cams,
             light=rc.DirectionalLight(torch.tensor([0.3, 1.0, 0.6], device=device)),
@@ -173,13 +174,17 @@ def test_renderer_deterministic_mode_is_bit_identical_and_atomic_mode_agrees(
 ):
     """The backward passes of barycentrics, interpolation and the soft silhouette in both
     reductions (csrc/README.md): the deterministic mode repeats to the bit, the default one
-    (atomic adds on the GPU) agrees with it to rounding; forward passes are identical."""
+    (atomic adds on the GPU) agrees with it to rounding; forward passes are identical.
+    Vertex colours: the lit shadings add torch's own index_add (vertex normals), whose CUDA
+    kernel adds atomically in either mode."""
     rc.set_deterministic(True)
     try:
-        runs = [_renderer_grads(native_backend, device=device) for _ in range(2)]
+        runs = [_renderer_grads(native_backend, device=device, shading="vertex_color")
+                for _ in range(2)]
     finally:
         rc.set_deterministic(False)
-    runs += [_renderer_grads(native_backend, device=device) for _ in range(2)]
+    runs += [_renderer_grads(native_backend, device=device, shading="vertex_color")
+             for _ in range(2)]
     (o1, gv1, gc1) = runs[0]
     (o2, gv2, gc2) = runs[1]
     assert torch.equal(gv2, gv1) and torch.equal(gc2, gc1)
