@@ -367,7 +367,8 @@ def cmd_report(args) -> int:
     for e in status:
         stage = e["stage"]
         m = metrics.get(stage)
-        computed = e["status"] != "skipped" and (m or stage in TEST_STAGES + ("bench",))
+        computed = e["status"] not in ("skipped", "not run") and (
+            m or stage in TEST_STAGES + ("bench",))
         result = _stage_result(stage, m or {}, args.out) if computed else ""
         if e.get("note"):
             result = f"{result}; {e['note']}" if result else e["note"]
