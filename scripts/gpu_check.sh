@@ -46,6 +46,8 @@ stage_install() {
     # The build requirements (setuptools, wheel) come from the folder too.
     isolation=(--find-links "$WHEELS")
   fi
+  # Editable: a built wheel of the project holds neither csrc/ nor assets/, which render_core
+  # finds next to its package (the native sources, the RenderNet weights).
   "$PY" -m pip install -q --no-deps --no-cache-dir --ignore-installed "${isolation[@]}" \
     -e "$ROOT"
   "$PY" -m pip list 2>/dev/null | grep -i -E '^(dibr-studio|torch|numpy|trimesh|xatlas) ' || true
