@@ -280,6 +280,8 @@ def _stage_result(stage: str, m: dict, out: Path) -> str:
             x.startswith(f"{w} ") for x in m.get("not_from_wheels", []))]
         return (f"python {m.get('python')}, torch {m.get('torch')} (CUDA {m.get('torch_cuda')})"
                 f", {gpu}; from the wheels: {', '.join(ok) or 'none'}")
+    if stage == "install":
+        return f"{m.get('wheels')} wheels from the folder; dibr-studio editable, --no-deps"
     if stage == "build":
         return f"{m.get('variant')} extension {m.get('seconds')} s; backends {m.get('backends')}"
     if stage in TEST_STAGES:

@@ -51,6 +51,8 @@ stage_install() {
   "$PY" -m pip install -q --no-deps --no-cache-dir --ignore-installed "${isolation[@]}" \
     -e "$ROOT"
   "$PY" -m pip list 2>/dev/null | grep -i -E '^(dibr-studio|torch|numpy|trimesh|xatlas) ' || true
+  printf '{"stage": "install", "metrics": {"wheels": %d}}\n' "${#wheels[@]}" \
+    >>"$OUT_DIR/results.jsonl"
 }
 
 stage_env() {
