@@ -40,3 +40,19 @@ ensure_venv() {  # ensure_venv EXTRAS
   "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
   "$VENV/bin/python" -m pip install -q -e "$ROOT[$1]"
 }
+
+find_cuda_home() {  # export CUDA_HOME: the first candidate holding a real toolkit; 1 if none
+  # nvcc on PATH may be a wrapper script: take the first candidate with nvcc and the headers.
+  local nvcc_dir="" candidate
+  if command -v nvcc >/dev/null 2>&1; then
+    nvcc_dir=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+  fi
+  for candidate in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda "$nvcc_dir"; do
+    if [ -n "$candidate" ] && [ -x "$candidate/bin/nvcc" ] && \
+       [ -f "$candidate/include/cuda_runtime.h" ]; then
+      export CUDA_HOME=$candidate
+      return 0
+    fi
+  done
+  return 1
+}

@@ -13,16 +13,7 @@ if ! command -v nvcc >/dev/null 2>&1; then
   echo "check_cuda_build: nvcc not found; skipping the CUDA compile check"
   exit 0
 fi
-# nvcc on PATH may be a wrapper script: take the first candidate that holds a real toolkit.
-nvcc_dir=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
-for candidate in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda "$nvcc_dir"; do
-  if [ -n "$candidate" ] && [ -x "$candidate/bin/nvcc" ] && \
-     [ -f "$candidate/include/cuda_runtime.h" ]; then
-    export CUDA_HOME=$candidate
-    break
-  fi
-done
-if [ -z "${CUDA_HOME:-}" ] || [ ! -f "$CUDA_HOME/include/cuda_runtime.h" ]; then
+if ! find_cuda_home; then
   echo "check_cuda_build: nvcc found but no CUDA toolkit (set CUDA_HOME)" >&2
   exit 1
 fi

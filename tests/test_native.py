@@ -1,7 +1,10 @@
-"""The native CPU backend against the torch reference (render_core._torch_ref).
+"""The native backends against the torch reference (render_core._torch_ref).
 
-Nothing here is skipped: a CPU extension that fails to build is a test failure (CI has a
-compiler). The CUDA variant is compile-checked by ``python -m render_core.build_ext --cuda``.
+Every comparison runs once per native backend (``native_backend``, tests/conftest.py): on cpu
+always, on cuda where a GPU exists, with every tensor on that backend's device and the torch
+reference computed on the same device. A native extension that fails to build is a test
+failure (CI has a compiler); only a cuda case without a GPU is skipped. The CUDA variant is
+also compile-checked without a GPU by ``python -m render_core.build_ext --cuda``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 import torch
 from _scenes import random_clip
 
+import render_core as rc
 from render_core import _build, _native
 from render_core import _torch_ref as torch_ref
 from render_core.rasterize import rasterize, soft_silhouette
@@ -25,8 +29,10 @@ from render_core.rasterize import rasterize, soft_silhouette
 
 @pytest.fixture(scope="module", autouse=True)
 def native():
-    """Build (or load) the CPU extension; any failure fails every test of this module."""
-    return _build.load_variant("cpu")
+    """Build (or load) the extension; any failure fails every test of this module."""
+    module = _build.native_module("cpu")  # with a GPU, the CUDA build serves both devices
+    assert module is not None, _build._why_not("cpu")
+    return module
 
 
 def random_scene(seed: int, bsz: int = 2, nv: int = 90, nf: int = 140, near_w: float = 2e-6):
@@ -71,21 +77,22 @@ def tr_depth(clip, faces, face_idx):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("size", SIZES)
-def test_visibility_matches_torch(seed, size):
-    clip, faces = random_scene(seed)
+def test_visibility_matches_torch(seed, size, native_backend, device):
+    clip, faces = (t.to(device) for t in random_scene(seed))
     h, w = size
     ref = torch_ref.visibility(clip, faces, h, w)
-    got = _native.native_visibility("cpu", clip, faces, h, w)
+    got = _native.native_visibility(native_backend, clip, faces, h, w)
+    assert got.device.type == device.type
     assert got.dtype == torch.int64 and got.shape == (2, h, w)
     assert int((ref >= 0).sum()) > 100  # the scene covers the image
     assert _tie_free_mismatches(clip, faces, ref, got) == 0
 
 
-def test_rasterize_bary_depth_match():
-    clip, faces = random_scene(3, bsz=3)
+def test_rasterize_bary_depth_match(native_backend, device):
+    clip, faces = (t.to(device) for t in random_scene(3, bsz=3))
     clip = clip.double()
     ft = rasterize(clip, faces, (40, 56), backend="torch")
-    fc = rasterize(clip, faces, (40, 56), backend="cpu")
+    fc = rasterize(clip, faces, (40, 56), backend=native_backend)
     same = ft.face_idx == fc.face_idx
     assert float(same.float().mean()) > 0.999
     torch.testing.assert_close(fc.bary[same], ft.bary[same], atol=1e-5, rtol=0)
@@ -95,23 +102,24 @@ def test_rasterize_bary_depth_match():
 @pytest.mark.parametrize("seed", [0, 4])
 @pytest.mark.parametrize("sigma", [1 / 7000, 1 / 300])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_soft_silhouette_and_grad_match(seed, sigma, dtype):
+def test_soft_silhouette_and_grad_match(seed, sigma, dtype, native_backend, device):
     # A vertex at w = 2e-6 projects to ~1e5 NDC: its faces' distances are differences of huge
     # numbers, and d(xy)/dw = -xy/w amplifies every rounding by ~1e11, so the float32 gradients
     # of both backends are noise there. float32 compares a vertex at w = 0.02 instead; float64
     # keeps the extreme one.
     near_w = 2e-6 if dtype == torch.float64 else 0.02
-    clip, faces = random_scene(seed, near_w=near_w)
+    clip, faces = (t.to(device) for t in random_scene(seed, near_w=near_w))
     clip = clip.to(dtype)
     h, w = 48, 62
     weight = torch.rand(2, h, w, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    weight = weight.to(device)
     out = {}
-    for backend in ("torch", "cpu"):
+    for backend in ("torch", native_backend):
         c = clip.clone().requires_grad_(True)
         alpha = soft_silhouette(c, faces, (h, w), sigma=sigma, backend=backend)
         (grad,) = torch.autograd.grad((alpha * weight).sum(), c)
         out[backend] = alpha.detach(), grad
-    (a_t, g_t), (a_c, g_c) = out["torch"], out["cpu"]
+    (a_t, g_t), (a_c, g_c) = out["torch"], out[native_backend]
     assert 0.05 < float(a_t.mean()) < 0.95
     torch.testing.assert_close(a_c, a_t, atol=1e-5, rtol=0)
     assert torch.isfinite(g_c).all()
@@ -120,17 +128,18 @@ def test_soft_silhouette_and_grad_match(seed, sigma, dtype):
     torch.testing.assert_close(g_c, g_t, atol=1e-4 * scale, rtol=1e-4)
 
 
-def test_gradcheck_float64():
+def test_gradcheck_float64(native_backend, device):
     g = torch.Generator().manual_seed(7)
     h, w = 9, 11
-    xy = (torch.rand(2, 7, 2, generator=g, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
-    faces = torch.tensor([[0, 1, 2], [2, 3, 4], [4, 5, 6], [1, 3, 5], [0, 0, 6]])
-    valid = torch.ones(2, faces.shape[0], dtype=torch.bool)
+    xy = torch.rand(2, 7, 2, generator=g, dtype=torch.float64) * 1.6 - 0.8
+    xy = xy.to(device).requires_grad_(True)
+    faces = torch.tensor([[0, 1, 2], [2, 3, 4], [4, 5, 6], [1, 3, 5], [0, 0, 6]], device=device)
+    valid = torch.ones(2, faces.shape[0], dtype=torch.bool, device=device)
     valid[1, 2] = False
 
     def f(p):
         # eps = 1e-30: no face crosses the cutoff under the finite-difference steps.
-        return _native.native_soft_silhouette("cpu", p, valid, faces, h, w, 0.05, 1e-30)
+        return _native.native_soft_silhouette(native_backend, p, valid, faces, h, w, 0.05, 1e-30)
 
     assert f(xy).dtype == torch.float64
     assert torch.autograd.gradcheck(f, (xy,), eps=1e-6, atol=1e-6, rtol=1e-4)
@@ -149,7 +158,7 @@ def dense_grid(n: int = 14):
     return clip, faces
 
 
-def test_binned_matches_full_product():
+def test_binned_matches_full_product(native_backend, device):
     """Binned alpha vs 1 - prod over ALL faces (no cutoff), computed directly.
 
     Skipping faces with p_j < eps changes 1 - A = prod_j (1 - p_j) by the factor
@@ -158,11 +167,11 @@ def test_binned_matches_full_product():
     p_j < eps, and p_j decays like exp(-d/sigma) past the cutoff, so only the few faces within
     ~1.5 cutoff radii matter; on this mesh the sum stays below 20 eps = 2e-4.
     """
-    clip, faces = dense_grid()
+    clip, faces = (t.to(device) for t in dense_grid())
     h, w = 40, 52
     sigma, eps = 1 / 2000, 1e-5
     clip = clip.double()
-    alpha = soft_silhouette(clip, faces, (h, w), sigma=sigma, backend="cpu", eps=eps)[0]
+    alpha = soft_silhouette(clip, faces, (h, w), sigma=sigma, backend=native_backend, eps=eps)[0]
     xy = torch_ref.iso_xy(clip, h, w)[0]
     xs, ys = torch_ref.pixel_centers(h, w, torch.float64, clip.device)
     p = torch.stack(torch.meshgrid(ys, xs * (w / h), indexing="ij"), -1).flip(-1).reshape(-1, 2)
@@ -186,11 +195,40 @@ def test_binned_matches_full_product():
     assert float(full.min()) < 0.01 and float(full.max()) == 1.0  # edges and interior covered
 
 
-def _run_soft(clip, faces, weight):
+def _run_soft(clip, faces, weight, backend="cpu"):
     c = clip.clone().requires_grad_(True)
-    alpha = soft_silhouette(c, faces, (50, 70), sigma=1 / 500, backend="cpu")
+    alpha = soft_silhouette(c, faces, (50, 70), sigma=1 / 500, backend=backend)
     (grad,) = torch.autograd.grad((alpha * weight).sum(), c)
     return alpha.detach(), grad
+
+
+def test_deterministic_mode_is_bit_identical_and_atomic_mode_agrees(native_backend, device):
+    """Both backward reductions of the soft silhouette (csrc/README.md): the deterministic mode
+    repeats to the bit; the default mode (atomic adds on the GPU) agrees with it to rounding.
+    The forward pass uses no atomic sums: it is bit-identical in both modes."""
+    clip, faces = (t.to(device) for t in random_scene(5, nf=400))
+    weight = torch.rand(2, 50, 70, generator=torch.Generator().manual_seed(1)).to(device)
+    assert not rc.is_deterministic()
+    rc.set_deterministic(True)
+    try:
+        assert rc.is_deterministic()
+        a1, g1 = _run_soft(clip, faces, weight, native_backend)
+        a2, g2 = _run_soft(clip, faces, weight, native_backend)
+    finally:
+        rc.set_deterministic(False)
+    assert not rc.is_deterministic()
+    a3, g3 = _run_soft(clip, faces, weight, native_backend)
+    a4, g4 = _run_soft(clip, faces, weight, native_backend)
+    assert torch.equal(a2, a1) and torch.equal(g2, g1)
+    assert torch.equal(a3, a1) and torch.equal(a4, a1)
+    scale = float(g1.abs().max())
+    assert scale > 0
+    for g in (g3, g4):
+        torch.testing.assert_close(g, g1, atol=1e-5 * scale, rtol=1e-5)
+    if native_backend == "cpu":  # no atomic mode on the CPU: always the ordered sums
+        assert torch.equal(g3, g1) and torch.equal(g4, g1)
+    f1 = _native.native_visibility(native_backend, clip, faces, 50, 70)  # atomicMin: exact
+    assert torch.equal(f1, _native.native_visibility(native_backend, clip, faces, 50, 70))
 
 
 def test_cpu_deterministic_across_runs_and_threads():
@@ -210,18 +248,23 @@ def test_cpu_deterministic_across_runs_and_threads():
     assert torch.equal(f1, _native.native_visibility("cpu", clip, faces, 50, 70))
 
 
-def test_backends_and_auto():
+def test_backends_and_auto(native_backend, device):
     assert "cpu" in _build.available_backends()
-    assert _build.resolve_backend("auto", torch.device("cpu")) == "cpu"
+    assert _build.resolve_backend("auto", device) == native_backend
     with pytest.raises(ValueError):
-        _build.resolve_backend("metal", torch.device("cpu"))
+        _build.resolve_backend("metal", device)
+    other = torch.device("meta" if device.type == "cpu" else "cpu")  # any other device
+    with pytest.raises(ValueError, match=f"needs {device.type} tensors"):
+        _native.native_visibility(native_backend, torch.zeros(1, 3, 4, device=other),
+                                  torch.tensor([[0, 1, 2]], device=other), 4, 4)
 
 
-def test_empty_and_offscreen():
-    clip = torch.tensor([[[5.0, 5.0, 0.0, 1.0], [6.0, 5.0, 0.0, 1.0], [5.0, 6.0, 0.0, 1.0]]])
-    faces = torch.tensor([[0, 1, 2]])
-    assert bool((_native.native_visibility("cpu", clip, faces, 8, 8) == -1).all())
-    alpha = soft_silhouette(clip, faces, 8, backend="cpu")
+def test_empty_and_offscreen(native_backend, device):
+    clip = torch.tensor([[[5.0, 5.0, 0.0, 1.0], [6.0, 5.0, 0.0, 1.0], [5.0, 6.0, 0.0, 1.0]]],
+                        device=device)
+    faces = torch.tensor([[0, 1, 2]], device=device)
+    assert bool((_native.native_visibility(native_backend, clip, faces, 8, 8) == -1).all())
+    alpha = soft_silhouette(clip, faces, 8, backend=native_backend)
     assert float(alpha.abs().max()) == 0.0
 
 

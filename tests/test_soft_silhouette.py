@@ -1,16 +1,25 @@
-"""The DIB-R soft silhouette (eq. 5-6): values, cutoff, gradients."""
+"""The DIB-R soft silhouette (eq. 5-6): values, cutoff, gradients.
+
+Each test runs on the torch backend and on every native one (``NATIVE_BACKENDS``), with its
+tensors on the backend's device (cuda for "cuda", else the CPU).
+"""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from _backends import NATIVE_BACKENDS
 
 from render_core import _torch_ref as torch_ref
 from render_core.camera import Camera
 from render_core.rasterize import DEFAULT_SIGMA, rasterize, soft_silhouette
 
-BACKENDS = ["torch", "cpu"]
+BACKENDS = ["torch", *NATIVE_BACKENDS]
+
+
+def dev(backend: str) -> torch.device:
+    return torch.device("cuda" if backend == "cuda" else "cpu")
 
 
 def dense_reference(clip, faces, h, w, sigma):
@@ -22,8 +31,8 @@ def dense_reference(clip, faces, h, w, sigma):
     px = (xs * (w / h)).view(1, w).expand(h, w).reshape(-1)
     py = ys.view(h, 1).expand(h, w).reshape(-1)
     p = torch.stack([px, py], -1)
-    log_keep = torch.zeros(h * w, dtype=torch.float64)
-    covered = torch.zeros(h * w, dtype=torch.bool)
+    log_keep = torch.zeros(h * w, dtype=torch.float64, device=clip.device)
+    covered = torch.zeros(h * w, dtype=torch.bool, device=clip.device)
     for f in range(faces.shape[0]):
         if not valid[f]:
             continue
@@ -35,18 +44,20 @@ def dense_reference(clip, faces, h, w, sigma):
     return alpha.view(h, w)
 
 
-def sphere(sub=2):
+def sphere(sub=2, device="cpu"):
     import trimesh
 
     m = trimesh.creation.icosphere(subdivisions=sub)
-    return torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)
+    return (torch.tensor(m.vertices, dtype=torch.float32, device=device),
+            torch.tensor(m.faces, device=device))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_covered_pixels_are_exactly_one_and_match_rasterize(backend):
-    v, f = sphere(2)
-    cam = Camera.orbit(20.0, 10.0, 3.0)
+    v, f = sphere(2, dev(backend))
+    cam = Camera.orbit(20.0, 10.0, 3.0).to(dev(backend))
     clip = cam.to_clip(v)
+    assert clip.device.type == dev(backend).type
     alpha = soft_silhouette(clip, f, (40, 60), backend=backend)
     frags = rasterize(clip, f, (40, 60), backend=backend)
     fg = frags.face_idx >= 0
@@ -58,12 +69,15 @@ def test_covered_pixels_are_exactly_one_and_match_rasterize(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_value_is_exp_of_distance_for_one_triangle(backend):
     # A big triangle whose right edge is the vertical line x = 0 (in NDC, w = 1).
-    clip = torch.tensor([[[-3.0, -3.0, 0, 1], [0.0, -3.0, 0, 1], [0.0, 3.0, 0, 1]]])
+    clip = torch.tensor([[[-3.0, -3.0, 0, 1], [0.0, -3.0, 0, 1], [0.0, 3.0, 0, 1]]],
+                        device=dev(backend))
     h, w = 16, 32
     sigma = 2e-3
-    alpha = soft_silhouette(clip, torch.tensor([[0, 1, 2]]), (h, w), sigma=sigma, backend=backend)
+    faces = torch.tensor([[0, 1, 2]], device=dev(backend))
+    alpha = soft_silhouette(clip, faces, (h, w), sigma=sigma, backend=backend)
+    assert alpha.device.type == dev(backend).type
     xs, _ = torch_ref.pixel_centers(h, w, torch.float64, "cpu")
-    row = alpha[0, h // 2].double()
+    row = alpha[0, h // 2].double().cpu()
     for j in range(w):
         x_iso = float(xs[j]) * w / h
         if x_iso <= 0:
@@ -78,9 +92,9 @@ def test_value_is_exp_of_distance_for_one_triangle(backend):
 @pytest.mark.parametrize("sigma", [DEFAULT_SIGMA, 1e-3])
 def test_binned_matches_full_product(backend, sigma):
     # A dense mesh of small triangles: many faces near every boundary pixel.
-    v, f = sphere(3)
-    v = v * torch.tensor([1.0, 0.6, 0.8])
-    cam = Camera.orbit(40.0, 15.0, 2.6, aspect=1.5)
+    v, f = sphere(3, dev(backend))
+    v = v * torch.tensor([1.0, 0.6, 0.8], device=v.device)
+    cam = Camera.orbit(40.0, 15.0, 2.6, aspect=1.5).to(dev(backend))
     clip = cam.to_clip(v)
     h, w = 64, 96
     got = soft_silhouette(clip, f, (h, w), sigma=sigma, backend=backend)[0].double()
@@ -101,11 +115,12 @@ def test_gradcheck_vertices_float64(backend):
     v = torch.tensor(
         [[-0.5, -0.4, 0.0], [0.45, -0.35, 0.1], [0.0, 0.5, -0.1],
          [-0.2, 0.1, 0.3], [0.6, 0.2, 0.2], [0.1, -0.6, 0.25]],
-        dtype=torch.float64, requires_grad=True,
+        dtype=torch.float64, device=dev(backend), requires_grad=True,
     )
-    f = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    cam = Camera.look_at((0.1, 0.2, 2.5), fov=45.0, aspect=1.25).to(dtype=torch.float64)
-    weights = torch.rand(1, 8, 10, dtype=torch.float64)
+    f = torch.tensor([[0, 1, 2], [3, 4, 5]], device=dev(backend))
+    cam = Camera.look_at((0.1, 0.2, 2.5), fov=45.0, aspect=1.25)
+    cam = cam.to(device=dev(backend), dtype=torch.float64)
+    weights = torch.rand(1, 8, 10, dtype=torch.float64).to(dev(backend))
 
     def fn(verts):
         a = soft_silhouette(cam.to_clip(verts), f, (8, 10), sigma=0.02, backend=backend,
@@ -122,9 +137,10 @@ def test_gradcheck_vertices_float64(backend):
 def test_background_gradient_pulls_mesh_towards_target(backend):
     # A triangle slightly left of where the target mask says it should be: increasing alpha on
     # the target pixels must push the vertices right (+x).
-    v = torch.tensor([[-0.6, -0.5, 0.0], [0.2, -0.5, 0.0], [-0.2, 0.5, 0.0]], requires_grad=True)
-    f = torch.tensor([[0, 1, 2]])
-    cam = Camera.look_at((0.0, 0.0, 2.0), fov=60.0)
+    v = torch.tensor([[-0.6, -0.5, 0.0], [0.2, -0.5, 0.0], [-0.2, 0.5, 0.0]],
+                     device=dev(backend), requires_grad=True)
+    f = torch.tensor([[0, 1, 2]], device=dev(backend))
+    cam = Camera.look_at((0.0, 0.0, 2.0), fov=60.0).to(dev(backend))
     alpha = soft_silhouette(cam.to_clip(v), f, 64, sigma=1e-3, backend=backend)
     target = torch.zeros_like(alpha)
     target[..., :, 36:44] = 1.0  # a band right of the triangle

@@ -46,9 +46,9 @@ def voxel_grid(mesh, res: int = 32) -> torch.Tensor:
 
 def _light_to_camera(light, az, el, b: int) -> torch.Tensor:
     if light is None:
-        return torch.tensor(DEFAULT_LIGHT_CAM).expand(b, 3)
+        return torch.tensor(DEFAULT_LIGHT_CAM, device=az.device).expand(b, 3)
     d = getattr(light, "direction", light)  # DirectionalLight or a tensor
-    d = torch.as_tensor(d, dtype=torch.float32)
+    d = torch.as_tensor(d, dtype=torch.float32, device=az.device)
     d = d.expand(b, 3) if d.dim() == 1 else d
     return (rotation(az, el) @ d.unsqueeze(-1)).squeeze(-1)  # world -> camera frame
 
@@ -75,7 +75,7 @@ def render_voxels(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: 
     model = model or load_model()
     b = az.shape[0]
     if light_cam is None:
-        light_cam = torch.tensor(DEFAULT_LIGHT_CAM).expand(b, 3)
+        light_cam = torch.tensor(DEFAULT_LIGHT_CAM, device=az.device).expand(b, 3)
     out = model.render_pose(vox, az, el, scale, light_cam, persp)
     if style == "normal":
         return (out["normal"] + 1) / 2
@@ -92,7 +92,7 @@ def render_styles(vox: torch.Tensor, az: torch.Tensor, el: torch.Tensor, scale: 
     """
     model = model or load_model()
     if light_cam is None:
-        light_cam = torch.tensor(DEFAULT_LIGHT_CAM).expand(az.shape[0], 3)
+        light_cam = torch.tensor(DEFAULT_LIGHT_CAM, device=az.device).expand(az.shape[0], 3)
     out = model.render_pose(vox, az, el, scale, light_cam, persp)
     res = {k: v.unsqueeze(-1) for k, v in images(out, light_cam).items()}
     res["normal"] = (out["normal"] + 1) / 2
