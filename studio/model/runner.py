@@ -99,12 +99,17 @@ class InProcessRunner(Runner):
 
 class ProcessRunner(Runner):
     """Steps the fit in a child process (:mod:`studio.model.fitproc`), so a window in this
-    process keeps its interpreter to itself. The child starts on first use and again after it
-    died (the next :meth:`load` rebuilds the fit there)."""
+    process keeps its interpreter to itself. The child starts at once (it imports torch while
+    the caller goes on; ``start=False``: on first use) and again after it died (the next
+    :meth:`load` rebuilds the fit there)."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: bool = True) -> None:
         super().__init__()
         self._proc = None
+        if start:
+            from .fitproc import FitProcess
+
+            self._proc = FitProcess()
 
     def _call(self, *msg):
         from .fitproc import FitProcess
