@@ -31,25 +31,35 @@ def _face_quadrics(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return 0.5 * area2[:, :, None] * plane[:, :, None] * plane[:, None, :]  # [F,4,4]
 
 
+_PACK = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
+
+
 def _vertex_quadrics(verts, faces) -> np.ndarray:
-    qf = _face_quadrics(verts, faces).reshape(-1, 16)
+    """Per-vertex quadrics [V,10]: the upper triangle of the symmetric 4x4 (see ``_PACK``)."""
+    qf = _face_quadrics(verts, faces)
     idx = faces.reshape(-1)
-    q = np.stack([np.bincount(idx, np.repeat(qf[:, c], 3), verts.shape[0]) for c in range(16)], 1)
-    return q.reshape(-1, 4, 4)
+    cols = [np.bincount(idx, np.repeat(qf[:, r, c], 3), verts.shape[0]) for r, c in _PACK]
+    return np.stack(cols, 1)
 
 
 def _edge_costs(verts, q, edges):
     """Best point on each edge (t in [0,1]) under the summed quadric; returns (pos, cost)."""
-    qe = q[edges[:, 0]] + q[edges[:, 1]]
-    p0 = np.concatenate([verts[edges[:, 0]], np.ones((len(edges), 1))], 1)
-    d = np.concatenate([verts[edges[:, 1]] - verts[edges[:, 0]], np.zeros((len(edges), 1))], 1)
-    qd = np.einsum("eij,ej->ei", qe, d)
-    qp = np.einsum("eij,ej->ei", qe, p0)
-    aa = (d * qd).sum(1)
-    bb = (p0 * qd).sum(1)
+    qa, qb, qc, qd, qe, qf, qg, qh, qi, qj = (q[edges[:, 0]] + q[edges[:, 1]]).T
+    p = verts[edges[:, 0]]
+    d = verts[edges[:, 1]] - p
+    x, y, z = p.T
+    dx, dy, dz = d.T
+    m0 = qa * dx + qb * dy + qc * dz  # (Q d) rows
+    m1 = qb * dx + qe * dy + qf * dz
+    m2 = qc * dx + qf * dy + qh * dz
+    m3 = qd * dx + qg * dy + qi * dz
+    aa = dx * m0 + dy * m1 + dz * m2  # d'Qd
+    bb = x * m0 + y * m1 + z * m2 + m3  # p'Qd
+    cc = (qa * x * x + qe * y * y + qh * z * z + qj
+          + 2 * (qb * x * y + qc * x * z + qd * x + qf * y * z + qg * y + qi * z))  # p'Qp
     t = np.clip(np.where(aa > 1e-300, -bb / np.maximum(aa, 1e-300), 0.5), 0.0, 1.0)
-    cost = (p0 * qp).sum(1) + 2 * t * bb + t * t * aa
-    return p0[:, :3] + t[:, None] * d[:, :3], np.maximum(cost, 0.0)
+    cost = cc + 2 * t * bb + t * t * aa
+    return p + t[:, None] * d, np.maximum(cost, 0.0)
 
 
 def decimate(verts: np.ndarray, faces: np.ndarray, target: int, max_rounds: int = 200,
