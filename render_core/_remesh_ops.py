@@ -26,6 +26,8 @@ MAX_COLLAPSE_ANGLE_DEG = 60.0
 SLIVER_QUALITY = 0.1
 #: faces with area below AREA_RATIO * (mean min_length of its corners)^2 are collapse candidates
 AREA_RATIO = 0.5
+#: selection rounds of one collapse pass (each checks the locally best remaining candidates)
+COLLAPSE_ROUNDS = 3
 
 
 class RemeshError(ValueError):
@@ -67,7 +69,14 @@ def topology(faces: torch.Tensor, nv: int, check: bool = False) -> Topology:
                 f"the mesh has a boundary: {n_open} edges belong to a single face; remeshing "
                 "needs a closed (watertight) surface"
             )
-    edge_he = torch.argsort(inv, stable=True).view(-1, 2)
+    h = torch.arange(len(frm), device=faces.device)
+    ne = len(keys)
+    edge_he = torch.stack((
+        torch.full((ne,), len(frm), dtype=torch.long, device=faces.device).scatter_reduce_(
+            0, inv, h, "amin"),
+        torch.full((ne,), -1, dtype=torch.long, device=faces.device).scatter_reduce_(
+            0, inv, h, "amax"),
+    ), 1)
     if check:
         n_bad = int((frm[edge_he[:, 0]] != to[edge_he[:, 1]]).sum())
         if n_bad:
@@ -94,7 +103,10 @@ def count_vertex_fans(faces: torch.Tensor, topo: Topology) -> int:
     nxt = twin[prev]  # next outgoing half-edge around the same origin vertex
     label = h.clone()
     for _ in range(max(1, math.ceil(math.log2(max(nh, 2)))) + 1):
-        label = torch.minimum(label, label[nxt])
+        new = torch.minimum(label, label[nxt])
+        if torch.equal(new, label):  # min over 2^k steps == over 2^(k+1): the cycle's min
+            break
+        label = new
         nxt = nxt[nxt]
     return int((label == h).sum())
 
@@ -157,8 +169,9 @@ def collapse(v, faces, src, w, lim, topo: Topology):
     at their midpoint, keeps a normal within ``MAX_COLLAPSE_ANGLE_DEG`` of its old one, a
     quality >= ``MIN_QUALITY`` (or no lower than the worst of them had) and edges no longer
     than the mean ``max`` of their endpoints.
-    Valid candidates at graph distance < 2 from a higher-priority one wait for a later pass,
-    so the chosen collapses touch disjoint sets of faces and are checked exactly.
+    In up to ``COLLAPSE_ROUNDS`` rounds, the candidates with no higher-priority (or accepted)
+    candidate at graph distance < 2 are checked and the valid ones accepted; the rest wait for
+    a later pass. So the chosen collapses touch disjoint sets of faces and are checked exactly.
     The lower index survives with the mean of both endpoints.
     Returns ``(v, faces, src, w, lim, count)``.
     """
@@ -180,69 +193,42 @@ def collapse(v, faces, src, w, lim, topo: Topology):
     cand = (priority > 0).nonzero().squeeze(1)
     if len(cand) == 0:
         return v, faces, src, w, lim, 0
-    ca, cb = a[cand], b[cand]
-    nc = len(cand)
     val = topo.valence
     o0 = topo.he_opp[topo.edge_he[cand, 0]]
     o1 = topo.he_opp[topo.edge_he[cand, 1]]
-    ok = (val[ca] + val[cb] >= 7) & (val[o0] >= 4) & (val[o1] >= 4)
-
-    # link condition: a and b have exactly two common neighbours
-    ds = torch.cat((a, b))
-    dd = torch.cat((b, a))
-    nbr = dd[torch.argsort(ds, stable=True)]
+    cand = cand[(val[a[cand]] + val[b[cand]] >= 7) & (val[o0] >= 4) & (val[o1] >= 4)]
+    # closed manifold: the outgoing half-edges of a vertex are its corners, as many as its
+    # valence, and their ends are its neighbours
+    corner_of = torch.argsort(topo.he_from, stable=True)
     vstart = torch.cumsum(val, 0) - val
-    ends = torch.cat((ca, cb))
-    flat, owner = _ranges(vstart[ends], val[ends])
-    owner = owner % nc
-    pair = owner * nv + nbr[flat]
-    uniq_pairs, pc = torch.unique(pair, return_counts=True)
-    common = torch.bincount(uniq_pairs[pc == 2] // nv, minlength=nc)
-    ok &= common == 2
-
-    # geometry of every surviving face around a or b, after the merge
-    corner_v = faces.reshape(-1)
-    cstart = torch.cumsum(val, 0) - val  # closed manifold: faces at a vertex = its valence
-    corner_of = torch.argsort(corner_v, stable=True)
-    flat, owner = _ranges(cstart[ends], val[ends])
-    owner = owner % nc
-    fid = corner_of[flat] // 3
-    fv = faces[fid]
-    is_a = fv == ca[owner, None]
-    is_b = fv == cb[owner, None]
-    keep = ~(is_a.any(1) & is_b.any(1))
-    fid, fv, owner, merged = fid[keep], fv[keep], owner[keep], (is_a | is_b)[keep]
-    mid = 0.5 * (v[ca] + v[cb])
-    p_new = torch.where(merged[..., None], mid[owner, None, :], v[fv])
-    n_new, q_new = _normal_quality(p_new[:, 0], p_new[:, 1], p_new[:, 2])
-    n_old = n[fid]
-    cos = math.cos(math.radians(MAX_COLLAPSE_ANGLE_DEG))
-    turned = (n_new * n_old).sum(-1) < cos * n_new.norm(dim=-1) * n_old.norm(dim=-1)
-    e_len = (p_new - p_new.roll(-1, 1)).norm(dim=-1)
-    lim_mid = 0.5 * (lim[ca, 1] + lim[cb, 1])
-    vmax = torch.where(merged, lim_mid[owner, None], lim[fv, 1])
-    e_max = 0.5 * (vmax + vmax.roll(-1, 1))
-    touches = merged | merged.roll(-1, 1)
-    too_long = (touches & (e_len > e_max)).any(1)
-    # quality: no new face below MIN_QUALITY, unless none of the old ones was above it either
-    worst_old = torch.full((nc,), float("inf"), dtype=q.dtype, device=q.device)
-    worst_old.scatter_reduce_(0, owner, q[fid], "amin")
-    floor = torch.clamp(worst_old, max=MIN_QUALITY)[owner]
-    fail = turned | (q_new < floor) | too_long
-    ok &= torch.bincount(owner[fail], minlength=nc) == 0
-
-    good = cand[ok]
-    if len(good) == 0:
+    geo = (v, faces, lim, n, q, topo, corner_of, vstart)
+    # Rounds: pick the locally best candidates (at graph distance >= 2 from each other and
+    # from those already accepted), check only those, keep the valid ones, drop the invalid.
+    rank = _rank(priority[cand])
+    top = len(cand)
+    accepted = torch.zeros(len(cand), dtype=torch.bool, device=v.device)
+    pending = torch.ones(len(cand), dtype=torch.bool, device=v.device)
+    for _ in range(COLLAPSE_ROUNDS):
+        if not bool(pending.any()):
+            break
+        live = accepted | pending
+        r = torch.where(accepted, top, rank)
+        r = torch.where(live, r, -1)
+        ca, cb = a[cand], b[cand]
+        r1 = torch.full((nv,), -1, dtype=torch.long, device=v.device)
+        r1.scatter_reduce_(0, torch.cat((ca, cb)), torch.cat((r, r)), "amax")
+        r2 = r1.clone()
+        r2.scatter_reduce_(0, a, r1[b], "amax")
+        r2.scatter_reduce_(0, b, r1[a], "amax")
+        blocked = torch.maximum(r2[ca], r2[cb]) > r
+        win = (pending & ~blocked).nonzero().squeeze(1)  # blocked ones wait a round
+        valid = _collapse_valid(cand[win], a, b, geo)
+        accepted[win[valid]] = True
+        pending[win] = False
+    sel = cand[accepted]
+    if len(sel) == 0:
         return v, faces, src, w, lim, 0
-    rank = _rank(priority[good])
-    ga, gb = a[good], b[good]
-    r1 = torch.full((nv,), -1, dtype=torch.long, device=v.device)
-    r1.scatter_reduce_(0, torch.cat((ga, gb)), torch.cat((rank, rank)), "amax")
-    r2 = r1.clone()
-    r2.scatter_reduce_(0, a, r1[b], "amax")
-    r2.scatter_reduce_(0, b, r1[a], "amax")
-    win = torch.maximum(r2[ga], r2[gb]) == rank
-    wa, wb = ga[win], gb[win]
+    wa, wb = a[sel], b[sel]
 
     dest = torch.arange(nv, device=v.device)
     dest[wb] = wa
@@ -336,3 +322,53 @@ def flip(v, faces, lim, topo: Topology):
     f2[topo.edge_he[e, 0] // 3] = quad[:, [0, 3, 2]]
     f2[topo.edge_he[e, 1] // 3] = quad[:, [3, 1, 2]]
     return f2, len(e)
+
+
+def _collapse_valid(cand, a, b, geo) -> torch.Tensor:
+    """Link, geometry and length checks of the collapses ``cand`` (edge indices, pairwise at
+    graph distance >= 2, so each is checked on the unchanged mesh); [C] bool."""
+    v, faces, lim, n, q, topo, corner_of, vstart = geo
+    nv = v.shape[0]
+    val = topo.valence
+    ca, cb = a[cand], b[cand]
+    nc = len(cand)
+    ok = torch.ones(nc, dtype=torch.bool, device=v.device)
+    if nc == 0:
+        return ok
+    # link condition: a and b have exactly two common neighbours
+    nbr = topo.he_to[corner_of]
+    ends = torch.cat((ca, cb))
+    flat, owner = _ranges(vstart[ends], val[ends])
+    owner = owner % nc
+    pair = owner * nv + nbr[flat]
+    uniq_pairs, pc = torch.unique(pair, return_counts=True)
+    common = torch.bincount(uniq_pairs[pc == 2] // nv, minlength=nc)
+    ok &= common == 2
+
+    # geometry of every surviving face around a or b, after the merge
+    fid = corner_of[flat] // 3
+    fv = faces[fid]
+    is_a = fv == ca[owner, None]
+    is_b = fv == cb[owner, None]
+    keep = ~(is_a.any(1) & is_b.any(1))
+    fid, fv, owner, merged = fid[keep], fv[keep], owner[keep], (is_a | is_b)[keep]
+    mid = 0.5 * (v[ca] + v[cb])
+    p_new = torch.where(merged[..., None], mid[owner, None, :], v[fv])
+    n_new, q_new = _normal_quality(p_new[:, 0], p_new[:, 1], p_new[:, 2])
+    n_old = n[fid]
+    cos = math.cos(math.radians(MAX_COLLAPSE_ANGLE_DEG))
+    turned = (n_new * n_old).sum(-1) < cos * n_new.norm(dim=-1) * n_old.norm(dim=-1)
+    e_len = (p_new - p_new.roll(-1, 1)).norm(dim=-1)
+    lim_mid = 0.5 * (lim[ca, 1] + lim[cb, 1])
+    vmax = torch.where(merged, lim_mid[owner, None], lim[fv, 1])
+    e_max = 0.5 * (vmax + vmax.roll(-1, 1))
+    touches = merged | merged.roll(-1, 1)
+    too_long = (touches & (e_len > e_max)).any(1)
+    # quality: no new face below MIN_QUALITY, unless none of the old ones was above it either
+    worst_old = torch.full((nc,), float("inf"), dtype=q.dtype, device=q.device)
+    worst_old.scatter_reduce_(0, owner, q[fid], "amin")
+    floor = torch.clamp(worst_old, max=MIN_QUALITY)[owner]
+    fail = turned | (q_new < floor) | too_long
+    ok &= torch.bincount(owner[fail], minlength=nc) == 0
+
+    return ok

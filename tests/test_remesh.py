@@ -35,7 +35,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def torus(n_major=16, n_minor=8, big=1.0, small=0.4):
+def torus(n_major=12, n_minor=6, big=1.0, small=0.4):
     i, j = np.meshgrid(np.arange(n_major), np.arange(n_minor), indexing="ij")
     u, w = 2 * np.pi * i / n_major, 2 * np.pi * j / n_minor
     r = big + small * np.cos(w)
@@ -172,7 +172,7 @@ def random_pass_input(v, f, g, project):
     shortest = shortest.scatter_reduce(0, f.roll(1, 1).reshape(-1), lengths, "amin")
     el = float(lengths.mean())
     fac = 0.6 + torch.rand((), generator=g).item()
-    fac *= 2.0 if f.shape[0] > 300 else (0.6 if f.shape[0] < 100 else 1.0)
+    fac *= 2.0 if f.shape[0] > 200 else (0.6 if f.shape[0] < 80 else 1.0)
     target = el * fac * torch.exp((torch.rand(nv, generator=g) - 0.5) * 1.2)
     jitter = torch.randn(nv, 3, generator=g) * (0.005 * shortest[:, None])
     return project(v + jitter), target
