@@ -423,3 +423,14 @@ def test_continuous_remesher_fit_carries_state():
     r = param.detach().norm(dim=-1)
     assert float((r - 0.6).abs().max()) < 0.05
     assert ((rm.ref_length >= 0.05) & (rm.ref_length <= 0.3)).all()
+
+
+def test_max_vertices_and_validate_flag():
+    v, f = sphere(2)
+    res = remesh(v, f, 0.02, max_vertices=v.shape[0] + 50)
+    assert res.num_split == 50 and res.vertices.shape[0] == v.shape[0] + 50
+    check_mesh(res.vertices.numpy(), res.faces.numpy(), 2, True)
+    # skipping validation changes nothing for a valid mesh
+    again = remesh(res.vertices, res.faces, 0.1, validate=False)
+    ref = remesh(res.vertices, res.faces, 0.1)
+    assert torch.equal(again.faces, ref.faces) and torch.equal(again.vertices, ref.vertices)
