@@ -256,7 +256,9 @@ def visual_hull(
         resolution: voxels along the longest side of ``bounds`` (the grid is about
             ``resolution³``; voxels are cubes).
         bounds: ``[[xmin,ymin,zmin],[xmax,ymax,zmax]]`` world box to carve, or None for
-            :func:`default_bounds` (the region all cameras see, tightened to the masks).
+            :func:`default_bounds` (the region all cameras see, tightened to the masks; where
+            the carve reaches that box's side, the side is moved out to the frustum box and
+            the grid carved again). A hull that reaches the bounds is cut flat there.
         max_misses: a voxel may lie outside the mask in up to this many of the views that see
             it (for slightly wrong photo masks). Every voxel must be seen by one view at least;
             a view sees a voxel when it lies in front of the camera and inside the image.
@@ -279,14 +281,21 @@ def visual_hull(
         aspect ratios that do not match the cameras, masks that disagree so nothing survives.
     Not differentiable.
     """
+    if faces is not None and (int(faces) != faces or int(faces) < 20):
+        raise VisualHullError(f"faces must be an integer >= 20 (or None), got {faces}")
+    if int(smooth) != smooth or int(smooth) < 0:
+        raise VisualHullError(f"smooth must be a non-negative integer, got {smooth}")
+    if not 0.0 <= float(min_component) <= 1.0:
+        raise VisualHullError(f"min_component must lie in [0, 1], got {min_component}")
     occ, lo, voxel = carve_voxels(masks, cameras, resolution, bounds, max_misses, names)
-    if faces is not None and int(faces) < 20:
-        raise VisualHullError(f"faces must be at least 20 (or None), got {faces}")
     verts, tris = surf.marching_cubes(occ.numpy(), lo.numpy(), voxel)
     verts, tris = surf.keep_components(verts, tris, float(min_component))
     verts = surf.taubin(verts, tris, int(smooth), 0.75 * voxel)
     if faces is not None:
         verts, tris = _decimate(verts, tris, int(faces))
+    topo = surf.topology(tris, verts.shape[0])
+    if not topo["closed_manifold"]:  # marching cubes and the decimation guarantee it
+        raise RuntimeError(f"visual_hull produced a mesh that is not a closed 2-manifold: {topo}")
     return Mesh(torch.from_numpy(verts.astype(np.float32)), torch.from_numpy(tris))
 
 

@@ -18,7 +18,7 @@ from render_core import _carve
 from render_core.camera import Camera
 from render_core.primitives import icosphere
 from render_core.rasterize import rasterize
-from render_core.visual_hull import VisualHullError, carve_voxels, visual_hull
+from render_core.visual_hull import VisualHullError, carve_voxels, default_bounds, visual_hull
 
 RES = 64
 DIST = 2.7
@@ -252,4 +252,45 @@ def test_bad_input_names_the_targets():
     off[1, :6, :6] = True
     with pytest.raises(VisualHullError, match="left carve away what the other views keep"):
         visual_hull(off, cams, 24, names=names)
+    with pytest.raises(VisualHullError, match="faces must be an integer >= 20"):
+        visual_hull(masks, cams, 24, faces=5)
+    with pytest.raises(VisualHullError, match="max_misses must be a non-negative integer"):
+        visual_hull(masks, cams, 24, max_misses=-1)
+    with pytest.raises(VisualHullError, match="bounds must be"):
+        visual_hull(masks, cams, 24, bounds=[[0, 0, 0], [0, 1, 1]])
     assert issubclass(VisualHullError, ValueError)
+
+
+def test_float_masks_of_different_sizes():
+    """A list of float masks (> 0.5 = inside) at different sizes carves like the brute force."""
+    torus = trimesh.creation.torus(major_radius=0.6, minor_radius=0.25)
+    cams = Camera.orbit([10.0, 100.0, 200.0, 290.0], [20.0, -30.0, 50.0, 0.0], DIST, fov=FOV)
+    sizes = [64, 40, 52, 33]
+    masks = [0.2 + 0.6 * masks_of(torus.vertices, torus.faces, cams[k], n)[0].double().numpy()
+             for k, n in enumerate(sizes)]
+    occ, lo, voxel = carve_voxels(masks, cams, resolution=32)
+    ref = brute_force_carve([m > 0.5 for m in masks], cams, lo.numpy(), voxel, occ.shape, 0)
+    assert occ.sum() > 500
+    assert np.array_equal(occ.numpy(), ref)
+
+
+def test_two_objects_give_two_components_inside_the_default_bounds():
+    a, b = icosphere(3, 0.3), icosphere(3, 0.3)
+    va = a.vertices + torch.tensor([0.55, 0.1, 0.0])
+    vb = b.vertices + torch.tensor([-0.55, -0.1, 0.0])
+    verts = torch.cat([va, vb])
+    tris = torch.cat([a.faces, b.faces + a.num_vertices])
+    cams = axis_cameras()
+    masks = masks_of(verts, tris, cams)
+    lo, hi = default_bounds(masks, cams)
+    assert bool((lo < verts.min(0).values.double()).all())
+    assert bool((hi > verts.max(0).values.double()).all())
+    assert float((hi - lo).max()) < 2 * float((verts.max(0).values - verts.min(0).values).max())
+    mesh = visual_hull(masks, cams, resolution=48, faces=1500)
+    parts = hull_trimesh(mesh).split(only_watertight=False)
+    assert len(parts) == 2
+    centres = sorted(p.vertices.mean(0)[0] for p in parts)
+    assert abs(centres[0] + 0.55) < 0.05 and abs(centres[1] - 0.55) < 0.05
+    for p in parts:
+        assert_clean_closed(p)
+        assert p.euler_number == 2
