@@ -265,8 +265,10 @@ def visual_hull(
         faces: target face count of the result (quadric decimation; ±10% typically), or None
             to keep marching cubes' full resolution.
         smooth: Taubin lambda/mu iterations against the voxel staircase (0 = none); every
-            vertex stays within 0.75 voxel of where marching cubes put it (which is within
-            half a voxel of the carve's boundary).
+            vertex stays within 0.75 voxel of where marching cubes put it. Marching cubes runs
+            on the occupancy blurred by 0.7 voxel (``_hull_surface.BLUR_SIGMA``), which keeps
+            flat and gently curved boundaries in place but rounds sharp edges by a fraction of
+            a voxel and loses parts thinner than about 1.5 voxels.
         names: N target names for error messages (default "target 1".."target N").
         min_component: connected pieces whose volume is under this fraction of the largest
             piece's are dropped (0 keeps all, 1 keeps only the largest). Few views leave
@@ -292,24 +294,8 @@ def visual_hull(
     verts, tris = surf.keep_components(verts, tris, float(min_component))
     verts = surf.taubin(verts, tris, int(smooth), 0.75 * voxel)
     if faces is not None:
-        verts, tris = _decimate(verts, tris, int(faces))
+        verts, tris = surf.decimate(verts, tris, int(faces))
     topo = surf.topology(tris, verts.shape[0])
     if not topo["closed_manifold"]:  # marching cubes and the decimation guarantee it
         raise RuntimeError(f"visual_hull produced a mesh that is not a closed 2-manifold: {topo}")
     return Mesh(torch.from_numpy(verts.astype(np.float32)), torch.from_numpy(tris))
-
-
-def _decimate(verts, tris, target: int):
-    """Decimate to ``target`` faces; if a pass breaks the topology, reach the target in smaller
-    steps; if that fails too, keep the finest result that stayed a closed 2-manifold."""
-    out = surf.decimate(verts, tris, target)
-    if out is not None:
-        return out
-    current = (verts, tris)
-    while current[1].shape[0] > target * 1.1:
-        step = max(target, current[1].shape[0] // 2)
-        nxt = surf.decimate(*current, step)
-        if nxt is None:
-            break
-        current = nxt
-    return current
