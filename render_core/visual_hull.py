@@ -22,7 +22,7 @@ from ._carve import INSIDE, OUTSIDE, UNSEEN, ViewTables
 from .camera import Camera
 from .mesh import Mesh
 
-__all__ = ["VisualHullError", "visual_hull", "carve_voxels", "default_bounds"]
+__all__ = ["VisualHullError", "visual_hull", "carve_voxels", "default_bounds", "frustum_bounds"]
 
 _BOUNDS_GRID = 32  # samples per axis of the coarse grids that derive the default bounds
 
