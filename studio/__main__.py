@@ -1,4 +1,5 @@
-"""``dibr-studio``: the window (demo scene by default), or ``dibr-studio fit …`` headless."""
+"""``dibr-studio``: the window (demo scene by default), or ``dibr-studio fit …`` /
+``dibr-studio cameras …`` headless."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene 
        dibr-studio fit --demo --out DIR [--steps N]
        dibr-studio fit [--mesh M] --target IMG --view AZ,EL,DIST[,FOV] [...] \\
                        --optimize vertices,colors,... --steps N --out DIR
-       dibr-studio fit --help           all fitting options"""
+       dibr-studio fit --help           all fitting options
+       dibr-studio cameras DIR [--out transforms.json] [--normalize]
+                                        camera poses from a folder of photos"""
 
 HEADLESS_DEMO_DIR = "out/demo"
 
@@ -24,13 +27,17 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import fit_main
 
         return fit_main(argv[1:])
+    if argv and argv[0] == "cameras":
+        from .poses_cli import cameras_main
+
+        return cameras_main(argv[1:])
     if argv and argv[0].startswith("-"):
         print(f"dibr-studio: error: unknown option {argv[0]} (see dibr-studio --help)",
               file=sys.stderr)
         return 2
     if argv and not Path(argv[0]).exists():
-        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit) nor an existing "
-              f"file (see dibr-studio --help)", file=sys.stderr)
+        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras) nor an "
+              f"existing file (see dibr-studio --help)", file=sys.stderr)
         return 2
     from .qt.app import has_display, run_gui
 

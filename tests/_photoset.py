@@ -191,17 +191,21 @@ class PhotoSet:
         c = np.array([r.center for r in self.records])
         return float(np.sqrt(((c - c.mean(0)) ** 2).sum(1).mean()))
 
-    def save_photos(self, folder: Path) -> list[Path]:
-        """Write the photos as ``photo_NN.png`` and masks as ``mask_NN.png`` into ``folder``."""
+    def save_photos(self, folder: Path, mask_folder: Path | None = None,
+                    which: range | None = None) -> list[Path]:
+        """Write the photos (``which``: their indices, default all) as ``photo_NN.png`` into
+        ``folder`` and, with ``mask_folder``, their masks under the same names there."""
         from PIL import Image
 
-        folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for rec, img, m in zip(self.records, self.images, self.masks, strict=True):
-            Image.fromarray(img).save(folder / rec.image)
-            Image.fromarray(m.astype(np.uint8) * 255).save(folder / rec.image.replace("photo",
-                                                                                      "mask"))
-            paths.append(folder / rec.image)
+        for k in which if which is not None else range(len(self.records)):
+            name = self.records[k].image
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(self.images[k]).save(folder / name)
+            if mask_folder is not None:
+                mask_folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(self.masks[k].astype(np.uint8) * 255).save(mask_folder / name)
+            paths.append(folder / name)
         return paths
 
     def write_colmap_text(self, folder: Path) -> None:
