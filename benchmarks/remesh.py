@@ -11,7 +11,9 @@ steady state of a fit), and once with a target 0.7x the mean (a refinement pass,
 split). Also the validation alone (no operation), and the steady pass without it (what
 ``ContinuousRemesher`` runs after its first call). Medians over ``--runs``
 interleaved runs.
-The target for the steady-state pass is at most 20 % of a step.
+The target for the steady-state pass is at most 20 % of a step. On a shared, oversubscribed
+machine use ``--threads 1``: the remesher is many small tensor ops, which OpenMP threads slow
+down there far more than they slow down the renderer.
 """
 
 from __future__ import annotations
