@@ -181,7 +181,9 @@ def collapse(v, faces, src, w, lim, topo: Topology):
     tmin = 0.5 * (lim[a, 0] + lim[b, 0])
     priority = (1.0 - length / tmin).clamp_min(0.0)
     n, q = face_normals(v, faces)
-    vn = torch.zeros_like(v).index_add_(0, faces.reshape(-1), n.repeat_interleave(3, 0))
+    vn = torch.zeros_like(v)
+    for k in range(3):
+        vn.index_add_(0, faces[:, k], n)
     ref = vn[faces].sum(1)
     fmin = lim[faces, 0].mean(1)
     bad = (0.5 * n.norm(dim=-1) < AREA_RATIO * fmin**2) | (q < SLIVER_QUALITY)
