@@ -152,15 +152,19 @@ def test_cancel_stops_with_cancelled(tmp_path):
     paths = ps.save_photos(tmp_path / "photos", which=range(6))
     with pytest.raises(Cancelled):
         estimate_poses(paths, tmp_path / "w1", cancel=lambda: True)
-    seen = []
+    for stage, after in (("matching", 0), ("mapping", 1)):
+        seen = []
 
-    def cancel_in_matching():
-        return bool(seen) and seen[-1][0] == "matching"
+        def cancel(stage=stage, after=after, seen=seen):
+            return bool(seen) and seen[-1][0] == stage and seen[-1][1] >= after
 
-    with pytest.raises(Cancelled):
-        estimate_poses(paths, tmp_path / "w2", progress=lambda *a: seen.append(a),
-                       cancel=cancel_in_matching)
-    assert "mapping" not in [s[0] for s in seen]
+        with pytest.raises(Cancelled):
+            estimate_poses(paths, tmp_path / stage, progress=lambda *a, seen=seen: seen.append(a),
+                           cancel=cancel)
+        stages = [s[0] for s in seen]
+        assert stage in stages and stages[-1] == stage  # nothing reported after the cancel
+        if stage == "matching":
+            assert "mapping" not in stages
 
 
 def test_bad_input_gives_clear_errors(tmp_path):

@@ -8,8 +8,10 @@ OpenGL camera axes, COLMAP's camera model and parameters in pixels, converted by
 
 ``progress(stage, done, total)`` is called as the work advances (stages ``"features"``,
 ``"matching"``, ``"mapping"``), so the CLI can draw a bar and the studio a dialog.
-``cancel()`` is polled between stages and, through pycolmap's cancellation token, about ten
-times a second while a stage runs; when it returns True the run stops with :class:`Cancelled`.
+``cancel()`` is polled between stages and between chunks of a stage (a few photos' features,
+a few dozen pairs' matches, each photo registered), and handed to pycolmap's cancellation
+token about ten times a second (pycolmap 4.2 checks it in few places); when it returns True
+the run stops with :class:`Cancelled`.
 
 Nothing here is differentiable; no GUI toolkit is imported.
 """
@@ -238,19 +240,36 @@ def estimate_poses(image_paths: Sequence[str | os.PathLike], work_dir: str | os.
         if _database_rows(db, "images") != n:
             raise PoseError(f"{root}: feature extraction read only {_database_rows(db, 'images')}"
                             f" of {n} photos")
-        # ---- matching
+        # ---- matching: every pair, in chunks (progress, and a cancel between chunks)
         t0 = time.perf_counter()
-        pairs = n * (n - 1) // 2
-        report("matching", 0, pairs)
+        pairs = [(names[i], names[j]) for i in range(n) for j in range(i + 1, n)]
+        report("matching", 0, len(pairs))
         matching = pycolmap.FeatureMatchingOptions()
         matching.use_gpu = False
         verification = pycolmap.TwoViewGeometryOptions()
         verification.ransac.random_seed = int(seed)
-        pycolmap.match_exhaustive(db, matching_options=matching,
-                                  verification_options=verification, device=pycolmap.Device.cpu,
-                                  cancellation_token=token)
+        pair_file = work / "pairs.txt"
+        step = max(20, -(-len(pairs) // 12))
+        if any(" " in name for name in names):  # COLMAP's pair lists cannot hold spaces
+            step = len(pairs)
+        for start in range(0, len(pairs), step):
+            stop_if_cancelled()
+            chunk_pairs = pairs[start:start + step]
+            if step == len(pairs):
+                pycolmap.match_exhaustive(db, matching_options=matching,
+                                          verification_options=verification,
+                                          device=pycolmap.Device.cpu, cancellation_token=token)
+            else:
+                pair_file.write_text("".join(f"{a} {b}\n" for a, b in chunk_pairs),
+                                     encoding="utf-8")
+                imported = pycolmap.ImportedPairingOptions()
+                imported.match_list_path = str(pair_file)
+                pycolmap.match_image_pairs(db, matching_options=matching,
+                                           pairing_options=imported,
+                                           verification_options=verification,
+                                           device=pycolmap.Device.cpu, cancellation_token=token)
+            report("matching", start + len(chunk_pairs), len(pairs))
         stop_if_cancelled()
-        report("matching", pairs, pairs)
         timings["matching"] = time.perf_counter() - t0
         # ---- mapping
         t0 = time.perf_counter()
