@@ -10,7 +10,9 @@ about Qt.
 Parameter groups (all optional, each with its own learning rate):
 
 - ``vertices``: an offset added to the starting vertices (as in PyTorch3D's mesh-fitting
-  tutorial), regularised by Laplacian smoothing, normal consistency and edge length.
+  tutorial), regularised by Laplacian smoothing, normal consistency and edge length; with
+  ``large_steps`` (lambda) the group moves ``u = (I + lambda L) offset`` with uniform Adam
+  steps (Nicolet et al. 2021, :mod:`render_core.large_steps`).
 - ``colors``: per-vertex colours, optimised as logits so they stay in (0, 1).
 - ``texture``: a UV texture (``texture_size``² texels), also as logits; a mesh without UVs
   gets an xatlas atlas (spherical UVs without xatlas), and the texture starts from its colours
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._optim import MixedAdam
 from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
 from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
@@ -130,6 +133,10 @@ class Fitter:
             [[t.azimuth, t.elevation, t.distance, t.fov] for t in self.targets], dtype=v.dtype
         )
         self.cam_delta = torch.zeros_like(self.cam0)
+        # ``offset`` holds the displacement itself (None) or u = (I + lam L) d (lam): the
+        # space of the large_steps lambda it was made in, with that system's factor.
+        self._lam: float | None = None
+        self._smooth = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._opt_key: tuple | None = None
         self._render_key: tuple | None = None
@@ -151,6 +158,8 @@ class Fitter:
             raise ValueError(f"camera_views {config.camera_views} names a target beyond the "
                              f"{len(self.targets)} there are")
         self.config = config
+        if config.large_steps != self._lam:
+            self._set_offset_space(config.large_steps)
         n_tex = int(config.texture_size)
         if self._needs_texture() and self.tex_logit is None:
             n = n_tex
@@ -189,7 +198,7 @@ class Fitter:
             self._render_key = render_key
         # The light group's tensor depends on the shading (direction vs SH coefficients).
         opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
-                   light_kind(config.shading) == "sh",
+                   light_kind(config.shading) == "sh", config.large_steps,
                    None if self.tex_logit is None else tuple(self.tex_logit.shape))
         if opt_key != self._opt_key:
             self._build_optimizer()
@@ -253,14 +262,35 @@ class Fitter:
             if g.enabled and tensors[name]:
                 for t in tensors[name]:
                     t.requires_grad_(True)
-                groups.append({"params": tensors[name], "lr": g.lr, "name": name})
+                groups.append({"params": tensors[name], "lr": g.lr, "name": name,
+                               "uniform": name == "vertices" and self._lam is not None})
         self._params = [p for g in groups for p in g["params"]]
-        self._optimizer = torch.optim.Adam(groups) if groups else None
+        self._optimizer = MixedAdam(groups) if groups else None
+
+    # -- the vertex parameterisation -----------------------------------------------------
+
+    def _displacement(self) -> torch.Tensor:
+        """The vertices' displacement from the starting mesh [V,3] (differentiable)."""
+        if self._lam is None:
+            return self.offset
+        return self._smooth.vertices(self.offset)
+
+    def _set_offset_space(self, lam: float | None) -> None:
+        """Express ``offset`` for ``lam`` (None: the displacement itself), keeping the mesh
+        where it is; the optimizer is rebuilt by the caller (its moments would not fit)."""
+        from .large_steps import SmoothParameterization
+
+        with torch.no_grad():
+            d = self._displacement().detach().clone()
+            smooth = None if lam is None else SmoothParameterization(
+                torch.zeros_like(self.base.vertices), self.faces, float(lam))
+            self.offset.copy_(d if smooth is None else smooth.to_u(d))
+        self._lam, self._smooth = (None if lam is None else float(lam)), smooth
 
     # -- the model ---------------------------------------------------------------------------
 
     def _mesh(self) -> Mesh:
-        fields = {"vertices": self.base.vertices + self.offset}
+        fields = {"vertices": self.base.vertices + self._displacement()}
         if self.has_colors or self.config.groups["colors"].enabled:
             fields["vertex_colors"] = torch.sigmoid(self.color_logit)
         if self.tex_logit is not None and self._effective_shading() != "vertex_color":
@@ -504,15 +534,20 @@ class Fitter:
         """The optimised values (detached copies) and step counters, for :meth:`load_state`.
 
         Lets another Fitter of the same problem mirror this one, e.g. across processes.
+        ``offset_space`` is the ``large_steps`` lambda ``offset`` is expressed for (None:
+        the displacement itself).
         """
         out = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone()
                for k in self._STATE}
-        out.update(steps=self.steps, rejected=self.rejected)
+        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._lam)
         return out
 
     def load_state(self, state: dict) -> None:
         """Adopt values from :meth:`state` of a Fitter of the same problem (not the optimizer
-        moments: a mirror is for viewing and export, not for continuing the run)."""
+        moments: a mirror is for viewing and export, not for continuing the run). An
+        ``offset`` made for another ``large_steps`` lambda (``offset_space``; absent: this
+        Fitter's own) is converted, so the mesh is the one the state describes."""
+        space = state.get("offset_space", self._lam)
         with torch.no_grad():
             for k in self._STATE:
                 v = state[k]
@@ -522,6 +557,15 @@ class Fitter:
                 else:
                     cur.copy_(v)
         self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
+        if space != self._lam:
+            mine, self._lam = self._lam, None if space is None else float(space)
+            self._smooth = None
+            if self._lam is not None:
+                from .large_steps import SmoothParameterization
+
+                self._smooth = SmoothParameterization(torch.zeros_like(self.base.vertices),
+                                                      self.faces, self._lam)
+            self._set_offset_space(mine)
 
     def checkpoint(self) -> dict:
         """Everything needed to continue this fit exactly, as tensors and plain data.
@@ -560,7 +604,8 @@ class Fitter:
                   "light": state["sh" if light_kind(config.shading) == "sh" else "light_dir"]}
         opt = ckpt.get("optimizer") or {}
         check_optimizer(opt, {n for n, g in config.groups.items() if g.enabled}, params)
-        self.load_state(state)
+        # A checkpoint's offset is expressed for its own settings' large_steps lambda.
+        self.load_state({"offset_space": config.large_steps, **state})
         if state["tex_logit"] is not None:  # the loaded texture is at its own size already
             self._tex_size = int(state["tex_logit"].shape[0])
         self._opt_key = None  # rebuild the optimizer around the loaded tensors

@@ -68,6 +68,11 @@ class FitConfig:
     ``sigma`` is the soft-silhouette softness (see :func:`render_core.soft_silhouette`).
     ``camera_views`` limits the ``camera`` group to these targets (indices; None = all), e.g.
     to refine the camera of one new photo while the others stay put.
+    ``large_steps``: the smoothing weight lambda of the Large Steps parameterisation of the
+    ``vertices`` group (:mod:`render_core.large_steps`), or None for plain per-vertex offsets.
+    With lambda the group moves ``u = (I + lambda L) d`` for the displacement ``d`` from the
+    starting mesh, with uniform Adam steps: whole regions move coherently, so large learning
+    rates neither tangle the mesh nor need the Laplacian term (19 is the paper's setting).
     ``project_texture``: a new texture of a mesh without colours starts from the target
     images projected onto it (:func:`render_core.texture_project.initial_texture`, where the
     targets' masks see it) instead of a flat grey. A mesh with colours (or whose colours are
@@ -83,6 +88,7 @@ class FitConfig:
     texture_size: int = 64
     camera_views: list[int] | None = None
     project_texture: bool = True
+    large_steps: float | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -107,6 +113,11 @@ class FitConfig:
                 isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0
                 for i in self.camera_views):
             raise ValueError(f"camera_views must be target indices >= 0, got {self.camera_views}")
+        if self.large_steps is not None and (isinstance(self.large_steps, bool) or not (
+                isinstance(self.large_steps, (int, float)) and math.isfinite(self.large_steps)
+                and self.large_steps > 0)):
+            raise ValueError(f"large_steps must be a number > 0 (lambda) or None, got "
+                             f"{self.large_steps!r}")
 
     def copy(self) -> FitConfig:
         return copy.deepcopy(self)

@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "images, the demo's and a session's own otherwise)")
     p.add_argument("--texture-size", type=int, default=None, metavar="N",
                    help="side of the fitted UV texture in texels")
+    p.add_argument("--large-steps", type=float, default=None, metavar="LAMBDA",
+                   help="move the vertices with the Large Steps parameterisation "
+                        "u = (I + LAMBDA L) offset and uniform Adam (19 is the paper's value; "
+                        "0 turns it off)")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
@@ -167,6 +171,8 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
         cfg.texture_size = args.texture_size
     if args.backend:
         cfg.backend = args.backend
+    if args.large_steps is not None:
+        cfg.large_steps = args.large_steps or None
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:

@@ -171,3 +171,13 @@ def test_init_hull_starts_from_what_the_masks_say(tmp_path, capsys):
     assert first["hull"]["silhouette_iou"] > first["sphere"]["silhouette_iou"] + 0.1
     back = rc.load_mesh(tmp_path / "hull" / "mesh.ply")
     assert 1600 <= back.num_faces <= 2400
+
+
+def test_large_steps_option_reaches_the_fit(tmp_path, capsys):
+    out = tmp_path / "ls"
+    assert main(["fit", "--demo", "--large-steps", "19", "--steps", "2", "--quiet",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "history.json").read_text())
+    assert doc["config"]["large_steps"] == 19.0 and len(doc["history"]) == 2
+    assert main(["fit", "--demo", "--large-steps", "-1", "--out", str(out)]) == 2
+    _one_line_error(capsys)

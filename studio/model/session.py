@@ -373,10 +373,12 @@ class Session:
         self.set_config(cfg)
 
     def set_option(self, **options) -> None:
-        """Set ``shading``, ``resolution``, ``backend``, ``sigma`` or ``texture_size``."""
+        """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size`` or
+        ``large_steps`` (lambda, None for plain offsets)."""
         cfg = self.config.copy()
         for k, v in options.items():
-            if k not in ("shading", "resolution", "backend", "sigma", "texture_size"):
+            if k not in ("shading", "resolution", "backend", "sigma", "texture_size",
+                         "large_steps"):
                 raise ValueError(f"unknown option {k!r}")
             setattr(cfg, k, v)
         self.set_config(cfg)
