@@ -7,11 +7,25 @@ from . import losses
 from ._native import is_deterministic, set_deterministic
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
+from .camera_io import (
+    CameraFileError,
+    CameraRecord,
+    SparseModel,
+    cameras_from_records,
+    read_colmap,
+    read_transforms,
+    records_from_cameras,
+    write_colmap_binary,
+    write_colmap_text,
+    write_transforms,
+)
 from .color import linear_to_srgb, srgb_to_linear
+from .distortion import DistortionError, distort_points, undistort_image, undistort_points
 from .fit import FitConfig, Fitter, ParamGroup, StepResult, TargetView
 from .image_io import ImageError, open_image
 from .interpolate import interpolate, sample_texture
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+from .large_steps import AdamUniform, LargeStepsError, SmoothParameterization
 from .limits import Limits, get_limits, set_limits
 from .mesh import Mesh, MeshError, load_mesh, save_mesh
 from .primitives import cube, icosphere, uv_sphere
@@ -22,7 +36,9 @@ from .rasterize import (
     rasterize,
     soft_silhouette,
 )
+from .remesh import ContinuousRemesher, RemeshError, RemeshResult, adapt_edge_length, remesh
 from .renderer import SHADINGS, Renderer, RenderOutput
+from .scene_normalize import SceneTransform, normalize_scene, umeyama
 from .shading import (
     LIGHT_KIND,
     DirectionalLight,
@@ -35,12 +51,45 @@ from .shading import (
     sh_irradiance,
     vertex_normals,
 )
+from .shape_metrics import chamfer_l2, f_score, normalize_unit_radius
 from .texture_project import project_texture
 from .uv import generate_uvs, weld_seams
+from .visual_hull import VisualHullError, carve_voxels, visual_hull
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CameraFileError",
+    "CameraRecord",
+    "SparseModel",
+    "cameras_from_records",
+    "read_colmap",
+    "read_transforms",
+    "records_from_cameras",
+    "write_colmap_binary",
+    "write_colmap_text",
+    "write_transforms",
+    "DistortionError",
+    "distort_points",
+    "undistort_image",
+    "undistort_points",
+    "AdamUniform",
+    "LargeStepsError",
+    "SmoothParameterization",
+    "ContinuousRemesher",
+    "RemeshError",
+    "RemeshResult",
+    "adapt_edge_length",
+    "remesh",
+    "SceneTransform",
+    "normalize_scene",
+    "umeyama",
+    "chamfer_l2",
+    "f_score",
+    "normalize_unit_radius",
+    "VisualHullError",
+    "carve_voxels",
+    "visual_hull",
     "Camera",
     "FitConfig",
     "ImageError",
