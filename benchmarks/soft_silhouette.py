@@ -1,6 +1,6 @@
 """Soft silhouette benchmark: the band kernels of this checkout vs an older revision's kernels.
 
-    python benchmarks/soft_silhouette.py [--old-ref REV] [--runs 15] [--threads 2]
+    python benchmarks/soft_silhouette.py [--old-ref REV] [--runs 15] [--threads 2] [--cpu-time]
 
 The older kernels are built from ``git show REV:csrc/...`` (default: the last revision before
 the band silhouette) into the extension cache, once per revision. For 64^2 / 1,280 faces,
@@ -8,7 +8,9 @@ the band silhouette) into the extension cache, once per revision. For 64^2 / 1,2
 median over ``--runs`` interleaved runs of the native CPU soft-silhouette forward kernel and
 forward + backward kernels (called directly, same inputs for both), old vs new, their ratio,
 the fwd+bwd / fwd ratio of each, and whether both give the same alpha and gradient bits.
-Wall-clock medians: on a loaded machine compare the two columns of one run, not runs.
+Wall-clock medians by default: on a loaded machine compare the two columns of one run, not
+runs; ``--cpu-time`` times the process's CPU time instead (all threads summed), which other
+busy processes disturb less.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from render_core import _torch_ref as torch_ref  # noqa: E402
 OLD_REF = "aa27edb"  # the last revision whose soft silhouette walks every face's grown box
 CONFIGS = [(64, 3), (128, 4), (256, 5)]  # resolution, icosphere subdivisions (1,280 ... faces)
 VIEWS = 6
+CLOCK = time.perf_counter
 
 
 def old_module(ref: str):
@@ -99,9 +102,9 @@ def bench_config(mods, res: int, sub: int, sigma: float, cut2: float, runs: int)
     for _ in range(runs):
         for k, m in mods.items():
             for op, fn in (("f", fwd), ("fb", fwd_bwd)):
-                start = time.perf_counter()
+                start = CLOCK()
                 fn(m)
-                times[(k, op)].append((time.perf_counter() - start) * 1e3)
+                times[(k, op)].append((CLOCK() - start) * 1e3)
     return {key: statistics.median(v) for key, v in times.items()}, same, faces.shape[0]
 
 
@@ -110,13 +113,18 @@ def main() -> None:
     ap.add_argument("--old-ref", default=OLD_REF)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpu-time", action="store_true", help="time CPU time, not wall time")
     args = ap.parse_args()
+    global CLOCK
+    if args.cpu_time:
+        CLOCK = time.process_time
     torch.set_num_threads(args.threads)
     mods = {"old": old_module(args.old_ref), "new": _build.load_variant("cpu")}
     sigma = 1 / 7000
     cut2 = torch_ref.cutoff2(sigma)
+    clock = "CPU" if args.cpu_time else "wall"
     print(f"old = {args.old_ref}, new = this checkout; {args.threads} threads, "
-          f"median of {args.runs} interleaved runs, ms")
+          f"median of {args.runs} interleaved runs, {clock} ms")
     print(f"{'config':>16} {'fwd old':>8} {'fwd new':>8} {'x':>5} {'f+b old':>8} {'f+b new':>8}"
           f" {'x':>5} {'f+b/f old':>9} {'f+b/f new':>9} {'same':>5}")
     for res, sub in CONFIGS:
