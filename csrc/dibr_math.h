@@ -34,6 +34,7 @@ constexpr double LEN2_MIN = 1e-30;       // clamp of a segment's squared length 
 // are real atomics. On the host they are plain read-modify-writes: the CPU driver only runs a
 // body that uses them where one thread owns every written location (a tile's pixels, or a
 // serial loop), which is also what makes the CPU results independent of thread scheduling.
+// The one exception is atomic_set_flag, whose result (an OR) does not depend on the order.
 // ---------------------------------------------------------------------------------------------
 DIBR_HD void atomic_min_u64(u64* p, u64 v) {
 #if defined(__CUDA_ARCH__)
@@ -48,6 +49,16 @@ DIBR_HD int atomic_fetch_inc(int* p) {
   return atomicAdd(p, 1);
 #else
   return (*p)++;
+#endif
+}
+
+// Set a flag that concurrent writers only ever set (never clear): a plain store on the
+// device, a relaxed atomic store on the host (so parallel CPU threads may share a flag).
+DIBR_HD void atomic_set_flag(bool* p) {
+#if defined(__CUDA_ARCH__)
+  *p = true;
+#else
+  __atomic_store_n(p, true, __ATOMIC_RELAXED);
 #endif
 }
 

@@ -33,7 +33,9 @@ DIBR_BODY(VisRaster, vis_raster_body)
 DIBR_BODY(VisFinalize, vis_finalize_body)
 DIBR_BODY(VisTile, vis_tile_body)
 DIBR_BODY(SoftSetup, soft_setup_body)
-DIBR_BODY(SoftCovered, soft_covered_body)
+DIBR_BODY(SoftCover, soft_cover_body)
+DIBR_BODY(SoftBandCount, soft_band_count_body)
+DIBR_BODY(SoftBandFill, soft_band_fill_body)
 DIBR_BODY(SoftOpen, soft_open_body)
 DIBR_BODY(SoftForward, soft_forward_body)
 DIBR_BODY(SoftTileForward, soft_tile_forward_body)
@@ -114,7 +116,7 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
 
 // Saved state of a soft-silhouette forward pass, reused by its backward pass.
 enum SoftSaved {
-  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kPairOff, kTileOpen, kExpS, kNumSaved
+  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kBandOff, kTileOpen, kExpS, kNumSaved
 };
 
 template <typename T>
@@ -157,33 +159,47 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.box = boxes(box);
     p.inner = boxes(inner);
     Exec::template launch<SoftSetup>(nf, p);
-    Bins bins = make_bins<Exec>(box, p.B, p.F, p.tx, p.ty);
-    // Pair slots of each face for the deterministic backward: exclusive scan of tile counts.
-    at::Tensor tb = box.view({nf, 4}).to(at::kLong);
-    at::Tensor ntile = (tb.select(1, 1).div(TILE, "floor") - tb.select(1, 0).div(TILE, "floor") + 1) *
-                       (tb.select(1, 3).div(TILE, "floor") - tb.select(1, 2).div(TILE, "floor") + 1);
-    ntile = at::where(tb.select(1, 0) > tb.select(1, 1), at::zeros_like(ntile), ntile);
-    at::Tensor pair_off = ntile.cumsum(0) - ntile;
-    at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
-    at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
+    // Coverage, then the box of each tile's uncovered pixels.
     at::Tensor covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
-    p.entries = bins.entries.data_ptr<int64_t>();
-    p.tile_off = bins.tile_off.data_ptr<int64_t>();
-    p.s = s.data_ptr<scalar_t>();
-    at::Tensor exp_s = at::empty_like(s);
-    p.exp_s = exp_s.data_ptr<scalar_t>();
-    p.alpha = alpha.data_ptr<scalar_t>();
     p.covered = covered.data_ptr<bool>();
+    Exec::template launch<SoftCover>(nf, p);
     at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
     p.tile_open = boxes(tile_open);
+    Exec::template launch<SoftOpen>(ntiles, p);
+    // Band bins: count -> exclusive scans (per tile, and per face for the pair slots) -> fill.
+    auto iopt = xy.options().dtype(at::kInt), lopt = xy.options().dtype(at::kLong);
+    at::Tensor tile_count = at::zeros({ntiles}, iopt);
+    at::Tensor face_count = at::empty({nf}, iopt);
+    p.tile_count = tile_count.data_ptr<int>();
+    p.face_count = face_count.data_ptr<int>();
+    Exec::template launch_serial<SoftBandCount>(nf, p);
+    at::Tensor tile_off = at::zeros({ntiles + 1}, lopt);
+    tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
+    at::Tensor band_off = at::zeros({nf + 1}, lopt);
+    band_off.slice(0, 1).copy_(face_count.cumsum(0));
+    const int64_t total = tile_off[ntiles].item<int64_t>();
+    TORCH_CHECK(total < std::numeric_limits<int>::max(),
+                "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
+    at::Tensor cursor = tile_off.slice(0, 0, ntiles).to(at::kInt);
+    at::Tensor entries = at::empty({total}, lopt);
+    p.tile_cursor = cursor.data_ptr<int>();
+    p.entries_out = entries.data_ptr<int64_t>();
+    Exec::template launch_serial<SoftBandFill>(nf, p);
+    entries = Exec::finish_bins(entries);
+    at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
+    at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
+    at::Tensor exp_s = at::empty_like(s);
+    p.entries = entries.data_ptr<int64_t>();
+    p.tile_off = tile_off.data_ptr<int64_t>();
+    p.s = s.data_ptr<scalar_t>();
+    p.exp_s = exp_s.data_ptr<scalar_t>();
+    p.alpha = alpha.data_ptr<scalar_t>();
     if constexpr (Exec::kTilePerIndex) {
       Exec::template launch<SoftTileForward>(ntiles, p);
     } else {
-      Exec::template launch_tiles<SoftCovered>(ntiles, bins.tile_off, p);
-      Exec::template launch<SoftOpen>(ntiles, p);
       Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
     }
-    out = {alpha, s, covered, tri, box, bins.entries, bins.tile_off, pair_off, tile_open, exp_s};
+    out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
   });
   return out;
 }
@@ -206,7 +222,7 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     p.box = boxes(saved[kBox]);
     p.entries = entries.data_ptr<int64_t>();
     p.tile_off = saved[kTileOff].data_ptr<int64_t>();
-    p.pair_off = saved[kPairOff].data_ptr<int64_t>();
+    p.band_off = saved[kBandOff].data_ptr<int64_t>();
     p.s = saved[kS].data_ptr<scalar_t>();
     p.exp_s = saved[kExpS].data_ptr<scalar_t>();
     p.covered = saved[kCovered].data_ptr<bool>();

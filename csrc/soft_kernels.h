@@ -1,5 +1,14 @@
 // Soft-silhouette kernel bodies (DIB-R eq. 5-6), float32 or float64, written once for both
 // drivers like the visibility bodies in dibr_kernels.h (same layout of faces, tiles and bins).
+//
+// The band: a covered pixel (inside some valid face) has alpha exactly 1 and no gradient, so the
+// soft product only matters on the uncovered pixels within the cutoff of some face. The passes:
+// coverage (per face, over its own pixel box); the box of each tile's uncovered pixels (its
+// "open" box); band bins: a face goes into a tile only where its cutoff-grown box meets the
+// tile's open box (so fully covered tiles, most of a mesh's interior, have empty bins); the
+// forward product and the backward pass over the band bins only. The per-pixel sums run over
+// the same faces in the same (ascending) order as a walk over every face's grown box would, so
+// the result is the same to the last bit.
 #pragma once
 
 #include "dibr_kernels.h"
@@ -24,16 +33,20 @@ struct SoftParams {
   T* tri;                   // [N,TRI] setup output: three isotropic 2D vertices, then their
                             //   bounding box (xmin, xmax, ymin, ymax) for a cheap distance bound
   PixBox* box;              // [N] setup output: pixel box grown by the cutoff (empty: skip)
-  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (covered pass)
-  const int64_t* entries;   // [P] binned (tile, face) entries
+  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (coverage)
+  const int64_t* entries;   // [P] band bins: (tile, face) entries, tile-major, faces ascending
   const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
-  const int64_t* pair_off;  // [N] first pair slot of each face (backward)
+  const int64_t* band_off;  // [N+1] first pair slot of each face (its band tiles, row-major)
+  int* tile_count;          // [B*TY*TX] band count pass: entries per tile (zeroed)
+  int* face_count;          // [N] band count pass: band tiles per face
+  int* tile_cursor;         // [B*TY*TX] band fill pass: next free slot of each tile
+  int64_t* entries_out;     // [P] band fill pass: entry keys t*N + n
   T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
   T* exp_s;                 // [B*H*W] forward: exp(s), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
   bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
   PixBox* tile_open;        // [B*TY*TX] forward: box of each tile's uncovered pixels (empty:
-                            //   the backward pass skips the tile)
+                            //   no band entries in the tile)
   const T* grad_alpha;      // [B*H*W] backward: upstream gradient
   T* grad_xy;               // [B,V,2] backward (atomic mode): accumulated gradient
   T* pair_grad;             // [P,6] backward (deterministic mode): per pair vertex gradients
@@ -139,22 +152,21 @@ DIBR_HD bool in_box(const PixBox& b, int i, int j) {
   return i >= b.i0 && i <= b.i1 && j >= b.j0 && j <= b.j1;
 }
 
-// Covered pass (one index per bin entry): mark the tile's pixels inside the face. The CPU runs
-// a tile's entries on one thread; on the GPU concurrent writers only ever store `true`.
+// Coverage (one index per face): mark the pixels of the face's box inside it. Concurrent
+// writers (faces sharing a pixel, on any device) only ever set the flag.
 template <typename T>
-DIBR_HD void soft_covered_body(int64_t e, const SoftParams<T>& p) {
-  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
-  const int64_t n = en.n;
-  const int b = en.b;
-  const PixBox c = box_intersect(p.inner[n], tile_box(en.ti, en.tj));
-  const int i0 = c.i0, i1 = c.i1, j0 = c.j0, j1 = c.j1;
-  const T* tri = p.tri + n * TRI;
-  for (int i = i0; i <= i1; ++i) {
+DIBR_HD void soft_cover_body(int64_t n, const SoftParams<T>& p) {
+  const PixBox c = p.inner[n];
+  if (c.j0 > c.j1) return;
+  const int b = (int)(n / p.F);
+  T tri[6];
+  for (int k = 0; k < 6; ++k) tri[k] = p.tri[n * TRI + k];
+  for (int i = c.i0; i <= c.i1; ++i) {
     const T py = pixel_y(i, p.two_over_h);
-    const int64_t row = ((int64_t)b * p.H + i) * p.W;
-    for (int j = j0; j <= j1; ++j) {
+    bool* row = p.covered + ((int64_t)b * p.H + i) * p.W;
+    for (int j = c.j0; j <= c.j1; ++j) {
       const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
-      if (point_in_triangle(px, py, tri)) p.covered[row + j] = true;
+      if (point_in_triangle(px, py, tri)) atomic_set_flag(row + j);
     }
   }
 }
@@ -171,9 +183,9 @@ DIBR_HD void box_add(PixBox* o, int i, int j) {
   o->i1 = i > o->i1 ? i : o->i1;
 }
 
-// Open pixels (one index per tile): the box of the tile's uncovered pixels, so the backward
-// pass skips the entries of fully covered tiles (most of a mesh's interior) at once, and the
-// covered rows and columns of the others.
+// Open pixels (one index per tile): the box of the tile's uncovered pixels, so the band bins
+// leave out fully covered tiles (most of a mesh's interior) and the faces that only meet a
+// tile's covered rows and columns.
 template <typename T>
 DIBR_HD void soft_open_body(int64_t t, const SoftParams<T>& p) {
   PixBox o = empty_box();
@@ -185,6 +197,66 @@ DIBR_HD void soft_open_body(int64_t t, const SoftParams<T>& p) {
       box_add(&o, i, j);
   }
   p.tile_open[t] = o;
+}
+
+// Tile index of image b's tile (ti, tj).
+template <typename P>
+DIBR_HD int64_t soft_tile(const P& p, int b, int ti, int tj) {
+  return ((int64_t)b * p.ty + ti) * p.tx + tj;
+}
+
+// Whether face n (grown box bx) is binned into tile (ti, tj) of its image b: its box meets the
+// tile's open box.
+template <typename P>
+DIBR_HD bool in_band(const P& p, const PixBox& bx, int b, int ti, int tj) {
+  const PixBox c = box_intersect(bx, p.tile_open[soft_tile(p, b, ti, tj)]);
+  return c.j0 <= c.j1 && c.i0 <= c.i1;
+}
+
+// Band count pass (one index per face; serial on the CPU): entries per tile, tiles per face.
+template <typename T>
+DIBR_HD void soft_band_count_body(int64_t n, const SoftParams<T>& p) {
+  const PixBox bx = p.box[n];
+  const int b = (int)(n / p.F);
+  int count = 0;
+  if (bx.j0 <= bx.j1)
+    for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
+      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj)
+        if (in_band(p, bx, b, ti, tj)) {
+          atomic_fetch_inc(&p.tile_count[soft_tile(p, b, ti, tj)]);
+          ++count;
+        }
+  p.face_count[n] = count;
+}
+
+// Band fill pass (one index per face): serial on the CPU, so each bin comes out in ascending
+// face order; on the GPU the driver sorts the keys.
+template <typename T>
+DIBR_HD void soft_band_fill_body(int64_t n, const SoftParams<T>& p) {
+  const PixBox bx = p.box[n];
+  if (bx.j0 > bx.j1) return;
+  const int b = (int)(n / p.F);
+  const int64_t nfaces = (int64_t)p.B * p.F;
+  for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
+    for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj)
+      if (in_band(p, bx, b, ti, tj)) {
+        const int64_t t = soft_tile(p, b, ti, tj);
+        p.entries_out[atomic_fetch_inc(&p.tile_cursor[t])] = t * nfaces + n;
+      }
+}
+
+// Pair slot of face n in tile (ti, tj), one of its band tiles: band_off[n] plus the number of
+// its band tiles before it in row-major order (the order the gather sums them in).
+template <typename T>
+DIBR_HD int64_t band_slot(const SoftParams<T>& p, int64_t n, int b, int ti, int tj) {
+  const PixBox bx = p.box[n];
+  int64_t k = p.band_off[n];
+  for (int i = bx.i0 / TILE; i <= ti; ++i)
+    for (int j = bx.j0 / TILE; j <= bx.j1 / TILE; ++j) {
+      if (i == ti && j == tj) return k;
+      k += in_band(p, bx, b, i, j) ? 1 : 0;
+    }
+  return k;
 }
 
 // log(1 - p) of a face at pixel (px, py), p = exp(-d / sigma): false when the face does not
@@ -234,10 +306,10 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
-// Covered pass, open count and forward pass of a whole tile (one index per tile, CPU): the
-// same per-pixel results as soft_covered_body, soft_open_body and soft_forward_body, with the
-// loops turned inside out (a face's setup is read once per tile, and only the pixels of its
-// box are visited); each pixel still sums its faces in ascending order.
+// Forward pass of a whole tile (one index per tile, CPU), after coverage and binning: the same
+// per-pixel results as soft_forward_body, with the loops turned inside out (a face's setup is
+// read once per tile, and only the open pixels of its box are visited); each pixel still sums
+// its faces in ascending order.
 template <typename T>
 DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
   const int tiles = p.tx * p.ty;
@@ -246,53 +318,29 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
   const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
   const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
   const int64_t e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  const PixBox o = p.tile_open[t];
   T px[TILE], s[TILE_PIX];
   bool cov[TILE_PIX];
   for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
   for (int l = 0; l < TILE_PIX; ++l) {
-    cov[l] = l / TILE >= ni || l % TILE >= nj;  // off the image: never open, never written
+    const int i = l / TILE, j = l % TILE;
+    cov[l] = i >= ni || j >= nj || p.covered[((int64_t)b * p.H + oi + i) * p.W + oj + j];
     s[l] = 0;
   }
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] - base;
-    const PixBox bx = p.inner[n];
-    const int i0 = oi > bx.i0 ? oi : bx.i0, i1 = oi + ni - 1 < bx.i1 ? oi + ni - 1 : bx.i1;
-    const int j0 = oj > bx.j0 ? oj : bx.j0, j1 = oj + nj - 1 < bx.j1 ? oj + nj - 1 : bx.j1;
-    const T* tri = p.tri + n * TRI;
-    if (i0 > i1 || j0 > j1) continue;
-    for (int i = i0; i <= i1; ++i) {
+    const PixBox c = box_intersect(o, p.box[n]);
+    T tri[TRI];
+    for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+    EdgeBound<T> eb;
+    edge_bound(tri, p.cut2, p.iso_scale, &eb);
+    for (int i = c.i0; i <= c.i1; ++i) {
       const T py = pixel_y(i, p.two_over_h);
-      bool* row = cov + (i - oi) * TILE - oj;
-      for (int j = j0; j <= j1; ++j) row[j] = row[j] | point_in_triangle(px[j - oj], py, tri);
-    }
-    // A fully covered tile stays so (coverage is an OR): skip the rest of its bin, as most
-    // tiles inside a mesh's silhouette are covered after a few faces.
-    bool all = true;
-    for (int l = 0; l < TILE_PIX; ++l) all = all & cov[l];
-    if (all) break;
-  }
-  PixBox o = empty_box();
-  for (int i = 0; i < ni; ++i)
-    for (int j = 0; j < nj; ++j)
-      if (!cov[i * TILE + j]) box_add(&o, oi + i, oj + j);
-  if (o.j0 <= o.j1) {
-    for (int64_t e = e0; e < e1; ++e) {
-      const int64_t n = p.entries[e] - base;
-      const PixBox bx = p.box[n];
-      const int i0 = o.i0 > bx.i0 ? o.i0 : bx.i0, i1 = o.i1 < bx.i1 ? o.i1 : bx.i1;
-      const int j0 = o.j0 > bx.j0 ? o.j0 : bx.j0, j1 = o.j1 < bx.j1 ? o.j1 : bx.j1;
-      T tri[TRI];
-      for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
-      EdgeBound<T> eb;
-      edge_bound(tri, p.cut2, p.iso_scale, &eb);
-      for (int i = i0; i <= i1; ++i) {
-        const T py = pixel_y(i, p.two_over_h);
-        if (row_beyond_cutoff(py, tri, p.cut2)) continue;
-        for (int j = j0; j <= j1; ++j) {
-          const int l = (i - oi) * TILE + (j - oj);
-          T log_q;
-          if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q, &eb)) s[l] += log_q;
-        }
+      if (row_beyond_cutoff(py, tri, p.cut2)) continue;
+      for (int j = c.j0; j <= c.j1; ++j) {
+        const int l = (i - oi) * TILE + (j - oj);
+        T log_q;
+        if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q, &eb)) s[l] += log_q;
       }
     }
   }
@@ -300,7 +348,6 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
     const int64_t row = ((int64_t)b * p.H + oi + i) * p.W + oj;
     for (int j = 0; j < nj; ++j) {
       const int l = i * TILE + j;
-      p.covered[row + j] = cov[l];
       if (cov[l]) {
         p.s[row + j] = 0;
         p.exp_s[row + j] = 1;
@@ -313,7 +360,6 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
       }
     }
   }
-  p.tile_open[t] = o;
 }
 
 // exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
@@ -334,7 +380,7 @@ DIBR_HD T soft_pair_weight(T x, T s, T exp_s) {
   return exp_s * (e / om);
 }
 
-// Backward (one index per bin entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
+// Backward (one index per band entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
 // uncovered pixels of the entry's tile, chained through the distance gradient to the face's
 // three vertices, summed over the tile's pixels in row-major order. Then either one atomic add
 // per vertex (GPU default: the order of those adds, hence the last bits, varies run to run) or
@@ -344,19 +390,9 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
   const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
   const int64_t t = en.t, n = en.n;
   const int b = en.b, ti = en.ti, tj = en.tj;
-  const PixBox bx = p.box[n];
-  // Only the box of the tile's uncovered pixels (inside the tile) can contribute; an empty box
-  // means nothing to do but clear the pair slot (the driver does not zero them).
-  const PixBox o = p.tile_open[t];
-  const int64_t slot = p.pair_off[n] + (int64_t)(ti - bx.i0 / TILE) *
-                                           (bx.j1 / TILE - bx.j0 / TILE + 1) +
-                       (tj - bx.j0 / TILE);
-  if (o.j0 > o.j1) {
-    if (!p.atomic_grad)
-      for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = 0;
-    return;
-  }
-  const PixBox c = box_intersect(o, bx);
+  // Only the box of the tile's uncovered pixels (inside the tile) can contribute; the band
+  // bins hold only faces whose box meets it.
+  const PixBox c = box_intersect(p.tile_open[t], p.box[n]);
   const int i0 = c.i0, i1 = c.i1, j0 = c.j0, j1 = c.j1;
   T tri[TRI], acc[6] = {0, 0, 0, 0, 0, 0};
   for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
@@ -388,12 +424,13 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
       atomic_add(g + 1, acc[2 * k + 1]);
     }
   } else {
+    const int64_t slot = band_slot(p, n, b, ti, tj);
     for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
   }
 }
 
 // Deterministic reduction (one index per (image, vertex)): sum the pair slots of every corner
-// of the vertex, corners in ascending order, a face's pairs in row-major tile order.
+// of the vertex, corners in ascending order, a face's band tiles in row-major order.
 template <typename T>
 DIBR_HD void soft_gather_body(int64_t q, const SoftParams<T>& p) {
   const int b = (int)(q / p.V), v = (int)(q % p.V);
@@ -402,7 +439,7 @@ DIBR_HD void soft_gather_body(int64_t q, const SoftParams<T>& p) {
     const int64_t corner = p.vert_corner[c];
     const int64_t n = (int64_t)b * p.F + corner / 3;
     const int k = (int)(corner % 3);
-    const int64_t s0 = p.pair_off[n], s1 = s0 + box_tiles(p.box[n]);
+    const int64_t s0 = p.band_off[n], s1 = p.band_off[n + 1];
     for (int64_t s = s0; s < s1; ++s) {
       gx += p.pair_grad[s * 6 + 2 * k];
       gy += p.pair_grad[s * 6 + 2 * k + 1];

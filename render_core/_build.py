@@ -7,6 +7,11 @@ flags, so an edited source or a new torch rebuilds. Two variants exist: ``cpu`` 
 and ``cuda`` (the same kernels plus the CUDA driver; built only with a CUDA build of torch and
 nvcc, and used only when a GPU is present or when asked for by ``build_ext --cuda``).
 
+A build is published atomically: the library counts as built only once a ``complete`` record
+naming it and its size has been renamed into place after the link, so a process never imports a
+library another one is still writing (or a killed build left truncated); builds of one cache
+directory are serialized by an OS file lock, which dies with its holder.
+
 When the build fails (no compiler, ...) only the ``torch`` backend is available and
 ``backend="auto"`` warns once, giving the reason. ``DIBR_NO_EXT=1`` disables native backends.
 The autograd ops that call the built module live in ``_native.py``.
@@ -85,8 +90,55 @@ def build_dir(variant: str) -> Path:
     return base / f"{torch.__version__.replace('+', '_')}-{variant}-{h.hexdigest()[:12]}"
 
 
-STALE_LOCK_SECONDS = 1800.0
-"""Age after which a build lock is taken for one a killed build left behind."""
+COMPLETE = "complete"
+"""Name of the record of a finished build in its cache directory: "<library file> <size>"."""
+
+
+def complete_library(directory: Path) -> Path | None:
+    """The library of a finished, fully written build in ``directory``, or None.
+
+    None when no build was published there, or when the library on disk is not the one the
+    record names at the size it names (truncated, or being rewritten).
+    """
+    try:
+        fname, size = (directory / COMPLETE).read_text().split()
+        lib = directory / fname
+        if lib.stat().st_size == int(size):
+            return lib
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _publish(directory: Path, lib: Path) -> None:
+    """Record ``lib`` as the finished build of ``directory`` (atomic rename of the record)."""
+    tmp = directory / f"{COMPLETE}.{os.getpid()}.tmp"
+    tmp.write_text(f"{lib.name} {lib.stat().st_size}\n")
+    os.replace(tmp, directory / COMPLETE)
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path):
+    """Hold the OS lock of a cache directory (released by the OS if the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock
+        yield
+        return
+    with open(directory / "build.flock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _import_library(name: str, path: Path) -> ModuleType:
+    """Import the extension module ``name`` from the library file ``path``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleType:
@@ -102,9 +154,30 @@ def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleTy
     cpp_extension.verify_ninja_availability()
     name = f"dibr_render_core_{variant}"
     directory = build_dir(variant)
-    if force and directory.exists():
-        shutil.rmtree(directory)
+    lib = None if force else complete_library(directory)
+    if lib is not None:
+        # The directory is keyed by a hash of the sources and flags, so a published library in
+        # it is current: import it directly, without any lock (a process killed while holding
+        # one, such as a fit child the studio ends, must not make later starts wait).
+        return _import_library(name, lib)
     directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive(directory):
+        lib = None if force else complete_library(directory)
+        if lib is not None:  # another process finished the build while this one waited
+            return _import_library(name, lib)
+        return _build_locked(variant, name, directory, force, verbose)
+
+
+def _build_locked(variant: str, name: str, directory: Path, force: bool, verbose: bool):
+    """Compile into ``directory`` (its OS lock held), publish the library, return the module."""
+    from torch.utils import cpp_extension
+
+    (directory / COMPLETE).unlink(missing_ok=True)
+    for path in directory.iterdir():
+        if force and path.name != "build.flock":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        elif path.name.startswith(name) and path.suffix == ".so":
+            path.unlink()  # unpublished: a build killed while linking, or still being written
     sources = [str(_CSRC / s) for s in _SOURCES]
     kwargs = {}
     if variant == "cuda":
@@ -115,21 +188,10 @@ def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleTy
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", _DEFAULT_ARCH)
         sources += [str(_CSRC / s) for s in _CUDA_SOURCES]
         kwargs["extra_cuda_cflags"] = _CUDA_CFLAGS
-    built = sorted(directory.glob(f"{name}*.so"))
-    if built and not force:
-        # The directory is keyed by a hash of the sources and flags, so a library in it is
-        # current: import it directly. cpp_extension.load would take the build lock even to
-        # find nothing to do, and a process killed while holding it (a fit child the studio
-        # ends) would leave every later start waiting on the lock forever.
-        spec = importlib.util.spec_from_file_location(name, built[0])
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    lock = directory / "lock"
-    with contextlib.suppress(OSError):  # a build takes minutes; an older lock is a dead one's
-        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
-            lock.unlink()
-    fresh = not built
+    # Every builder of this directory holds its OS lock, so a lock file of cpp_extension's own
+    # left here belongs to a killed process: it would make load() wait forever.
+    (directory / "lock").unlink(missing_ok=True)
+    fresh = not any(directory.glob("*.o"))
     if fresh:
         print(
             f"render_core: compiling the native {variant} extension (first use, about a minute)",
@@ -137,7 +199,7 @@ def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleTy
             flush=True,
         )
     defines = ["-DDIBR_WITH_CUDA"] if variant == "cuda" else []
-    return cpp_extension.load(
+    module = cpp_extension.load(
         name=name,
         sources=sources,
         extra_cflags=_CFLAGS + defines,
@@ -148,6 +210,10 @@ def _build(variant: str, force: bool = False, verbose: bool = False) -> ModuleTy
         verbose=verbose,
         **kwargs,
     )
+    built = sorted(directory.glob(f"{name}*.so"))
+    if built:
+        _publish(directory, built[0])
+    return module
 
 
 def load_variant(variant: str, force: bool = False, verbose: bool = False) -> ModuleType:
