@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .large_steps import uniform_adam_update
+
 
 class MixedAdam(torch.optim.Adam):
     """Adam, with uniform (max-normalised) steps for the groups that ask for them."""
@@ -31,24 +33,8 @@ class MixedAdam(torch.optim.Adam):
         finally:
             self.param_groups = all_groups
         for group in uniform:
-            b1, b2 = group["betas"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                st = self.state[p]
-                if not st:
-                    st["step"] = torch.zeros((), dtype=torch.float32)
-                    st["exp_avg"] = torch.zeros_like(p)
-                    st["exp_avg_sq"] = torch.zeros_like(p)
-                st["step"] += 1
-                t = float(st["step"])
-                m, v = st["exp_avg"], st["exp_avg_sq"]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                scale = (v.max() / (1 - b2 ** t)).sqrt() + group["eps"]
-                step = m / ((1 - b1 ** t) * scale) * group["lr"]
-                if not bool(torch.isfinite(step).all()):
-                    raise OverflowError("uniform Adam step is not finite")
-                p.sub_(step)
+                if p.grad is not None:
+                    uniform_adam_update(p, self.state[p], group["lr"], group["betas"],
+                                        group["eps"])
         return loss

@@ -367,6 +367,28 @@ class SmoothParameterization:
 # --------------------------------------------------------------------------- the optimiser
 
 
+@torch.no_grad()
+def uniform_adam_update(p: torch.Tensor, st: dict, lr: float, betas: tuple[float, float],
+                        eps: float) -> None:
+    """One uniform Adam update of ``p`` from ``p.grad`` (see :class:`AdamUniform`), with its
+    state ``st`` (Adam's keys, created on the first call)."""
+    g = p.grad
+    if g.is_sparse:
+        raise ValueError("AdamUniform does not support sparse gradients")
+    b1, b2 = betas
+    if not st:
+        st["step"] = torch.zeros((), dtype=torch.float32)
+        st["exp_avg"] = torch.zeros_like(p)
+        st["exp_avg_sq"] = torch.zeros_like(p)
+    st["step"] += 1
+    t = float(st["step"])
+    m, v = st["exp_avg"], st["exp_avg_sq"]
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    scale = (v.max() / (1 - b2 ** t)).sqrt() + eps
+    p.sub_(m / ((1 - b1 ** t) * scale), alpha=lr)
+
+
 class AdamUniform(torch.optim.Optimizer):
     """Adam with one second-moment normaliser per tensor: the maximum over all its entries.
 
@@ -410,25 +432,10 @@ class AdamUniform(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            b1, b2 = group["betas"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if g.is_sparse:
-                    raise ValueError("AdamUniform does not support sparse gradients")
-                st = self.state[p]
-                if not st:
-                    st["step"] = torch.zeros((), dtype=torch.float32)
-                    st["exp_avg"] = torch.zeros_like(p)
-                    st["exp_avg_sq"] = torch.zeros_like(p)
-                st["step"] += 1
-                t = float(st["step"])
-                m, v = st["exp_avg"], st["exp_avg_sq"]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                scale = (v.max() / (1 - b2 ** t)).sqrt() + group["eps"]
-                p.sub_(m / ((1 - b1 ** t) * scale), alpha=group["lr"])
+                if p.grad is not None:
+                    uniform_adam_update(p, self.state[p], group["lr"], group["betas"],
+                                        group["eps"])
         return loss
 
     def replace_param(self, old: torch.Tensor, new: torch.Tensor,
