@@ -82,7 +82,7 @@ from render_core.large_steps import DEFAULT_LAMBDA, AdamUniform, SmoothParameter
 from render_core.losses import iou  # noqa: E402
 from render_core.mesh import Mesh, load_mesh  # noqa: E402
 from render_core.primitives import icosphere  # noqa: E402
-from render_core.rasterize import rasterize, soft_silhouette  # noqa: E402
+from render_core.rasterize import DEFAULT_SIGMA, rasterize, soft_silhouette  # noqa: E402
 from render_core.shape_metrics import chamfer_l2, f_score, normalize_unit_radius  # noqa: E402
 
 N_VIEWS, RES, DISTANCE, FOV = 20, 64, 2.7, 50.0
@@ -184,18 +184,19 @@ def fit_fitter(pb: Problem) -> Mesh:
     return Mesh(m.vertices, m.faces)
 
 
-def fit_large_steps(pb: Problem) -> Mesh:
+def fit_large_steps(pb: Problem, start: Mesh | None = None, lr: float | None = None,
+                    sigma: float | None = None) -> Mesh:
     """Large Steps: SmoothParameterization + AdamUniform on the soft-silhouette IoU."""
-    sphere = start_sphere()
+    sphere = start_sphere() if start is None else start
     param = SmoothParameterization(sphere.vertices, sphere.faces, lam=pb.lam)
-    opt = AdamUniform([param.u], lr=pb.lr)
+    opt = AdamUniform([param.u], lr=pb.lr if lr is None else lr)
     g = torch.Generator().manual_seed(pb.seed)
     k = min(pb.views_per_step, N_VIEWS)
     for _ in range(pb.iters):
         idx = torch.randperm(N_VIEWS, generator=g)[:k]
         x = param.vertices()
         clip = pb.cameras[idx].to_clip(x.expand(k, -1, -1))
-        alpha = soft_silhouette(clip, param.faces, RES, sigma=SIGMA)
+        alpha = soft_silhouette(clip, param.faces, RES, sigma=SIGMA if sigma is None else sigma)
         loss = iou(alpha, pb.masks[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -211,12 +212,27 @@ def fit_visual_hull(pb: Problem) -> Mesh:
     return visual_hull(pb.masks, pb.cameras, resolution=128, faces=5000)
 
 
+HULL_REFINE_SIGMA = DEFAULT_SIGMA / 10
+"""A sharp silhouette for refining the hull: with the Fitter's sigma (3x the default) the soft
+alpha's tail is about a pixel wide at 64^2, and matching it to hard masks shrinks the surface
+by about that much (F@0.02 of the critter's hull fell from 0.94 to 0.005 in 150 iterations);
+at a tenth of the default it rose to 0.96."""
+
+
+def fit_hull_large_steps(pb: Problem) -> Mesh:
+    """The visual hull, then large-steps silhouette refinement from it with a sharp silhouette
+    and a thirtieth of the rate (the hull is already close)."""
+    return fit_large_steps(pb, start=fit_visual_hull(pb), lr=pb.lr / 30,
+                           sigma=HULL_REFINE_SIGMA)
+
+
 METHODS: dict[str, Callable[[Problem], Mesh]] = {"fitter": fit_fitter,
                                                 "large_steps": fit_large_steps}
 try:  # (a) joins when its module exists
     import render_core.visual_hull  # noqa: F401
 
-    METHODS = {"visual_hull": fit_visual_hull, **METHODS}
+    METHODS = {"visual_hull": fit_visual_hull, **METHODS, "hull_large_steps":
+               fit_hull_large_steps}
 except ImportError:
     pass
 
