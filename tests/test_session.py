@@ -176,3 +176,11 @@ def test_start_from_hull_covers_the_target(session):
     session.start_from_hull(resolution=48, faces=500)
     assert session.mesh_name.startswith("visual hull")
     assert session.step()["silhouette_iou"] > 0.9
+
+
+def test_a_hull_start_fits_with_a_sharp_silhouette(session):
+    from studio.model.start import HULL_SIGMA
+
+    assert session.config.sigma > HULL_SIGMA
+    session.start_from_hull(resolution=32, faces=300)
+    assert session.config.sigma == HULL_SIGMA

@@ -126,14 +126,18 @@ class Session:
     def start_from_hull(self, resolution: int = 128, faces: int = 5000,
                         max_misses: int = 0) -> None:
         """Start from the visual hull of the targets' masks (:mod:`studio.model.start`): the
-        shape every silhouette already implies. Raises ``ValueError`` naming the targets when
-        the masks allow no hull, and then leaves the session unchanged."""
-        from .start import hull_mesh
+        shape every silhouette already implies. The fit then uses a sharp soft silhouette
+        (:data:`studio.model.start.HULL_SIGMA`): the hull lies within a pixel of the masks,
+        and the default sigma's soft edge, about a pixel wide, would pull it inwards by that
+        much. Raises ``ValueError`` naming the targets when the masks allow no hull, and then
+        leaves the session unchanged."""
+        from .start import HULL_SIGMA, hull_mesh
 
         with self._lock:
             targets = list(self.targets)
         mesh = hull_mesh(targets, resolution, faces, max_misses)
         self.set_mesh(mesh, f"visual hull ({mesh.num_faces} faces)")
+        self.set_option(sigma=min(self.config.sigma, HULL_SIGMA))
 
     def add_target(self, path: str | os.PathLike, azimuth: float = 0.0, elevation: float = 0.0,
                    distance: float = 3.0, fov: float | None = None) -> TargetView:
