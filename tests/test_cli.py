@@ -27,7 +27,7 @@ def _one_line_error(capsys) -> str:
     ["fit", "--demo", "--steps", "ten", "--out", "x"],
     ["--bogus"],
     ["fit", "--demo", "--subdivisions", "4", "--out", "x"],
-    ["cameras", "--help"],
+    ["frobnicate", "--help"],
     ["fit", "--demo", "--init", "mesh", "--out", "x"],
     ["fit", "--init", "hull", "--mesh", "m.obj", "--target", "a.png", "--view", "0,0,3",
      "--out", "x"],
@@ -87,9 +87,9 @@ def test_unknown_first_word_names_the_subcommands_and_runs_nothing(monkeypatch, 
                                                                     tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("studio.cli.fit_main", lambda argv: pytest.fail("ran a fit"))
-    assert main(["cameras", "--help"]) == 2
+    assert main(["frobnicate", "--help"]) == 2
     err = _one_line_error(capsys)
-    assert "'cameras'" in err and "fit" in err
+    assert "'frobnicate'" in err and "fit" in err and "cameras" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -181,3 +181,10 @@ def test_large_steps_option_reaches_the_fit(tmp_path, capsys):
     assert doc["config"]["large_steps"] == 19.0 and len(doc["history"]) == 2
     assert main(["fit", "--demo", "--large-steps", "-1", "--out", str(out)]) == 2
     _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("word", ["fit", "cameras"])
+def test_subcommands_have_help(word, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([word, "--help"])
+    assert e.value.code == 0 and f"dibr-studio {word}" in capsys.readouterr().out
