@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Open mesh…", self.open_mesh_dialog, QKeySequence.StandardKey.Open)
         self._action(m, "New &sphere…", lambda: self.new_primitive("sphere"))
         self._action(m, "New &cube…", lambda: self.new_primitive("cube"))
+        self._action(m, "Start from visual &hull", self.start_from_hull)
         self._action(m, "&Add target image(s)…", self.add_targets_dialog, "Ctrl+T")
         self._action(m, "Load &demo scene", self.load_demo)
         demo = m.addMenu("Open demo &mesh")
@@ -263,6 +264,21 @@ class MainWindow(QMainWindow):
 
     def load_demo(self) -> None:
         self._guard(self.session.load_demo)
+
+    def start_from_hull(self) -> bool:
+        """Start the fit from the visual hull of the targets' masks (a second or a few)."""
+        if not self.session.targets:
+            self.show_error("add target images first: the hull is carved from their masks")
+            return False
+        self.statusBar().showMessage("Carving the visual hull of the targets' masks…")
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        try:
+            ok = self._guard(self.session.start_from_hull)
+        finally:
+            QApplication.restoreOverrideCursor()
+        if ok:
+            self.statusBar().showMessage(f"Started from the {self.session.mesh_name}", 10000)
+        return ok
 
     def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
         if e.mimeData().hasUrls():

@@ -241,3 +241,17 @@ def test_settings_change_while_running(window, qtbot):
     assert window.session.config.resolution == 48
     assert window.images._last["render"].shape[:2] == (48, 48)
     assert window.viewport._uvs is not None
+
+
+def test_start_from_visual_hull_follows_the_new_vertex_count(window, qtbot):
+    """File ▸ Start from visual hull: the session starts from the hull and the viewport draws
+    its vertices (another count than the demo sphere's)."""
+    before = window.session.initial_mesh.num_vertices
+    assert window.start_from_hull()
+    mesh = window.session.initial_mesh
+    assert window.session.mesh_name.startswith("visual hull") and mesh.num_vertices != before
+    qtbot.waitUntil(lambda: window.viewport._vertices is not None
+                    and len(window.viewport._vertices) == mesh.num_vertices, timeout=60000)
+    window.worker.step(2)
+    qtbot.waitUntil(lambda: window.session.steps == 2, timeout=60000)
+    assert window.session.history[0]["silhouette_iou"] > 0.9
