@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
 from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
@@ -53,7 +54,7 @@ from .fit_config import (
     default_weights,
 )
 from .intrinsics import targets_fov_layout
-from .losses import edge_length, iou, l1, laplacian, normal_consistency, texture_tv
+from .losses import edge_length, hard_iou, iou, l1, laplacian, normal_consistency, texture_tv
 from .mesh import Mesh
 from .renderer import Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight, light_kind
@@ -133,10 +134,8 @@ class Fitter:
             [[t.azimuth, t.elevation, t.distance, t.fov] for t in self.targets], dtype=v.dtype
         )
         self.cam_delta = torch.zeros_like(self.cam0)
-        # ``offset`` holds the displacement itself (None) or u = (I + lam L) d (lam): the
-        # space of the large_steps lambda it was made in, with that system's factor.
-        self._lam: float | None = None
-        self._smooth = None
+        # The space ``offset`` is expressed in: the displacement itself, or u = (I + lam L) d.
+        self._space = OffsetSpace(None, self.faces, v)
         self._optimizer: torch.optim.Optimizer | None = None
         self._opt_key: tuple | None = None
         self._render_key: tuple | None = None
@@ -158,7 +157,7 @@ class Fitter:
             raise ValueError(f"camera_views {config.camera_views} names a target beyond the "
                              f"{len(self.targets)} there are")
         self.config = config
-        if config.large_steps != self._lam:
+        if config.large_steps != self._space.lam:
             self._set_offset_space(config.large_steps)
         n_tex = int(config.texture_size)
         if self._needs_texture() and self.tex_logit is None:
@@ -263,7 +262,7 @@ class Fitter:
                 for t in tensors[name]:
                     t.requires_grad_(True)
                 groups.append({"params": tensors[name], "lr": g.lr, "name": name,
-                               "uniform": name == "vertices" and self._lam is not None})
+                               "uniform": name == "vertices" and self._space.lam is not None})
         self._params = [p for g in groups for p in g["params"]]
         self._optimizer = MixedAdam(groups) if groups else None
 
@@ -271,21 +270,14 @@ class Fitter:
 
     def _displacement(self) -> torch.Tensor:
         """The vertices' displacement from the starting mesh [V,3] (differentiable)."""
-        if self._lam is None:
-            return self.offset
-        return self._smooth.vertices(self.offset)
+        return self._space.displacement(self.offset)
 
     def _set_offset_space(self, lam: float | None) -> None:
         """Express ``offset`` for ``lam`` (None: the displacement itself), keeping the mesh
         where it is; the optimizer is rebuilt by the caller (its moments would not fit)."""
-        from .large_steps import SmoothParameterization
-
-        with torch.no_grad():
-            d = self._displacement().detach().clone()
-            smooth = None if lam is None else SmoothParameterization(
-                torch.zeros_like(self.base.vertices), self.faces, float(lam))
-            self.offset.copy_(d if smooth is None else smooth.to_u(d))
-        self._lam, self._smooth = (None if lam is None else float(lam)), smooth
+        new = OffsetSpace(lam, self.faces, self.base.vertices)
+        self._space.move(self.offset, new)
+        self._space = new
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -383,7 +375,7 @@ class Fitter:
         out, terms, total = self._forward()
         values = {k: float(v.detach()) for k, v in terms.items()}
         loss = float(total.detach())
-        iou = self._hard_iou(out.alpha.detach())
+        iou = hard_iou(out.alpha.detach(), self.t_mask)
         offenders: list[str] = []
         undone = False
         rolled_back = not math.isfinite(loss)
@@ -492,13 +484,6 @@ class Fitter:
             for pg in self._optimizer.param_groups:
                 pg["lr"] = self.config.groups[pg["name"]].lr
 
-    def _hard_iou(self, alpha: torch.Tensor) -> float:
-        a = alpha > 0.5
-        t = self.t_mask > 0.5
-        inter = (a & t).flatten(1).sum(1).float()
-        union = (a | t).flatten(1).sum(1).float().clamp(min=1)
-        return float((inter / union).mean())
-
     def current_mesh(self) -> Mesh:
         """The mesh as currently optimised, detached (linear colours, texture if any)."""
         with torch.no_grad():
@@ -539,7 +524,7 @@ class Fitter:
         """
         out = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone()
                for k in self._STATE}
-        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._lam)
+        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._space.lam)
         return out
 
     def load_state(self, state: dict) -> None:
@@ -547,7 +532,7 @@ class Fitter:
         moments: a mirror is for viewing and export, not for continuing the run). An
         ``offset`` made for another ``large_steps`` lambda (``offset_space``; absent: this
         Fitter's own) is converted, so the mesh is the one the state describes."""
-        space = state.get("offset_space", self._lam)
+        space = state.get("offset_space", self._space.lam)
         with torch.no_grad():
             for k in self._STATE:
                 v = state[k]
@@ -557,15 +542,8 @@ class Fitter:
                 else:
                     cur.copy_(v)
         self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
-        if space != self._lam:
-            mine, self._lam = self._lam, None if space is None else float(space)
-            self._smooth = None
-            if self._lam is not None:
-                from .large_steps import SmoothParameterization
-
-                self._smooth = SmoothParameterization(torch.zeros_like(self.base.vertices),
-                                                      self.faces, self._lam)
-            self._set_offset_space(mine)
+        if space != self._space.lam:  # the state's offset is in another space: bring it here
+            OffsetSpace(space, self.faces, self.base.vertices).move(self.offset, self._space)
 
     def checkpoint(self) -> dict:
         """Everything needed to continue this fit exactly, as tensors and plain data.

@@ -20,6 +20,7 @@ from .shading import face_normals
 __all__ = [
     "edge_adjacency",
     "edge_length",
+    "hard_iou",
     "iou",
     "l1",
     "laplacian",
@@ -48,6 +49,15 @@ def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------
 # Image losses
+
+
+def hard_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """The hard IoU of ``pred > 0.5`` against ``target > 0.5`` ([B,H,W] each), averaged over
+    the batch (a view with both masks empty counts as 0). A metric: not differentiable."""
+    a, t = pred > 0.5, target > 0.5
+    inter = (a & t).flatten(1).sum(1).float()
+    union = (a | t).flatten(1).sum(1).float().clamp(min=1)
+    return float((inter / union).mean())
 
 
 def iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
