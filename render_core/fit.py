@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
+from ._views import step_views
 from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
 from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
@@ -327,11 +328,14 @@ class Fitter:
             return DirectionalLight(self.light_dir, intensity=0.8, ambient=0.3)
         return None
 
-    def _losses(self, out: RenderOutput, verts: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _losses(self, out: RenderOutput, verts: torch.Tensor,
+                views: list[int] | None = None) -> dict[str, torch.Tensor]:
         w = self.config.weights
+        t_mask, t_rgb = ((self.t_mask, self.t_rgb) if views is None
+                         else (self.t_mask[views], self.t_rgb[views]))
         terms = {
-            "iou": iou(out.alpha, self.t_mask),
-            "l1": l1(linear_to_srgb(out.rgb.clamp(0.0, 1.0)), self.t_rgb),
+            "iou": iou(out.alpha, t_mask),
+            "l1": l1(linear_to_srgb(out.rgb.clamp(0.0, 1.0)), t_rgb),
         }
         zero = verts.sum() * 0
         geometry = self.config.groups["vertices"].enabled
@@ -372,10 +376,11 @@ class Fitter:
           before that step either, nothing is undone and no rate is halved: a non-finite loss
           at unchanged parameters comes from the data, not from the step size.
         """
-        out, terms, total = self._forward()
+        views = step_views(len(self.targets), self.config.views_per_step, self.steps)
+        out, terms, total = self._forward(views)
         values = {k: float(v.detach()) for k, v in terms.items()}
         loss = float(total.detach())
-        iou = hard_iou(out.alpha.detach(), self.t_mask)
+        iou = hard_iou(out.alpha.detach(), self.t_mask if views is None else self.t_mask[views])
         offenders: list[str] = []
         undone = False
         rolled_back = not math.isfinite(loss)
@@ -422,11 +427,16 @@ class Fitter:
     # last accepted step, while nothing else has touched the parameters since.
     _last: tuple | None = None
 
-    def _forward(self) -> tuple[RenderOutput, dict[str, torch.Tensor], torch.Tensor]:
-        """Render every target view and evaluate the loss: ``(output, terms, total)``."""
+    def _forward(self, views: list[int] | None = None
+                 ) -> tuple[RenderOutput, dict[str, torch.Tensor], torch.Tensor]:
+        """Render the target views (``views``, None: all) and evaluate the loss: ``(output,
+        terms, total)``."""
         mesh = self._mesh()
-        out = self.renderer.render(mesh, self._cameras(), light=self._light())
-        terms = self._losses(out, mesh.vertices)
+        cams = self._cameras()
+        if views is not None:
+            cams = cams[torch.tensor(views)]
+        out = self.renderer.render(mesh, cams, light=self._light())
+        terms = self._losses(out, mesh.vertices, views)
         w = self.config.weights
         return out, terms, sum(w[k] * terms[k] for k in LOSS_TERMS)
 

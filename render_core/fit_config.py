@@ -77,6 +77,11 @@ class FitConfig:
     images projected onto it (:func:`render_core.texture_project.initial_texture`, where the
     targets' masks see it) instead of a flat grey. A mesh with colours (or whose colours are
     being fitted) keeps starting from them, so switching to a texture keeps the look.
+    ``views_per_step``: each step renders a random subset of this many targets (drawn from the
+    step number, so a continued fit draws the same ones; :mod:`render_core._views`), as
+    PyTorch3D's tutorial renders 2 of 20; the losses are means over views, so the subset's
+    mean estimates the whole's without rescaling. None (the default, whatever the number of
+    targets) renders every target every step.
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -89,6 +94,7 @@ class FitConfig:
     camera_views: list[int] | None = None
     project_texture: bool = True
     large_steps: float | None = None
+    views_per_step: int | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -118,6 +124,13 @@ class FitConfig:
                 and self.large_steps > 0)):
             raise ValueError(f"large_steps must be a number > 0 (lambda) or None, got "
                              f"{self.large_steps!r}")
+
+        if self.views_per_step is not None and (
+                isinstance(self.views_per_step, bool)
+                or not isinstance(self.views_per_step, (int, np.integer))
+                or self.views_per_step < 1):
+            raise ValueError(f"views_per_step must be a whole number >= 1 or None (all), got "
+                             f"{self.views_per_step!r}")
 
     def copy(self) -> FitConfig:
         return copy.deepcopy(self)

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move the vertices with the Large Steps parameterisation "
                         "u = (I + LAMBDA L) offset and uniform Adam (19 is the paper's value; "
                         "0 turns it off)")
+    p.add_argument("--views-per-step", type=int, default=None, metavar="K",
+                   help="render a random K of the targets each step (the loss is their mean); "
+                        "0 or absent: all targets")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
@@ -173,6 +176,8 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
         cfg.backend = args.backend
     if args.large_steps is not None:
         cfg.large_steps = args.large_steps or None
+    if args.views_per_step is not None:
+        cfg.views_per_step = args.views_per_step or None
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:
