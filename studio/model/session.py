@@ -195,12 +195,12 @@ class Session(TargetEditing):
         self.set_config(cfg)
 
     def set_option(self, **options) -> None:
-        """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size`` or
-        ``large_steps`` (lambda, None for plain offsets)."""
+        """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size``,
+        ``large_steps`` (lambda, None for plain offsets) or ``views_per_step`` (None: all)."""
         cfg = self.config.copy()
         for k, v in options.items():
             if k not in ("shading", "resolution", "backend", "sigma", "texture_size",
-                         "large_steps"):
+                         "large_steps", "views_per_step"):
                 raise ValueError(f"unknown option {k!r}")
             setattr(cfg, k, v)
         self.set_config(cfg)

@@ -136,6 +136,15 @@ class ControlPanel(QWidget):
             "paper's value; off: per-vertex offsets")
         self.large_steps.valueChanged.connect(
             lambda v: self._apply(self.session.set_option, large_steps=v or None))
+        self.views_per_step = QSpinBox()
+        self.views_per_step.setRange(0, 9999)
+        self.views_per_step.setSpecialValueText("all")
+        self.views_per_step.setKeyboardTracking(False)
+        self.views_per_step.setToolTip(
+            "Render this many of the targets, drawn at random, each step (the loss is their "
+            "mean): faster steps for scenes with many targets; all: every target every step")
+        self.views_per_step.valueChanged.connect(
+            lambda n: self._apply(self.session.set_option, views_per_step=n or None))
         self.display = QComboBox()
         self.display.addItems(MODES)
         self.display.currentTextChanged.connect(self.display_mode_changed)
@@ -143,6 +152,7 @@ class ControlPanel(QWidget):
         form.addRow("Resolution", self.resolution)
         form.addRow("Texture size", self.texture_size)
         form.addRow("Large steps λ", self.large_steps)
+        form.addRow("Views per step", self.views_per_step)
         form.addRow("Viewport", self.display)
         lay.addWidget(box)
 
@@ -184,6 +194,7 @@ class ControlPanel(QWidget):
             self.resolution.setValue(int(cfg.resolution))
             self.texture_size.setValue(int(cfg.texture_size))
             self.large_steps.setValue(cfg.large_steps or 0.0)
+            self.views_per_step.setValue(cfg.views_per_step or 0)
             s = self.session
             mesh = s.initial_mesh
             mesh_text = (f"{s.mesh_name}: {mesh.num_vertices} vertices, {mesh.num_faces} faces"

@@ -232,6 +232,7 @@ def test_settings_change_while_running(window, qtbot):
     c.group_checks["light"].setChecked(True)
     c.resolution.setValue(48)
     c.weights["edge"].setValue(0.5)
+    c.views_per_step.setValue(2)
     at = window.step_count
     qtbot.waitUntil(lambda: window.step_count >= at + 3, timeout=30000)
     window.controls.display.setCurrentText("texture")
@@ -239,6 +240,7 @@ def test_settings_change_while_running(window, qtbot):
     window.pause()
     assert not errors and window.last_error is None
     assert window.session.config.resolution == 48
+    assert window.session.config.views_per_step == 2
     assert window.images._last["render"].shape[:2] == (48, 48)
     assert window.viewport._uvs is not None
 
