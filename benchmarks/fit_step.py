@@ -62,18 +62,19 @@ def make_targets(resolution: int) -> list[TargetView]:
             for i in range(len(DEMO_VIEWS))]
 
 
-def make_config(resolution: int, backend: str) -> FitConfig:
+def make_config(resolution: int, backend: str, views_per_step: int | None = None) -> FitConfig:
     groups = default_groups()
     for name in GROUPS_ON:
         groups[name].enabled = True
-    return FitConfig(groups=groups, shading="lambertian", resolution=resolution, backend=backend)
+    return FitConfig(groups=groups, shading="lambertian", resolution=resolution, backend=backend,
+                     views_per_step=views_per_step)
 
 
 def time_steps(resolution: int, subdivisions: int, targets: list[TargetView], backend: str,
-               steps: int) -> float:
+               steps: int, views_per_step: int | None = None) -> float:
     """Mean seconds per ``Fitter.step()`` after :data:`WARMUP` untimed steps."""
     fitter = Fitter(rc.icosphere(subdivisions=subdivisions), targets,
-                    make_config(resolution, backend))
+                    make_config(resolution, backend, views_per_step))
     for _ in range(WARMUP):
         fitter.step()
     t0 = time.perf_counter()
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per run (default 20)")
     ap.add_argument("--sizes", default="64,128,256", help="render heights, of 64,128,256")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    ap.add_argument("--views-per-step", type=int, default=None, metavar="K",
+                    help="render a random K of the 6 targets per step (default: all)")
     ap.add_argument("--skip-torch", action="store_true", help="leave out the torch baseline")
     args = ap.parse_args(argv)
     if args.steps < 1:
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"torch threads: {torch.get_num_threads()}")
-    print(f"{WARMUP} warm-up steps, {args.steps} timed steps; 6 views; groups "
+    views = "6 views" if args.views_per_step is None else f"{args.views_per_step} of 6 views"
+    print(f"{WARMUP} warm-up steps, {args.steps} timed steps; {views} per step; groups "
           f"{', '.join(GROUPS_ON)}; lambertian shading")
     print()
     backends = ["cpu"] if args.skip_torch else ["cpu", "torch"]
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         ms: dict[str, float] = {}
         for backend in backends:
             try:
-                ms[backend] = 1000.0 * time_steps(res, sub, targets, backend, args.steps)
+                ms[backend] = 1000.0 * time_steps(res, sub, targets, backend, args.steps,
+                                                     args.views_per_step)
             except Exception as exc:  # e.g. the native kernels are not built here
                 ms[backend] = math.nan
                 print(f"  ({backend} failed at {res}: {type(exc).__name__}: {exc})")
