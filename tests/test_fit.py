@@ -9,26 +9,16 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _scenes import orbit_targets, stretched_sphere
 
 import render_core as rc
 from render_core.fit import GROUPS, FitConfig, Fitter, ParamGroup, TargetView
 
 
-def _targets(mesh: rc.Mesh, views, res: int = 32) -> list[TargetView]:
-    cams = rc.Camera.orbit([a for a, _ in views], [e for _, e in views], 3.0, fov=50.0)
-    out = rc.Renderer(res, sigma=1e-5).render(mesh, cams)
-    rgb = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
-    mask = out.frags.mask.float().numpy()
-    return [TargetView(rgb[i], mask[i], a, e, 3.0, 50.0) for i, (a, e) in enumerate(views)]
-
-
 @pytest.fixture(scope="module")
 def problem():
-    target = rc.icosphere(subdivisions=2)
-    v = target.vertices * torch.tensor([1.3, 0.8, 1.0])
-    colors = (target.vertices * 0.5 + 0.5).clamp(0, 1)
-    target = rc.Mesh(v, target.faces, vertex_colors=colors)
-    return rc.icosphere(subdivisions=2), _targets(target, [(0, 10), (90, -10), (200, 40)])
+    target = stretched_sphere()
+    return rc.icosphere(subdivisions=2), orbit_targets(target, [(0, 10), (90, -10), (200, 40)])
 
 
 def test_default_fit_converges(problem):

@@ -5,27 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _scenes import orbit_targets, stretched_sphere
 
 import render_core as rc
 from render_core._views import step_views
-from render_core.fit import FitConfig, Fitter, TargetView
-
-
-def _targets(mesh: rc.Mesh, views, res: int = 24) -> list[TargetView]:
-    cams = rc.Camera.orbit([a for a, _ in views], [e for _, e in views], 3.0, fov=50.0)
-    out = rc.Renderer(res, sigma=1e-5).render(mesh, cams)
-    rgb = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
-    mask = out.frags.mask.float().numpy()
-    return [TargetView(rgb[i], mask[i], a, e, 3.0, 50.0) for i, (a, e) in enumerate(views)]
+from render_core.fit import FitConfig, Fitter
 
 
 @pytest.fixture(scope="module")
 def problem():
-    target = rc.icosphere(subdivisions=2)
-    v = target.vertices * torch.tensor([1.3, 0.8, 1.0])
-    target = rc.Mesh(v, target.faces, vertex_colors=(target.vertices * 0.5 + 0.5).clamp(0, 1))
     views = [(a, e) for a, e in zip(range(0, 360, 60), (10, -10, 30, 0, 20, -20), strict=True)]
-    return rc.icosphere(subdivisions=1), _targets(target, views)
+    return rc.icosphere(subdivisions=1), orbit_targets(stretched_sphere(), views, res=24)
 
 
 def _config(**kw) -> FitConfig:
