@@ -12,7 +12,9 @@ USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene 
                        --optimize vertices,colors,... --steps N --out DIR
        dibr-studio fit --help           all fitting options
        dibr-studio cameras DIR [--out transforms.json] [--normalize]
-                                        camera poses from a folder of photos"""
+                                        camera poses from a folder of photos
+       dibr-studio batch MANIFEST --out DIR [--address ADDR] [--cpus-per-fit N] [--retries K]
+                                        many fits at once on Ray (docs/batch.md)"""
 
 HEADLESS_DEMO_DIR = "out/demo"
 
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import fit_main
 
         return fit_main(argv[1:])
+    if argv and argv[0] == "batch":
+        from .batch.cli import batch_main
+
+        return batch_main(argv[1:])
     if argv and argv[0] == "cameras":
         from .poses_cli import cameras_main
 
@@ -36,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if argv and not Path(argv[0]).exists():
-        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras) nor an "
+        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras, batch) nor an "
               f"existing file (see dibr-studio --help)", file=sys.stderr)
         return 2
     from .qt.app import has_display, run_gui

@@ -258,16 +258,39 @@ def write_outputs(session: Session, out: Path) -> list[Path]:
     return written + [out / "contact_sheet.png", out / "history.json"]
 
 
+def prepare_fit(args) -> Session:
+    """The checked problem of parsed ``fit`` arguments, size limits applied (``fit`` and
+    ``batch`` share it). Raises :class:`UsageError`, ``files.LoadError`` or ``ValueError``."""
+    if args.steps < 0:
+        raise UsageError("--steps must be >= 0")
+    if args.subdivisions is not None and not 0 <= args.subdivisions <= 6:
+        raise UsageError("--subdivisions must lie in 0..6")
+    _apply_limits(args.limit)
+    return _load(args)
+
+
+def run_steps(session: Session, steps: int, quiet: bool = True, on_step=None) -> dict:
+    """``steps`` fit steps with a progress bar (none when ``quiet``); returns the last step's
+    metrics ({} for none). ``on_step(metrics)`` after each step (``batch`` reports progress)."""
+    from tqdm import tqdm
+
+    metrics: dict = {}
+    bar = tqdm(range(steps), desc="fitting", unit="step", disable=quiet, dynamic_ncols=True)
+    for _ in bar:
+        metrics = session.step()
+        bar.set_postfix(loss=f"{metrics['total']:.4f}", iou=f"{metrics['silhouette_iou']:.3f}",
+                        refresh=False)
+        if on_step is not None:
+            on_step(metrics)
+    bar.close()
+    return metrics
+
+
 def fit_main(argv: list[str]) -> int:
     """``dibr-studio fit …``; returns the exit status."""
     try:
         args = build_parser().parse_args(_join_negative_views(argv))
-        if args.steps < 0:
-            raise UsageError("--steps must be >= 0")
-        if args.subdivisions is not None and not 0 <= args.subdivisions <= 6:
-            raise UsageError("--subdivisions must lie in 0..6")
-        _apply_limits(args.limit)
-        session = _load(args)
+        session = prepare_fit(args)
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")
@@ -276,18 +299,9 @@ def fit_main(argv: list[str]) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    from tqdm import tqdm
-
     steps_before = session.steps
     start = time.monotonic()
-    metrics: dict = {}
-    bar = tqdm(range(args.steps), desc="fitting", unit="step", disable=args.quiet,
-               dynamic_ncols=True)
-    for _ in bar:
-        metrics = session.step()
-        bar.set_postfix(loss=f"{metrics['total']:.4f}", iou=f"{metrics['silhouette_iou']:.3f}",
-                        refresh=False)
-    bar.close()
+    metrics = run_steps(session, args.steps, quiet=args.quiet)
     elapsed = time.monotonic() - start
     try:
         write_outputs(session, out)
