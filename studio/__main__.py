@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if argv and not Path(argv[0]).exists():
-        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras, batch) nor an "
-              f"existing file (see dibr-studio --help)", file=sys.stderr)
+        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras, batch) "
+              f"nor an existing file (see dibr-studio --help)", file=sys.stderr)
         return 2
     from .qt.app import has_display, run_gui
 

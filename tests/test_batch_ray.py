@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray  # the batch extra; the test extra installs it
 from _batch_scene import write_manifest, write_scene
 
-import ray  # the batch extra; the test extra installs it
 import render_core as rc
 import studio.batch as sb
 from studio.__main__ import main
@@ -116,7 +116,7 @@ def _history(folder: Path) -> list[dict]:
 def _assert_same_fit(batch: Path, cli: Path, steps: int = STEPS) -> None:
     hb, hc = _history(batch), _history(cli)
     assert len(hc) == steps and len(hb) >= steps
-    for b, c in zip(hb, hc):  # every term of every step
+    for b, c in zip(hb[:steps], hc, strict=True):  # every term of every step
         for k, v in c.items():
             if isinstance(v, float):
                 assert b[k] == pytest.approx(v, abs=1e-6, rel=0), (k, b["step"])

@@ -345,12 +345,13 @@ def parse(doc, path: str | os.PathLike = "manifest.json",
     folder = Path(path).resolve().parent
     if isinstance(doc, list):
         doc = {"fits": doc}
-    if not isinstance(doc, dict) or not isinstance(doc.get("fits"), list):
-        raise ManifestError(path, [(0, "", "expected {\"fits\": [rows]} or a list of rows")])
-    unknown = [k for k in doc if k not in ("fits", "defaults", "format")]
+    unknown = [k for k in doc if k not in ("fits", "defaults", "format")] \
+        if isinstance(doc, dict) else []
     if unknown:
         raise ManifestError(path, [(0, "", f"unknown key(s) {', '.join(unknown)}; a manifest "
                                            "has fits, defaults, format")])
+    if not isinstance(doc, dict) or not isinstance(doc.get("fits"), list):
+        raise ManifestError(path, [(0, "", "expected {\"fits\": [rows]} or a list of rows")])
     if doc.get("format", FORMAT) != FORMAT:
         raise ManifestError(path, [(0, "", f"format {doc['format']!r} is not {FORMAT}")])
     defaults = doc.get("defaults") or {}

@@ -1,0 +1,141 @@
+"""The batch manifest (no Ray): every bad row reported at once by row and field, the content
+key of a row, the files that travel with a mesh, and a manifest from a folder layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.__main__ import main
+from studio.batch import ManifestError, load, parse
+from studio.batch.layout import LayoutError, manifest_from_folder
+
+
+@pytest.fixture
+def folder(tmp_path):
+    img = np.zeros((8, 8, 4), np.uint8)
+    img[2:6, 2:6] = (200, 100, 50, 255)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(img).save(tmp_path / name)
+    (tmp_path / "start.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    return tmp_path
+
+
+def _good(name="ok"):
+    return {"name": name, "mesh": "start.obj", "steps": 5,
+            "targets": [{"image": "a.png", "view": [0, 10, 3]},
+                        {"image": "b.png", "view": [90, 10, 3, 50]}]}
+
+
+def test_every_bad_row_is_reported_by_row_and_field(folder, capsys):
+    rows = [
+        _good(),
+        {**_good(), "name": "no/slash", "steps": -1},
+        {**_good("typo"), "stesp": 5},
+        {**_good("files"), "targets": [{"image": "missing.png", "view": [0, 0, 3]},
+                                       {"image": "a.png", "view": [0, 0]}]},
+        {**_good("cfg"), "optimize": ["vertices", "wings"],
+         "settings": {"resolution": 3, "sigma": 1e-4}},
+        _good("ok"),
+        {**_good("lr"), "lr": {"vertices": -1}, "weights": {"nope": 1}},
+        {**_good("mesh"), "mesh": "missing.obj", "init": "cube"},
+    ]
+    path = folder / "m.json"
+    path.write_text(json.dumps({"fits": rows}))
+    with pytest.raises(ManifestError) as info:
+        load(path)
+    got = {(r, f) for r, f, _ in info.value.problems}
+    assert got == {(2, "name"), (2, "steps"), (3, "stesp"), (4, "targets[1].image"),
+                   (4, "targets[2].view"), (5, "optimize"), (5, "settings.resolution"),
+                   (6, "name"), (7, "lr.vertices"), (7, "weights.nope"), (8, "mesh"),
+                   (8, "init")}
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("m.json: 7 bad rows: row 2 ")
+    assert "row 4 targets[1].image: file not found: missing.png" in msg
+    assert "also the name of row 1" in msg
+    # the command: exit 2, one line with every problem, nothing run or written
+    out = folder / "out"
+    assert main(["batch", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("dibr-studio: error: m.json: 7 bad rows")
+    assert "row 8 init" in err and not out.exists()
+
+
+@pytest.mark.parametrize("doc, problem", [
+    ({"fits": []}, "no fits"),
+    ({"rows": []}, "unknown key"),
+    ({"fits": [{}], "format": 2}, "format"),
+    ("just text", "expected"),
+])
+def test_bad_manifest_files(folder, doc, problem):
+    with pytest.raises(ManifestError, match=problem):
+        parse(doc, folder / "m.json")
+
+
+def test_unreadable_manifest(folder):
+    (folder / "m.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="m.json: not a readable JSON file"):
+        load(folder / "m.json")
+    with pytest.raises(ManifestError, match="file not found"):
+        load(folder / "none.json")
+
+
+def test_defaults_merge_and_demo_rows(folder):
+    doc = {"defaults": {"steps": 7, "settings": {"resolution": 32}, "lr": {"vertices": 0.02}},
+           "fits": [{**_good(), "steps": None, "settings": {"shading": "lambertian"}},
+                    {"name": "demo", "demo": True, "targets": None, "lr": {"colors": 0.1}}]}
+    del doc["fits"][0]["steps"]
+    a, b = parse(doc, folder / "m.json")
+    assert a.steps == 7 and a.spec["settings"] == {"resolution": 32, "shading": "lambertian"}
+    assert b.spec["lr"] == {"vertices": 0.02, "colors": 0.1} and b.inputs == {}
+    assert "--demo" in b.fit_argv() and "--shading=lambertian" in a.fit_argv()
+
+
+def test_key_follows_content_not_location(folder, tmp_path_factory):
+    row = parse({"fits": [_good()]}, folder / "m.json")[0]
+    moved = tmp_path_factory.mktemp("moved")
+    for p in folder.iterdir():
+        shutil.copy(p, moved / p.name)
+    assert parse({"fits": [_good()]}, moved / "m.json")[0].key() == row.key()
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(moved / "b.png")
+    changed = parse({"fits": [_good()]}, moved / "m.json")[0].key()
+    assert changed != row.key()
+    assert parse({"fits": [{**_good(), "steps": 6}]}, folder / "m.json")[0].key() != row.key()
+
+
+def test_an_obj_travels_with_its_material_and_texture(folder):
+    (folder / "tex").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "tex" / "t.png")
+    (folder / "m.mtl").write_text("newmtl a\nmap_Kd tex/t.png\n")
+    (folder / "start.obj").write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    row = parse({"fits": [_good()]}, folder / "m.json")[0]
+    assert set(row.inputs) == {"mesh/start.obj", "mesh/m.mtl", "mesh/tex/t.png",
+                               "targets/1/a.png", "targets/2/b.png"}
+    assert row.fit_argv("IN")[:2] == ["--mesh", "IN/mesh/start.obj"]
+
+
+def test_input_size_limit_names_the_row(folder):
+    with pytest.raises(ManifestError, match="row 1 inputs: .* over the limit"):
+        parse({"fits": [_good()]}, folder / "m.json", max_input_bytes=100)
+
+
+def test_manifest_from_folder_layout(folder):
+    for item in ("chair", "lamp"):
+        (folder / "set" / item).mkdir(parents=True)
+        for name in ("0.png", "1.png", "notes.png"):
+            shutil.copy(folder / "a.png", folder / "set" / item / name)
+    (folder / "set" / "views.json").write_text(json.dumps({"0.png": [0, 10, 3],
+                                                           "1.png": [90, 10, 3, 40]}))
+    (folder / "set" / "lamp" / "views.json").write_text(json.dumps({"1.png": [45, 0, 2.5]}))
+    doc = manifest_from_folder(folder / "set", {"steps": 3})
+    rows = parse(doc, folder / "set" / "manifest.json")
+    assert [r.name for r in rows] == ["chair", "lamp"]
+    assert [t["view"] for t in rows[0].spec["targets"]] == [[0, 10, 3], [90, 10, 3, 40]]
+    assert [t["view"] for t in rows[1].spec["targets"]] == [[45, 0, 2.5]]
+    assert rows[0].steps == 3
+    with pytest.raises(LayoutError, match="no item folder"):
+        manifest_from_folder(folder / "set" / "chair")
