@@ -43,6 +43,7 @@ def test_every_bad_row_is_reported_by_row_and_field(folder, capsys):
         _good("ok"),
         {**_good("lr"), "lr": {"vertices": -1}, "weights": {"nope": 1}},
         {**_good("mesh"), "mesh": "missing.obj", "init": "cube"},
+        _good("report.html"),
     ]
     path = folder / "m.json"
     path.write_text(json.dumps({"fits": rows}))
@@ -52,16 +53,16 @@ def test_every_bad_row_is_reported_by_row_and_field(folder, capsys):
     assert got == {(2, "name"), (2, "steps"), (3, "stesp"), (4, "targets[1].image"),
                    (4, "targets[2].view"), (5, "optimize"), (5, "settings.resolution"),
                    (6, "name"), (7, "lr.vertices"), (7, "weights.nope"), (8, "mesh"),
-                   (8, "init")}
+                   (8, "init"), (9, "name")}
     msg = str(info.value)
-    assert "\n" not in msg and msg.startswith("m.json: 7 bad rows: row 2 ")
+    assert "\n" not in msg and msg.startswith("m.json: 8 bad rows: row 2 ")
     assert "row 4 targets[1].image: file not found: missing.png" in msg
     assert "also the name of row 1" in msg
     # the command: exit 2, one line with every problem, nothing run or written
     out = folder / "out"
     assert main(["batch", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("dibr-studio: error: m.json: 7 bad rows")
+    assert "\n" not in err and err.startswith("dibr-studio: error: m.json: 8 bad rows")
     assert "row 8 init" in err and not out.exists()
 
 

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs of each fit, also its torch threads (1)")
     p.add_argument("--retries", type=int, default=2, metavar="K",
                    help="times a fit whose worker process died is run again (2)")
+    p.add_argument("--max-parallel", type=int, default=None, metavar="N",
+                   help="at most N fits at once (default: as many as the CPUs allow)")
     p.add_argument("--max-input-mb", type=float, default=mf.MAX_INPUT_BYTES / 2**20,
                    metavar="MB", help="limit on one fit's input files together (256)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,8 +46,10 @@ def batch_main(argv: list[str]) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        if args.cpus_per_fit < 1 or args.retries < 0 or not args.max_input_mb > 0:
-            raise UsageError("--cpus-per-fit must be >= 1, --retries >= 0, --max-input-mb > 0")
+        if args.cpus_per_fit < 1 or args.retries < 0 or not args.max_input_mb > 0 or (
+                args.max_parallel is not None and args.max_parallel < 1):
+            raise UsageError("--cpus-per-fit and --max-parallel must be >= 1, --retries >= 0, "
+                             "--max-input-mb > 0")
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")
@@ -68,6 +72,7 @@ def batch_main(argv: list[str]) -> int:
     try:
         result = run(rows, out, address=args.address or os.environ.get("RAY_ADDRESS"),
                      cpus_per_fit=args.cpus_per_fit, retries=args.retries,
+                     max_parallel=args.max_parallel,
                      progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"dibr-studio: interrupted; finished fits are in {out}, the same command runs "

@@ -39,6 +39,7 @@ LIMIT_NAMES = ("faces", "vertices", "image_pixels", "image_size", "texture_size"
 MAX_INPUT_BYTES = 256 * 2**20
 """Default limit on one fit's input files together: they travel to the worker through Ray's
 object store (see docs/batch.md)."""
+RESERVED = ("summary.csv", "summary.json", "report.html", "manifest.json")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -167,7 +168,9 @@ def sidecars(mesh: Path) -> list[Path]:
                         for ml in mtl.read_text(errors="replace").splitlines():
                             ml = ml.strip()
                             if ml.startswith("map_") and len(ml.split()) > 1:
-                                out.append(mtl.parent / ml.split()[-1])
+                                tex = ml.split()[-1]
+                                # the reader falls back to the name beside the MTL
+                                out += [mtl.parent / tex, mtl.parent / Path(tex).name]
         elif mesh.suffix.lower() == ".gltf":
             doc = json.loads(mesh.read_text())
             for item in (doc.get("buffers") or []) + (doc.get("images") or []):
@@ -177,7 +180,8 @@ def sidecars(mesh: Path) -> list[Path]:
     except (OSError, ValueError, AttributeError, TypeError):
         return []  # unreadable: the worker's mesh reader reports it with the file's name
     root = mesh.parent.resolve()
-    return [p for p in out if p.is_file() and p.resolve().is_relative_to(root)]
+    return list(dict.fromkeys(p for p in out if p.is_file()
+                              and p.resolve().is_relative_to(root)))
 
 
 class _Checker:
@@ -214,6 +218,9 @@ class _Checker:
         if not (isinstance(name, str) and _NAME.match(name)):
             self.bad(n, "name", "expected a name of letters, digits, '.', '_', '-' "
                                 "(it names the output folder)")
+            name = None
+        elif name.lower() in RESERVED:
+            self.bad(n, "name", f"{name!r} is the name of a file of the batch's folder")
             name = None
         inputs: dict[str, Path] = {}
         shipped: dict[str, str] = {}

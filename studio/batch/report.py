@@ -3,10 +3,10 @@
 
 A record (one per row, from :mod:`studio.batch.run`) holds ``name``, ``row``, ``key``,
 ``status`` ("done" or "failed"), ``error``, ``steps``, ``losses`` (the last step's terms and
-``total``), ``silhouette_iou``, ``wall_s``, ``worker`` (host:pid), ``attempts``, ``warnings``
-and ``loss_curve`` (the total loss per step). The HTML page needs nothing but its folder: the
-contact sheets are the fits' own PNGs, linked relatively, the loss curves inline SVG, the sort
-a few lines of inline script.
+``total``), ``silhouette_iou``, ``wall_s``, ``cpu_s``, ``worker`` (host:pid), ``attempts``,
+``warnings`` and ``loss_curve`` (the total loss per step). The HTML page needs nothing but
+its folder: the contact sheets are the fits' own PNGs, linked relatively, the loss curves
+inline SVG, the sort a few lines of inline script.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import render_core as rc
 
 LOSS_COLUMNS = ("total", "iou", "l1", "laplacian", "normal", "edge", "texture_tv")
 CSV_COLUMNS = ("name", "row", "status", "steps", *(f"loss_{k}" for k in LOSS_COLUMNS),
-               "silhouette_iou", "wall_s", "worker", "attempts", "error")
+               "silhouette_iou", "wall_s", "cpu_s", "worker", "attempts", "error")
 
 
 def _clean(v):
@@ -45,7 +45,8 @@ def write_all(out: Path, records: list[dict], names: list[str]) -> None:
         losses = r.get("losses") or {}
         w.writerow([r.get("name"), r.get("row", ""), r.get("status"), r.get("steps", ""),
                     *(_fmt(losses.get(k)) for k in LOSS_COLUMNS),
-                    _fmt(r.get("silhouette_iou")), _fmt(r.get("wall_s")), r.get("worker", ""),
+                    _fmt(r.get("silhouette_iou")), _fmt(r.get("wall_s")), _fmt(r.get("cpu_s")),
+                    r.get("worker", ""),
                     r.get("attempts", ""), r.get("error", "")])
     rc.atomic_write_text(out / "summary.csv", buf.getvalue())
     rc.atomic_write_text(out / "report.html", html_page(out, rows))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +104,7 @@ def _record(row: mf.FitRow, key: str, res: dict, attempts: int) -> dict:
                        and k not in ("step", "undone", "silhouette_iou")
                        and not k.startswith("lr_")},
             "silhouette_iou": m.get("silhouette_iou"), "wall_s": res.get("wall_s"),
+            "cpu_s": res.get("cpu_s"),
             "worker": res.get("worker", ""), "attempts": attempts,
             "warnings": res.get("warnings", []), "loss_curve": res.get("history", [])}
 
@@ -128,7 +128,8 @@ def _make_progress_actor(ray):
 
 
 def run(manifest, out, *, address: str | None = None, cpus_per_fit: int = 1,
-        retries: int = 2, max_input_bytes: int = mf.MAX_INPUT_BYTES,
+        retries: int = 2, max_parallel: int | None = None,
+        max_input_bytes: int = mf.MAX_INPUT_BYTES,
         on_event: Callable[[str, str, dict], None] | None = None,
         progress: bool = False, ray_init: dict | None = None) -> BatchResult:
     """Run every row of ``manifest`` (a path, a parsed document or a list of
@@ -136,11 +137,13 @@ def run(manifest, out, *, address: str | None = None, cpus_per_fit: int = 1,
 
     ``on_event(kind, name, info)`` is called on this thread for ``"start"`` (a worker took the
     fit; ``info["pid"]``, ``info["attempt"]``), ``"step"``, ``"done"``, ``"failed"`` and
-    ``"skipped"``. ``progress``: draw a progress bar on stderr. ``ray_init``: extra arguments
-    of ``ray.init`` when this call starts Ray. Raises :class:`~studio.batch.manifest.ManifestError`
-    before running anything when a row is bad, ``KeyboardInterrupt`` after a clean stop."""
-    if cpus_per_fit < 1 or retries < 0:
-        raise ValueError("cpus_per_fit must be >= 1 and retries >= 0")
+    ``"skipped"``. ``max_parallel``: at most this many fits at once (default: as many as
+    the cluster's CPUs allow). ``progress``: draw a progress bar on stderr. ``ray_init``:
+    extra arguments of ``ray.init`` when this call starts Ray. Raises
+    :class:`~studio.batch.manifest.ManifestError` before running anything when a row is bad,
+    ``KeyboardInterrupt`` after a clean stop."""
+    if cpus_per_fit < 1 or retries < 0 or (max_parallel is not None and max_parallel < 1):
+        raise ValueError("cpus_per_fit and max_parallel must be >= 1, retries >= 0")
     if isinstance(manifest, (str, os.PathLike)):
         rows = mf.load(manifest, max_input_bytes)
     elif isinstance(manifest, list) and all(isinstance(r, mf.FitRow) for r in manifest):
@@ -170,7 +173,8 @@ def run(manifest, out, *, address: str | None = None, cpus_per_fit: int = 1,
             if not ray.is_initialized():
                 ray.init(address=address, **(ray_init or {}))
                 started_ray = True
-            _schedule(ray, todo, out, cpus_per_fit, retries, records, result, emit, bar)
+            _schedule(ray, todo, out, cpus_per_fit, retries, max_parallel, records, result,
+                      emit, bar)
     except KeyboardInterrupt:
         result.interrupted = True
         raise
@@ -183,9 +187,12 @@ def run(manifest, out, *, address: str | None = None, cpus_per_fit: int = 1,
     return result
 
 
-def _schedule(ray, todo, out, cpus_per_fit, retries, records, result, emit, bar) -> None:
+def _schedule(ray, todo, out, cpus_per_fit, retries, max_parallel, records, result, emit,
+              bar) -> None:
     cpus = int(ray.cluster_resources().get("CPU", 1))
     slots = max(1, cpus // cpus_per_fit)
+    # two per slot keep every slot busy while the driver writes results; a cap is a cap
+    window = 2 * slots if max_parallel is None else min(max_parallel, slots)
     task = ray.remote(run_fit).options(num_cpus=cpus_per_fit, max_retries=retries,
                                        retry_exceptions=False, name="dibr-studio-fit")
     actor = _make_progress_actor(ray)
@@ -194,7 +201,7 @@ def _schedule(ray, todo, out, cpus_per_fit, retries, records, result, emit, bar)
     attempts: dict[str, int] = {}
     try:
         while pending or in_flight:
-            while pending and len(in_flight) < 2 * slots:
+            while pending and len(in_flight) < window:
                 row, key = pending.pop(0)
                 blobs = {name: p.read_bytes() for name, p in row.inputs.items()}
                 ref = task.remote(row.name, row.fit_argv("{IN}"), row.extra_settings(), blobs,
@@ -233,13 +240,3 @@ def _schedule(ray, todo, out, cpus_per_fit, retries, records, result, emit, bar)
         raise
     finally:
         ray.kill(actor)
-
-
-def wait_free(ray_module, timeout: float = 10.0) -> None:  # pragma: no cover - helper
-    """Wait until no task of this driver holds a CPU (used by the benchmark between runs)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if ray_module.available_resources().get("CPU", 0) >= \
-                ray_module.cluster_resources().get("CPU", 0):
-            return
-        time.sleep(0.1)

@@ -48,14 +48,15 @@ def run_fit(name: str, argv: list[str], extra: dict, blobs: dict[str, bytes], th
     torch's intra-op threads (the task's CPU share); ``progress``: an actor handle with
     ``report.remote(name, dict)`` or None. Returns a dict with ``status`` ("done" or
     "failed"), ``error``, ``files`` ({name: bytes}), ``steps``, ``metrics`` (the last step's),
-    ``history`` (the total loss per step), ``wall_s``, ``worker``, ``warnings``."""
+    ``history`` (the total loss per step), ``wall_s``, ``cpu_s`` (CPU time of the worker
+    process, all threads), ``worker``, ``warnings``."""
     import torch
 
     import render_core as rc
     from studio import cli
     from studio.model import files
 
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     result: dict = {"name": name, "status": "failed", "error": "", "files": {}, "steps": 0,
                     "metrics": {}, "history": [], "worker": worker, "warnings": []}
@@ -103,5 +104,6 @@ def run_fit(name: str, argv: list[str], extra: dict, blobs: dict[str, bytes], th
     result["warnings"] = [line.removeprefix("dibr-studio: warning: ")
                           for line in err.getvalue().splitlines() if line.strip()]
     result["wall_s"] = time.monotonic() - start
+    result["cpu_s"] = time.process_time() - cpu_start  # all of the process's threads
     report(event="end", status=result["status"])
     return result
