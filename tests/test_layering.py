@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import render_core
+import studio.batch
 import studio.model
 
 GUI = ("PyQt6", "moderngl", "pyqtgraph")
@@ -24,7 +25,8 @@ def _modules(package) -> list[str]:
     return sorted(m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + "."))
 
 
-@pytest.mark.parametrize("package", [render_core, studio.model], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("package", [render_core, studio.model, studio.batch],
+                         ids=lambda p: p.__name__)
 def test_every_module_imports_without_the_gui_packages(package):
     names = _modules(package)
     assert len(names) > 5, names  # the walk found the package's modules

@@ -236,7 +236,7 @@ def _schedule(ray, todo, out, cpus_per_fit, retries, max_parallel, records, resu
                 emit(res["status"], row.name, rec)
     except BaseException:
         for ref in in_flight:
-            ray.cancel(ref, force=True)
+            ray.cancel(ref)  # KeyboardInterrupt in the task: its worker lives on
         raise
     finally:
         ray.kill(actor)
