@@ -140,3 +140,23 @@ def test_manifest_from_folder_layout(folder):
     assert rows[0].steps == 3
     with pytest.raises(LayoutError, match="no item folder"):
         manifest_from_folder(folder / "set" / "chair")
+
+
+def test_worker_applies_settings_fit_has_no_option_for_and_leaves_limits(folder):
+    """The worker's own code path without Ray: a demo row with sigma and camera_views (set
+    after loading, as `fit` has no option for them) and a size limit of its own."""
+    import render_core as rc
+    from studio.batch.worker import run_fit
+
+    row = parse({"fits": [{"name": "d", "demo": True, "steps": 1, "limits": {"faces": 10**6},
+                           "settings": {"sigma": 2e-4, "camera_views": [0]}}]},
+                folder / "m.json")[0]
+    before = rc.get_limits()
+    res = run_fit(row.name, row.fit_argv("{IN}"), row.extra_settings(), {}, 1)
+    assert res["status"] == "done", res["error"]
+    assert rc.get_limits() == before
+    config = json.loads(res["files"]["history.json"])["config"]
+    assert config["sigma"] == 2e-4 and config["camera_views"] == [0]
+    assert res["steps"] == 1 and {"mesh.obj", "mesh.glb", "contact_sheet.png"} <= set(res["files"])
+    bad = run_fit("x", ["--demo", "--steps", "1"], {"sigma": -1.0}, {}, 1)
+    assert bad["status"] == "failed" and "sigma" in bad["error"]

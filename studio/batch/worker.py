@@ -76,8 +76,11 @@ def run_fit(name: str, argv: list[str], extra: dict, blobs: dict[str, bytes], th
         args = cli.build_parser().parse_args([*full, "--quiet", "--out", str(folder / "out")])
         with contextlib.redirect_stderr(err):
             session = cli.prepare_fit(args)
-        if extra:
-            session.set_option(**extra)
+        if extra:  # FitConfig fields without a `fit` option, on top of what it set
+            cfg = session.config.copy()
+            for k, v in extra.items():
+                setattr(cfg, k, v)
+            session.set_config(cfg)
         last = [0.0]
 
         def on_step(m: dict) -> None:
