@@ -54,6 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     cores = args.cpus
     t0 = time.perf_counter()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
     start_s = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(prefix="batch-bench-"))

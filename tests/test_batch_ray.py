@@ -51,6 +51,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def ray_local():
     before = _descendants(os.getpid())
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield

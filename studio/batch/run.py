@@ -171,6 +171,9 @@ def run(manifest, out, *, address: str | None = None, cpus_per_fit: int = 1,
     try:
         if todo:
             if not ray.is_initialized():
+                # no usage report to Ray's servers on the user's behalf (RAY_USAGE_STATS_ENABLED=1
+                # turns it back on)
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
                 ray.init(address=address, **(ray_init or {}))
                 started_ray = True
             _schedule(ray, todo, out, cpus_per_fit, retries, max_parallel, records, result,
