@@ -31,11 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, not an installed copy
-import render_core as rc  # noqa: E402
+import render_core as rc  # noqa: E402  (before torch: it sets OpenMP's wait policy)
+
+# isort: split
+import torch  # noqa: E402
+
 from render_core.fit import FitConfig, Fitter, TargetView  # noqa: E402
 from render_core.fit_config import default_groups  # noqa: E402
 from studio.model.demo import DEMO_DISTANCE, DEMO_FOV, DEMO_VIEWS, demo_object  # noqa: E402
