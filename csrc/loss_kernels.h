@@ -24,6 +24,7 @@ struct ImageLossParams {
   const T* t_mask;   // [B,H,W] target mask
   int B, H, W;
   double* rows;      // [B*H,3] forward: per row sum |srgb - t|, sum a m, sum (a + m - a m)
+  T* enc;            // [B,H,W,3] forward output, backward input: the sRGB-encoded render
   T* out;            // [2 + 2B] forward: iou loss, l1 loss, then per image (inter, union)
   const T* grad;     // [2] backward: upstream gradients of (iou loss, l1 loss)
   T* grad_rgb;       // [B,H,W,3] backward
@@ -33,18 +34,19 @@ struct ImageLossParams {
 DIBR_HD float m_pow(float x, float e) { return powf(x, e); }
 DIBR_HD double m_pow(double x, double e) { return pow(x, e); }
 
-// sRGB encoding of x in [0, 1] and its derivative (the slope of the branch torch.where picks;
-// the curve's base is clamped to the threshold as in linear_to_srgb).
+// sRGB encoding of x in [0, 1] (as linear_to_srgb: the linear segment up to the threshold).
 template <typename T>
-DIBR_HD T srgb_encode(T x, T* slope) {
-  if (x <= (T)SRGB_LINEAR_THRESHOLD) {
-    *slope = (T)SRGB_SLOPE;
-    return x * (T)SRGB_SLOPE;
-  }
-  const T e = (T)(1.0 / SRGB_GAMMA);
-  const T pw = m_pow(x, e);
-  *slope = (T)(1.0 + SRGB_A) * (e * m_pow(x, e - (T)1));
-  return (T)(1.0 + SRGB_A) * pw - (T)SRGB_A;
+DIBR_HD T srgb_encode(T x) {
+  if (x <= (T)SRGB_LINEAR_THRESHOLD) return x * (T)SRGB_SLOPE;
+  return (T)(1.0 + SRGB_A) * m_pow(x, (T)(1.0 / SRGB_GAMMA)) - (T)SRGB_A;
+}
+
+// Its derivative at x, given y = srgb_encode(x): the slope of the branch torch.where picks,
+// (1 + A) x^(1/g - 1) / g = (y + A) / (g x) on the curve (x above the threshold, so x > 0).
+template <typename T>
+DIBR_HD T srgb_slope(T x, T y) {
+  if (x <= (T)SRGB_LINEAR_THRESHOLD) return (T)SRGB_SLOPE;
+  return (y + (T)SRGB_A) / ((T)SRGB_GAMMA * x);
 }
 
 // Row sums (one index per image row).
@@ -57,8 +59,9 @@ DIBR_HD void loss_row_body(int64_t r, const ImageLossParams<T>& p) {
     for (int c = 0; c < 3; ++c) {
       T x = p.rgb[q * 3 + c];
       x = x < (T)0 ? (T)0 : (x > (T)1 ? (T)1 : x);
-      T slope;
-      const T d = srgb_encode(x, &slope) - p.t_rgb[q * 3 + c];
+      const T y = srgb_encode(x);
+      p.enc[q * 3 + c] = y;
+      const T d = y - p.t_rgb[q * 3 + c];
       l1 += (double)(d < 0 ? -d : d);
     }
     const T a = p.alpha[q], m = p.t_mask[q];
@@ -104,11 +107,11 @@ DIBR_HD void loss_backward_body(int64_t q, const ImageLossParams<T>& p) {
   for (int c = 0; c < 3; ++c) {
     const T x0 = p.rgb[q * 3 + c];
     const T x = x0 < (T)0 ? (T)0 : (x0 > (T)1 ? (T)1 : x0);
-    T slope;
-    const T d = srgb_encode(x, &slope) - p.t_rgb[q * 3 + c];
+    const T y = p.enc[q * 3 + c];
+    const T d = y - p.t_rgb[q * 3 + c];
     const T sgn = d > 0 ? (T)1 : (d < 0 ? (T)-1 : (T)0);
     const T pass = (x0 >= (T)0 && x0 <= (T)1) ? (T)1 : (T)0;
-    p.grad_rgb[q * 3 + c] = scale * sgn * slope * pass;
+    p.grad_rgb[q * 3 + c] = scale * sgn * srgb_slope(x, y) * pass;
   }
 }
 

@@ -198,18 +198,19 @@ class _NativeImageLosses(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rgb, alpha, t_rgb, t_mask, name):  # type: ignore[override]
-        out = _kernel(name, "image_loss_forward")(rgb.detach(), alpha.detach(), t_rgb, t_mask)
+        out, enc = _kernel(name, "image_loss_forward")(rgb.detach(), alpha.detach(), t_rgb,
+                                                       t_mask)
         ctx.name = name
-        ctx.save_for_backward(rgb, alpha, t_rgb, t_mask, out)
+        ctx.save_for_backward(rgb, alpha, t_rgb, t_mask, out, enc)
         return out[0], out[1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_iou, grad_l1):  # type: ignore[override]
-        rgb, alpha, t_rgb, t_mask, out = ctx.saved_tensors
+        rgb, alpha, t_rgb, t_mask, out, enc = ctx.saved_tensors
         grad = torch.stack([grad_iou, grad_l1])
         g_rgb, g_alpha = _kernel(ctx.name, "image_loss_backward")(
-            rgb.detach(), alpha.detach(), t_rgb, t_mask, out, grad)
+            rgb.detach(), alpha.detach(), t_rgb, t_mask, out, enc, grad)
         return (g_rgb if ctx.needs_input_grad[0] else None,
                 g_alpha if ctx.needs_input_grad[1] else None, None, None, None)
 
