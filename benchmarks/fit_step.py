@@ -1,6 +1,8 @@
-"""Interactive speed of the studio's fit step: ms per :meth:`render_core.fit.Fitter.step`.
+"""Interactive speed of the studio's fit step: ms per :meth:`render_core.fit.Fitter.step`, this
+checkout against a base revision's implementation timed in the same run.
 
-    python benchmarks/fit_step.py [--steps 20] [--sizes 64,128,256] [--threads N] [--skip-torch]
+    python benchmarks/fit_step.py [--steps 20] [--sizes 64,128,256] [--threads N]
+                                  [--base REV | --no-base] [--torch] [--views-per-step K]
 
 The problem is the studio's demo scene (:mod:`studio.model.demo`): the six demo cameras see
 the demo object, rendered at the fit resolution, and an icosphere is fitted to them with the
@@ -11,31 +13,51 @@ the demo object, rendered at the fit resolution, and an icosphere is fitted to t
 - 128: 128x128, icosphere with 4 subdivisions (5,120 faces)
 - 256: 256x256, icosphere with 5 subdivisions (20,480 faces)
 
-Each size runs once with the native CPU kernels (``backend="cpu"``) and once with the pure
-torch rasterizer (``backend="torch"``, the baseline, measured in the same run so the ratio
-is comparable on a loaded machine; ``--skip-torch`` leaves it out). A run is 3 warm-up steps
-and then ``--steps`` timed steps (``time.perf_counter``); the table gives the mean ms/step,
-steps/s and the ratio native/torch of the ms/step (below 1: native is faster). The target is
-30 steps/s (at most 33 ms a step) at 128x128 with 5,120 faces on the native backend.
+The baseline is the previous implementation: ``--base REV`` (default :data:`BASE_REV`, the
+commit before the speed work) is extracted with ``git archive`` into a temporary folder and
+the same timing loop runs there, in a subprocess, interleaved with this checkout's (also a
+subprocess), so both see the same machine; its native extension is built on first use and
+cached. Both processes get this process's environment (``render_core`` sets OpenMP's passive
+waits here, so the base is not handicapped by the spinning threads that
+``benchmarks/threads.py`` measures). ``--torch`` adds the pure torch rasterizer as a second
+baseline (minutes at 256).
 
-The load average at the start and torch's thread count are printed first: wall times from a
-shared machine are only comparable within one run.
+A run is 3 warm-up steps and then ``--steps`` timed steps; each implementation runs
+``--rounds`` times, interleaved, and the fastest run counts (other load only adds time). The
+table gives the mean wall ms/step (``time.perf_counter``), steps/s and the speedup base/this,
+and the process CPU ms/step (``time.process_time``, all threads summed) with its speedup,
+which a loaded machine disturbs less than the wall clock. The target is 30 steps/s (at most
+33 ms a step) and 5x the base at 128x128 with 5,120 faces.
+
+Then the soft silhouette alone (this checkout, native CPU, the fitted icosphere's start in
+the six demo views): forward and forward + backward ms, their ratio (target <= 3), and the
+growth of the fwd+bwd cost with 4x the pixels (same faces) and 4x the faces (same pixels).
+
+The load average is printed at the start and the end: wall times from a shared machine are
+only comparable within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
-import torch
+HERE = Path(__file__).resolve().parents[1]
+CODE = Path(os.environ.get("DIBR_BENCH_CODE", HERE))  # whose render_core a child times
+sys.path.insert(0, str(CODE))
+import render_core as rc  # noqa: E402  (before torch: it sets OpenMP's wait policy)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the checkout, not an installed copy
-import render_core as rc  # noqa: E402
+# isort: split
+import torch  # noqa: E402
+
 from render_core.fit import FitConfig, Fitter, TargetView  # noqa: E402
 from render_core.fit_config import default_groups  # noqa: E402
 from studio.model.demo import DEMO_DISTANCE, DEMO_FOV, DEMO_VIEWS, demo_object  # noqa: E402
@@ -46,6 +68,9 @@ GROUPS_ON = ("vertices", "colors", "light", "camera")
 WARMUP = 3
 TARGET_SIZE = 128
 TARGET_STEPS_PER_S = 30.0
+TARGET_SPEEDUP = 5.0
+BASE_REV = "0e45f15"
+"""The last commit before the speed work of issue 14 items 2 and 3."""
 
 
 def make_targets(resolution: int) -> list[TargetView]:
@@ -73,14 +98,115 @@ def make_config(resolution: int, backend: str, views_per_step: int | None = None
 def time_steps(resolution: int, subdivisions: int, targets: list[TargetView], backend: str,
                steps: int, views_per_step: int | None = None) -> float:
     """Mean seconds per ``Fitter.step()`` after :data:`WARMUP` untimed steps."""
+    return time_steps_cpu(resolution, subdivisions, targets, backend, steps, views_per_step)[0]
+
+
+def time_steps_cpu(resolution: int, subdivisions: int, targets: list[TargetView], backend: str,
+                   steps: int, views_per_step: int | None = None) -> tuple[float, float]:
+    """Mean wall and process CPU seconds per ``Fitter.step()`` after the warm-up steps."""
     fitter = Fitter(rc.icosphere(subdivisions=subdivisions), targets,
                     make_config(resolution, backend, views_per_step))
     for _ in range(WARMUP):
         fitter.step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         fitter.step()
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
+
+
+# -- the soft silhouette alone -------------------------------------------------------------
+
+def _soft_scene(resolution: int, subdivisions: int):
+    """Clip-space vertices [6,V,4] and faces of the start icosphere in the six demo views."""
+    mesh = rc.icosphere(subdivisions=subdivisions)
+    cams = rc.Camera.orbit([a for a, _ in DEMO_VIEWS], [e for _, e in DEMO_VIEWS],
+                           DEMO_DISTANCE, fov=DEMO_FOV)
+    return cams.to_clip(mesh.vertices).detach(), mesh.faces
+
+
+def time_soft(resolution: int, subdivisions: int, reps: int) -> tuple[float, float]:
+    """Median ms of the native soft silhouette's forward and forward + backward."""
+    clip, faces = _soft_scene(resolution, subdivisions)
+    sigma = FitConfig().sigma
+    grad = torch.rand(clip.shape[0], resolution, resolution,
+                      generator=torch.Generator().manual_seed(0))
+
+    def fwd():
+        with torch.no_grad():
+            rc.soft_silhouette(clip, faces, resolution, sigma=sigma, backend="cpu")
+
+    def fwd_bwd():
+        x = clip.clone().requires_grad_(True)
+        a = rc.soft_silhouette(x, faces, resolution, sigma=sigma, backend="cpu")
+        a.backward(grad)
+
+    out = []
+    for fn in (fwd, fwd_bwd):
+        fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(1000.0 * (time.perf_counter() - t0))
+        out.append(sorted(ts)[len(ts) // 2])
+    return out[0], out[1]
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+def child(args) -> None:
+    """Time one configuration in this process (code from DIBR_BENCH_CODE); one JSON line."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res, backend = args.child
+    res = int(res)
+    wall, cpu = time_steps_cpu(res, SIZES[res], make_targets(res), backend, args.steps,
+                               args.views_per_step)
+    print(json.dumps({"ms": 1000.0 * wall, "cpu_ms": 1000.0 * cpu}))
+
+
+def run_child(code: Path, res: int, backend: str, args) -> tuple[float, float]:
+    """(wall, CPU) ms/step of ``code``'s implementation, timed in a subprocess (nan if it
+    fails)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(res), backend,
+           "--steps", str(args.steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.views_per_step:
+        cmd += ["--views-per-step", str(args.views_per_step)]
+    env = dict(os.environ, DIBR_BENCH_CODE=str(code), PYTHONPATH=str(code))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  ({code.name} {backend} failed at {res}: {tail})")
+        return math.nan, math.nan
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got["ms"], got["cpu_ms"]
+
+
+def best_of(code: Path, res: int, backend: str, args) -> tuple[float, float]:
+    """The lower (wall, CPU) ms/step of ``--rounds`` runs: other load only ever adds time."""
+    runs = [run_child(code, res, backend, args) for _ in range(args.rounds)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
+
+
+def extract(rev: str, into: Path) -> Path:
+    """``git archive`` of ``rev`` of this repository, unpacked under ``into``."""
+    data = subprocess.run(["git", "-C", str(HERE), "archive", "--format=tar", rev],
+                          check=True, capture_output=True).stdout
+    dest = into / f"base-{rev}"
+    dest.mkdir()
+    tar_path = into / "base.tar"
+    tar_path.write_bytes(data)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def _fmt(ms: float) -> tuple[str, str]:
+    if math.isnan(ms):
+        return "-", "-"
+    return f"{ms:.1f}", f"{1000.0 / ms:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +216,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
     ap.add_argument("--views-per-step", type=int, default=None, metavar="K",
                     help="render a random K of the 6 targets per step (default: all)")
-    ap.add_argument("--skip-torch", action="store_true", help="leave out the torch baseline")
+    ap.add_argument("--base", default=BASE_REV, help=f"base revision (default {BASE_REV})")
+    ap.add_argument("--no-base", action="store_true", help="leave out the base revision")
+    ap.add_argument("--torch", action="store_true", help="add the torch rasterizer baseline")
+    ap.add_argument("--soft-reps", type=int, default=7, help="soft silhouette repetitions")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="runs of each implementation, interleaved; the fastest counts")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        ap.error("--threads must be >= 1")
+    if args.child:
+        child(args)
+        return 0
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -101,59 +238,75 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in sizes if s not in SIZES]
     if bad or not sizes:
         ap.error(f"--sizes must be taken from {sorted(SIZES)}, got {args.sizes!r}")
-    if args.threads is not None:
-        if args.threads < 1:
-            ap.error("--threads must be >= 1")
+    if args.threads:
         torch.set_num_threads(args.threads)
 
     load = os.getloadavg()
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"({os.cpu_count()} cores)")
+    print(f"torch threads: {torch.get_num_threads()}; OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}")
     views = "6 views" if args.views_per_step is None else f"{args.views_per_step} of 6 views"
     print(f"{WARMUP} warm-up steps, {args.steps} timed steps; {views} per step; groups "
-          f"{', '.join(GROUPS_ON)}; lambertian shading")
+          f"{', '.join(GROUPS_ON)}; lambertian shading; base {args.base}")
     print()
-    backends = ["cpu"] if args.skip_torch else ["cpu", "torch"]
-    header = f"{'size':<14} {'backend':<8} {'ms/step':>9} {'steps/s':>8} {'native/torch':>13}"
-    print(header)
-    print("-" * len(header))
-    native_ms: dict[int, float] = {}
-    for res in sizes:
-        sub = SIZES[res]
-        faces = 20 * 4**sub
-        targets = make_targets(res)
-        ms: dict[str, float] = {}
-        for backend in backends:
-            try:
-                ms[backend] = 1000.0 * time_steps(res, sub, targets, backend, args.steps,
-                                                     args.views_per_step)
-            except Exception as exc:  # e.g. the native kernels are not built here
-                ms[backend] = math.nan
-                print(f"  ({backend} failed at {res}: {type(exc).__name__}: {exc})")
-        if "cpu" in ms:
-            native_ms[res] = ms["cpu"]
-        for backend in backends:
-            t = ms[backend]
-            rate = 1000.0 / t if t > 0 else math.nan
-            ratio = ""
-            if backend == "cpu" and "torch" in ms:
-                ratio = f"{ms['cpu'] / ms['torch']:.2f}"
-            label = f"{res}x{res}/{faces}f"
-            name = "native" if backend == "cpu" else backend
-            print(f"{label:<14} {name:<8} {t:>9.1f} {rate:>8.1f} {ratio:>13}")
-
+    with tempfile.TemporaryDirectory(prefix="fit-step-base-") as tmp:
+        base = None if args.no_base else extract(args.base, Path(tmp))
+        header = (f"{'size':<14} {'ms/step':>9} {'steps/s':>8} {'base ms':>9} {'base st/s':>9} "
+                  f"{'speedup':>8} {'cpu ms':>8} {'base cpu':>9} {'cpu speedup':>11}"
+                  + (f" {'torch ms':>9}" if args.torch else ""))
+        print(header)
+        print("-" * len(header))
+        this_ms: dict[int, float] = {}
+        ratio_at: dict[int, float] = {}
+        for res in sizes:
+            runs = []
+            for _ in range(args.rounds):  # interleaved, so drifting load hits both alike
+                runs.append((run_child(HERE, res, "cpu", args),
+                             run_child(base, res, "cpu", args) if base else (math.nan,) * 2))
+            ms, cpu = (min(r[0][k] for r in runs) for k in (0, 1))
+            base_ms, base_cpu = (min(r[1][k] for r in runs) for k in (0, 1))
+            this_ms[res], ratio_at[res] = ms, base_ms / ms
+            line = f"{res}x{res}/{20 * 4 ** SIZES[res]}f"
+            a, b = _fmt(ms)
+            c, d = _fmt(base_ms)
+            sp = "-" if math.isnan(ratio_at[res]) else f"{ratio_at[res]:.2f}x"
+            csp = "-" if math.isnan(base_cpu / cpu) else f"{base_cpu / cpu:.2f}x"
+            line = (f"{line:<14} {a:>9} {b:>8} {c:>9} {d:>9} {sp:>8} {cpu:>8.1f} "
+                    f"{base_cpu:>9.1f} {csp:>11}")
+            if args.torch:
+                line += f" {_fmt(best_of(HERE, res, 'torch', args)[0])[0]:>9}"
+            print(line, flush=True)
     print()
     limit_ms = 1000.0 / TARGET_STEPS_PER_S
-    goal = (f"target: >= {TARGET_STEPS_PER_S:.0f} steps/s (<= {limit_ms:.0f} ms/step) at "
-            f"{TARGET_SIZE}x{TARGET_SIZE}/5120f, native backend")
-    t = native_ms.get(TARGET_SIZE)
-    if t is None:
-        print(f"{goal}: not measured (add {TARGET_SIZE} to --sizes)")
-    elif math.isnan(t):
-        print(f"{goal}: not measured (the native run failed)")
+    t = this_ms.get(TARGET_SIZE)
+    goal = (f"target at {TARGET_SIZE}x{TARGET_SIZE}/5120f: >= {TARGET_STEPS_PER_S:.0f} steps/s "
+            f"(<= {limit_ms:.0f} ms) and >= {TARGET_SPEEDUP:.0f}x the base")
+    if t is None or math.isnan(t):
+        print(f"{goal}: not measured")
     else:
-        verdict = "met" if t <= limit_ms else "NOT met"
-        print(f"{goal}: {verdict} ({t:.1f} ms/step, {1000.0 / t:.1f} steps/s)")
+        sp = ratio_at[TARGET_SIZE]
+        ok = t <= limit_ms and not math.isnan(sp) and sp >= TARGET_SPEEDUP
+        print(f"{goal}: {'met' if ok else 'NOT met'} ({t:.1f} ms/step, {1000.0 / t:.1f} "
+              f"steps/s, {sp:.2f}x)")
+
+    print()
+    print("soft silhouette alone (native cpu, median of --soft-reps):")
+    header = f"{'size':<14} {'fwd ms':>8} {'fwd+bwd ms':>11} {'fwd+bwd/fwd':>12}"
+    print(header)
+    print("-" * len(header))
+    soft = {}
+    for res, sub in ((64, 3), (128, 3), (128, 4), (128, 5), (256, 4), (256, 5)):
+        f, fb = time_soft(res, sub, args.soft_reps)
+        soft[(res, sub)] = fb
+        label = f"{res}x{res}/{20 * 4 ** sub}f"
+        print(f"{label:<14} {f:>8.2f} {fb:>11.2f} {fb / f:>12.2f}", flush=True)
+    print(f"growth of fwd+bwd with 4x pixels: {soft[(128, 3)] / soft[(64, 3)]:.2f}x "
+          f"(1,280 faces), {soft[(256, 4)] / soft[(128, 4)]:.2f}x (5,120 faces); "
+          f"with 4x faces: {soft[(128, 4)] / soft[(128, 3)]:.2f}x, "
+          f"{soft[(128, 5)] / soft[(128, 4)]:.2f}x (128x128)")
+    load = os.getloadavg()
+    print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     return 0
 
 

@@ -22,7 +22,19 @@ at::Tensor interp_forward_cpu(const at::Tensor&, const at::Tensor&, const at::Te
 std::vector<at::Tensor> interp_backward_cpu(const at::Tensor&, const at::Tensor&,
                                             const at::Tensor&, const at::Tensor&,
                                             const at::Tensor&);
+std::vector<at::Tensor> image_loss_forward_cpu(const at::Tensor&, const at::Tensor&,
+                                               const at::Tensor&, const at::Tensor&);
+std::vector<at::Tensor> image_loss_backward_cpu(const at::Tensor&, const at::Tensor&,
+                                                const at::Tensor&, const at::Tensor&,
+                                                const at::Tensor&, const at::Tensor&,
+                                                const at::Tensor&);
 #ifdef DIBR_WITH_CUDA
+std::vector<at::Tensor> image_loss_forward_cuda(const at::Tensor&, const at::Tensor&,
+                                                const at::Tensor&, const at::Tensor&);
+std::vector<at::Tensor> image_loss_backward_cuda(const at::Tensor&, const at::Tensor&,
+                                                 const at::Tensor&, const at::Tensor&,
+                                                 const at::Tensor&, const at::Tensor&,
+                                                 const at::Tensor&);
 std::vector<at::Tensor> bary_forward_cuda(const at::Tensor&, const at::Tensor&,
                                           const at::Tensor&);
 at::Tensor bary_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
@@ -55,7 +67,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bary_backward_cpu", &dibr::bary_backward_cpu, "grad_clip [B,V,4]", nogil);
   m.def("interp_forward_cpu", &dibr::interp_forward_cpu, "interpolated [B,H,W,C]", nogil);
   m.def("interp_backward_cpu", &dibr::interp_backward_cpu, "grad_attr, grad_bary", nogil);
+  m.def("image_loss_forward_cpu", &dibr::image_loss_forward_cpu,
+        "[iou, l1, (inter, union) per image], the sRGB render", nogil);
+  m.def("image_loss_backward_cpu", &dibr::image_loss_backward_cpu, "grad_rgb, grad_alpha",
+        nogil);
 #ifdef DIBR_WITH_CUDA
+  m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
+        "[iou, l1, (inter, union) per image], the sRGB render", nogil);
+  m.def("image_loss_backward_cuda", &dibr::image_loss_backward_cuda, "grad_rgb, grad_alpha",
+        nogil);
   m.def("bary_forward_cuda", &dibr::bary_forward_cuda, "bary, depth of each pixel's face",
         nogil);
   m.def("bary_backward_cuda", &dibr::bary_backward_cuda, "grad_clip [B,V,4]", nogil);

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "frag_ops.h"
+#include "loss_ops.h"
 #include "raster_ops.h"
 
 namespace dibr {
@@ -91,6 +92,22 @@ std::vector<at::Tensor> interp_backward_cpu(const at::Tensor& attr, const at::Te
                                             const at::Tensor& grad_out) {
   TORCH_CHECK(attr.device().is_cpu(), "expected CPU tensors");
   return interp_backward<CpuExec>(attr, faces, face_idx, bary, grad_out, true);
+}
+
+std::vector<at::Tensor> image_loss_forward_cpu(const at::Tensor& rgb,
+                                               const at::Tensor& alpha,
+                                               const at::Tensor& t_rgb,
+                                               const at::Tensor& t_mask) {
+  TORCH_CHECK(rgb.device().is_cpu(), "expected CPU tensors");
+  return image_loss_forward<CpuExec>(rgb, alpha, t_rgb, t_mask);
+}
+
+std::vector<at::Tensor> image_loss_backward_cpu(const at::Tensor& rgb, const at::Tensor& alpha,
+                                                const at::Tensor& t_rgb,
+                                                const at::Tensor& t_mask, const at::Tensor& out,
+                                                const at::Tensor& enc, const at::Tensor& grad) {
+  TORCH_CHECK(rgb.device().is_cpu(), "expected CPU tensors");
+  return image_loss_backward<CpuExec>(rgb, alpha, t_rgb, t_mask, out, enc, grad);
 }
 
 }  // namespace dibr

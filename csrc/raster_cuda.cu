@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "frag_ops.h"
+#include "loss_ops.h"
 #include "raster_ops.h"
 
 namespace dibr {
@@ -113,6 +114,24 @@ std::vector<at::Tensor> interp_backward_cuda(const at::Tensor& attr, const at::T
   TORCH_CHECK(attr.is_cuda(), "expected CUDA tensors");
   const c10::cuda::CUDAGuard guard(attr.device());
   return interp_backward<CudaExec>(attr, faces, face_idx, bary, grad_out, deterministic);
+}
+
+std::vector<at::Tensor> image_loss_forward_cuda(const at::Tensor& rgb,
+                                                const at::Tensor& alpha,
+                                                const at::Tensor& t_rgb,
+                                                const at::Tensor& t_mask) {
+  TORCH_CHECK(rgb.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(rgb.device());
+  return image_loss_forward<CudaExec>(rgb, alpha, t_rgb, t_mask);
+}
+
+std::vector<at::Tensor> image_loss_backward_cuda(const at::Tensor& rgb, const at::Tensor& alpha,
+                                                 const at::Tensor& t_rgb,
+                                                 const at::Tensor& t_mask, const at::Tensor& out,
+                                                 const at::Tensor& enc, const at::Tensor& grad) {
+  TORCH_CHECK(rgb.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(rgb.device());
+  return image_loss_backward<CudaExec>(rgb, alpha, t_rgb, t_mask, out, enc, grad);
 }
 
 }  // namespace dibr

@@ -3,6 +3,10 @@
 ``import render_core as rc``; see ``docs/api.md`` for the conventions and every op's contract.
 """
 
+# First: OpenMP reads its wait policy once, when torch loads it (see _omp.py).
+from . import _omp  # noqa: F401
+
+# isort: split
 from . import losses
 from ._native import is_deterministic, set_deterministic
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors

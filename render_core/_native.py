@@ -191,3 +191,34 @@ def native_interpolate(
     return _NativeInterpolate.apply(
         attr.contiguous(), bary.contiguous(), faces.contiguous(), face_idx.contiguous(), name
     )
+
+
+class _NativeImageLosses(torch.autograd.Function):
+    """(soft IoU loss, sRGB L1 loss) of a render against its targets in one native pass."""
+
+    @staticmethod
+    def forward(ctx, rgb, alpha, t_rgb, t_mask, name):  # type: ignore[override]
+        out, enc = _kernel(name, "image_loss_forward")(rgb.detach(), alpha.detach(), t_rgb,
+                                                       t_mask)
+        ctx.name = name
+        ctx.save_for_backward(rgb, alpha, t_rgb, t_mask, out, enc)
+        return out[0], out[1]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_iou, grad_l1):  # type: ignore[override]
+        rgb, alpha, t_rgb, t_mask, out, enc = ctx.saved_tensors
+        grad = torch.stack([grad_iou, grad_l1])
+        g_rgb, g_alpha = _kernel(ctx.name, "image_loss_backward")(
+            rgb.detach(), alpha.detach(), t_rgb, t_mask, out, enc, grad)
+        return (g_rgb if ctx.needs_input_grad[0] else None,
+                g_alpha if ctx.needs_input_grad[1] else None, None, None, None)
+
+
+def native_image_losses(name: str, rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.Tensor,
+                        t_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Native ``render_core._fused.image_losses``: rgb [B,H,W,3] linear, alpha [B,H,W], t_rgb
+    [B,H,W,3] sRGB and t_mask [B,H,W] (not differentiable), all of one float dtype ->
+    (iou loss, l1 loss), 0-d, differentiable w.r.t. ``rgb`` and ``alpha``."""
+    _check_device(name, rgb, alpha, t_rgb, t_mask)
+    return _NativeImageLosses.apply(rgb, alpha, t_rgb.contiguous(), t_mask.contiguous(), name)

@@ -38,13 +38,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._fused import image_losses
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
 from ._views import step_views
 from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
 from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
-from .color import linear_to_srgb
 from .fit_config import (
     GROUPS,
     LOSS_TERMS,
@@ -55,7 +55,7 @@ from .fit_config import (
     default_weights,
 )
 from .intrinsics import targets_fov_layout
-from .losses import edge_length, hard_iou, iou, l1, laplacian, normal_consistency, texture_tv
+from .losses import edge_length, hard_iou, laplacian, normal_consistency, texture_tv
 from .mesh import Mesh
 from .renderer import Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight, light_kind
@@ -333,10 +333,9 @@ class Fitter:
         w = self.config.weights
         t_mask, t_rgb = ((self.t_mask, self.t_rgb) if views is None
                          else (self.t_mask[views], self.t_rgb[views]))
-        terms = {
-            "iou": iou(out.alpha, t_mask),
-            "l1": l1(linear_to_srgb(out.rgb.clamp(0.0, 1.0)), t_rgb),
-        }
+        # iou(alpha, t_mask) and l1(linear_to_srgb(rgb.clamp(0, 1)), t_rgb), in one pass.
+        iou_term, l1_term = image_losses(out.rgb, out.alpha, t_rgb, t_mask, self.config.backend)
+        terms = {"iou": iou_term, "l1": l1_term}
         zero = verts.sum() * 0
         geometry = self.config.groups["vertices"].enabled
         terms["laplacian"] = laplacian(verts, self.faces) if geometry and w["laplacian"] else zero

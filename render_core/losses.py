@@ -6,14 +6,16 @@ PyTorch3D definitions (``mesh_laplacian_smoothing(method="uniform")``, ``mesh_no
 
 Every loss returns a 0-d tensor of the input dtype, accepts float32 and float64, an optional
 leading batch dimension (meshes in a batch share ``faces``), and is differentiable with respect
-to the floating-point inputs named in its docstring. Topology (edges, face adjacency) is derived
-from ``faces`` on every call, in O(F log F), and nothing is cached between calls.
+to the floating-point inputs named in its docstring. The regularisers take their topology (edges,
+face adjacency) from ``_topology``: derived from ``faces`` once, in O(F log F), and reused while
+the same faces tensor comes back unchanged (checked on every call).
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import _topology
 from ._validate import check_faces
 from .shading import face_normals
 
@@ -190,7 +192,7 @@ def _laplacian_offsets(
     vertices: torch.Tensor, faces: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform Laplacian offsets ``[...,V,3]`` and the vertex degrees ``[V]``."""
-    edges = unique_edges(faces)
+    edges = _topology.of(faces).edges()
     i, j = edges[:, 0], edges[:, 1]
     n_vertices = vertices.shape[-2]
     neighbour_sum = (
@@ -269,7 +271,7 @@ def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Ten
         0-d tensor in [0, 2] (0 when no two faces share an edge).
     """
     faces = _check_mesh(vertices, faces)
-    pairs = edge_adjacency(faces)
+    pairs = _topology.of(faces).adjacency()
     if pairs.shape[0] == 0:
         return _zero_like_graph(vertices)
     normals = face_normals(vertices, faces)
@@ -295,7 +297,7 @@ def edge_length(
         0-d tensor (0 for a mesh without faces).
     """
     faces = _check_mesh(vertices, faces)
-    edges = unique_edges(faces)
+    edges = _topology.of(faces).edges()
     if edges.shape[0] == 0:
         return _zero_like_graph(vertices)
     e = vertices.index_select(-2, edges[:, 0]) - vertices.index_select(-2, edges[:, 1])

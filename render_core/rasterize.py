@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from . import _build
+from . import _build, _topology
 from . import _torch_ref as torch_ref
 from ._native import native_barycentrics, native_soft_silhouette, native_visibility
 from ._validate import check_resolution
@@ -57,11 +57,9 @@ def _check(clip: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch
     if faces.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"faces must be an integer tensor, got {faces.dtype}")
     faces = faces.long()
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= clip.shape[1]):
-        raise ValueError(
-            f"face indices must lie in [0, {clip.shape[1] - 1}], "
-            f"found {int(faces.min())}..{int(faces.max())}"
-        )
+    lo, hi = _topology.of(faces).index_range() if faces.numel() else (0, -1)
+    if lo < 0 or hi >= clip.shape[1]:
+        raise ValueError(f"face indices must lie in [0, {clip.shape[1] - 1}], found {lo}..{hi}")
     return clip, faces
 
 

@@ -126,13 +126,15 @@ class Renderer:
             return torch.full(
                 (cov.sel.shape[0], 3), DEFAULT_GREY, dtype=frags.bary.dtype, device=cov.sel.device
             )
+        if not textured:
+            return cov.interpolate(mesh.vertex_colors, frags, mesh.faces, self.backend)
         return cov.take(self.base_color(mesh, frags))
 
     def _lit(self, mesh, camera, frags, cov, light, material) -> torch.Tensor:
         """Lit colour [P,3] of the covered pixels ``cov``."""
         color = self._covered_color(mesh, frags, cov)
         vn = vertex_normals(mesh.vertices, mesh.faces)
-        normals = cov.take(interpolate(vn, frags, mesh.faces, backend=self.backend))
+        normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
         if self.shading == "sh":
             if not isinstance(light, SHLight):
                 raise ValueError("sh shading needs an SHLight")
@@ -154,7 +156,7 @@ class Renderer:
             kd, cov.param(material.ks, 0, normals, "material.ks"),
             cov.param(material.shininess, 0, normals, "material.shininess"),
         )
-        points = cov.take(interpolate(mesh.vertices, frags, mesh.faces, backend=self.backend))
+        points = cov.interpolate(mesh.vertices, frags, mesh.faces, self.backend)
         eye = cov.param(camera.eye.to(points.dtype), 1, points, "camera.eye")
         i_l, i_s = phong(normals, eye - points, light, material)
         return color * i_l + i_s
@@ -179,6 +181,24 @@ class _Covered:
         """[B,H,W,C] (or broadcastable) -> [P,C]."""
         image = image.expand(*self.shape, image.shape[-1])
         return image.reshape(self.npix, -1).index_select(0, self.sel)
+
+    _frags: Fragments | None = None
+
+    def interpolate(self, attr: torch.Tensor, frags: Fragments, faces: torch.Tensor,
+                    backend: str) -> torch.Tensor:
+        """``take(interpolate(attr, frags, faces))`` [P,C]: for attributes shared by the batch,
+        through the covered pixels' own fragments ([1,1,P]), so the interpolation and its
+        backward pass cost the covered area, not the image (the same per-pixel values)."""
+        if attr.dim() == 3 and attr.shape[0] != 1:
+            return self.take(interpolate(attr, frags, faces, backend=backend))
+        if self._frags is None:
+            p = self.sel.shape[0]
+            self._frags = Fragments(
+                frags.face_idx.reshape(-1).index_select(0, self.sel).view(1, 1, p),
+                frags.bary.reshape(-1, 3).index_select(0, self.sel).view(1, 1, p, 3),
+                frags.depth.reshape(-1).index_select(0, self.sel).view(1, 1, p),
+            )
+        return interpolate(attr, self._frags, faces, backend=backend).view(-1, attr.shape[-1])
 
     def _per_image(self, p: torch.Tensor, name: str) -> torch.Tensor:
         if p.shape[0] == 1:

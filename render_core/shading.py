@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _topology
 from ._validate import check_faces
 
 __all__ = [
@@ -142,7 +143,7 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EP
     faces = check_faces(faces, vertices.device)
     cross = _face_cross(vertices, faces)
     # One scatter for the three corners: indices [3F] against the cross products repeated 3x.
-    index = faces.t().reshape(-1)
+    index = _topology.of(faces).corners()
     summed = torch.zeros_like(vertices).index_add(-2, index, torch.cat([cross] * 3, dim=-2))
     return safe_normalize(summed, eps)
 
