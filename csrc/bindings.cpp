@@ -40,6 +40,19 @@ at::Tensor soft_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Te
                               const std::vector<at::Tensor>&, int64_t, int64_t, double, double,
                               bool);
 #endif
+at::Tensor aa_forward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                          const at::Tensor&, const at::Tensor&, const at::Tensor&);
+std::vector<at::Tensor> aa_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                        const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                        const at::Tensor&);
+#ifdef DIBR_WITH_CUDA
+at::Tensor aa_forward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&);
+std::vector<at::Tensor> aa_backward_cuda(const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, bool);
+#endif
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -55,7 +68,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bary_backward_cpu", &dibr::bary_backward_cpu, "grad_clip [B,V,4]", nogil);
   m.def("interp_forward_cpu", &dibr::interp_forward_cpu, "interpolated [B,H,W,C]", nogil);
   m.def("interp_backward_cpu", &dibr::interp_backward_cpu, "grad_attr, grad_bary", nogil);
+  m.def("aa_forward_cpu", &dibr::aa_forward_cpu, "antialiased color [B,H,W,C]", nogil);
+  m.def("aa_backward_cpu", &dibr::aa_backward_cpu, "grad_color, grad_clip", nogil);
 #ifdef DIBR_WITH_CUDA
+  m.def("aa_forward_cuda", &dibr::aa_forward_cuda, "antialiased color [B,H,W,C]", nogil);
+  m.def("aa_backward_cuda", &dibr::aa_backward_cuda, "grad_color, grad_clip", nogil);
   m.def("bary_forward_cuda", &dibr::bary_forward_cuda, "bary, depth of each pixel's face",
         nogil);
   m.def("bary_backward_cuda", &dibr::bary_backward_cuda, "grad_clip [B,V,4]", nogil);
