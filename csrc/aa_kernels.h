@@ -116,7 +116,10 @@ DIBR_HD void aa_pair(const AAParams<T>& p, int b, int i, int j, bool vertical, A
     if (pick < 0) return;
     bool valid;
     if (aa_silhouette(p, b, cur, pick, aa_det(p, b, cur, &valid))) {
-      e->active = true;
+      // An edge more along the pair than across it belongs to the other direction's pairs.
+      const T dq = e->qb - e->qa, dp = e->pb - e->pa;
+      const T adq = dq < (T)0 ? -dq : dq, adp = dp < (T)0 ? -dp : dp;
+      e->active = vertical ? adq < adp : adq <= adp;
       return;
     }
     prev = cur;

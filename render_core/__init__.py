@@ -5,6 +5,7 @@
 
 from . import losses
 from ._native import is_deterministic, set_deterministic
+from .antialias import antialias, antialias_topology
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
 from .camera_io import (
@@ -37,7 +38,7 @@ from .rasterize import (
     soft_silhouette,
 )
 from .remesh import ContinuousRemesher, RemeshError, RemeshResult, adapt_edge_length, remesh
-from .renderer import SHADINGS, Renderer, RenderOutput
+from .renderer import EDGES, SHADINGS, Renderer, RenderOutput
 from .scene_normalize import SceneTransform, normalize_scene, umeyama
 from .shading import (
     LIGHT_KIND,
@@ -59,6 +60,9 @@ from .visual_hull import VisualHullError, carve_voxels, visual_hull
 __version__ = "0.1.0"
 
 __all__ = [
+    "antialias",
+    "antialias_topology",
+    "EDGES",
     "CameraFileError",
     "CameraRecord",
     "SparseModel",

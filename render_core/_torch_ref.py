@@ -414,7 +414,10 @@ def antialias(color, face_idx, depth, clip, faces, topo):
     (order 0, 1, 2; not the one it came in by) that straddles the pair's line (half-open: one
     end <= the line's coordinate, the other above) and crosses it at s in [0, 1] (pixels from
     pixel 0's centre) is its exit. A silhouette exit ends the search; any other leads into the
-    neighbour, for at most AA_MAX_WALK faces. Then pixel 0 gets (0.5 - s)(c1 - c0) when
+    neighbour, for at most AA_MAX_WALK faces. A silhouette exit blends only when the edge runs
+    more across the pair than along it (|dQ| <= |dP| for horizontal pairs, < for vertical
+    ones), so each edge moves colour in one direction only and its gradient counts the area
+    it sweeps once. Then pixel 0 gets (0.5 - s)(c1 - c0) when
     s < 0.5, pixel 1 gets (s - 0.5)(c0 - c1) otherwise, from the input colours.
     """
     bsz, h, w, nc = color.shape
@@ -442,6 +445,7 @@ def antialias(color, face_idx, depth, clip, faces, topo):
         for _ in range(AA_MAX_WALK):
             pick = torch.full_like(cur, -1)
             s_pick = torch.zeros_like(s)
+            dom_pick = torch.zeros_like(found)
             for k in range(3):
                 va, vb = faces[cur, k], faces[cur, (k + 1) % 3]
                 pa, pb, qa, qb = P[bb, va], P[bb, vb], Q[bb, va], Q[bb, vb]
@@ -449,13 +453,20 @@ def antialias(color, face_idx, depth, clip, faces, topo):
                 d = torch.where(straddle, pb - pa, torch.ones_like(pa))
                 sk = (qa + (line - pa) / d * (qb - qa)) - base
                 ok = straddle & (sk >= 0) & (sk <= 1) & (topo[cur, k] != prev) & (pick < 0)
+                # An edge more along the pair than across it is the other direction's.
+                dom = (
+                    (qb - qa).abs() < (pb - pa).abs()
+                    if vertical
+                    else ((qb - qa).abs() <= (pb - pa).abs())
+                )
                 pick = torch.where(ok, k, pick)
                 s_pick = torch.where(ok, sk, s_pick)
+                dom_pick = torch.where(ok, dom, dom_pick)
             alive = alive & (pick >= 0)
             kk = pick.clamp(min=0)
             edge_sil = sil[bb, cur, kk]
-            s = torch.where(alive & edge_sil, s_pick, s)
-            found = found | (alive & edge_sil)
+            s = torch.where(alive & edge_sil & dom_pick, s_pick, s)
+            found = found | (alive & edge_sil & dom_pick)
             alive = alive & ~edge_sil
             prev = torch.where(alive, cur, prev)
             cur = torch.where(alive, topo[cur, kk], cur)

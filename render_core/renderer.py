@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 
 from ._validate import check_resolution
+from .antialias import antialias, antialias_topology
 from .camera import Camera
 from .interpolate import interpolate, sample_texture
 from .mesh import Mesh
@@ -22,6 +23,7 @@ from .shading import (
 )
 
 SHADINGS = ("vertex_color", "texture", "lambertian", "phong", "sh")
+EDGES = ("hard", "antialias")
 DEFAULT_GREY = 0.8
 
 
@@ -45,6 +47,9 @@ class Renderer:
         sigma: soft-silhouette sigma (see :func:`render_core.soft_silhouette`).
         background: colour of uncovered pixels in ``rgb`` (float or 3 values).
         silhouette: compute the soft alpha (set False for colour-only renders).
+        edges: ``"hard"`` (DIB-R: a step at every occlusion edge) or ``"antialias"``: blend
+            ``rgb`` across silhouette edges after shading (:func:`render_core.antialias`),
+            which gives the edges' vertices gradients from colour losses too.
 
     The base colour I_c is the mesh's texture when it has one (with UVs), else its vertex
     colours, else a uniform 0.8 grey. Light and material may be passed per call, so one
@@ -60,9 +65,14 @@ class Renderer:
         sigma: float = DEFAULT_SIGMA,
         background=0.0,
         silhouette: bool = True,
+        edges: str = "hard",
     ):
         if shading not in SHADINGS:
             raise ValueError(f"unknown shading {shading!r}; choose one of {SHADINGS}")
+        if edges not in EDGES:
+            raise ValueError(f"unknown edges {edges!r}; choose one of {EDGES}")
+        self.edges = edges
+        self._topology: tuple[torch.Tensor, torch.Tensor] | None = None  # (faces, topology)
         self.resolution = check_resolution(resolution)
         self.shading = shading
         self.backend = backend
@@ -111,6 +121,9 @@ class Renderer:
             bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
             canvas = bg.expand(cov.npix, 3).contiguous()
             rgb = canvas.index_put((cov.sel,), lit).view(*cov.shape, 3)
+        if self.edges == "antialias":
+            topo = self._edge_topology(mesh.faces)
+            rgb = antialias(rgb, frags, clip, mesh.faces, topo, backend=self.backend)
         if self.silhouette:
             alpha = soft_silhouette(
                 clip, mesh.faces, self.resolution, sigma=self.sigma, backend=self.backend
@@ -118,6 +131,16 @@ class Renderer:
         else:
             alpha = frags.mask.to(rgb.dtype)
         return RenderOutput(rgb, alpha, frags)
+
+    def _edge_topology(self, faces: torch.Tensor) -> torch.Tensor:
+        """:func:`antialias_topology` of ``faces``, kept while the faces stay the same."""
+        cached = self._topology
+        if cached is not None and cached[0].shape == faces.shape:
+            if cached[0].device == faces.device and torch.equal(cached[0], faces):
+                return cached[1]
+        topo = antialias_topology(faces)
+        self._topology = (faces.detach().clone(), topo)
+        return topo
 
     def _covered_color(self, mesh: Mesh, frags: Fragments, cov: _Covered) -> torch.Tensor:
         """I_c [P,3] at the covered pixels (see :meth:`base_color`)."""
