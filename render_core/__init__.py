@@ -38,7 +38,7 @@ from .rasterize import (
     soft_silhouette,
 )
 from .remesh import ContinuousRemesher, RemeshError, RemeshResult, adapt_edge_length, remesh
-from .renderer import EDGES, SHADINGS, Renderer, RenderOutput
+from .renderer import EDGES, MODELS, SHADINGS, Renderer, RenderOutput
 from .scene_normalize import SceneTransform, normalize_scene, umeyama
 from .shading import (
     LIGHT_KIND,
@@ -53,6 +53,7 @@ from .shading import (
     vertex_normals,
 )
 from .shape_metrics import chamfer_l2, f_score, normalize_unit_radius
+from .softras import softras
 from .texture_project import project_texture
 from .uv import generate_uvs, weld_seams
 from .visual_hull import VisualHullError, carve_voxels, visual_hull
@@ -63,6 +64,8 @@ __all__ = [
     "antialias",
     "antialias_topology",
     "EDGES",
+    "MODELS",
+    "softras",
     "CameraFileError",
     "CameraRecord",
     "SparseModel",

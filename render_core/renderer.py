@@ -21,9 +21,11 @@ from .shading import (
     sh_irradiance,
     vertex_normals,
 )
+from .softras import DEFAULT_GAMMA, softras
 
 SHADINGS = ("vertex_color", "texture", "lambertian", "phong", "sh")
 EDGES = ("hard", "antialias")
+MODELS = ("dibr", "softras")
 DEFAULT_GREY = 0.8
 
 
@@ -50,6 +52,10 @@ class Renderer:
         edges: ``"hard"`` (DIB-R: a step at every occlusion edge) or ``"antialias"``: blend
             ``rgb`` across silhouette edges after shading (:func:`render_core.antialias`),
             which gives the edges' vertices gradients from colour losses too.
+        model: ``"dibr"`` or ``"softras"`` (:func:`render_core.softras`: every face near a
+            pixel contributes to ``rgb`` and ``alpha``, sharpness ``sigma``, depth softmax
+            ``gamma``; unlit ``vertex_color`` shading only, so far).
+        gamma: SoftRas depth-softmax temperature.
 
     The base colour I_c is the mesh's texture when it has one (with UVs), else its vertex
     colours, else a uniform 0.8 grey. Light and material may be passed per call, so one
@@ -66,12 +72,20 @@ class Renderer:
         background=0.0,
         silhouette: bool = True,
         edges: str = "hard",
+        model: str = "dibr",
+        gamma: float = DEFAULT_GAMMA,
     ):
         if shading not in SHADINGS:
             raise ValueError(f"unknown shading {shading!r}; choose one of {SHADINGS}")
         if edges not in EDGES:
             raise ValueError(f"unknown edges {edges!r}; choose one of {EDGES}")
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+        if model == "softras" and shading != "vertex_color":
+            raise ValueError("model 'softras' supports only shading 'vertex_color' so far")
         self.edges = edges
+        self.model = model
+        self.gamma = gamma
         self._topology: tuple[torch.Tensor, torch.Tensor] | None = None  # (faces, topology)
         self.resolution = check_resolution(resolution)
         self.shading = shading
@@ -107,6 +121,8 @@ class Renderer:
         """
         clip = camera.to_clip(mesh.vertices)
         frags = rasterize(clip, mesh.faces, self.resolution, backend=self.backend)
+        if self.model == "softras":
+            return self._softras(mesh, clip, frags)
         if self.shading in ("vertex_color", "texture"):
             rgb = self.base_color(mesh, frags)
             bg = torch.as_tensor(self.background, dtype=rgb.dtype, device=rgb.device)
@@ -130,6 +146,17 @@ class Renderer:
             )
         else:
             alpha = frags.mask.to(rgb.dtype)
+        return RenderOutput(rgb, alpha, frags)
+
+    def _softras(self, mesh: Mesh, clip: torch.Tensor, frags: Fragments) -> RenderOutput:
+        """SoftRas colour and silhouette of the vertex colours (or grey)."""
+        colors = mesh.vertex_colors
+        if colors is None:
+            colors = torch.full_like(mesh.vertices[..., :3], DEFAULT_GREY)
+        rgb, alpha = softras(
+            clip, mesh.faces, colors, self.resolution, sigma=self.sigma, gamma=self.gamma,
+            background=self.background,
+        )
         return RenderOutput(rgb, alpha, frags)
 
     def _edge_topology(self, faces: torch.Tensor) -> torch.Tensor:
