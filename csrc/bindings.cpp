@@ -52,6 +52,19 @@ at::Tensor soft_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Te
                               const std::vector<at::Tensor>&, int64_t, int64_t, double, double,
                               bool);
 #endif
+at::Tensor aa_forward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                          const at::Tensor&, const at::Tensor&, const at::Tensor&);
+std::vector<at::Tensor> aa_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                        const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                        const at::Tensor&);
+#ifdef DIBR_WITH_CUDA
+at::Tensor aa_forward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&);
+std::vector<at::Tensor> aa_backward_cuda(const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, bool);
+#endif
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -71,11 +84,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);
   m.def("image_loss_backward_cpu", &dibr::image_loss_backward_cpu, "grad_rgb, grad_alpha",
         nogil);
+  m.def("aa_forward_cpu", &dibr::aa_forward_cpu, "antialiased color [B,H,W,C]", nogil);
+  m.def("aa_backward_cpu", &dibr::aa_backward_cpu, "grad_color, grad_clip", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);
   m.def("image_loss_backward_cuda", &dibr::image_loss_backward_cuda, "grad_rgb, grad_alpha",
         nogil);
+  m.def("aa_forward_cuda", &dibr::aa_forward_cuda, "antialiased color [B,H,W,C]", nogil);
+  m.def("aa_backward_cuda", &dibr::aa_backward_cuda, "grad_color, grad_clip", nogil);
   m.def("bary_forward_cuda", &dibr::bary_forward_cuda, "bary, depth of each pixel's face",
         nogil);
   m.def("bary_backward_cuda", &dibr::bary_backward_cuda, "grad_clip [B,V,4]", nogil);

@@ -10,6 +10,7 @@
 
 #include <optional>
 
+#include "aa_ops.h"
 #include "frag_ops.h"
 #include "loss_ops.h"
 #include "raster_ops.h"
@@ -108,6 +109,21 @@ std::vector<at::Tensor> image_loss_backward_cpu(const at::Tensor& rgb, const at:
                                                 const at::Tensor& enc, const at::Tensor& grad) {
   TORCH_CHECK(rgb.device().is_cpu(), "expected CPU tensors");
   return image_loss_backward<CpuExec>(rgb, alpha, t_rgb, t_mask, out, enc, grad);
+// Edge antialiasing: forward and colour gradient are per-pixel gathers; the vertex gradient
+// goes through per-pair slots summed per vertex in a fixed order (no atomics on the host).
+at::Tensor aa_forward_cpu(const at::Tensor& color, const at::Tensor& face_idx,
+                          const at::Tensor& depth, const at::Tensor& clip,
+                          const at::Tensor& faces, const at::Tensor& topo) {
+  TORCH_CHECK(color.device().is_cpu() && clip.device().is_cpu(), "expected CPU tensors");
+  return aa_forward<CpuExec>(color, face_idx, depth, clip, faces, topo);
+}
+
+std::vector<at::Tensor> aa_backward_cpu(const at::Tensor& color, const at::Tensor& face_idx,
+                                        const at::Tensor& depth, const at::Tensor& clip,
+                                        const at::Tensor& faces, const at::Tensor& topo,
+                                        const at::Tensor& grad_out) {
+  TORCH_CHECK(color.device().is_cpu() && clip.device().is_cpu(), "expected CPU tensors");
+  return aa_backward<CpuExec>(color, face_idx, depth, clip, faces, topo, grad_out, true);
 }
 
 }  // namespace dibr

@@ -16,6 +16,7 @@
 
 #include <optional>
 
+#include "aa_ops.h"
 #include "frag_ops.h"
 #include "loss_ops.h"
 #include "raster_ops.h"
@@ -132,6 +133,24 @@ std::vector<at::Tensor> image_loss_backward_cuda(const at::Tensor& rgb, const at
   TORCH_CHECK(rgb.is_cuda(), "expected CUDA tensors");
   const c10::cuda::CUDAGuard guard(rgb.device());
   return image_loss_backward<CudaExec>(rgb, alpha, t_rgb, t_mask, out, enc, grad);
+// Edge antialiasing: per-pixel gathers, and atomicAdd of each pair's vertex gradient by
+// default (per-pair slots summed per vertex in deterministic mode).
+at::Tensor aa_forward_cuda(const at::Tensor& color, const at::Tensor& face_idx,
+                           const at::Tensor& depth, const at::Tensor& clip,
+                           const at::Tensor& faces, const at::Tensor& topo) {
+  TORCH_CHECK(color.is_cuda() && clip.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(color.device());
+  return aa_forward<CudaExec>(color, face_idx, depth, clip, faces, topo);
+}
+
+std::vector<at::Tensor> aa_backward_cuda(const at::Tensor& color, const at::Tensor& face_idx,
+                                         const at::Tensor& depth, const at::Tensor& clip,
+                                         const at::Tensor& faces, const at::Tensor& topo,
+                                         const at::Tensor& grad_out, bool deterministic) {
+  TORCH_CHECK(color.is_cuda() && clip.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(color.device());
+  return aa_backward<CudaExec>(color, face_idx, depth, clip, faces, topo, grad_out,
+                               deterministic);
 }
 
 }  // namespace dibr

@@ -9,6 +9,7 @@ from . import _omp  # noqa: F401
 # isort: split
 from . import losses
 from ._native import is_deterministic, set_deterministic
+from .antialias import antialias, antialias_topology
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
 from .camera_io import (
@@ -41,7 +42,7 @@ from .rasterize import (
     soft_silhouette,
 )
 from .remesh import ContinuousRemesher, RemeshError, RemeshResult, adapt_edge_length, remesh
-from .renderer import SHADINGS, Renderer, RenderOutput
+from .renderer import EDGES, MODELS, SHADINGS, Renderer, RenderOutput
 from .scene_normalize import SceneTransform, normalize_scene, umeyama
 from .shading import (
     LIGHT_KIND,
@@ -56,6 +57,7 @@ from .shading import (
     vertex_normals,
 )
 from .shape_metrics import chamfer_l2, f_score, normalize_unit_radius
+from .softras import softras
 from .texture_project import project_texture
 from .uv import generate_uvs, weld_seams
 from .visual_hull import VisualHullError, carve_voxels, visual_hull
@@ -63,6 +65,11 @@ from .visual_hull import VisualHullError, carve_voxels, visual_hull
 __version__ = "0.1.0"
 
 __all__ = [
+    "antialias",
+    "antialias_topology",
+    "EDGES",
+    "MODELS",
+    "softras",
     "CameraFileError",
     "CameraRecord",
     "SparseModel",

@@ -46,6 +46,10 @@ _HEADERS = [
     "group_ops.h",
     "frag_kernels.h",
     "frag_ops.h",
+    "aa_kernels.h",
+    "aa_ops.h",
+    "loss_kernels.h",
+    "loss_ops.h",
 ]
 # No fused multiply-adds: the kernels then round exactly like the torch reference.
 # The C++ standard is left to torch (2.14 needs C++20, older ones add C++17 themselves).

@@ -222,3 +222,56 @@ def native_image_losses(name: str, rgb: torch.Tensor, alpha: torch.Tensor, t_rgb
     (iou loss, l1 loss), 0-d, differentiable w.r.t. ``rgb`` and ``alpha``."""
     _check_device(name, rgb, alpha, t_rgb, t_mask)
     return _NativeImageLosses.apply(rgb, alpha, t_rgb.contiguous(), t_mask.contiguous(), name)
+class _NativeAntialias(torch.autograd.Function):
+    """Edge antialiasing with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, color, clip, face_idx, depth, faces, topo, name):  # type: ignore[override]
+        args = (face_idx, depth, clip.detach(), faces, topo)
+        out = _kernel(name, "aa_forward")(color.detach(), *args)
+        ctx.name = name
+        ctx.save_for_backward(color, clip, face_idx, depth, faces, topo)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        if not any(ctx.needs_input_grad[:2]):
+            return (None,) * 7
+        color, clip, face_idx, depth, faces, topo = ctx.saved_tensors
+        args = (color.detach(), face_idx, depth, clip.detach(), faces, topo, grad_out)
+        grad_color, grad_clip = _kernel(ctx.name, "aa_backward")(*args, *_cuda_flags(ctx.name))
+        return (
+            grad_color if ctx.needs_input_grad[0] else None,
+            grad_clip if ctx.needs_input_grad[1] else None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def native_antialias(
+    name: str,
+    color: torch.Tensor,
+    face_idx: torch.Tensor,
+    depth: torch.Tensor,
+    clip: torch.Tensor,
+    faces: torch.Tensor,
+    topo: torch.Tensor,
+) -> torch.Tensor:
+    """Native ``_torch_ref.antialias``: color [B,H,W,C] float32/float64, face_idx [B,H,W]
+    int64, depth [B,H,W] and clip [B,V,4] of color's dtype, faces and topo [F,3] int64 ->
+    [B,H,W,C], differentiable w.r.t. ``color`` and ``clip``. Same contract as the torch one.
+    """
+    _check_device(name, color, face_idx, depth, clip, faces, topo)
+    return _NativeAntialias.apply(
+        color.contiguous(),
+        clip.contiguous(),
+        face_idx.contiguous(),
+        depth.contiguous(),
+        faces.contiguous(),
+        topo.contiguous(),
+        name,
+    )

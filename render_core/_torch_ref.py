@@ -32,6 +32,7 @@ AREA_EPS_PX = 1e-6  # faces whose projected area is below this many square pixel
 SOFT_EPS = 1e-5  # faces whose soft-mask probability is below SOFT_EPS at a pixel are skipped
 MIN_X = 1e-20  # lower bound on d/sigma so log(1 - exp(-x)) stays finite on an edge
 CHUNK_PAIRS = 1 << 21  # (face, pixel) pairs processed at once: bounds peak memory
+AA_MAX_WALK = 8  # antialias: faces followed along a pixel pair before giving up
 
 _KEY_BG = torch.iinfo(torch.int64).max
 
@@ -377,3 +378,102 @@ def interpolate_attributes(
             bidx = torch.zeros_like(bidx)
         gathered = attr[bidx, vidx]
     return (bary.unsqueeze(-1).to(gathered.dtype) * gathered).sum(-2)
+
+
+def _aa_screen(clip: torch.Tensor, h: int, w: int):
+    """Column X and row Y [B,V] of each vertex (pixel centres at integers); differentiable."""
+    wv = clip[..., 3]
+    safe = torch.where(wv > W_EPS, wv, torch.ones_like(wv))
+    return (clip[..., 0] / safe + 1) * (0.5 * w) - 0.5, (1 - clip[..., 1] / safe) * (0.5 * h) - 0.5
+
+
+def _aa_silhouette(clip: torch.Tensor, faces: torch.Tensor, topo: torch.Tensor) -> torch.Tensor:
+    """[B,F,3] bool: edge k (vertex k to k+1) of face f has no usable neighbour, or its
+    neighbour winds the other way on screen (faces away where f faces the eye, or back)."""
+    v = clip.detach()[:, faces][..., [0, 1, 3]]  # [B,F,3,(x,y,w)]
+    x, y, wv = v.unbind(-1)
+    det = (
+        x[..., 0] * (y[..., 1] * wv[..., 2] - wv[..., 1] * y[..., 2])
+        - y[..., 0] * (x[..., 1] * wv[..., 2] - wv[..., 1] * x[..., 2])
+    ) + wv[..., 0] * (x[..., 1] * y[..., 2] - y[..., 1] * x[..., 2])
+    valid = (wv > W_EPS).all(-1)
+    nb = topo.clamp(min=0)
+    dn, vn = det[:, nb], valid[:, nb]  # [B,F,3]
+    same = ((det[..., None] > 0) & (dn > 0)) | ((det[..., None] < 0) & (dn < 0))
+    return (topo < 0) | ~vn | ~same
+
+
+def antialias(color, face_idx, depth, clip, faces, topo):
+    """Edge antialiasing: color [B,H,W,C], face_idx [B,H,W], depth [B,H,W] (not
+    differentiated), clip [B,V,4], faces [F,3], topo [F,3] (neighbour across edge k, -1 none)
+    -> [B,H,W,C], differentiable w.r.t. color and clip through autograd.
+
+    For each horizontal (pixel 0 left) and vertical (pixel 0 on top) pair whose faces differ,
+    the nearer fragment (smaller depth; background is farthest; ties to pixel 0) is the front
+    one. From its face the segment between the two centres is followed: the first edge
+    (order 0, 1, 2; not the one it came in by) that straddles the pair's line (half-open: one
+    end <= the line's coordinate, the other above) and crosses it at s in [0, 1] (pixels from
+    pixel 0's centre) is its exit. A silhouette exit ends the search; any other leads into the
+    neighbour, for at most AA_MAX_WALK faces. A silhouette exit blends only when the edge runs
+    more across the pair than along it (|dQ| <= |dP| for horizontal pairs, < for vertical
+    ones), so each edge moves colour in one direction only and its gradient counts the area
+    it sweeps once. Then pixel 0 gets (0.5 - s)(c1 - c0) when
+    s < 0.5, pixel 1 gets (s - 0.5)(c0 - c1) otherwise, from the input colours.
+    """
+    bsz, h, w, nc = color.shape
+    X, Y = _aa_screen(clip, h, w)
+    sil = _aa_silhouette(clip, faces, topo)
+    fid, z = face_idx.reshape(-1), depth.detach().reshape(-1)
+    flat = color.reshape(-1, nc)
+    out = flat
+    q = torch.arange(fid.shape[0], device=fid.device)
+    b, i, j = q // (h * w), (q // w) % h, q % w
+    for vertical in (False, True):
+        q0 = q[i < h - 1] if vertical else q[j < w - 1]
+        q1 = q0 + (w if vertical else 1)
+        keep = fid[q0] != fid[q1]
+        q0, q1 = q0[keep], q1[keep]
+        bb = b[q0]
+        line, base = (j[q0], i[q0]) if vertical else (i[q0], j[q0])
+        P, Q = (X, Y) if vertical else (Y, X)  # P across the line, Q along it
+        front0 = (fid[q0] >= 0) & ((fid[q1] < 0) | (z[q0] <= z[q1]))
+        cur = torch.where(front0, fid[q0], fid[q1])
+        prev = torch.full_like(cur, -2)
+        alive = torch.ones_like(front0)
+        found = torch.zeros_like(front0)
+        s = torch.zeros(q0.shape, dtype=color.dtype, device=color.device)
+        for _ in range(AA_MAX_WALK):
+            pick = torch.full_like(cur, -1)
+            s_pick = torch.zeros_like(s)
+            dom_pick = torch.zeros_like(found)
+            for k in range(3):
+                va, vb = faces[cur, k], faces[cur, (k + 1) % 3]
+                pa, pb, qa, qb = P[bb, va], P[bb, vb], Q[bb, va], Q[bb, vb]
+                straddle = (pa <= line) != (pb <= line)
+                d = torch.where(straddle, pb - pa, torch.ones_like(pa))
+                sk = (qa + (line - pa) / d * (qb - qa)) - base
+                ok = straddle & (sk >= 0) & (sk <= 1) & (topo[cur, k] != prev) & (pick < 0)
+                # An edge more along the pair than across it is the other direction's.
+                dom = (
+                    (qb - qa).abs() < (pb - pa).abs()
+                    if vertical
+                    else ((qb - qa).abs() <= (pb - pa).abs())
+                )
+                pick = torch.where(ok, k, pick)
+                s_pick = torch.where(ok, sk, s_pick)
+                dom_pick = torch.where(ok, dom, dom_pick)
+            alive = alive & (pick >= 0)
+            kk = pick.clamp(min=0)
+            edge_sil = sil[bb, cur, kk]
+            s = torch.where(alive & edge_sil & dom_pick, s_pick, s)
+            found = found | (alive & edge_sil & dom_pick)
+            alive = alive & ~edge_sil
+            prev = torch.where(alive, cur, prev)
+            cur = torch.where(alive, topo[cur, kk], cur)
+        recv0 = found & (s < 0.5)
+        recv1 = found & ~(s < 0.5)
+        c0, c1 = flat[q0], flat[q1]
+        d0 = (0.5 - s[recv0])[:, None] * (c1[recv0] - c0[recv0])
+        d1 = (s[recv1] - 0.5)[:, None] * (c0[recv1] - c1[recv1])
+        out = out.index_add(0, q0[recv0], d0).index_add(0, q1[recv1], d1)
+    return out.view(bsz, h, w, nc)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 
 from ._validate import check_resolution
+from .antialias import antialias, antialias_topology
 from .camera import Camera
 from .interpolate import interpolate, sample_texture
 from .mesh import Mesh
@@ -20,8 +21,11 @@ from .shading import (
     sh_irradiance,
     vertex_normals,
 )
+from .softras import DEFAULT_GAMMA, softras
 
 SHADINGS = ("vertex_color", "texture", "lambertian", "phong", "sh")
+EDGES = ("hard", "antialias")
+MODELS = ("dibr", "softras")
 DEFAULT_GREY = 0.8
 
 
@@ -45,6 +49,13 @@ class Renderer:
         sigma: soft-silhouette sigma (see :func:`render_core.soft_silhouette`).
         background: colour of uncovered pixels in ``rgb`` (float or 3 values).
         silhouette: compute the soft alpha (set False for colour-only renders).
+        edges: ``"hard"`` (DIB-R: a step at every occlusion edge) or ``"antialias"``: blend
+            ``rgb`` across silhouette edges after shading (:func:`render_core.antialias`),
+            which gives the edges' vertices gradients from colour losses too.
+        model: ``"dibr"`` or ``"softras"`` (:func:`render_core.softras`: every face near a
+            pixel contributes to ``rgb`` and ``alpha``, sharpness ``sigma``, depth softmax
+            ``gamma``; unlit ``vertex_color`` shading only, so far).
+        gamma: SoftRas depth-softmax temperature.
 
     The base colour I_c is the mesh's texture when it has one (with UVs), else its vertex
     colours, else a uniform 0.8 grey. Light and material may be passed per call, so one
@@ -60,9 +71,22 @@ class Renderer:
         sigma: float = DEFAULT_SIGMA,
         background=0.0,
         silhouette: bool = True,
+        edges: str = "hard",
+        model: str = "dibr",
+        gamma: float = DEFAULT_GAMMA,
     ):
         if shading not in SHADINGS:
             raise ValueError(f"unknown shading {shading!r}; choose one of {SHADINGS}")
+        if edges not in EDGES:
+            raise ValueError(f"unknown edges {edges!r}; choose one of {EDGES}")
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+        if model == "softras" and shading != "vertex_color":
+            raise ValueError("model 'softras' supports only shading 'vertex_color' so far")
+        self.edges = edges
+        self.model = model
+        self.gamma = gamma
+        self._topology: tuple[torch.Tensor, torch.Tensor] | None = None  # (faces, topology)
         self.resolution = check_resolution(resolution)
         self.shading = shading
         self.backend = backend
@@ -97,6 +121,8 @@ class Renderer:
         """
         clip = camera.to_clip(mesh.vertices)
         frags = rasterize(clip, mesh.faces, self.resolution, backend=self.backend)
+        if self.model == "softras":
+            return self._softras(mesh, clip, frags)
         if self.shading in ("vertex_color", "texture"):
             rgb = self.base_color(mesh, frags)
             bg = torch.as_tensor(self.background, dtype=rgb.dtype, device=rgb.device)
@@ -111,6 +137,9 @@ class Renderer:
             bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
             canvas = bg.expand(cov.npix, 3).contiguous()
             rgb = canvas.index_put((cov.sel,), lit).view(*cov.shape, 3)
+        if self.edges == "antialias":
+            topo = self._edge_topology(mesh.faces)
+            rgb = antialias(rgb, frags, clip, mesh.faces, topo, backend=self.backend)
         if self.silhouette:
             alpha = soft_silhouette(
                 clip, mesh.faces, self.resolution, sigma=self.sigma, backend=self.backend
@@ -118,6 +147,27 @@ class Renderer:
         else:
             alpha = frags.mask.to(rgb.dtype)
         return RenderOutput(rgb, alpha, frags)
+
+    def _softras(self, mesh: Mesh, clip: torch.Tensor, frags: Fragments) -> RenderOutput:
+        """SoftRas colour and silhouette of the vertex colours (or grey)."""
+        colors = mesh.vertex_colors
+        if colors is None:
+            colors = torch.full_like(mesh.vertices[..., :3], DEFAULT_GREY)
+        rgb, alpha = softras(
+            clip, mesh.faces, colors, self.resolution, sigma=self.sigma, gamma=self.gamma,
+            background=self.background,
+        )
+        return RenderOutput(rgb, alpha, frags)
+
+    def _edge_topology(self, faces: torch.Tensor) -> torch.Tensor:
+        """:func:`antialias_topology` of ``faces``, kept while the faces stay the same."""
+        cached = self._topology
+        if cached is not None and cached[0].shape == faces.shape:
+            if cached[0].device == faces.device and torch.equal(cached[0], faces):
+                return cached[1]
+        topo = antialias_topology(faces)
+        self._topology = (faces.detach().clone(), topo)
+        return topo
 
     def _covered_color(self, mesh: Mesh, frags: Fragments, cov: _Covered) -> torch.Tensor:
         """I_c [P,3] at the covered pixels (see :meth:`base_color`)."""
