@@ -12,7 +12,11 @@ USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene 
                        --optimize vertices,colors,... --steps N --out DIR
        dibr-studio fit --help           all fitting options
        dibr-studio cameras DIR [--out transforms.json] [--normalize]
-                                        camera poses from a folder of photos"""
+                                        camera poses from a folder of photos
+       dibr-studio stylize --mesh M --style IMG --steps N --out DIR
+                                        2D-to-3D style transfer (NMR)
+       dibr-studio dream --mesh M --layer L --steps N --out DIR
+                                        3D DeepDream (NMR)"""
 
 HEADLESS_DEMO_DIR = "out/demo"
 
@@ -31,13 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         from .poses_cli import cameras_main
 
         return cameras_main(argv[1:])
+    if argv and argv[0] in ("stylize", "dream"):
+        from . import stylize_cli
+
+        return getattr(stylize_cli, f"{argv[0]}_main")(argv[1:])
     if argv and argv[0].startswith("-"):
         print(f"dibr-studio: error: unknown option {argv[0]} (see dibr-studio --help)",
               file=sys.stderr)
         return 2
     if argv and not Path(argv[0]).exists():
-        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras) nor an "
-              f"existing file (see dibr-studio --help)", file=sys.stderr)
+        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras, stylize, "
+              f"dream) nor an existing file (see dibr-studio --help)", file=sys.stderr)
         return 2
     from .qt.app import has_display, run_gui
 
