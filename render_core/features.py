@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,12 +152,14 @@ def _read_state_dict(path: Path) -> dict:
     if not path.is_file():
         raise FeatureError(path, "no such file")
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the checks below speak
+            warnings.simplefilter("ignore")
+            sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise FeatureError(path, "refused: it holds pickled Python objects, not only tensors "
-                                 f"(weights are read with weights_only=True; {first[:120]})"
-                           ) from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        what = f" (it names {found.group(1)})" if found else ""
+        raise FeatureError(path, "refused: it holds pickled Python objects, not only tensors"
+                                 f"{what}; only a plain state_dict is read") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
             AttributeError, TypeError, KeyError) as e:
         raise FeatureError(path, f"not a PyTorch weights file ({type(e).__name__})") from None
