@@ -42,6 +42,7 @@ class _ObjectiveDialog(QDialog):
     def __init__(self, title: str, sliders: list[tuple[str, str, str]], parent=None):
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.setMinimumWidth(480)
         self.form = QFormLayout(self)
         self.features = QComboBox()
         self.features.addItems(["Built-in random features (offline)", "VGG-16/19 weights file…"])
