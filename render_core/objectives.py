@@ -27,8 +27,10 @@ Renders are composited over the style image's mean colour (style) or the extract
 mean (dream: the background then excites little) with
 the soft silhouette as alpha, so silhouettes pull on the shape too. The style term is
 :func:`~render_core.style_losses.style_distance` (relative Gram distance, about 1 for unrelated
-images); the dream term is ``norm0 / norm``, the start's activation norm (from 8 fixed views)
-over the current one: 1 at the start, 1/3 when the norm has tripled.
+images) of the object's pixels: each layer's Gram matrix weighs pixels by the silhouette, so
+the background's colour does not count as part of the style; the dream term is
+``norm0 / norm``, the start's activation norm (from 8 fixed views) over the current one: about
+1 at the start, a third when the norm has tripled.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ OBJECTIVE_TERMS = ("style", "dream")
 # the relative Gram distance above and were chosen on the acceptance scenes (tests/).
 _DEFAULTS = {
     "style": {"weights": {"style": 1.0, "content": 5.0, "laplacian": 4.0, "edge": 1.0,
-                          "tv": 0.02, "dream": 0.0}},
+                          "tv": 0.1, "dream": 0.0}},
     "dream": {"weights": {"dream": 1.0, "content": 5.0, "laplacian": 4.0, "edge": 1.0,
                           "tv": 0.0, "style": 0.0}},
 }
@@ -185,18 +187,21 @@ class Objective:
                 if start.vertex_colors is None and fitter.config.groups["colors"].enabled:
                     start = start.with_(vertex_colors=torch.sigmoid(fitter._color_logit0))
                 out = fitter.renderer.render(start, cams, light=fitter._light())
-                self.norm0 = float(self.measure(self.images(out)))
+                self.norm0 = float(self.measure(out))
 
     def images(self, out) -> torch.Tensor:
         """sRGB images [B,H,W,3] the features see: the render over the background."""
         a = out.alpha[..., None]
         return linear_to_srgb(out.rgb.clamp(0.0, 1.0)) * a + self.background * (1 - a)
 
-    def measure(self, images: torch.Tensor) -> torch.Tensor:
-        """The objective's raw value on sRGB images: the style distance, or the chosen
-        activation norm (differentiable)."""
+    def measure(self, out) -> torch.Tensor:
+        """The objective's raw value on a render (a RenderOutput, differentiable): the style
+        distance of the object's pixels (Gram matrices weighted by the soft silhouette), or
+        the chosen activation norm over the whole image."""
+        images = self.images(out)
         if self.kind == "style":
-            return style_distance(self.features(images, self.layers), self.grams, self.layers)
+            return style_distance(self.features(images, self.layers), self.grams, self.layers,
+                                  out.alpha)
         return activation_norm(self.features(images, [self.layer])[self.layer],
                                self.spec["channel"])
 
@@ -212,7 +217,7 @@ class Objective:
             self.reference = soft_silhouette(cams.to_clip(self.v0), fitter.faces,
                                              fitter.resolution, sigma=fitter.config.sigma,
                                              backend=fitter.config.backend)
-        value = self.measure(self.images(out))
+        value = self.measure(out)
         zero = mesh.vertices.sum() * 0
         if self.kind == "style":
             terms = {"style": value}

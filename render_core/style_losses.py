@@ -16,22 +16,32 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .losses import unique_edges
 
 __all__ = ["activation_norm", "color_tv", "edge_stretch", "gram", "style_distance"]
 
 
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrices ``[B,C,C]`` of features ``[B,C,h,w]``: ``F Fᵀ / (h w)``."""
+def gram(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram matrices ``[B,C,C]`` of features ``[B,C,h,w]``: ``F Fᵀ / (h w)``, or with pixel
+    ``weights`` ``[B,1,h,w]`` (e.g. an object's coverage) ``F diag(w) Fᵀ / sum(w)``: the
+    statistics of the weighted pixels only."""
     b, c, h, w = features.shape
     f = features.reshape(b, c, h * w)
-    return f @ f.transpose(1, 2) / (h * w)
+    if weights is None:
+        return f @ f.transpose(1, 2) / (h * w)
+    wt = weights.reshape(b, 1, h * w).to(f.dtype)
+    return (f * wt) @ f.transpose(1, 2) / wt.sum(-1, keepdim=True).clamp_min(1e-6)
 
 
 def style_distance(features: Mapping[str, torch.Tensor], style_grams: Mapping[str, torch.Tensor],
-                   layers: Sequence[str]) -> torch.Tensor:
+                   layers: Sequence[str], coverage: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over ``layers`` of ``mean_b |G_b - G_style|² / |G_style|²`` (Frobenius norms).
+
+    With ``coverage`` ``[B,H,W]`` (an alpha in [0,1], differentiable), each layer's Gram
+    matrix weighs its pixels by the coverage area-resampled to the layer's size: the style
+    is asked of the object, not of the background around it.
 
     Each layer's distance is relative to the style's own Gram norm, so layers of very
     different activation scales weigh alike and the total is about 1 for unrelated images
@@ -45,7 +55,10 @@ def style_distance(features: Mapping[str, torch.Tensor], style_grams: Mapping[st
     """
     total = None
     for name in layers:
-        g = gram(features[name])
+        f = features[name]
+        wt = None if coverage is None else F.interpolate(
+            coverage[:, None].to(f.dtype), size=f.shape[-2:], mode="area")
+        g = gram(f, wt)
         gs = style_grams[name].reshape(1, *g.shape[1:]).to(g.dtype)
         d = ((g - gs) ** 2).sum((1, 2)).mean() / (gs ** 2).sum().clamp_min(1e-12)
         total = d if total is None else total + d

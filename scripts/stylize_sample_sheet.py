@@ -29,7 +29,7 @@ def _held_out(fitter, count: int = 8, seed: int = 987654) -> tuple[float, float]
         out = fitter.renderer.render(fitter.current_mesh(), cams, light=fitter._light())
         ref = rc.soft_silhouette(cams.to_clip(obj.v0), fitter.faces, fitter.resolution,
                                  sigma=fitter.config.sigma)
-        return float(obj.measure(obj.images(out))), rc.losses.hard_iou(out.alpha, ref)
+        return float(obj.measure(out)), rc.losses.hard_iou(out.alpha, ref)
 
 
 def main() -> None:

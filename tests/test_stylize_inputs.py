@@ -145,6 +145,12 @@ def test_style_distance_is_zero_for_the_style_and_grads_match_differences():
     x = torch.rand(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: style_distance({"a": t}, grams, ["a"]), (x,))
     assert torch.autograd.gradcheck(lambda t: activation_norm(t, 1), (x,))
+    cover = torch.rand(1, 8, 10, dtype=torch.float64, requires_grad=True)  # pooled to 4x5
+    assert torch.autograd.gradcheck(
+        lambda t, a: style_distance({"a": t}, grams, ["a"], a), (x, cover))
+    full = torch.ones(1, 8, 10, dtype=torch.float64)  # full coverage: the plain Gram matrix
+    assert torch.allclose(style_distance({"a": x}, grams, ["a"], full),
+                          style_distance({"a": x}, grams, ["a"]))
     faces = rc.icosphere(subdivisions=0).faces
     v0 = rc.icosphere(subdivisions=0).vertices.double()
     v = (v0 + 0.05 * torch.randn_like(v0)).requires_grad_(True)

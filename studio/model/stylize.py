@@ -33,7 +33,10 @@ STYLE_SIDE = 256  # the style image is centre-cropped to a square and resampled 
 DEFAULT_RESOLUTION = 128
 # Learning rates chosen on the acceptance scenes (tests/test_stylize.py): colours move fast,
 # vertices slowly, as NMR's setting (vertices 0.01 x the textures' rate) does.
-DEFAULT_LR = {"vertices": 0.01, "colors": 0.3, "texture": 0.3}
+DEFAULT_LR = {"vertices": 0.01, "colors": 0.1, "texture": 0.1}
+# Vertices move with the Large Steps parameterisation (render_core.large_steps; the paper's
+# lambda): whole regions move together, so the style reshapes the surface without spikes.
+LARGE_STEPS = 19.0
 DISPLAY_VIEW = (30.0, 30.0)  # azimuth, elevation of the view the render panel shows
 
 
@@ -106,6 +109,7 @@ def _config(base: FitConfig, spec: dict, groups, resolution: int) -> FitConfig:
     cfg.shading = "lambertian"  # shape shows through shading, as in NMR's renders
     cfg.resolution = int(resolution)
     cfg.views_per_step = None
+    cfg.large_steps = LARGE_STEPS
     cfg.camera_views = None
     cfg.objective = spec
     cfg.validate()
