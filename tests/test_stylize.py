@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _stylize import fake_vgg_state_dict, held_out, is_manifold, reloaded
 
 import render_core as rc
 from studio.model.session import Session
 from studio.model.stylize import procedural_style, start_dream, start_style_transfer
-from tests._stylize import fake_vgg_state_dict, held_out, is_manifold, reloaded
 
 RES = 48
 VIEWS = 2

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _stylize import fake_vgg_state_dict
 
 import render_core as rc
 from render_core.features import FeatureError, load_features, vgg_features
@@ -18,7 +19,6 @@ from studio.__main__ import main
 from studio.model import files
 from studio.model.session import Session
 from studio.model.stylize import procedural_style, start_dream, start_style_transfer
-from tests._stylize import fake_vgg_state_dict
 
 SENTINEL = "stylize_pickle_ran"
 

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import trimesh
 
 import render_core as rc
 from studio.model.stylize import procedural_style
 from studio.qt import stylize_dialogs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the helpers live in tests/
+from _stylize import held_out  # noqa: E402
 
 
 def _menu_texts(window) -> list[str]:
@@ -31,12 +37,15 @@ def test_style_transfer_dialog_runs_a_normal_fit(window, qtbot, tmp_path):
     stripes = procedural_style("stripes", 40)
     # The target panel shows the style image (at the fit's resolution)
     assert np.abs(window.images._last["target"] - stripes).mean() < 0.1
+    start = held_out(s.fitter())[0]
     window.run()
     qtbot.waitUntil(lambda: window.step_count >= 12, timeout=120000)
     window.pause()
     qtbot.wait(300)
+    # The curve is per step, each from other random views; the check is on held-out views.
     style = window.losses.values("style")
-    assert np.isfinite(style).all() and style[-1] < style[0]
+    assert len(style) >= 12 and np.isfinite(style).all()
+    assert held_out(s.fitter())[0] < start
     at = window.step_count
     window.worker.step(1)
     qtbot.waitUntil(lambda: window.step_count == at + 1, timeout=30000)
@@ -65,9 +74,11 @@ def test_dream_dialog_and_a_bad_weights_file(window, qtbot, tmp_path, monkeypatc
     dlg.resolution.setValue(32)
     dlg.accept()
     assert window.session.config.objective["layer"] == "conv2_1"
+    start = held_out(window.session.fitter())[0]
     window.run()
-    qtbot.waitUntil(lambda: window.step_count >= 5, timeout=120000)
+    qtbot.waitUntil(lambda: window.step_count >= 10, timeout=120000)
     window.pause()
     qtbot.wait(300)
     dream = window.losses.values("dream")
-    assert np.isfinite(dream).all() and dream[-1] < dream[0]
+    assert len(dream) >= 10 and np.isfinite(dream).all()
+    assert held_out(window.session.fitter())[0] > start  # the activation norm rose
