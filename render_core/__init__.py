@@ -26,6 +26,7 @@ from .camera_io import (
 )
 from .color import linear_to_srgb, srgb_to_linear
 from .distortion import DistortionError, distort_points, undistort_image, undistort_points
+from .features import FeatureError, FeatureExtractor, load_features, random_features, vgg_features
 from .fit import FitConfig, Fitter, ParamGroup, StepResult, TargetView
 from .image_io import ImageError, open_image
 from .interpolate import interpolate, sample_texture
@@ -33,6 +34,7 @@ from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 from .large_steps import AdamUniform, LargeStepsError, SmoothParameterization
 from .limits import Limits, get_limits, set_limits
 from .mesh import Mesh, MeshError, load_mesh, save_mesh
+from .objectives import OBJECTIVE_TERMS, objective_spec
 from .primitives import cube, icosphere, uv_sphere
 from .rasterize import (
     DEFAULT_SIGMA,
@@ -153,6 +155,14 @@ __all__ = [
     "uv_sphere",
     "vertex_normals",
     "weld_seams",
+    # style transfer and DeepDream (issue 18)
+    "FeatureError",
+    "FeatureExtractor",
+    "load_features",
+    "random_features",
+    "vgg_features",
+    "OBJECTIVE_TERMS",
+    "objective_spec",
 ]
 
 

@@ -57,6 +57,7 @@ from .fit_config import (
 from .intrinsics import targets_fov_layout
 from .losses import edge_length, hard_iou, laplacian, normal_consistency, texture_tv
 from .mesh import Mesh
+from .objectives import Objective
 from .renderer import Renderer, RenderOutput
 from .shading import DirectionalLight, SHLight, light_kind
 from .step_result import StepResult
@@ -196,6 +197,12 @@ class Fitter:
         if render_key != self._render_key:
             self._build_renderer()
             self._render_key = render_key
+        # Style transfer / DeepDream replace the target losses (render_core.objectives).
+        objective_key = (repr(config.objective), render_key)
+        if objective_key != self._objective_key:
+            self.objective = None if config.objective is None else Objective(
+                config.objective, self)
+            self._objective_key = objective_key
         # The light group's tensor depends on the shading (direction vs SH coefficients).
         opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
                    light_kind(config.shading) == "sh", config.large_steps,
@@ -207,6 +214,8 @@ class Fitter:
             for pg in self._optimizer.param_groups:
                 pg["lr"] = config.groups[pg["name"]].lr
 
+    objective: Objective | None = None  # what the loss is, when not the targets
+    _objective_key: tuple | None = None
     _tex_size: int | None = None  # texture_size last applied (a change resamples the texture)
     _tex_warning: str | None = None  # the texel-coverage warning last given (once per setting)
     _fov_cache = None  # the FovLayout for _fov_key (camera_views as a tuple, or None)
@@ -379,7 +388,10 @@ class Fitter:
         out, terms, total = self._forward(views)
         values = {k: float(v.detach()) for k, v in terms.items()}
         loss = float(total.detach())
-        iou = hard_iou(out.alpha.detach(), self.t_mask if views is None else self.t_mask[views])
+        ref = self.t_mask if views is None else self.t_mask[views]
+        if self.objective is not None:  # the start's silhouettes from the objective's views
+            ref = self.objective.reference
+        iou = hard_iou(out.alpha.detach(), ref)
         offenders: list[str] = []
         undone = False
         rolled_back = not math.isfinite(loss)
@@ -431,6 +443,8 @@ class Fitter:
         """Render the target views (``views``, None: all) and evaluate the loss: ``(output,
         terms, total)``."""
         mesh = self._mesh()
+        if self.objective is not None:
+            return self.objective.forward(self, mesh)
         cams = self._cameras()
         if views is not None:
             cams = cams[torch.tensor(views)]

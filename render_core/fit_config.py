@@ -82,6 +82,8 @@ class FitConfig:
     PyTorch3D's tutorial renders 2 of 20; the losses are means over views, so the subset's
     mean estimates the whole's without rescaling. None (the default, whatever the number of
     targets) renders every target every step.
+    ``objective``: None (fit the targets), or a style-transfer / DeepDream setting as JSON data
+    (:mod:`render_core.objectives`), whose losses then replace the targets'.
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -95,6 +97,7 @@ class FitConfig:
     project_texture: bool = True
     large_steps: float | None = None
     views_per_step: int | None = None
+    objective: dict | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -131,6 +134,11 @@ class FitConfig:
                 or self.views_per_step < 1):
             raise ValueError(f"views_per_step must be a whole number >= 1 or None (all), got "
                              f"{self.views_per_step!r}")
+
+        if self.objective is not None:
+            from .objectives import objective_spec
+
+            objective_spec(self.objective)  # raises naming the bad field
 
     def copy(self) -> FitConfig:
         return copy.deepcopy(self)

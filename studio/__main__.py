@@ -14,7 +14,11 @@ USAGE = """usage: dibr-studio [FILE ...]        open the studio (the demo scene 
        dibr-studio cameras DIR [--out transforms.json] [--normalize]
                                         camera poses from a folder of photos
        dibr-studio batch MANIFEST --out DIR [--address ADDR] [--cpus-per-fit N] [--retries K]
-                                        many fits at once on Ray (docs/batch.md)"""
+                                        many fits at once on Ray (docs/batch.md)
+       dibr-studio stylize --mesh M --style IMG --steps N --out DIR
+                                        2D-to-3D style transfer (NMR)
+       dibr-studio dream --mesh M --layer L --steps N --out DIR
+                                        3D DeepDream (NMR)"""
 
 HEADLESS_DEMO_DIR = "out/demo"
 
@@ -37,13 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         from .poses_cli import cameras_main
 
         return cameras_main(argv[1:])
+    if argv and argv[0] in ("stylize", "dream"):
+        from . import stylize_cli
+
+        return getattr(stylize_cli, f"{argv[0]}_main")(argv[1:])
     if argv and argv[0].startswith("-"):
         print(f"dibr-studio: error: unknown option {argv[0]} (see dibr-studio --help)",
               file=sys.stderr)
         return 2
     if argv and not Path(argv[0]).exists():
-        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras, batch) "
-              f"nor an existing file (see dibr-studio --help)", file=sys.stderr)
+        print(f"dibr-studio: error: {argv[0]!r} is neither a subcommand (fit, cameras, batch, "
+              f"stylize, dream) nor an existing file (see dibr-studio --help)", file=sys.stderr)
         return 2
     from .qt.app import has_display, run_gui
 

@@ -167,6 +167,22 @@ class Session(TargetEditing):
         self._emit("targets")
         self._emit("config")
 
+    def set_problem(self, mesh: rc.Mesh, name: str, targets: list[TargetView],
+                    config: FitConfig) -> None:
+        """Start a new fit of ``mesh`` against ``targets`` with ``config``, all at once (as
+        :meth:`load_demo`; style transfer and DeepDream come here, :mod:`.stylize`). The
+        settings are validated first; a refusal changes nothing."""
+        config = config.copy()
+        config.validate()
+        with self._lock:
+            self.initial_mesh = mesh.detach().clone()
+            self.mesh_name = name
+            self.targets = list(targets)
+            self.config = config
+            self._restart()
+        for event in ("mesh", "targets", "config"):
+            self._emit(event)
+
     # -- settings (applied at the next step) ---------------------------------------------------
 
     def set_config(self, config: FitConfig) -> None:

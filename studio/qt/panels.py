@@ -8,11 +8,13 @@ from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from render_core.fit import LOSS_TERMS
+from render_core.objectives import OBJECTIVE_TERMS
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, useOpenGL=False)
 
 CURVE_COLORS = {"total": "#ffffff", "iou": "#ff6b6b", "l1": "#4dabf7", "laplacian": "#69db7c",
-                "normal": "#ffd43b", "edge": "#da77f2", "texture_tv": "#ffa94d"}
+                "normal": "#ffd43b", "edge": "#da77f2", "texture_tv": "#ffa94d",
+                "style": "#f783ac", "dream": "#38d9a9"}
 
 
 class ImagePanels(QWidget):
@@ -114,7 +116,7 @@ class LossPlot(QWidget):
         self.plot.setLabel("bottom", "step")
         self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.curves = {}
-        for name in ("total",) + LOSS_TERMS:
+        for name in ("total",) + LOSS_TERMS + OBJECTIVE_TERMS:
             pen = pg.mkPen(CURVE_COLORS[name], width=2 if name == "total" else 1)
             self.curves[name] = self.plot.plot([], [], pen=pen, name=name)
         self.log = QCheckBox("log scale")

@@ -33,7 +33,7 @@ import render_core as rc
 
 from ..model import files
 from ..model.session import Session
-from . import session_actions, targets
+from . import session_actions, stylize_dialogs, targets
 from .controls import ControlPanel
 from .export_task import ExportTask
 from .panels import ImagePanels, LossPlot
@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
         self._action(m, "R&eset", self.reset, "Ctrl+R")
         m.addSeparator()
         self.style_menu.add_fit_action(m)
+        stylize_dialogs.install(self, m)  # Style transfer…, DeepDream… (NMR's applications)
         m = self.menuBar().addMenu("&View")
         self._action(m, "&Frame mesh", self.viewport.frame_mesh, "F")
         for mode in ("shaded", "wireframe", "colors", "texture"):
