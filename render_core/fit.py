@@ -169,7 +169,7 @@ class Fitter:
                 tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
                                      self.uvs, self.face_uvs, n, backend=config.backend)
             elif config.project_texture:  # no colours to keep: what the targets show
-                tex = initial_texture(self.base.vertices + self.offset.detach(), self.faces,
+                tex = initial_texture(self.base.vertices + self._displacement().detach(), self.faces,
                                       self.uvs, self.face_uvs, self.targets,
                                       self._camera_group.cameras(
                                           self.cam_delta.detach(), config.camera_views,

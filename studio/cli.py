@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                    help="raise or lower a size limit on inputs, NAME in "
                         f"{','.join(LIMIT_NAMES)} (defaults: rc.Limits; env DIBR_MAX_*)")
+    from .photos_cli import add_arguments  # fit --photos DIR (a folder of photos)
+
+    add_arguments(p)
     return p
 
 
@@ -267,6 +270,17 @@ def fit_main(argv: list[str]) -> int:
         if args.subdivisions is not None and not 0 <= args.subdivisions <= 6:
             raise UsageError("--subdivisions must lie in 0..6")
         _apply_limits(args.limit)
+        from .photos_cli import check_arguments, photos_main
+
+        check_arguments(args, UsageError)
+        if args.photos:
+            out = Path(args.out)
+            if out.exists() and not out.is_dir():
+                raise UsageError(f"--out {out}: exists and is not a directory")
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            return photos_main(args, lambda s, a: _configure(s, a, fresh_targets=True),
+                               write_outputs)
         session = _load(args)
         out = Path(args.out)
         if out.exists() and not out.is_dir():

@@ -46,7 +46,7 @@ def test_perturbed_cameras_are_refined_to_half_a_degree_and_one_percent():
     rng = np.random.default_rng(3)
     obj = demo_object(3)
     truth, targets = [], []
-    for k, (az, el, d, roll) in enumerate(VIEWS):
+    for az, el, d, roll in VIEWS:
         a, e = math.radians(az), math.radians(el)
         C = d * np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
         C = C + np.array([0.1, -0.05, 0.05])
