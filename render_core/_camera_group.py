@@ -172,6 +172,18 @@ class CameraGroup:
         fov = torch.rad2deg(2 * torch.atan(h / (2 * fy)))
         return Camera(view, proj, eye, fov, full(w / h), full(NEAR), full(FAR), None)
 
+    def fitted(self, delta: torch.Tensor, camera_views: Sequence[int] | None) -> list:
+        """``[(R [3,3], t [3], (fx, fy, cx, cy))]`` per target: the cameras for ``delta``,
+        float64 world-to-camera (OpenGL axes), intrinsics in pixels of each target's image."""
+        with torch.no_grad():
+            R, t = self.pose(delta, camera_views)
+            fov = self.fov(delta, camera_views)
+        out = []
+        for i, tv in enumerate(self.targets):
+            fx, fy, cx, cy = (float(v[i]) for v in self.intrinsics(fov, tv.image.shape[:2]))
+            out.append((R[i].double().numpy(), t[i].double().numpy(), (fx, fy, cx, cy)))
+        return out
+
     def orbit_params(self, delta: torch.Tensor, camera_views: Sequence[int] | None
                      ) -> np.ndarray:
         """[N,4] (azimuth, elevation, distance, fov), degrees: each camera's centre seen from

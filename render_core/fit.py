@@ -169,8 +169,8 @@ class Fitter:
                 tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
                                      self.uvs, self.face_uvs, n, backend=config.backend)
             elif config.project_texture:  # no colours to keep: what the targets show
-                tex = initial_texture(self.base.vertices + self._displacement().detach(), self.faces,
-                                      self.uvs, self.face_uvs, self.targets,
+                verts = self.base.vertices + self._displacement().detach()
+                tex = initial_texture(verts, self.faces, self.uvs, self.face_uvs, self.targets,
                                       self._camera_group.cameras(
                                           self.cam_delta.detach(), config.camera_views,
                                           self._render_size()), n, tex, config.backend)
@@ -487,16 +487,7 @@ class Fitter:
         """Each target's camera as currently optimised: ``(R [3,3], t [3], (fx, fy, cx,
         cy))``, world-to-camera in OpenGL axes (float64) and intrinsics in pixels of the
         target's own image."""
-        g = self._camera_group
-        with torch.no_grad():
-            R, t = g.pose(self.cam_delta, self.config.camera_views)
-            fov = g.fov(self.cam_delta, self.config.camera_views)
-        out = []
-        for i, tv in enumerate(self.targets):
-            h, w = tv.image.shape[:2]
-            fx, fy, cx, cy = (float(v[i]) for v in g.intrinsics(fov, (h, w)))
-            out.append((R[i].double().numpy(), t[i].double().numpy(), (fx, fy, cx, cy)))
-        return out
+        return self._camera_group.fitted(self.cam_delta, self.config.camera_views)
 
     def light_direction(self) -> np.ndarray:
         """[3] unit vector towards the directional light (the fitted one when optimised)."""
