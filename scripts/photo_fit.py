@@ -70,7 +70,7 @@ def main() -> int:
         ps.save_photos(root / "photos", root / "masks")
         cmd = [sys.executable, "-m", "studio", "fit", "--photos", str(root / "photos"),
                "--steps", str(args.steps), "--texture-steps", str(args.texture_steps),
-               "--resolution", str(args.resolution), "--out", str(root / "out"), "--quiet"]
+               "--resolution", str(args.resolution), "--out", str(root / "out")]
         if args.cameras == "true":
             ps.write_transforms(root / "photos" / "transforms.json")
             cmd += ["--cameras", str(root / "photos" / "transforms.json")]
