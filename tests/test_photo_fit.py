@@ -92,3 +92,25 @@ def test_bad_photo_arguments_exit_2(tmp_path, capsys):
     assert main(["fit", "--photos", str(tmp_path / "p"), "--cameras",
                  str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_fitted_cameras_go_back_to_the_original_world(tmp_path):
+    from render_core.fit import TargetView
+    from studio.model.photo_folder import write_fitted_transforms
+
+    ps = cached_photoset()
+    pins = [replace(r, model="PINHOLE", params=tuple(r.intrinsics), image=f"im{k}.png")
+            for k, r in enumerate(ps.records[:4])]
+    a = np.radians(25.0)
+    rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    norm = SceneTransform(0.4, rot, np.array([0.1, -0.2, 0.3]))
+    normed = norm.apply_to_records(pins)
+    fitted = [(r.R, r.t, tuple(r.intrinsics)) for r in normed]
+    img = np.zeros((pins[0].height, pins[0].width, 3), np.float32)
+    targets = [TargetView.from_camera(img, None, r.R, r.t, *r.intrinsics) for r in normed]
+    write_fitted_transforms(tmp_path / "t.json", normed, fitted, targets, norm)
+    back = read_transforms(tmp_path / "t.json")
+    for r, t in zip(back, pins, strict=True):
+        np.testing.assert_allclose(r.R, t.R, atol=1e-9)
+        np.testing.assert_allclose(r.t, t.t, atol=1e-9)
+        np.testing.assert_allclose(r.intrinsics, t.intrinsics, atol=1e-9)

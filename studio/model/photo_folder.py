@@ -175,12 +175,15 @@ def load_photo_folder(folder: str | os.PathLike, cameras: str | os.PathLike = "a
         und_records = transform.apply_to_records(und_records)
         report("normalise", 1, 1)
     lap("normalise")
+    # Photos of one camera (one lens as imported or estimated) share a focal length in
+    # refinement: a group per distinct original camera.
+    lenses: dict[tuple, int] = {}
     targets = []
-    for r, img, m in zip(und_records, und, und_masks, strict=True):
+    for r0, r, img, m in zip(records, und_records, und, und_masks, strict=True):
         fx, fy, cx, cy = r.intrinsics
+        group = lenses.setdefault((r0.model, tuple(r0.params), r0.width, r0.height), len(lenses))
         targets.append(TargetView.from_camera(img, m, r.R, r.t, fx, fy, cx, cy,
-                                              name=Path(r.image).name, camera_group=0
-                                              if r.camera_id is None else int(r.camera_id)))
+                                              name=Path(r.image).name, camera_group=group))
     return PhotoFolder(targets, und_records, transform, unregistered, warnings, timings)
 
 
