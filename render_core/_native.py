@@ -222,6 +222,8 @@ def native_image_losses(name: str, rgb: torch.Tensor, alpha: torch.Tensor, t_rgb
     (iou loss, l1 loss), 0-d, differentiable w.r.t. ``rgb`` and ``alpha``."""
     _check_device(name, rgb, alpha, t_rgb, t_mask)
     return _NativeImageLosses.apply(rgb, alpha, t_rgb.contiguous(), t_mask.contiguous(), name)
+
+
 class _NativeAntialias(torch.autograd.Function):
     """Edge antialiasing with native forward and backward passes."""
 

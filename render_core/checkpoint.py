@@ -22,7 +22,7 @@ def check_state(state: dict, keys: tuple[str, ...], n_vertices: int, n_faces: in
     """Check a :meth:`Fitter.state` dict (tensors named ``keys`` plus ``steps``/``rejected``)
     for a mesh of ``n_vertices``/``n_faces`` and ``n_targets`` target views."""
     shapes = {"offset": (n_vertices, 3), "color_logit": (n_vertices, 3), "light_dir": (3,),
-              "sh": (9, 3), "cam_delta": (n_targets, 4)}
+              "sh": (9, 3), "cam_delta": (n_targets, 7)}
     for k in keys:
         if k not in state:
             raise ValueError(f"checkpoint state lacks {k}")

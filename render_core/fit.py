@@ -1,7 +1,7 @@
 """Fitter: the one optimisation loop of the project, shared by the studio GUI and the CLI.
 
 A problem is described by plain data: a starting :class:`Mesh`, a list of :class:`TargetView`
-(an sRGB image, an optional mask and an orbit camera each) and a :class:`FitConfig` (which
+(an sRGB image, an optional mask and a pinhole camera each) and a :class:`FitConfig` (which
 parameter groups are optimised and how fast, the shading model, loss weights, resolution,
 backend), all defined in :mod:`render_core.fit_config` and re-exported here. :class:`Fitter`
 turns that into tensors and an Adam optimizer and runs :meth:`Fitter.step`. Nothing here knows
@@ -19,9 +19,10 @@ Parameter groups (all optional, each with its own learning rate):
   (without any, from the targets projected onto it: :mod:`render_core.texture_project`);
   ``texture_tv`` smooths it (total variation on the texel grid).
 - ``light``: the directional light's direction, or the SH coefficients with ``shading="sh"``.
-- ``camera``: azimuth / elevation / distance / fov of every target, rebuilt with
-  :meth:`Camera.orbit` each step; targets of one ``camera_group`` share one fov and a
-  ``lock_fov`` target keeps its own (:mod:`render_core.intrinsics`).
+- ``camera``: a 6-DoF pose step (axis-angle about the origin + translation) and the fov
+  (focal length) of every target's general pinhole camera (:mod:`render_core._camera_group`);
+  targets of one ``camera_group`` share one fov, a ``lock_fov`` target keeps its own
+  (:mod:`render_core.intrinsics`) and a ``lock_camera`` one its whole camera.
 
 Colour: renders are linear, targets are sRGB (as on disk); the L1 term encodes the render with
 :func:`linear_to_srgb` and compares in sRGB, so what is fitted is what the user sees.
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._camera_group import N_PARAMS, CameraGroup
 from ._fused import image_losses
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
@@ -54,7 +56,6 @@ from .fit_config import (
     default_groups,
     default_weights,
 )
-from .intrinsics import targets_fov_layout
 from .losses import edge_length, hard_iou, laplacian, normal_consistency, texture_tv
 from .mesh import Mesh
 from .objectives import Objective
@@ -79,9 +80,6 @@ __all__ = [
 ]
 
 DEFAULT_LIGHT = (0.4, 0.8, 0.6)
-# Camera deltas are optimised in these units so one learning rate suits all four: ten degrees
-# of azimuth/elevation/fov per unit, and a log-scale factor on the distance.
-_CAMERA_SCALE = (10.0, 10.0, 1.0, 10.0)
 _SH_DC = 0.282095
 
 
@@ -132,10 +130,8 @@ class Fitter:
         self.light_dir = torch.tensor(DEFAULT_LIGHT, dtype=v.dtype)
         self.sh = torch.zeros(9, 3, dtype=v.dtype)
         self.sh[0] = 1.0 / _SH_DC
-        self.cam0 = torch.tensor(
-            [[t.azimuth, t.elevation, t.distance, t.fov] for t in self.targets], dtype=v.dtype
-        )
-        self.cam_delta = torch.zeros_like(self.cam0)
+        self._camera_group = CameraGroup(self.targets, v.dtype)
+        self.cam_delta = torch.zeros(len(self.targets), N_PARAMS, dtype=v.dtype)
         # The space ``offset`` is expressed in: the displacement itself, or u = (I + lam L) d.
         self._space = OffsetSpace(None, self.faces, v)
         self._optimizer: torch.optim.Optimizer | None = None
@@ -174,9 +170,11 @@ class Fitter:
                 tex = bake_attribute(torch.sigmoid(self.color_logit.detach()), self.faces,
                                      self.uvs, self.face_uvs, n, backend=config.backend)
             elif config.project_texture:  # no colours to keep: what the targets show
-                tex = initial_texture(self.base.vertices + self.offset.detach(), self.faces,
-                                      self.uvs, self.face_uvs, self.targets,
-                                      self._camera_params().detach(), n, tex, config.backend)
+                verts = self.base.vertices + self._displacement().detach()
+                tex = initial_texture(verts, self.faces, self.uvs, self.face_uvs, self.targets,
+                                      self._camera_group.cameras(
+                                          self.cam_delta.detach(), config.camera_views,
+                                          self._render_size()), n, tex, config.backend)
             self.tex_logit = _logit(tex)
         elif self.tex_logit is not None and self._tex_size not in (None, n_tex):
             # Another texture size was chosen: carry what has been fitted over to it.
@@ -218,8 +216,6 @@ class Fitter:
     _objective_key: tuple | None = None
     _tex_size: int | None = None  # texture_size last applied (a change resamples the texture)
     _tex_warning: str | None = None  # the texel-coverage warning last given (once per setting)
-    _fov_cache = None  # the FovLayout for _fov_key (camera_views as a tuple, or None)
-    _fov_key: tuple | None = None
 
     def _needs_texture(self) -> bool:
         return self.config.groups["texture"].enabled or self.config.shading == "texture"
@@ -234,10 +230,12 @@ class Fitter:
             return "texture"
         return self.config.shading
 
-    def _build_renderer(self) -> None:
+    def _render_size(self) -> tuple[int, int]:
         h = int(self.config.resolution)
-        w = max(1, round(h * self.targets[0].aspect))
-        self.resolution = (h, w)
+        return h, max(1, round(h * self.targets[0].aspect))
+
+    def _build_renderer(self) -> None:
+        self.resolution = h, w = self._render_size()
         self.renderer = Renderer((h, w), shading=self._effective_shading(),
                                  backend=self.config.backend, sigma=self.config.sigma)
         imgs, masks = [], []
@@ -300,34 +298,9 @@ class Fitter:
                           texture=torch.sigmoid(self.tex_logit))
         return self.base.with_(**fields)
 
-    def _fov_layout(self):
-        """The targets' fov layout (:mod:`render_core.intrinsics`), rebuilt only when
-        ``camera_views`` changes (the targets of a Fitter do not), not at every step."""
-        views = self.config.camera_views
-        key = None if views is None else tuple(int(i) for i in views)
-        if self._fov_key != key or self._fov_cache is None:
-            self._fov_cache = targets_fov_layout(self.targets, views, self.cam0.dtype)
-            self._fov_key = key
-        return self._fov_cache
-
-    def _camera_params(self) -> torch.Tensor:
-        scale = self.cam0.new_tensor(_CAMERA_SCALE)
-        delta = self.cam_delta
-        if self.config.camera_views is not None:
-            # Targets left out get no gradient, so Adam never moves them.
-            chosen = torch.zeros(len(delta), 1, dtype=delta.dtype)
-            chosen[[int(i) for i in self.config.camera_views]] = 1.0
-            delta = delta * chosen
-        p = self.cam0 + delta * scale
-        dist = self.cam0[:, 2] * torch.exp(delta[:, 2])
-        # One fov per camera group; locked fovs and cameras left out stay as they started.
-        fov = self._fov_layout().fov(self.cam_delta[:, 3], _CAMERA_SCALE[3]).clamp(5.0, 150.0)
-        return torch.stack([p[:, 0], p[:, 1], dist, fov], -1)
-
     def _cameras(self) -> Camera:
-        p = self._camera_params()
-        h, w = self.resolution
-        return Camera.orbit(p[:, 0], p[:, 1], p[:, 2], fov=p[:, 3], aspect=w / h)
+        return self._camera_group.cameras(self.cam_delta, self.config.camera_views,
+                                          self.resolution)
 
     def _light(self):
         kind = light_kind(self.config.shading)
@@ -518,9 +491,16 @@ class Fitter:
             return self._cameras().detach()
 
     def camera_params(self) -> np.ndarray:
-        """[N,4] current (azimuth, elevation, distance, fov) per target, degrees."""
-        with torch.no_grad():
-            return self._camera_params().detach().cpu().numpy().copy()
+        """[N,4] current (azimuth, elevation, distance, fov) per target, degrees: where each
+        camera's centre lies seen from the origin, and its vertical fov (a camera whose pose
+        was not refined reports its target's own values)."""
+        return self._camera_group.orbit_params(self.cam_delta, self.config.camera_views)
+
+    def fitted_cameras(self) -> list[tuple[np.ndarray, np.ndarray, tuple[float, ...]]]:
+        """Each target's camera as currently optimised: ``(R [3,3], t [3], (fx, fy, cx,
+        cy))``, world-to-camera in OpenGL axes (float64) and intrinsics in pixels of the
+        target's own image."""
+        return self._camera_group.fitted(self.cam_delta, self.config.camera_views)
 
     def light_direction(self) -> np.ndarray:
         """[3] unit vector towards the directional light (the fitted one when optimised)."""
@@ -598,6 +578,16 @@ class Fitter:
         state = ckpt.get("state")
         if not isinstance(state, dict):
             raise ValueError("checkpoint has no parameter state")
+        cam = state.get("cam_delta")
+        if isinstance(cam, torch.Tensor) and tuple(cam.shape) == (len(self.targets), 4):
+            # An orbit-only refinement (format-1 sessions): the same cameras as 6-DoF steps;
+            # its Adam moments do not carry over (the camera group's restart).
+            state = {**state, "cam_delta": self._camera_group.from_orbit_delta(
+                cam, config.camera_views)}
+            opt = dict(ckpt.get("optimizer") or {})
+            if isinstance(opt.get("camera"), dict):
+                opt["camera"] = {**opt["camera"], "moments": [None]}
+            ckpt = {**ckpt, "optimizer": opt}
         check_state(state, self._STATE, self.base.vertices.shape[0], self.faces.shape[0],
                     len(self.targets))
         params = {"vertices": state["offset"], "colors": state["color_logit"],

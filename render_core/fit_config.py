@@ -17,7 +17,9 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
+from .camera import Camera
 from .rasterize import DEFAULT_SIGMA
 from .renderer import SHADINGS
 
@@ -158,17 +160,27 @@ class FitConfig:
 
 @dataclass
 class TargetView:
-    """One target: an sRGB image, its mask and the orbit camera it was seen from.
+    """One target: an sRGB image, its mask and the pinhole camera it was seen from.
 
     ``image`` [H,W,3] float32 sRGB in [0,1]; ``mask`` [H,W] float32 in [0,1] or None (then
     the non-black pixels are the mask: right for renders over black, not for photos, which the
-    studio gives an estimated mask, ``studio.model.photo``). Camera in the orbit convention,
-    degrees.
+    studio gives an estimated mask, ``studio.model.photo``).
+
+    The camera is either an *orbit* camera (``azimuth``, ``elevation``, ``distance``, ``fov``
+    in degrees about the world origin, principal point at the image centre: the positional
+    fields, or :meth:`orbit`) or a *general* pinhole (:meth:`from_camera`): ``pose`` [3,4]
+    float64, the world-to-camera ``[R | t]`` in OpenGL camera axes (``x_cam = R x + t``,
+    looking down -Z), and ``intrinsics`` ``(fx, fy, cx, cy)`` in pixels of this image ((0, 0)
+    its top-left corner). A general camera's orbit fields are derived from it (its centre's
+    azimuth, elevation and distance from the origin, the vertical fov of ``fy``): a summary
+    to show, not a second camera. :meth:`world_to_camera` and :meth:`pixel_intrinsics` give
+    every target's camera alike.
 
     ``camera_group``: targets with the same id were taken with one camera (one lens, one
     zoom), so camera refinement gives them one shared fov (:mod:`render_core.intrinsics`);
     None = a camera of its own. ``lock_fov``: camera refinement leaves this target's fov as it
-    is (azimuth, elevation and distance are still refined).
+    is (its pose is still refined). ``lock_camera``: camera refinement leaves this target's
+    camera (pose and fov) as it is.
     """
 
     image: np.ndarray
@@ -180,6 +192,101 @@ class TargetView:
     name: str = ""
     camera_group: int | None = None
     lock_fov: bool = False
+    pose: np.ndarray | None = None
+    intrinsics: tuple[float, float, float, float] | None = None
+    lock_camera: bool = False
+
+    @classmethod
+    def orbit(cls, image: np.ndarray, mask: np.ndarray | None, azimuth: float = 0.0,
+              elevation: float = 0.0, distance: float = 3.0, fov: float = 60.0,
+              **kw) -> TargetView:
+        """A target seen from an orbit camera (degrees; see ``Camera.orbit``)."""
+        return cls(image, mask, azimuth, elevation, distance, fov, **kw)
+
+    @classmethod
+    def from_camera(cls, image: np.ndarray, mask: np.ndarray | None, R, t, fx: float,
+                    fy: float, cx: float, cy: float, convention: str = "opengl",
+                    **kw) -> TargetView:
+        """A target seen from a general pinhole: world-to-camera ``R`` [3,3] and ``t`` [3]
+        (``convention`` ``"opengl"``, or ``"opencv"`` for COLMAP's axes: +Y down, +Z
+        forward) and intrinsics in pixels of ``image``."""
+        R = np.asarray(R, dtype=np.float64).reshape(3, 3)
+        t = np.asarray(t, dtype=np.float64).reshape(3)
+        if convention == "opencv":
+            flip = np.array([1.0, -1.0, -1.0])
+            R, t = R * flip[:, None], t * flip
+        elif convention != "opengl":
+            raise ValueError(f"convention must be 'opengl' or 'opencv', got {convention!r}")
+        return cls(image, mask, pose=np.concatenate([R, t[:, None]], 1),
+                   intrinsics=(float(fx), float(fy), float(cx), float(cy)), **kw)
+
+    @property
+    def is_orbit(self) -> bool:
+        """True for an orbit camera, False for a general pinhole (``pose`` set)."""
+        return self.pose is None
+
+    def world_to_camera(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(R [3,3], t [3])`` float64, ``x_cam = R x + t`` in OpenGL camera axes."""
+        if self.pose is not None:
+            return self.pose[:, :3].copy(), self.pose[:, 3].copy()
+        a, e = math.radians(self.azimuth), math.radians(min(max(self.elevation, -90 + 1e-4),
+                                                                90 - 1e-4))
+        eye = self.distance * np.array([math.cos(e) * math.sin(a), math.sin(e),
+                                        math.cos(e) * math.cos(a)])
+        f = -eye / np.linalg.norm(eye)
+        s = np.cross(f, [0.0, 1.0, 0.0])
+        s /= np.linalg.norm(s)
+        R = np.stack([s, np.cross(s, f), -f])
+        return R, -R @ eye
+
+    def pixel_intrinsics(self) -> tuple[float, float, float, float]:
+        """``(fx, fy, cx, cy)`` in pixels of this target's image."""
+        if self.intrinsics is not None:
+            return tuple(float(v) for v in self.intrinsics)
+        h, w = self.image.shape[:2]
+        f = h / (2 * math.tan(math.radians(self.fov) / 2))
+        return f, f, w / 2, h / 2
+
+    def camera(self, near: float = 0.1, far: float = 100.0) -> Camera:
+        """This target's camera as a one-camera :class:`~render_core.camera.Camera`
+        (float32; an orbit target's equals ``Camera.orbit`` at its aspect)."""
+        R, t = self.world_to_camera()
+        h, w = self.image.shape[:2]
+        return Camera.from_intrinsics(torch.tensor(R, dtype=torch.float32),
+                                      torch.tensor(t, dtype=torch.float32),
+                                      *self.pixel_intrinsics(), w, h, near, far)
+
+    def _check_general_camera(self) -> None:
+        if (self.pose is None) != (self.intrinsics is None):
+            raise ValueError("a general camera needs both pose and intrinsics")
+        if self.pose is None:
+            return
+        pose = np.asarray(self.pose, dtype=np.float64)
+        if pose.shape != (3, 4) or not np.isfinite(pose).all():
+            raise ValueError(f"camera pose must be a finite [3,4] [R|t], got shape {pose.shape}")
+        R = pose[:, :3]
+        if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
+            raise ValueError("camera pose R must be a rotation (orthonormal, det +1)")
+        if np.abs(R @ R.T - np.eye(3)).max() > 1e-12:  # tidy up a rounded rotation, once
+            u, _, vt = np.linalg.svd(R)
+            pose = np.concatenate([u @ vt, pose[:, 3:]], 1)
+        intr = tuple(float(v) for v in np.asarray(self.intrinsics, dtype=np.float64).reshape(-1))
+        if len(intr) != 4 or not all(math.isfinite(v) for v in intr):
+            raise ValueError(f"camera intrinsics must be 4 finite numbers (fx, fy, cx, cy), got "
+                             f"{self.intrinsics!r}")
+        if not (intr[0] > 0 and intr[1] > 0):
+            raise ValueError("camera focal lengths fx, fy must be positive")
+        self.pose, self.intrinsics = pose, intr
+        eye = -pose[:, :3].T @ pose[:, 3]
+        d = float(np.linalg.norm(eye))
+        if not d > 1e-9:
+            raise ValueError("camera centre lies at the world origin (the refinement's pivot)")
+        az = math.degrees(math.atan2(eye[0], eye[2]))
+        prev = float(self.azimuth) if math.isfinite(float(self.azimuth)) else 0.0
+        self.azimuth = az + 360.0 * round((prev - az) / 360.0)  # the turn nearest the given one
+        self.elevation = math.degrees(math.asin(max(-1.0, min(1.0, eye[1] / d))))
+        self.distance = d
+        self.fov = math.degrees(2 * math.atan(self.image.shape[0] / (2 * intr[1])))
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image, dtype=np.float32)
@@ -194,6 +301,7 @@ class TargetView:
         if mask.shape != img.shape[:2]:
             raise ValueError(f"mask shape {mask.shape} does not match image {img.shape[:2]}")
         self.mask = np.clip(mask, 0.0, 1.0)
+        self._check_general_camera()
         for k in ("azimuth", "elevation", "distance", "fov"):
             if not math.isfinite(float(getattr(self, k))):
                 raise ValueError(f"target camera {k} must be finite")
@@ -207,6 +315,9 @@ class TargetView:
         if not isinstance(self.lock_fov, (bool, np.bool_)):
             raise ValueError(f"lock_fov must be True or False, got {self.lock_fov!r}")
         self.lock_fov = bool(self.lock_fov)
+        if not isinstance(self.lock_camera, (bool, np.bool_)):
+            raise ValueError(f"lock_camera must be True or False, got {self.lock_camera!r}")
+        self.lock_camera = bool(self.lock_camera)
 
     @property
     def aspect(self) -> float:

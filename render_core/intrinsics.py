@@ -9,7 +9,8 @@ module turns those into the fov the :class:`~render_core.fit.Fitter` renders eac
 Rules (see :func:`fov_layout`):
 
 - A target whose fov is *free* is refined: its camera is refined (``FitConfig.camera_views``
-  is None or names it) and its ``lock_fov`` is False.
+  is None or names it, and not ``lock_camera``; see :mod:`render_core._camera_group`) and its
+  ``lock_fov`` is False.
 - Free targets with the same ``camera_group`` share one fov parameter. It starts at the mean
   of their starting fovs (the same value when the photos came from one camera) and is stored
   in the fov slot of the group's first free member (its *leader*); the other members' slots
@@ -81,14 +82,3 @@ def fov_layout(fovs: Sequence[float], camera_groups: Sequence[int | None],
     return FovLayout(torch.tensor(leader, dtype=torch.int64),
                      torch.tensor([1.0 if f else 0.0 for f in free], dtype=dtype),
                      torch.tensor(start, dtype=dtype))
-
-
-def targets_fov_layout(targets, camera_views: Sequence[int] | None,
-                       dtype: torch.dtype = torch.float32) -> FovLayout:
-    """:func:`fov_layout` for a list of :class:`~render_core.fit.TargetView` and a
-    ``FitConfig.camera_views`` (None = every camera is refined)."""
-    chosen = None if camera_views is None else {int(i) for i in camera_views}
-    return fov_layout([t.fov for t in targets],
-                      [getattr(t, "camera_group", None) for t in targets],
-                      [bool(getattr(t, "lock_fov", False)) for t in targets],
-                      [chosen is None or i in chosen for i in range(len(targets))], dtype)

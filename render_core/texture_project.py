@@ -137,7 +137,7 @@ def project_texture(vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tens
 
 
 def initial_texture(vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tensor,
-                    face_uvs: torch.Tensor, targets, cam_params: torch.Tensor, size: int,
+                    face_uvs: torch.Tensor, targets, cameras: Camera, size: int,
                     fallback: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """The starting texture of a fit: the targets projected onto the mesh, ``fallback`` where
     no target sees it.
@@ -145,7 +145,8 @@ def initial_texture(vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tens
     Args:
         vertices, faces, uvs, face_uvs: the mesh as the fit starts.
         targets: :class:`render_core.fit_config.TargetView` (sRGB images, masks).
-        cam_params: [N,4] (azimuth, elevation, distance, fov) per target, degrees.
+        cameras: the N targets' cameras (a batch of N; their projection is used at each
+            target's own aspect, as the Fitter renders).
         size: texture side; fallback: [S,S,3] linear texture for texels no target sees.
     Returns:
         [S,S,3] linear texture: projected texels, a few rings grown from them into the unseen
@@ -155,7 +156,8 @@ def initial_texture(vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tens
     acc = torch.zeros(size, size, 3, dtype=dtype, device=device)
     wsum = torch.zeros(size, size, dtype=dtype, device=device)
     covered = None
-    for t, p in zip(targets, cam_params.detach(), strict=True):
+    cameras = cameras.detach()
+    for i, t in enumerate(targets):
         img = torch.as_tensor(t.image, dtype=dtype, device=device)
         msk = torch.as_tensor(t.mask, dtype=dtype, device=device)
         # Enough pixels to fill the texture, never more than the photo has.
@@ -165,7 +167,7 @@ def initial_texture(vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tens
             img = F.interpolate(img.permute(2, 0, 1)[None], size=(h, w), mode="area")[0]
             img = img.permute(1, 2, 0)
             msk = F.interpolate(msk[None, None], size=(h, w), mode="area")[0, 0]
-        cam = Camera.orbit(p[0], p[1], p[2], fov=p[3], aspect=w / h)
+        cam = cameras[i]
         proj = project_texture(vertices, faces, uvs, face_uvs, cam, srgb_to_linear(img)[None],
                                msk[None], size, backend=backend)
         acc += proj.texture * proj.weight[..., None]

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                    help="raise or lower a size limit on inputs, NAME in "
                         f"{','.join(LIMIT_NAMES)} (defaults: rc.Limits; env DIBR_MAX_*)")
+    from .photos_cli import add_arguments  # fit --photos DIR (a folder of photos)
+
+    add_arguments(p)
     return p
 
 
@@ -261,12 +264,20 @@ def write_outputs(session: Session, out: Path) -> list[Path]:
 def prepare_fit(args) -> Session:
     """The checked problem of parsed ``fit`` arguments, size limits applied (``fit`` and
     ``batch`` share it). Raises :class:`UsageError`, ``files.LoadError`` or ``ValueError``."""
+    check_fit_arguments(args)
+    return _load(args)
+
+
+def check_fit_arguments(args) -> None:
+    """The checks of parsed ``fit`` arguments that need no file, size limits applied."""
+    from .photos_cli import check_arguments
+
     if args.steps < 0:
         raise UsageError("--steps must be >= 0")
     if args.subdivisions is not None and not 0 <= args.subdivisions <= 6:
         raise UsageError("--subdivisions must lie in 0..6")
     _apply_limits(args.limit)
-    return _load(args)
+    check_arguments(args, UsageError)
 
 
 def run_steps(session: Session, steps: int, quiet: bool = True, on_step=None) -> dict:
@@ -290,7 +301,18 @@ def fit_main(argv: list[str]) -> int:
     """``dibr-studio fit …``; returns the exit status."""
     try:
         args = build_parser().parse_args(_join_negative_views(argv))
-        session = prepare_fit(args)
+        check_fit_arguments(args)
+        if args.photos:
+            from .photos_cli import photos_main
+
+            out = Path(args.out)
+            if out.exists() and not out.is_dir():
+                raise UsageError(f"--out {out}: exists and is not a directory")
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            return photos_main(args, lambda s, a: _configure(s, a, fresh_targets=True),
+                               write_outputs)
+        session = _load(args)
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")

@@ -58,7 +58,7 @@ def test_reopened_session_continues_with_the_same_loss_curve(tmp_path):
         names = z.namelist()
         doc = json.loads(z.read("session.json"))
     assert "arrays.npz" in names and "targets/002_image.png" in names
-    assert doc["version"] == 1 and doc["fit"]["steps"] == n
+    assert doc["version"] == 2 and doc["fit"]["steps"] == n
     assert set(doc["fit"]["optimizer"]) == {"vertices", "colors", "light", "camera"}
 
     reopened = Session()

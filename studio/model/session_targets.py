@@ -21,8 +21,10 @@ from render_core.fit import TargetView
 from . import exif, files, photo
 
 
-def _camera(t: TargetView) -> tuple[float, float, float, float]:
-    return (t.azimuth, t.elevation, t.distance, t.fov)
+def _camera(t: TargetView) -> tuple:
+    if t.is_orbit:
+        return (t.azimuth, t.elevation, t.distance, t.fov)
+    return (t.pose.tobytes(), t.intrinsics)
 
 
 class TargetEditing:
@@ -111,7 +113,8 @@ class TargetEditing:
         with self._both():
             i = self._target_index(index)
             new = dataclasses.replace(self.targets[i], **changes)  # validates; may raise
-            new_camera = any(k in changes for k in ("azimuth", "elevation", "distance", "fov"))
+            new_camera = any(k in changes for k in ("azimuth", "elevation", "distance", "fov",
+                                                    "pose", "intrinsics"))
             self._swap_targets(self.targets[:i] + [new] + self.targets[i + 1:],
                                [i] if new_camera else [])
         self._emit("targets")
@@ -148,7 +151,18 @@ class TargetEditing:
         Raises ``IndexError`` or ``ValueError`` (non-finite values, distance <= 0, fov outside
         1..170) and then leaves the session unchanged."""
         return self._replace_target(index, azimuth=float(azimuth), elevation=float(elevation),
-                                    distance=float(distance), fov=float(fov))
+                                    distance=float(distance), fov=float(fov), pose=None,
+                                    intrinsics=None)
+
+    def set_target_pinhole(self, index: int, R, t, fx: float, fy: float, cx: float,
+                           cy: float) -> TargetView:
+        """Give target ``index`` a general pinhole camera: world-to-camera ``R`` [3,3], ``t``
+        [3] (OpenGL axes) and intrinsics in pixels of its image. As
+        :meth:`set_target_camera` otherwise."""
+        pose = np.concatenate([np.asarray(R, np.float64).reshape(3, 3),
+                               np.asarray(t, np.float64).reshape(3, 1)], 1)
+        return self._replace_target(index, pose=pose,
+                                    intrinsics=(float(fx), float(fy), float(cx), float(cy)))
 
     def set_target_lens(self, index: int, camera_group: int | None,
                         lock_fov: bool) -> TargetView:
@@ -196,13 +210,13 @@ class TargetEditing:
         with self._both():
             if not self.ready:
                 raise RuntimeError("there is no fit whose cameras could be adopted")
-            params = self.fitter().camera_params()
+            fitted = self.fitter().fitted_cameras()
             chosen = range(len(self.targets)) if indices is None else indices
             targets = list(self.targets)
             rows = sorted({self._target_index(i) for i in chosen})
-            for i in rows:
-                az, el, dist, fov = (float(v) for v in params[i])
-                targets[i] = dataclasses.replace(targets[i], azimuth=az, elevation=el,
-                                                 distance=dist, fov=fov)
+            for i in rows:  # the refined pose is a general camera (it may roll, or pan)
+                R, t, intr = fitted[i]
+                targets[i] = dataclasses.replace(
+                    targets[i], pose=np.concatenate([R, t[:, None]], 1), intrinsics=intr)
             self._swap_targets(targets, rows)
         self._emit("targets")

@@ -16,9 +16,7 @@ surface shrank by about a pixel towards the soft edge; at this sigma it rose to 
 
 def target_cameras(targets: list[TargetView]) -> rc.Camera:
     """The targets' own cameras (as typed or adopted, before any refinement), one per target."""
-    return rc.Camera.cat([
-        rc.Camera.orbit(t.azimuth, t.elevation, t.distance, fov=t.fov, aspect=t.aspect)
-        for t in targets])
+    return rc.Camera.cat([t.camera() for t in targets])
 
 
 def hull_mesh(targets: list[TargetView], resolution: int = 128, faces: int = 5000,

@@ -3,7 +3,9 @@
 Layout of a session file (``.zip``; an unpacked folder with the same members opens too):
 
 - ``session.json``: ``format``, ``version`` (:data:`FORMAT_VERSION`), the mesh name, every
-  target's name, orbit camera and where its image and mask are, the settings
+  target's name, orbit camera (a general camera's summary) and where its image and mask are,
+  a general pinhole's ``camera`` (``R`` rows, ``t``: world-to-camera in OpenGL axes; ``fx
+  fy cx cy`` in pixels of the image; absent for an orbit camera), the settings
   (:meth:`FitConfig.to_dict`), the loss history, and the fit's counters, optimizer learning
   rates and which arrays hold its state.
 - ``arrays.npz``: the starting mesh (``mesh.*``), the fit's parameters (``fit.state.*``) and
@@ -18,6 +20,11 @@ The zip is written to a temporary file beside the destination and renamed over i
 (members, paths, sizes, dtypes, shapes, finiteness; the fit state is restored into a fresh
 :class:`Fitter` as the final check) and raises :class:`SessionFileError` naming the file and
 the first problem.
+
+Versions: 2 added the general camera and the 6-DoF camera refinement (``fit.state.cam_delta``
+[N,7]). Every older version still opens: a version-1 file's targets are orbit cameras and its
+orbit refinement ([N,4]) is converted to the same cameras (the camera group's Adam moments
+restart).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from render_core.fit import FitConfig, Fitter, TargetView
 from .files import LoadError
 
 FORMAT = "dibr-studio session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SESSION_SUFFIX = ".zip"
 MANIFEST = "session.json"
 ARRAYS = "arrays.npz"
@@ -51,7 +58,7 @@ MAX_SESSION_BYTES = 4 << 30
 _MESH_FIELDS = ("vertices", "faces", "vertex_colors", "uvs", "face_uvs", "texture")
 _MOMENTS = ("step", "exp_avg", "exp_avg_sq")
 _TARGET_EXTRA = {f.name for f in dataclasses.fields(TargetView)} - {
-    "image", "mask", "azimuth", "elevation", "distance", "fov", "name"}
+    "image", "mask", "azimuth", "elevation", "distance", "fov", "name", "pose", "intrinsics"}
 
 
 class SessionFileError(LoadError):
@@ -111,10 +118,15 @@ def write_session(path: str | os.PathLike, data: SessionData) -> Path:
     for i, t in enumerate(data.targets):
         entry = {"name": t.name, "azimuth": float(t.azimuth), "elevation": float(t.elevation),
                  "distance": float(t.distance), "fov": float(t.fov)}
+        if not t.is_orbit:
+            R, tt = t.world_to_camera()
+            fx, fy, cx, cy = t.pixel_intrinsics()
+            entry["camera"] = {"R": R.tolist(), "t": tt.tolist(), "fx": fx, "fy": fy,
+                               "cx": cx, "cy": cy}
         for f in dataclasses.fields(t):  # any further plain fields a TargetView may carry
             v = getattr(t, f.name)
             v = v.item() if isinstance(v, np.generic) else v
-            if f.name not in entry and f.name not in ("image", "mask") and \
+            if f.name not in entry and f.name not in ("image", "mask", "pose", "intrinsics") and \
                     (v is None or isinstance(v, str | bool | int | float)):
                 entry[f.name] = _json_number(v)
         for what, arr in (("image", t.image), ("mask", t.mask)):
@@ -293,6 +305,23 @@ def _number(r: _Reader, d: dict, key: str, where: str) -> float:
     return float(v)
 
 
+def _general_camera(r: _Reader, cam, i: int) -> dict:
+    """The ``pose`` and ``intrinsics`` of target ``i``'s ``camera`` entry (format 2)."""
+    where = f"target {i} camera"
+    if not isinstance(cam, dict):
+        r.fail(f"{where} must be an object")
+    try:
+        R = np.array(cam.get("R"), dtype=np.float64)
+        t = np.array(cam.get("t"), dtype=np.float64)
+    except (TypeError, ValueError):
+        r.fail(f"{where}: R and t must be numbers")
+    if R.shape != (3, 3) or t.shape != (3,) or not (np.isfinite(R).all() and
+                                                    np.isfinite(t).all()):
+        r.fail(f"{where}: R must be 3x3 and t 3 finite numbers")
+    intr = tuple(_number(r, cam, k, where) for k in ("fx", "fy", "cx", "cy"))
+    return {"pose": np.concatenate([R, t[:, None]], 1), "intrinsics": intr}
+
+
 def _history(r: _Reader, items) -> list[dict]:
     if not isinstance(items, list):
         r.fail("history must be a list")
@@ -398,6 +427,8 @@ def _read(arc: _Archive) -> SessionData:
         extra = {k: v for k, v in t.items() if k in _TARGET_EXTRA
                  and (v is None or isinstance(v, str | bool | int | float))}
         extra["name"] = str(t.get("name", ""))
+        if t.get("camera") is not None:
+            extra.update(_general_camera(r, t["camera"], i))
         try:
             targets.append(TargetView(image, mask, *cam, **extra))
         except (ValueError, TypeError) as e:

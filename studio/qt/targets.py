@@ -164,7 +164,9 @@ class TargetsPanel(QWidget):
             lens = "own camera" if t.camera_group is None else f"camera {t.camera_group}"
             item.setToolTip(f"{t.name}: {w}×{h}, azimuth {t.azimuth:.2f}, elevation "
                             f"{t.elevation:.2f}, distance {t.distance:.3f}, fov {t.fov:.2f}"
-                            f" ({lens}{', fov locked' if t.lock_fov else ''})")
+                            f" ({lens}{', fov locked' if t.lock_fov else ''})"
+                            + ("" if t.is_orbit else "; registered pinhole fx {:.1f}, fy {:.1f},"
+                               " cx {:.1f}, cy {:.1f} px".format(*t.pixel_intrinsics())))
             self.list.addItem(item)
         if targets:
             self.list.setCurrentRow(min(row, len(targets) - 1))
@@ -173,7 +175,9 @@ class TargetsPanel(QWidget):
 
     def _label(self, i: int) -> str:
         t = self.session.targets[i]
-        return (f"{t.name or f'view {i + 1}'}\naz {t.azimuth:.0f}°  el {t.elevation:.0f}°  "
+        # A registered (general pinhole) camera shows where it stands from the origin.
+        kind = "" if t.is_orbit else "  (registered pinhole)"
+        return (f"{t.name or f'view {i + 1}'}{kind}\naz {t.azimuth:.0f}°  el {t.elevation:.0f}°  "
                 f"d {t.distance:.1f}  fov {t.fov:.0f}°")
 
     def select(self, index: int) -> None:

@@ -178,6 +178,10 @@ class MainWindow(QMainWindow):
         self._action(m, "New &cube…", lambda: self.new_primitive("cube"))
         self._action(m, "Start from visual &hull", self.start_from_hull)
         self._action(m, "&Add target image(s)…", self.add_targets_dialog, "Ctrl+T")
+        from .photo_folder import import_cameras, open_photo_folder  # photos as targets
+
+        self._action(m, "Open &photo folder…", lambda: open_photo_folder(self))
+        self._action(m, "&Import cameras…", lambda: import_cameras(self))
         self._action(m, "Load &demo scene", self.load_demo)
         demo = m.addMenu("Open demo &mesh")
         for p in sorted((Path(__file__).resolve().parents[1] / "assets" / "meshes").glob("*.ply")):
