@@ -38,6 +38,7 @@ from .rasterize import (
 )
 from .remesh import ContinuousRemesher, RemeshError, RemeshResult, adapt_edge_length, remesh
 from .renderer import SHADINGS, Renderer, RenderOutput
+from .resolution_schedule import format_resolution_schedule, parse_resolution_schedule, pixel_size
 from .scene_normalize import SceneTransform, normalize_scene, umeyama
 from .shading import (
     LIGHT_KIND,
@@ -90,6 +91,9 @@ __all__ = [
     "VisualHullError",
     "carve_voxels",
     "visual_hull",
+    "format_resolution_schedule",
+    "parse_resolution_schedule",
+    "pixel_size",
     "Camera",
     "FitConfig",
     "ImageError",

@@ -58,6 +58,7 @@ from .intrinsics import targets_fov_layout
 from .losses import edge_length, hard_iou, iou, l1, laplacian, normal_consistency, texture_tv
 from .mesh import Mesh
 from .renderer import Renderer, RenderOutput
+from .resolution_schedule import level_at
 from .shading import DirectionalLight, SHLight, light_kind
 from .step_result import StepResult
 from .texture_project import initial_texture, texel_coverage_warning
@@ -191,11 +192,7 @@ class Fitter:
         if warn and warn != self._tex_warning:
             warnings.warn(warn, stacklevel=2)
         self._tex_warning = warn
-        render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
-                      self._effective_shading())
-        if render_key != self._render_key:
-            self._build_renderer()
-            self._render_key = render_key
+        self._follow_schedule()
         # The light group's tensor depends on the shading (direction vs SH coefficients).
         opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
                    light_kind(config.shading) == "sh", config.large_steps,
@@ -225,12 +222,26 @@ class Fitter:
             return "texture"
         return self.config.shading
 
+    def _level(self) -> tuple[int, float]:
+        """(resolution, sigma) of the current step: the config's, or its schedule's level."""
+        c = self.config
+        return level_at(c.resolution, c.sigma, c.resolution_schedule, self.steps)
+
+    def _follow_schedule(self) -> None:
+        """Rebuild the renderer and resample the targets when the settings or the
+        resolution schedule's level at this step call for another render."""
+        key = (self.config.shading, *self._level(), self.config.backend,
+               self._effective_shading())
+        if key != self._render_key:
+            self._build_renderer()
+            self._render_key = key
+
     def _build_renderer(self) -> None:
-        h = int(self.config.resolution)
+        h, sigma = self._level()
         w = max(1, round(h * self.targets[0].aspect))
         self.resolution = (h, w)
         self.renderer = Renderer((h, w), shading=self._effective_shading(),
-                                 backend=self.config.backend, sigma=self.config.sigma)
+                                 backend=self.config.backend, sigma=sigma)
         imgs, masks = [], []
         for t in self.targets:
             img = torch.from_numpy(np.ascontiguousarray(t.image)).permute(2, 0, 1)[None]
@@ -376,6 +387,7 @@ class Fitter:
           before that step either, nothing is undone and no rate is halved: a non-finite loss
           at unchanged parameters comes from the data, not from the step size.
         """
+        self._follow_schedule()
         views = step_views(len(self.targets), self.config.views_per_step, self.steps)
         out, terms, total = self._forward(views)
         values = {k: float(v.detach()) for k, v in terms.items()}
@@ -516,6 +528,7 @@ class Fitter:
 
     def render(self, view: int | None = None) -> RenderOutput:
         """Render the current state (no grad) from target ``view``, or from all when None."""
+        self._follow_schedule()
         with torch.no_grad():
             cams = self._cameras()
             if view is not None:
@@ -604,4 +617,5 @@ class Fitter:
 
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""
+        self._follow_schedule()
         return self.t_rgb, self.t_mask

@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views-per-step", type=int, default=None, metavar="K",
                    help="render a random K of the targets each step (the loss is their mean); "
                         "0 or absent: all targets")
+    p.add_argument("--resolution-schedule", default=None, metavar="RES:STEP,...",
+                   help="coarse to fine: render at RES from step STEP on, e.g. "
+                        "64:0,128:100,256:200 (targets resampled, sigma scaled per level); "
+                        "'off' turns it off")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
@@ -178,6 +182,12 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
         cfg.large_steps = args.large_steps or None
     if args.views_per_step is not None:
         cfg.views_per_step = args.views_per_step or None
+    if args.resolution_schedule is not None:
+        try:
+            cfg.resolution_schedule = (None if args.resolution_schedule == "off" else
+                                       rc.parse_resolution_schedule(args.resolution_schedule))
+        except ValueError as e:
+            raise UsageError(f"--resolution-schedule: {e}") from None
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:

@@ -233,6 +233,8 @@ def test_settings_change_while_running(window, qtbot):
     c.resolution.setValue(48)
     c.weights["edge"].setValue(0.5)
     c.views_per_step.setValue(2)
+    c.schedule.setText("40:0,48:1")
+    c.schedule.editingFinished.emit()
     at = window.step_count
     qtbot.waitUntil(lambda: window.step_count >= at + 3, timeout=30000)
     window.controls.display.setCurrentText("texture")
@@ -241,6 +243,7 @@ def test_settings_change_while_running(window, qtbot):
     assert not errors and window.last_error is None
     assert window.session.config.resolution == 48
     assert window.session.config.views_per_step == 2
+    assert window.session.config.resolution_schedule == [(40, 0), (48, 1)]
     assert window.images._last["render"].shape[:2] == (48, 48)
     assert window.viewport._uvs is not None
 
