@@ -53,6 +53,7 @@ from .shading import (
     vertex_normals,
 )
 from .shape_metrics import chamfer_l2, f_score, normalize_unit_radius
+from .shape_presets import SHAPE_PRESETS, shape_fit_config
 from .texture_project import project_texture
 from .uv import generate_uvs, weld_seams
 from .visual_hull import VisualHullError, carve_voxels, visual_hull
@@ -94,6 +95,8 @@ __all__ = [
     "format_resolution_schedule",
     "parse_resolution_schedule",
     "pixel_size",
+    "SHAPE_PRESETS",
+    "shape_fit_config",
     "Camera",
     "FitConfig",
     "ImageError",

@@ -199,3 +199,16 @@ def test_resolution_schedule_option_reaches_the_fit(tmp_path, capsys):
     assert len(doc["history"]) == 3
     assert main(["fit", "--demo", "--resolution-schedule", "64:5,32:1", "--out", str(out)]) == 2
     assert "--resolution-schedule" in _one_line_error(capsys)
+
+
+def test_shape_preset_option_sets_the_hull_refinement(tmp_path, capsys):
+    out = tmp_path / "preset"
+    assert main(["fit", "--demo", "--shape-preset", "lit", "--weight", "l1=3", "--steps", "1",
+                 "--quiet", "--out", str(out)]) == 0
+    cfg = json.loads((out / "history.json").read_text())["config"]
+    preset = rc.shape_fit_config("lit", cfg["resolution"])
+    assert cfg["shading"] == "lambertian" and cfg["large_steps"] == preset.large_steps
+    assert cfg["weights"]["l1"] == 3.0  # an option given overrides the preset
+    assert cfg["groups"]["vertices"] == {"enabled": True, "lr": preset.groups["vertices"].lr}
+    assert main(["fit", "--demo", "--shape-preset", "shiny", "--out", str(out)]) == 2
+    _one_line_error(capsys)
