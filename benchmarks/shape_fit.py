@@ -1,63 +1,76 @@
-"""Multi-view silhouette shape fitting: methods side by side, scored by Chamfer-L2 and F-score.
+"""Multi-view shape fitting: methods side by side, scored by Chamfer-L2 and F-score.
 
-    python benchmarks/shape_fit.py [--quick] [--iters 300] [--meshes figure,torus]
-                                   [--methods fitter,large_steps] [--lambdas 1,10,19,50,100]
+    python benchmarks/shape_fit.py [--quick] [--rgb | --both] [--iters 300] [--refine-iters 150]
+                                   [--meshes figure,torus] [--methods visual_hull,default]
+                                   [--lambdas 1,10,19,50,100] [--threads 1] [--json rows.json]
 
 The task: every mesh of ``assets/meshes/*.ply`` plus two procedural shapes (a torus and a
 sphere with a deep dent), each normalised to unit radius (:func:`normalize_unit_radius`), seen
-in 20 hard silhouettes at 64x64 (``rasterize(...).face_idx >= 0``) from cameras on a spiral:
-elevation -30..60 degrees, azimuth stepping by the golden angle, distance 2.7, fov 50. Every
-method gets the masks and the cameras and returns a mesh; it is scored against the normalised
+in 20 views at 64x64 from cameras on a spiral: elevation -30..60 degrees, azimuth stepping by
+the golden angle, distance 2.7, fov 50. The targets are render_core's hard rasterizer's
+(``rasterize(...).face_idx >= 0``) masks (the silhouette task), or with ``--rgb`` Lambertian
+renders of the grey shape under a known directional light (:data:`LIT_LIGHT`, the Fitter's own
+light) with those masks (the lit task; ``--both`` runs one task after the other). Every method
+gets the targets and the cameras and returns a mesh; it is scored against the normalised
 ground truth in the same frame: Chamfer-L2 and F-score@0.02 (:mod:`render_core.shape_metrics`,
-20,000 samples a side) and its wall time.
+20,000 samples a side) and its wall time (the hull's carve included where a method uses it).
 
 Methods (a function each, ``fn(problem) -> Mesh``; add one to :data:`METHODS` to compare it):
 
-- ``visual_hull`` (a): :func:`render_core.visual_hull.visual_hull` of the masks, when that
-  module is importable.
-- ``fitter`` (b): today's fit. An icosphere (4 subdivisions, radius 1) plus per-vertex offsets
-  with :class:`render_core.fit.Fitter`: Adam on the soft-silhouette IoU with its default
-  Laplacian, normal-consistency and edge-length regularisers (the colour L1 term is off: the
-  targets are masks). The Fitter has no per-step subset of views, so each of its iterations
-  renders *all* 20 views (10x the views of the other fits' iterations).
-- ``large_steps``: the same sphere, :class:`SmoothParameterization` (lambda ``--lam``, uniform
-  Laplacian) and :class:`AdamUniform` (``--lr``) on the same soft-silhouette IoU
-  (:func:`render_core.rasterize.soft_silhouette`, the Fitter's sigma), 2 random views per
-  iteration (``--ls-views``), no other regulariser.
+- ``visual_hull`` (a): :func:`render_core.visual_hull.visual_hull` of the masks (128 voxels,
+  5,000 faces).
+- ``sphere_offsets`` (b): today's fit, PyTorch3D's tutorial recipe. An icosphere (4
+  subdivisions, radius 1) plus per-vertex offsets with :class:`render_core.fit.Fitter`: Adam
+  (lr 0.01) on the soft-silhouette IoU with its default Laplacian, normal-consistency and
+  edge-length terms, 2 random views per step (``--iters``, 300); the lit task adds the L1
+  colour term under the known light.
+- ``default`` (c): the new default. The visual hull, refined by the Fitter with the task's
+  shape preset (:func:`render_core.shape_presets.shape_fit_config`: large steps, a sharp
+  soft silhouette, and for lit targets a heavy L1 colour term), ``--refine-iters`` steps.
+- ``default_c2f``: (c) coarse to fine (``FitConfig.resolution_schedule``): 32 rows for the
+  first two thirds of 4/3 as many steps, then 64 rows, at about (c)'s wall time.
+- ``sphere_large_steps``: the sphere moved by :class:`SmoothParameterization` (``--lam``) and
+  :class:`AdamUniform` (``--lr``) on the soft-silhouette IoU alone; ``--lambdas`` sweeps it
+  (the sweep behind ``render_core.large_steps.DEFAULT_LAMBDA``).
 
-``--lambdas`` runs ``large_steps`` once per lambda instead (the sweep behind
-``render_core.large_steps.DEFAULT_LAMBDA``). ``--quick``: two meshes, 60 iterations.
+``--quick``: two meshes (figure, dented_sphere), 60 steps for the fits from a sphere.
+After each task the script prints the means over meshes and, per mesh, the Chamfer ratios
+(a)/(c), (b)/(c), (c)/(c coarse to fine) and (b)/(b coarse to fine).
 
-Measured on a shared, heavily loaded 2-core CPU machine (load average 8-10, so wall times are
-only comparable within one run; seed 0, one run each):
+Measured on a shared 2-core machine (load average about 2, one thread per run), seed 0; the
+numbers are deterministic (a run under load 13 gave the same ones, at up to 10x the times).
+Chamfer-L2, F@0.02, seconds (the hull's carve included in (c))::
 
-``--quick`` (figure, dented_sphere; 60 iterations)::
+    silhouettes   (a) hull          | (b) sphere+offs.  | (c) default       | (c) c2f
+    critter       0.00035 .942  1.9 | 0.00938 .013  8.8 | 0.00031 .958  2.7 | 0.00032 .955  2.9
+    figure        0.00034 .936  0.6 | 0.00814 .035  9.7 | 0.00026 .968  2.2 | 0.00026 .967  3.1
+    mug           0.00909 .561  1.4 | 0.00838 .177  5.4 | 0.00916 .569  2.6 | 0.00929 .564  2.9
+    torus_knot    0.00041 .906  1.2 | 0.00941 .102  5.6 | 0.00035 .935  2.5 | 0.00036 .928  2.7
+    vase          0.00297 .617  1.1 | 0.00491 .264  5.5 | 0.00302 .629  2.3 | 0.00305 .628  2.7
+    torus         0.00049 .839  1.1 | 0.01521 .052  5.5 | 0.00044 .873  2.4 | 0.00044 .870  2.6
+    dented_sphere 0.00072 .830  1.4 | 0.00597 .028  6.6 | 0.00072 .835  2.8 | 0.00071 .833  4.4
 
-    method        Chamfer-L2 (figure / dented)   F@0.02 (figure / dented)   time s (mean)
-    visual_hull   0.00033 / 0.00072              0.944 / 0.826               40
-    fitter        0.01788 / 0.00384              0.079 / 0.012              153
-    large_steps   0.02366 / 0.00327              0.142 / 0.021               19
+    lit (--rgb)   (a) hull          | (b) sphere+offs.  | (c) default       | (c) c2f
+    critter       0.00035 .942  1.8 | 0.00759 .011  7.9 | 0.00030 .954  4.0 | 0.00030 .957  4.4
+    figure        0.00034 .936  0.5 | 0.00859 .033  7.2 | 0.00018 .993  2.9 | 0.00018 .992  3.5
+    mug           0.00909 .561  1.3 | 0.01546 .118  6.0 | 0.00899 .571  3.8 | 0.00914 .553  4.4
+    torus_knot    0.00041 .906  1.1 | 0.00876 .121  6.2 | 0.00028 .963  4.1 | 0.00029 .958  4.3
+    vase          0.00297 .617  1.1 | 0.01030 .303  6.3 | 0.00311 .627  3.7 | 0.00298 .631  4.3
+    torus         0.00049 .839  1.1 | 0.01492 .076  6.2 | 0.00037 .906  3.9 | 0.00037 .907  4.2
+    dented_sphere 0.00072 .830  1.2 | 0.00484 .010  6.0 | 0.00041 .880  3.9 | 0.00041 .880  4.4
 
-All 7 meshes, 300 iterations, ``--methods visual_hull,large_steps`` (the Fitter at 300
-iterations of 20 views, ~3 s an iteration here, did not fit in the time available)::
+(b) coarse to fine (``sphere_offsets_c2f``, silhouettes), Chamfer: critter 0.00938 -> 0.01534,
+figure 0.00814 -> 0.01068, mug 0.00838 -> 0.00857, torus_knot 0.00941 -> 0.00898, vase 0.00491
+-> 0.00866, torus 0.01521 -> 0.01506, dented_sphere 0.00597 -> 0.01106.
 
-    mesh           visual_hull Chamfer / F   large_steps Chamfer / F
-    critter        0.00035 / 0.942           0.00383 / 0.001
-    figure         0.00034 / 0.936           0.00345 / 0.145
-    mug            0.00908 / 0.563           0.00974 / 0.072
-    torus_knot     0.00041 / 0.906           0.00921 / 0.120
-    vase           0.00297 / 0.617           0.00353 / 0.511
-    torus          0.00049 / 0.839           0.00970 / 0.041
-    dented_sphere  0.00072 / 0.830           0.00301 / 0.015
-    mean           0.00205 / 0.805           0.00607 / 0.129   (time 60 s / 143 s)
-
-Reading them: at 64x64 one pixel spans about 0.039 units at the object (distance 2.7, fov
-50), so F@0.02 asks for half a pixel; the hull, cut from the very masks, meets it, while the
-soft-silhouette fits (sigma about 0.7 pixel) land about a pixel off (Chamfer 0.003-0.004 is
-a mean distance of ~0.04), possibly a shrink towards the soft mask's optimum (not checked).
-The sphere cannot change genus (torus, torus_knot, mug handle). At 60 iterations, large steps
-with 2 views an iteration beats the Fitter's 20-view iterations on the dented sphere (Chamfer
-0.0033 vs 0.0038) and trails it on the figure (0.024 vs 0.018), in 1/8 of the time.
+Reading them: (c) beats the hull's F-score on every mesh in both tasks, and its Chamfer on 5
+of 7 with silhouettes (the mug and vase are 1-2% higher) and 6 of 7 lit (the vase is 5%
+higher). Lit targets dig out the dent the hull fills: 0.00041 against 0.00072, 43% lower.
+(c) beats (b) 8-35x in Chamfer except on the mug and the vase, whose insides no silhouette
+shows. Coarse to fine helps neither: (c) c2f runs 4/3 the steps (2/3 of them at 32 rows)
+in 5-57% more time and ends within 4% of (c), either way; from the sphere it is worse on 5
+of 7 meshes, up to 1.9x. With 64² targets there is no finer level to reach, and the coarse
+level's soft edge, the same width in pixels, is twice as wide in the world.
 """
 
 from __future__ import annotations
@@ -77,17 +90,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, not an installed copy
 from render_core.camera import Camera  # noqa: E402
-from render_core.fit import FitConfig, Fitter, TargetView  # noqa: E402
+from render_core.color import linear_to_srgb  # noqa: E402
+from render_core.fit import DEFAULT_LIGHT, GROUPS, FitConfig, Fitter, ParamGroup, TargetView  # noqa: E402
 from render_core.large_steps import DEFAULT_LAMBDA, AdamUniform, SmoothParameterization  # noqa: E402
 from render_core.losses import iou  # noqa: E402
 from render_core.mesh import Mesh, load_mesh  # noqa: E402
 from render_core.primitives import icosphere  # noqa: E402
-from render_core.rasterize import DEFAULT_SIGMA, rasterize, soft_silhouette  # noqa: E402
+from render_core.rasterize import rasterize, soft_silhouette  # noqa: E402
+from render_core.renderer import Renderer  # noqa: E402
+from render_core.shading import DirectionalLight  # noqa: E402
 from render_core.shape_metrics import chamfer_l2, f_score, normalize_unit_radius  # noqa: E402
+from render_core.shape_presets import shape_fit_config  # noqa: E402
 
 N_VIEWS, RES, DISTANCE, FOV = 20, 64, 2.7, 50.0
 SIGMA = FitConfig().sigma  # the Fitter's soft-silhouette sigma, for every method
 GOLDEN_ANGLE = 180.0 * (3.0 - math.sqrt(5.0))
+# The known light of the lit task: the Fitter's own directional light (its default direction,
+# intensity 0.8, ambient 0.3; render_core.fit.Fitter._light), on a uniform grey albedo.
+LIT_LIGHT = DirectionalLight(torch.tensor(DEFAULT_LIGHT), intensity=0.8, ambient=0.3)
 
 
 @dataclass
@@ -100,7 +120,10 @@ class Problem:
     masks: torch.Tensor       # [N,H,W] float32 0/1 hard silhouettes
     azimuth: np.ndarray       # [N] degrees
     elevation: np.ndarray     # [N] degrees
+    targets: list             # [N] TargetView: the masks (white), or the lit renders
+    task: str = "silhouette"  # or "rgb"
     iters: int = 300
+    refine_iters: int = 150
     views_per_step: int = 2
     seed: int = 0
     lam: float = DEFAULT_LAMBDA
@@ -151,7 +174,9 @@ def all_shapes() -> dict[str, Mesh]:
     return {k: normalize_unit_radius(Mesh(m.vertices, m.faces)) for k, m in shapes.items()}
 
 
-def make_problem(name: str, gt: Mesh, **budget) -> Problem:
+def make_problem(name: str, gt: Mesh, task: str = "silhouette", **budget) -> Problem:
+    """The 20 views of ``gt``: hard masks, and as targets either the masks (``silhouette``)
+    or Lambertian renders under :data:`LIT_LIGHT` (``rgb``), both by render_core's rasterizer."""
     k = np.arange(N_VIEWS)
     az = (k * GOLDEN_ANGLE) % 360.0
     el = np.linspace(-30.0, 60.0, N_VIEWS)
@@ -159,7 +184,27 @@ def make_problem(name: str, gt: Mesh, **budget) -> Problem:
                         torch.tensor(el, dtype=torch.float32), DISTANCE, fov=FOV)
     clip = cams.to_clip(gt.vertices.expand(N_VIEWS, -1, -1))
     masks = (rasterize(clip, gt.faces, RES).face_idx >= 0).float()
-    return Problem(name, gt, cams, masks, az, el, **budget)
+    if task == "rgb":
+        out = Renderer(RES, shading="lambertian", sigma=1e-5).render(
+            fine_facets(gt), cams, light=LIT_LIGHT)
+        images = linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
+    else:
+        images = np.repeat(masks.numpy()[..., None], 3, axis=3)
+    targets = [TargetView(images[i], masks[i].numpy(), float(az[i]), float(el[i]), DISTANCE,
+                          FOV) for i in range(N_VIEWS)]
+    return Problem(name, gt, cams, masks, az, el, targets, task, **budget)
+
+
+def fine_facets(mesh: Mesh, max_edge: float = 0.03) -> Mesh:
+    """The same surface split into faces with edges under ``max_edge`` (under a pixel at the
+    object), for rendering lit targets: the renderer shades with interpolated vertex normals,
+    which on a coarse mesh blend a sharp rim or a mug's wall over the whole face and show
+    shading no surface has; on the split faces they stay within a sliver of each edge."""
+    import trimesh
+
+    v, f = trimesh.remesh.subdivide_to_size(mesh.vertices.double().numpy(), mesh.faces.numpy(),
+                                            max_edge=max_edge, max_iter=10)
+    return Mesh(torch.from_numpy(v.astype(np.float32)), torch.from_numpy(f.astype(np.int64)))
 
 
 def start_sphere() -> Mesh:
@@ -169,19 +214,49 @@ def start_sphere() -> Mesh:
 # --------------------------------------------------------------------------- methods
 
 
-def fit_fitter(pb: Problem) -> Mesh:
-    """(b) today's fit: Fitter with vertex offsets, all views every iteration."""
-    targets = [TargetView(np.repeat(m.numpy()[..., None], 3, 2), m.numpy(), float(a), float(e),
-                          DISTANCE, FOV) for m, a, e in zip(pb.masks, pb.azimuth, pb.elevation,
-                                                            strict=True)]
-    cfg = FitConfig(resolution=RES, sigma=SIGMA)
-    cfg.groups["colors"].enabled = False
-    cfg.weights["l1"] = 0.0
-    fitter = Fitter(start_sphere(), targets, cfg)
-    for _ in range(pb.iters):
+def _run(fitter: Fitter, steps: int) -> Mesh:
+    for _ in range(steps):
         fitter.step()
     m = fitter.current_mesh()
     return Mesh(m.vertices, m.faces)
+
+
+def fit_sphere_offsets(pb: Problem, schedule: list | None = None,
+                       steps: int | None = None) -> Mesh:
+    """(b) today's fit, PyTorch3D's tutorial recipe: an icosphere plus per-vertex offsets,
+    Adam (lr 0.01) on the soft-silhouette IoU with Laplacian, normal-consistency and edge
+    terms, 2 random views per step; the lit task adds the L1 colour term under the known
+    light (Lambertian)."""
+    cfg = FitConfig(resolution=RES, sigma=SIGMA, views_per_step=pb.views_per_step,
+                    resolution_schedule=schedule)
+    cfg.groups = {g: ParamGroup(g == "vertices", cfg.groups[g].lr) for g in GROUPS}
+    if pb.task == "rgb":
+        cfg.shading = "lambertian"
+    else:
+        cfg.weights["l1"] = 0.0
+    return _run(Fitter(start_sphere(), pb.targets, cfg), steps or pb.iters)
+
+
+def fit_sphere_offsets_coarse_to_fine(pb: Problem) -> Mesh:
+    """(b) coarse to fine, as ``default_c2f`` is (c) coarse to fine."""
+    n = pb.iters * 4 // 3
+    return fit_sphere_offsets(pb, [(32, 0), (64, n * 2 // 3)], n)
+
+
+def fit_default(pb: Problem, schedule: list | None = None, steps: int | None = None) -> Mesh:
+    """(c) the new default: the visual hull, refined by the Fitter with the shape preset of
+    the task (:func:`render_core.shape_presets.shape_fit_config`)."""
+    cfg = shape_fit_config("lit" if pb.task == "rgb" else "silhouette", RES)
+    cfg.resolution_schedule = schedule
+    return _run(Fitter(fit_visual_hull(pb), pb.targets, cfg), steps or pb.refine_iters)
+
+
+def fit_default_coarse_to_fine(pb: Problem) -> Mesh:
+    """(c) with a resolution schedule: the first 2/3 of the steps at 32 rows, then 64 rows,
+    for one and a third times the steps of (c) (about its wall time: a 32-row step costs
+    about half a 64-row one here)."""
+    n = pb.refine_iters * 4 // 3
+    return fit_default(pb, [(32, 0), (64, n * 2 // 3)], n)
 
 
 def fit_large_steps(pb: Problem, start: Mesh | None = None, lr: float | None = None,
@@ -212,29 +287,12 @@ def fit_visual_hull(pb: Problem) -> Mesh:
     return visual_hull(pb.masks, pb.cameras, resolution=128, faces=5000)
 
 
-HULL_REFINE_SIGMA = DEFAULT_SIGMA / 10
-"""A sharp silhouette for refining the hull: with the Fitter's sigma (3x the default) the soft
-alpha's tail is about a pixel wide at 64^2, and matching it to hard masks shrinks the surface
-by about that much (F@0.02 of the critter's hull fell from 0.94 to 0.005 in 150 iterations);
-at a tenth of the default it rose to 0.96."""
-
-
-def fit_hull_large_steps(pb: Problem) -> Mesh:
-    """The visual hull, then large-steps silhouette refinement from it with a sharp silhouette
-    and a thirtieth of the rate (the hull is already close)."""
-    return fit_large_steps(pb, start=fit_visual_hull(pb), lr=pb.lr / 30,
-                           sigma=HULL_REFINE_SIGMA)
-
-
-METHODS: dict[str, Callable[[Problem], Mesh]] = {"fitter": fit_fitter,
-                                                "large_steps": fit_large_steps}
-try:  # (a) joins when its module exists
-    import render_core.visual_hull  # noqa: F401
-
-    METHODS = {"visual_hull": fit_visual_hull, **METHODS, "hull_large_steps":
-               fit_hull_large_steps}
-except ImportError:
-    pass
+METHODS: dict[str, Callable[[Problem], Mesh]] = {
+    "visual_hull": fit_visual_hull, "sphere_offsets": fit_sphere_offsets, "default": fit_default,
+    "default_c2f": fit_default_coarse_to_fine,
+    "sphere_offsets_c2f": fit_sphere_offsets_coarse_to_fine,
+    "sphere_large_steps": fit_large_steps}
+DEFAULT_METHODS = ("visual_hull", "sphere_offsets", "default")
 
 
 # --------------------------------------------------------------------------- running
@@ -266,8 +324,8 @@ def _print_row(r: dict) -> None:
               f"{r['time_s']:>9.1f}", flush=True)
 
 
-def summary(rows: list[dict]) -> None:
-    print("\nmean over meshes (rows without errors)")
+def summary(rows: list[dict], task: str) -> None:
+    print(f"\n[{task}] mean over meshes (rows without errors)")
     print(f"  {'method':<22} {'Chamfer-L2':>11} {'F@0.02':>8} {'time s':>9}")
     for label in dict.fromkeys(r["method"] for r in rows):
         ok = [r for r in rows if r["method"] == label and "error" not in r]
@@ -275,21 +333,45 @@ def summary(rows: list[dict]) -> None:
             _print_row({"method": label, "chamfer_l2": np.mean([r["chamfer_l2"] for r in ok]),
                         "f_score": np.mean([r["f_score"] for r in ok]),
                         "time_s": np.mean([r["time_s"] for r in ok])})
+    by = {(r["mesh"], r["method"]): r for r in rows if "error" not in r}
+    meshes = list(dict.fromkeys(r["mesh"] for r in rows))
+    pairs = [(x, y) for x, y in (("visual_hull", "default"), ("sphere_offsets", "default"),
+                                 ("default", "default_c2f"),
+                                 ("sphere_offsets", "sphere_offsets_c2f"))
+             if any((m, x) in by and (m, y) in by for m in meshes)]
+    if pairs:
+        print(f"\n[{task}] Chamfer-L2 ratios per mesh (first / second; > 1: second is better)")
+        print("  " + f"{'mesh':<15}" + "".join(f"{x + ' / ' + y:>30}" for x, y in pairs))
+        for m in meshes:
+            cells = [(f"{by[m, x]['chamfer_l2'] / by[m, y]['chamfer_l2']:.2f}"
+                      if (m, x) in by and (m, y) in by else "-") for x, y in pairs]
+            print("  " + f"{m:<15}" + "".join(f"{c:>30}" for c in cells))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="two meshes, 60 iterations")
-    ap.add_argument("--iters", type=int, default=None, help="iterations per fit (300)")
+    ap.add_argument("--quick", action="store_true",
+                    help="two meshes (figure, dented_sphere) and 60 steps for (b)")
+    ap.add_argument("--rgb", action="store_true", help="lit RGB targets instead of silhouettes")
+    ap.add_argument("--both", action="store_true", help="the silhouette task, then the lit one")
+    ap.add_argument("--iters", type=int, default=None,
+                    help="steps of the fits from a sphere (300; 60 with --quick)")
+    ap.add_argument("--refine-iters", type=int, default=150, help="steps of (c) from the hull")
     ap.add_argument("--meshes", default=None, help="comma-separated names (default all)")
-    ap.add_argument("--methods", default=None, help=f"comma-separated, of {list(METHODS)}")
+    ap.add_argument("--methods", default=None,
+                    help=f"comma-separated, of {list(METHODS)} "
+                         f"(default {','.join(DEFAULT_METHODS)})")
     ap.add_argument("--lam", type=float, default=DEFAULT_LAMBDA)
     ap.add_argument("--lr", type=float, default=3e-2, help="AdamUniform learning rate")
-    ap.add_argument("--ls-views", type=int, default=2, help="views per large-steps iteration")
-    ap.add_argument("--lambdas", default=None, help="sweep large_steps over these lambdas")
+    ap.add_argument("--ls-views", type=int, default=2, help="views per step of the sphere fits")
+    ap.add_argument("--lambdas", default=None,
+                    help="sweep sphere_large_steps over these lambdas")
     ap.add_argument("--samples", type=int, default=20000, help="surface samples per mesh")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     shapes = all_shapes()
     names = args.meshes.split(",") if args.meshes else (
@@ -302,23 +384,29 @@ def main(argv=None) -> None:
         methods = {f"large_steps lam={float(x):g}": (fit_large_steps, float(x))
                    for x in args.lambdas.split(",")}
     else:
-        chosen = args.methods.split(",") if args.methods else list(METHODS)
+        chosen = args.methods.split(",") if args.methods else list(DEFAULT_METHODS)
         bad = [m for m in chosen if m not in METHODS]
         if bad:
             ap.error(f"unknown methods {bad}; choose from {list(METHODS)}")
         methods = {m: (METHODS[m], args.lam) for m in chosen}
-    print(f"{len(names)} meshes, {N_VIEWS} views at {RES}x{RES}, {iters} iterations per fit "
-          f"(fitter: all {N_VIEWS} views per iteration; large_steps: {args.ls_views}), "
-          f"lr {args.lr:g}, torch threads {torch.get_num_threads()}")
+    tasks = ["silhouette", "rgb"] if args.both else ["rgb" if args.rgb else "silhouette"]
+    print(f"{len(names)} meshes, {N_VIEWS} views at {RES}x{RES}; fits from a sphere: {iters} "
+          f"steps of {args.ls_views} views; (c): the hull, then {args.refine_iters} steps; "
+          f"torch threads {torch.get_num_threads()}")
     rows = []
-    for name in names:
-        print(f"\n{name}  (V={shapes[name].num_vertices}, F={shapes[name].num_faces})")
-        print(f"  {'method':<22} {'Chamfer-L2':>11} {'F@0.02':>8} {'time s':>9}")
-        for label, (fn, lam) in methods.items():
-            pb = make_problem(name, shapes[name], iters=iters, views_per_step=args.ls_views,
-                              lam=lam, lr=args.lr)
-            rows.append(run_one(label, fn, pb, args.samples))
-    summary(rows)
+    for task in tasks:
+        task_rows = []
+        for name in names:
+            print(f"\n[{task}] {name}  (V={shapes[name].num_vertices}, "
+                  f"F={shapes[name].num_faces})")
+            print(f"  {'method':<22} {'Chamfer-L2':>11} {'F@0.02':>8} {'time s':>9}")
+            for label, (fn, lam) in methods.items():
+                pb = make_problem(name, shapes[name], task, iters=iters,
+                                  refine_iters=args.refine_iters,
+                                  views_per_step=args.ls_views, lam=lam, lr=args.lr)
+                task_rows.append({**run_one(label, fn, pb, args.samples), "task": task})
+        summary(task_rows, task)
+        rows += task_rows
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -45,6 +45,7 @@ from .rasterize import (
 )
 from .remesh import ContinuousRemesher, RemeshError, RemeshResult, adapt_edge_length, remesh
 from .renderer import EDGES, MODELS, SHADINGS, Renderer, RenderOutput
+from .resolution_schedule import format_resolution_schedule, parse_resolution_schedule, pixel_size
 from .scene_normalize import SceneTransform, normalize_scene, umeyama
 from .shading import (
     LIGHT_KIND,
@@ -59,6 +60,7 @@ from .shading import (
     vertex_normals,
 )
 from .shape_metrics import chamfer_l2, f_score, normalize_unit_radius
+from .shape_presets import SHAPE_PRESETS, shape_fit_config
 from .softras import softras
 from .texture_project import project_texture
 from .uv import generate_uvs, weld_seams
@@ -103,6 +105,11 @@ __all__ = [
     "VisualHullError",
     "carve_voxels",
     "visual_hull",
+    "format_resolution_schedule",
+    "parse_resolution_schedule",
+    "pixel_size",
+    "SHAPE_PRESETS",
+    "shape_fit_config",
     "Camera",
     "FitConfig",
     "ImageError",

@@ -60,6 +60,7 @@ from .losses import edge_length, hard_iou, laplacian, normal_consistency, textur
 from .mesh import Mesh
 from .objectives import Objective
 from .renderer import Renderer, RenderOutput
+from .resolution_schedule import level_at
 from .shading import DirectionalLight, SHLight, light_kind
 from .step_result import StepResult
 from .texture_project import initial_texture, texel_coverage_warning
@@ -190,17 +191,8 @@ class Fitter:
         if warn and warn != self._tex_warning:
             warnings.warn(warn, stacklevel=2)
         self._tex_warning = warn
-        render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
-                      self._effective_shading())
-        if render_key != self._render_key:
-            self._build_renderer()
-            self._render_key = render_key
-        # Style transfer / DeepDream replace the target losses (render_core.objectives).
-        objective_key = (repr(config.objective), render_key)
-        if objective_key != self._objective_key:
-            self.objective = None if config.objective is None else Objective(
-                config.objective, self)
-            self._objective_key = objective_key
+        self._follow_schedule()
+        self._follow_objective()
         # The light group's tensor depends on the shading (direction vs SH coefficients).
         opt_key = (tuple((n, g.enabled) for n, g in config.groups.items()),
                    light_kind(config.shading) == "sh", config.large_steps,
@@ -230,14 +222,39 @@ class Fitter:
             return "texture"
         return self.config.shading
 
+    def _level(self) -> tuple[int, float]:
+        """(resolution, sigma) of the current step: the config's, or its schedule's level."""
+        c = self.config
+        return level_at(c.resolution, c.sigma, c.resolution_schedule, self.steps)
+
     def _render_size(self) -> tuple[int, int]:
-        h = int(self.config.resolution)
+        h = self._level()[0]
         return h, max(1, round(h * self.targets[0].aspect))
+
+    def _follow_schedule(self) -> None:
+        """Rebuild the renderer and resample the targets when the settings or the
+        resolution schedule's level at this step call for another render."""
+        key = (self.config.shading, *self._level(), self.config.backend,
+               self._effective_shading())
+        if key != self._render_key:
+            self._build_renderer()
+            self._render_key = key
+            self._follow_objective()
+
+    def _follow_objective(self) -> None:
+        """Style transfer / DeepDream replace the target losses (render_core.objectives); the
+        objective is rebuilt when it or the render changes."""
+        objective_key = (repr(self.config.objective), self._render_key)
+        if objective_key != self._objective_key:
+            self.objective = None if self.config.objective is None else Objective(
+                self.config.objective, self)
+            self._objective_key = objective_key
 
     def _build_renderer(self) -> None:
         self.resolution = h, w = self._render_size()
+        sigma = self._level()[1]
         self.renderer = Renderer((h, w), shading=self._effective_shading(),
-                                 backend=self.config.backend, sigma=self.config.sigma)
+                                 backend=self.config.backend, sigma=sigma)
         imgs, masks = [], []
         for t in self.targets:
             img = torch.from_numpy(np.ascontiguousarray(t.image)).permute(2, 0, 1)[None]
@@ -357,6 +374,7 @@ class Fitter:
           before that step either, nothing is undone and no rate is halved: a non-finite loss
           at unchanged parameters comes from the data, not from the step size.
         """
+        self._follow_schedule()
         views = step_views(len(self.targets), self.config.views_per_step, self.steps)
         out, terms, total = self._forward(views)
         values = {k: float(v.detach()) for k, v in terms.items()}
@@ -509,6 +527,7 @@ class Fitter:
 
     def render(self, view: int | None = None) -> RenderOutput:
         """Render the current state (no grad) from target ``view``, or from all when None."""
+        self._follow_schedule()
         with torch.no_grad():
             cams = self._cameras()
             if view is not None:
@@ -607,4 +626,5 @@ class Fitter:
 
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""
+        self._follow_schedule()
         return self.t_rgb, self.t_mask

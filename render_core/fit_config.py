@@ -22,6 +22,7 @@ import torch
 from .camera import Camera
 from .rasterize import DEFAULT_SIGMA
 from .renderer import SHADINGS
+from .resolution_schedule import check_schedule, normalize_schedule
 
 GROUPS = ("vertices", "colors", "texture", "light", "camera")
 """Names of the parameter groups, in display order."""
@@ -86,6 +87,11 @@ class FitConfig:
     targets) renders every target every step.
     ``objective``: None (fit the targets), or a style-transfer / DeepDream setting as JSON data
     (:mod:`render_core.objectives`), whose losses then replace the targets'.
+    ``resolution_schedule``: coarse to fine, ``[(resolution, start_step), ...]`` with increasing
+    start steps (:mod:`render_core.resolution_schedule`): from each start step the fit renders
+    at that resolution (targets resampled to it), with ``sigma`` scaled to keep the soft edge
+    as many pixels wide as it is at ``resolution``; before the first start, ``resolution``.
+    None: ``resolution`` throughout.
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -100,6 +106,7 @@ class FitConfig:
     large_steps: float | None = None
     views_per_step: int | None = None
     objective: dict | None = None
+    resolution_schedule: list[tuple[int, int]] | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -136,6 +143,7 @@ class FitConfig:
                 or self.views_per_step < 1):
             raise ValueError(f"views_per_step must be a whole number >= 1 or None (all), got "
                              f"{self.views_per_step!r}")
+        check_schedule(self.resolution_schedule)
 
         if self.objective is not None:
             from .objectives import objective_spec
@@ -155,6 +163,8 @@ class FitConfig:
         d["groups"] = {k: ParamGroup(**v) for k, v in d.get("groups", {}).items()}
         if "weights" in d:  # settings saved before a term existed get its default weight
             d["weights"] = {**default_weights(), **d["weights"]}
+        if "resolution_schedule" in d:  # JSON holds the pairs as lists
+            d["resolution_schedule"] = normalize_schedule(d["resolution_schedule"])
         return cls(**d)
 
 

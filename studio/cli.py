@@ -134,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views-per-step", type=int, default=None, metavar="K",
                    help="render a random K of the targets each step (the loss is their mean); "
                         "0 or absent: all targets")
+    p.add_argument("--shape-preset", choices=rc.SHAPE_PRESETS, default=None,
+                   help="settings for refining a visual hull (use with --init hull): "
+                        "'silhouette' (masks only) or 'lit' (lit RGB targets under the known "
+                        "default light, Lambertian); other options given override them")
+    p.add_argument("--resolution-schedule", default=None, metavar="RES:STEP,...",
+                   help="coarse to fine: render at RES from step STEP on, e.g. "
+                        "64:0,128:100,256:200 (targets resampled, sigma scaled per level); "
+                        "'off' turns it off")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
@@ -156,6 +164,9 @@ PHOTO_RESOLUTION = 128  # photos need more than the demo's 64 rows
 
 def _configure(session: Session, args, fresh_targets: bool = False) -> None:
     cfg = session.config.copy()
+    if args.shape_preset is not None:
+        res = args.resolution or (PHOTO_RESOLUTION if fresh_targets else cfg.resolution)
+        cfg = rc.shape_fit_config(args.shape_preset, res)
     if args.optimize is not None:
         wanted = [g.strip() for g in args.optimize.split(",") if g.strip()]
         bad = [g for g in wanted if g not in GROUPS]
@@ -181,6 +192,12 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
         cfg.large_steps = args.large_steps or None
     if args.views_per_step is not None:
         cfg.views_per_step = args.views_per_step or None
+    if args.resolution_schedule is not None:
+        try:
+            cfg.resolution_schedule = (None if args.resolution_schedule == "off" else
+                                       rc.parse_resolution_schedule(args.resolution_schedule))
+        except ValueError as e:
+            raise UsageError(f"--resolution-schedule: {e}") from None
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:

@@ -188,3 +188,27 @@ def test_subcommands_have_help(word, capsys):
     with pytest.raises(SystemExit) as e:
         main([word, "--help"])
     assert e.value.code == 0 and f"dibr-studio {word}" in capsys.readouterr().out
+
+
+def test_resolution_schedule_option_reaches_the_fit(tmp_path, capsys):
+    out = tmp_path / "sched"
+    assert main(["fit", "--demo", "--resolution-schedule", "32:0,48:2", "--steps", "3",
+                 "--quiet", "--out", str(out)]) == 0
+    doc = json.loads((out / "history.json").read_text())
+    assert doc["config"]["resolution_schedule"] == [[32, 0], [48, 2]]
+    assert len(doc["history"]) == 3
+    assert main(["fit", "--demo", "--resolution-schedule", "64:5,32:1", "--out", str(out)]) == 2
+    assert "--resolution-schedule" in _one_line_error(capsys)
+
+
+def test_shape_preset_option_sets_the_hull_refinement(tmp_path, capsys):
+    out = tmp_path / "preset"
+    assert main(["fit", "--demo", "--shape-preset", "lit", "--weight", "l1=3", "--steps", "1",
+                 "--quiet", "--out", str(out)]) == 0
+    cfg = json.loads((out / "history.json").read_text())["config"]
+    preset = rc.shape_fit_config("lit", cfg["resolution"])
+    assert cfg["shading"] == "lambertian" and cfg["large_steps"] == preset.large_steps
+    assert cfg["weights"]["l1"] == 3.0  # an option given overrides the preset
+    assert cfg["groups"]["vertices"] == {"enabled": True, "lr": preset.groups["vertices"].lr}
+    assert main(["fit", "--demo", "--shape-preset", "shiny", "--out", str(out)]) == 2
+    _one_line_error(capsys)

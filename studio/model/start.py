@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import render_core as rc
 from render_core.fit import TargetView
-from render_core.rasterize import DEFAULT_SIGMA
+from render_core.shape_presets import HULL_SIGMA  # noqa: F401  (the sigma of a hull start)
 from render_core.visual_hull import VisualHullError, visual_hull
-
-HULL_SIGMA = DEFAULT_SIGMA / 10
-"""The soft-silhouette sigma of a fit that starts from the hull. Measured on the 20-view, 64²
-shape benchmark (benchmarks/shape_fit.py): refining the critter's hull at the Fitter's default
-sigma (3x DEFAULT_SIGMA) dropped its F-score@0.02 from 0.94 to 0.005 in 150 steps, as the
-surface shrank by about a pixel towards the soft edge; at this sigma it rose to 0.96."""
 
 
 def target_cameras(targets: list[TargetView]) -> rc.Camera:

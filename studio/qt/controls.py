@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -119,6 +120,13 @@ class ControlPanel(QWidget):
         self.resolution.setKeyboardTracking(False)
         self.resolution.valueChanged.connect(
             lambda r: self._apply(self.session.set_option, resolution=r))
+        self.schedule = QLineEdit()
+        self.schedule.setPlaceholderText("off, e.g. 64:0,128:100")
+        self.schedule.setToolTip(
+            "Coarse to fine: RES:STEP pairs, e.g. 64:0,128:100,256:200 renders at 64 rows from "
+            "step 0, 128 from step 100, 256 from step 200 (targets resampled, the soft edge "
+            "kept as many pixels wide); empty: the Resolution above throughout")
+        self.schedule.editingFinished.connect(self._schedule_edited)
         self.texture_size = QSpinBox()
         self.texture_size.setRange(4, 4096)
         self.texture_size.setSingleStep(64)
@@ -150,6 +158,7 @@ class ControlPanel(QWidget):
         self.display.currentTextChanged.connect(self.display_mode_changed)
         form.addRow("Shading", self.shading)
         form.addRow("Resolution", self.resolution)
+        form.addRow("Schedule", self.schedule)
         form.addRow("Texture size", self.texture_size)
         form.addRow("Large steps λ", self.large_steps)
         form.addRow("Views per step", self.views_per_step)
@@ -177,6 +186,18 @@ class ControlPanel(QWidget):
             self.error.emit(str(e))
             self.sync()
 
+    def _schedule_edited(self) -> None:
+        text = self.schedule.text().strip()
+        if text == rc.format_resolution_schedule(self.session.config.resolution_schedule):
+            return
+        try:
+            schedule = rc.parse_resolution_schedule(text) if text else None
+        except ValueError as e:
+            self.error.emit(str(e))
+            self.sync()
+            return
+        self._apply(self.session.set_option, resolution_schedule=schedule)
+
     def _on_session(self, event: str) -> None:
         self.sync()
 
@@ -192,6 +213,8 @@ class ControlPanel(QWidget):
                 self.weights[name].setValue(cfg.weights[name])
             self.shading.setCurrentText(cfg.shading)
             self.resolution.setValue(int(cfg.resolution))
+            self.schedule.setText(rc.format_resolution_schedule(cfg.resolution_schedule))
+            self.schedule.setCursorPosition(0)
             self.texture_size.setValue(int(cfg.texture_size))
             self.large_steps.setValue(cfg.large_steps or 0.0)
             self.views_per_step.setValue(cfg.views_per_step or 0)

@@ -233,6 +233,8 @@ def test_settings_change_while_running(window, qtbot):
     c.resolution.setValue(48)
     c.weights["edge"].setValue(0.5)
     c.views_per_step.setValue(2)
+    c.schedule.setText("40:0,48:1")
+    c.schedule.editingFinished.emit()
     at = window.step_count
     qtbot.waitUntil(lambda: window.step_count >= at + 3, timeout=30000)
     window.controls.display.setCurrentText("texture")
@@ -241,6 +243,7 @@ def test_settings_change_while_running(window, qtbot):
     assert not errors and window.last_error is None
     assert window.session.config.resolution == 48
     assert window.session.config.views_per_step == 2
+    assert window.session.config.resolution_schedule == [(40, 0), (48, 1)]
     assert window.images._last["render"].shape[:2] == (48, 48)
     assert window.viewport._uvs is not None
 
@@ -257,3 +260,19 @@ def test_start_from_visual_hull_follows_the_new_vertex_count(window, qtbot):
     window.worker.step(2)
     qtbot.waitUntil(lambda: window.session.steps == 2, timeout=60000)
     assert window.session.history[0]["silhouette_iou"] > 0.9
+
+
+def test_a_bad_resolution_schedule_is_named_and_changes_nothing(window, qtbot, monkeypatch):
+    errors: list[str] = []
+    monkeypatch.setattr("studio.qt.window.QMessageBox.critical",
+                        lambda *a, **k: errors.append(a[2]))
+    c = window.controls
+    c.schedule.setText("64:0,32")
+    c.schedule.editingFinished.emit()
+    assert errors and "RES:STEP" in errors[-1]
+    assert window.session.config.resolution_schedule is None
+    assert c.schedule.text() == ""  # the field shows the session's setting again
+    c.schedule.setText("24:0, 32:2")
+    c.schedule.editingFinished.emit()
+    assert window.session.config.resolution_schedule == [(24, 0), (32, 2)]
+    assert c.schedule.text() == "24:0,32:2"
