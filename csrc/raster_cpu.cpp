@@ -109,6 +109,8 @@ std::vector<at::Tensor> image_loss_backward_cpu(const at::Tensor& rgb, const at:
                                                 const at::Tensor& enc, const at::Tensor& grad) {
   TORCH_CHECK(rgb.device().is_cpu(), "expected CPU tensors");
   return image_loss_backward<CpuExec>(rgb, alpha, t_rgb, t_mask, out, enc, grad);
+}
+
 // Edge antialiasing: forward and colour gradient are per-pixel gathers; the vertex gradient
 // goes through per-pair slots summed per vertex in a fixed order (no atomics on the host).
 at::Tensor aa_forward_cpu(const at::Tensor& color, const at::Tensor& face_idx,

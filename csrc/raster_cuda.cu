@@ -133,6 +133,8 @@ std::vector<at::Tensor> image_loss_backward_cuda(const at::Tensor& rgb, const at
   TORCH_CHECK(rgb.is_cuda(), "expected CUDA tensors");
   const c10::cuda::CUDAGuard guard(rgb.device());
   return image_loss_backward<CudaExec>(rgb, alpha, t_rgb, t_mask, out, enc, grad);
+}
+
 // Edge antialiasing: per-pixel gathers, and atomicAdd of each pair's vertex gradient by
 // default (per-pair slots summed per vertex in deterministic mode).
 at::Tensor aa_forward_cuda(const at::Tensor& color, const at::Tensor& face_idx,
