@@ -193,7 +193,7 @@ class Fitter:
             warnings.warn(warn, stacklevel=2)
         self._tex_warning = warn
         render_key = (config.shading, int(config.resolution), config.backend, config.sigma,
-                      self._effective_shading())
+                      self._effective_shading(), config.model)
         if render_key != self._render_key:
             self._build_renderer()
             self._render_key = render_key
@@ -238,8 +238,14 @@ class Fitter:
         h = int(self.config.resolution)
         w = max(1, round(h * self.targets[0].aspect))
         self.resolution = (h, w)
+        model = self.config.model
+        if model == "softras" and self._effective_shading() != "vertex_color":
+            raise ValueError("model 'softras' renders unlit vertex colours only so far; this "
+                             "mesh shows a texture (it has no vertex colours)")
         self.renderer = Renderer((h, w), shading=self._effective_shading(),
-                                 backend=self.config.backend, sigma=self.config.sigma)
+                                 backend=self.config.backend, sigma=self.config.sigma,
+                                 edges="antialias" if model == "dibr+aa" else "hard",
+                                 model="softras" if model == "softras" else "dibr")
         imgs, masks = [], []
         for t in self.targets:
             img = torch.from_numpy(np.ascontiguousarray(t.image)).permute(2, 0, 1)[None]

@@ -27,6 +27,9 @@ GROUPS = ("vertices", "colors", "texture", "light", "camera")
 LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge", "texture_tv")
 """Names of the loss terms; each has a weight in :attr:`FitConfig.weights`."""
 
+FIT_MODELS = ("dibr", "dibr+aa", "softras")
+"""Rendering (gradient) models a fit may use: :attr:`FitConfig.model`."""
+
 
 @dataclass
 class ParamGroup:
@@ -84,6 +87,11 @@ class FitConfig:
     targets) renders every target every step.
     ``objective``: None (fit the targets), or a style-transfer / DeepDream setting as JSON data
     (:mod:`render_core.objectives`), whose losses then replace the targets'.
+    ``model``: the rendering and gradient model, one of :data:`FIT_MODELS`: ``"dibr"`` (soft
+    silhouette, hard occlusion edges), ``"dibr+aa"`` (DIB-R with edge antialiasing,
+    ``Renderer(edges="antialias")``: colour losses move occlusion edges too) or ``"softras"``
+    (``Renderer(model="softras")``; unlit vertex colours only: shading ``vertex_color`` with
+    the texture group off).
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -98,6 +106,7 @@ class FitConfig:
     large_steps: float | None = None
     views_per_step: int | None = None
     objective: dict | None = None
+    model: str = "dibr"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -134,6 +143,13 @@ class FitConfig:
                 or self.views_per_step < 1):
             raise ValueError(f"views_per_step must be a whole number >= 1 or None (all), got "
                              f"{self.views_per_step!r}")
+
+        if self.model not in FIT_MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {FIT_MODELS}")
+        if self.model == "softras" and (self.shading != "vertex_color"
+                                        or self.groups["texture"].enabled):
+            raise ValueError("model 'softras' renders unlit vertex colours only so far: it "
+                             "needs shading 'vertex_color' and the texture group off")
 
         if self.objective is not None:
             from .objectives import objective_spec

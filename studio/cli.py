@@ -17,6 +17,7 @@ import torch
 
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, ParamGroup
+from render_core.fit_config import FIT_MODELS
 
 from .model import files
 from .model.session import Session
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render a random K of the targets each step (the loss is their mean); "
                         "0 or absent: all targets")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
+    p.add_argument("--model", default=None, choices=FIT_MODELS,
+                   help="rendering/gradient model: dibr (default), dibr+aa (edge "
+                        "antialiasing), softras (unlit vertex colours only)")
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
                         "mesh, targets and settings), and written at the end")
@@ -178,6 +182,8 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
         cfg.large_steps = args.large_steps or None
     if args.views_per_step is not None:
         cfg.views_per_step = args.views_per_step or None
+    if getattr(args, "model", None):
+        cfg.model = args.model
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:
