@@ -116,3 +116,19 @@ def test_session_reopens_with_its_model(tmp_path):
     d = cfg.to_dict()
     del d["model"]
     assert FitConfig.from_dict(d).model == "dibr"
+
+
+def test_cli_model_option(tmp_path, capsys):
+    from studio.__main__ import main
+    from studio.cli import build_parser, prepare_fit
+
+    args = build_parser().parse_args(["--demo", "--model", "dibr+aa", "--out", "x"])
+    assert prepare_fit(args).config.model == "dibr+aa"
+    # softras with lighting: one line naming the limitation, exit 2.
+    argv = ["fit", "--demo", "--model", "softras", "--shading", "lambertian", "--steps", "0",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "softras" in err and "vertex_color" in err
+    assert main(["fit", "--demo", "--model", "nmr", "--out", str(tmp_path / "o")]) == 2
+    assert "--model" in capsys.readouterr().err
