@@ -132,3 +132,14 @@ def test_cli_model_option(tmp_path, capsys):
     assert "\n" not in err and "softras" in err and "vertex_color" in err
     assert main(["fit", "--demo", "--model", "nmr", "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_session_option_sets_the_model():
+    from studio.model.session import Session
+
+    s = Session()
+    s.set_option(model="dibr+aa")
+    assert s.config.model == "dibr+aa"
+    with pytest.raises(ValueError, match="model"):
+        s.set_option(model="nmr")
+    assert s.config.model == "dibr+aa"  # a refusal changes nothing
