@@ -235,7 +235,7 @@ class Fitter:
         """Rebuild the renderer and resample the targets when the settings or the
         resolution schedule's level at this step call for another render."""
         key = (self.config.shading, *self._level(), self.config.backend,
-               self._effective_shading())
+               self._effective_shading(), self.config.model)
         if key != self._render_key:
             self._build_renderer()
             self._render_key = key
@@ -253,8 +253,14 @@ class Fitter:
     def _build_renderer(self) -> None:
         self.resolution = h, w = self._render_size()
         sigma = self._level()[1]
+        model = self.config.model
+        if model == "softras" and self._effective_shading() != "vertex_color":
+            raise ValueError("model 'softras' renders unlit vertex colours only so far; this "
+                             "mesh shows a texture (it has no vertex colours)")
         self.renderer = Renderer((h, w), shading=self._effective_shading(),
-                                 backend=self.config.backend, sigma=sigma)
+                                 backend=self.config.backend, sigma=sigma,
+                                 edges="antialias" if model == "dibr+aa" else "hard",
+                                 model="softras" if model == "softras" else "dibr")
         imgs, masks = [], []
         for t in self.targets:
             img = torch.from_numpy(np.ascontiguousarray(t.image)).permute(2, 0, 1)[None]

@@ -30,6 +30,9 @@ GROUPS = ("vertices", "colors", "texture", "light", "camera")
 LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge", "texture_tv")
 """Names of the loss terms; each has a weight in :attr:`FitConfig.weights`."""
 
+FIT_MODELS = ("dibr", "dibr+aa", "softras")
+"""Rendering (gradient) models a fit may use: :attr:`FitConfig.model`."""
+
 
 @dataclass
 class ParamGroup:
@@ -92,6 +95,11 @@ class FitConfig:
     at that resolution (targets resampled to it), with ``sigma`` scaled to keep the soft edge
     as many pixels wide as it is at ``resolution``; before the first start, ``resolution``.
     None: ``resolution`` throughout.
+    ``model``: the rendering and gradient model, one of :data:`FIT_MODELS`: ``"dibr"`` (soft
+    silhouette, hard occlusion edges), ``"dibr+aa"`` (DIB-R with edge antialiasing,
+    ``Renderer(edges="antialias")``: colour losses move occlusion edges too) or ``"softras"``
+    (``Renderer(model="softras")``; unlit vertex colours only: shading ``vertex_color`` with
+    the texture group off).
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -107,6 +115,7 @@ class FitConfig:
     views_per_step: int | None = None
     objective: dict | None = None
     resolution_schedule: list[tuple[int, int]] | None = None
+    model: str = "dibr"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -144,6 +153,13 @@ class FitConfig:
             raise ValueError(f"views_per_step must be a whole number >= 1 or None (all), got "
                              f"{self.views_per_step!r}")
         check_schedule(self.resolution_schedule)
+
+        if self.model not in FIT_MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {FIT_MODELS}")
+        if self.model == "softras" and (self.shading != "vertex_color"
+                                        or self.groups["texture"].enabled):
+            raise ValueError("model 'softras' renders unlit vertex colours only so far: it "
+                             "needs shading 'vertex_color' and the texture group off")
 
         if self.objective is not None:
             from .objectives import objective_spec

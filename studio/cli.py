@@ -17,6 +17,7 @@ import torch
 
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, ParamGroup
+from render_core.fit_config import FIT_MODELS
 
 from .model import files
 from .model.session import Session
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "64:0,128:100,256:200 (targets resampled, sigma scaled per level); "
                         "'off' turns it off")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
+    p.add_argument("--model", default=None, choices=FIT_MODELS,
+                   help="rendering/gradient model: dibr (default), dibr+aa (edge "
+                        "antialiasing), softras (unlit vertex colours only)")
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
                         "mesh, targets and settings), and written at the end")
@@ -198,6 +202,8 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
                                        rc.parse_resolution_schedule(args.resolution_schedule))
         except ValueError as e:
             raise UsageError(f"--resolution-schedule: {e}") from None
+    if getattr(args, "model", None):
+        cfg.model = args.model
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:

@@ -213,11 +213,12 @@ class Session(TargetEditing):
     def set_option(self, **options) -> None:
         """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size``,
         ``large_steps`` (lambda, None for plain offsets), ``views_per_step`` (None: all) or
-        ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off)."""
+        ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off) or ``model``
+        (the rendering model, :data:`render_core.fit_config.FIT_MODELS`)."""
         cfg = self.config.copy()
         for k, v in options.items():
             if k not in ("shading", "resolution", "backend", "sigma", "texture_size",
-                         "large_steps", "views_per_step", "resolution_schedule"):
+                         "large_steps", "views_per_step", "resolution_schedule", "model"):
                 raise ValueError(f"unknown option {k!r}")
             setattr(cfg, k, v)
         self.set_config(cfg)

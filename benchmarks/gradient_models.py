@@ -1,0 +1,232 @@
+"""Gradient models side by side: the same small fits with DIB-R, DIB-R + edge antialiasing and
+SoftRas, through the Fitter (``FitConfig.model``), measured in one run.
+
+    python benchmarks/gradient_models.py [--steps 80] [--threads 1] [--backend auto]
+
+Tasks (48 px, vertex colours unless said, one target set shared by every model):
+
+* ``silhouette``: a 6-view silhouette-only fit (IoU + the default regularisers) of an ellipsoid
+  from a sphere; metric: F-score@0.05 (and Chamfer-L2) of the fitted surface against the
+  target's (:func:`render_core.f_score`, :func:`render_core.chamfer_l2`); converged at
+  F-score >= 0.9.
+* ``occlusion``: an RGB-only fit (no silhouette, no regulariser) of an orange sphere in front
+  of a blue wall that fills the view, whose true place is 0.26 to the side: the sphere must
+  move across the wall, and only its occlusion edge says which way. Metric: IoU of the
+  pixels where the fitted sphere is in front against the target's; converged at >= 0.9.
+* ``pose``: the camera (azimuth, elevation, distance, fov) of one view of a vertex-coloured
+  ellipsoid, from 15 degrees off in azimuth; metric: angle between the fitted and the true
+  viewing directions; converged at <= 1 degree.
+* ``light``: the light direction of a Lambertian-shaded sphere, 4 views; metric: angle to the
+  true direction; converged at <= 1 degree. SoftRas renders unlit vertex colours only so far
+  (the Fitter refuses it with lighting): its row says so.
+
+Columns: the metric at the start and after the last step, the first step at which the
+convergence threshold is met (metrics of the shape tasks are checked every 5 steps), the median
+wall time of one ``Fitter.step`` and its ratio to DIB-R's on the same task in this run.
+"Steps to converge" is the first time the threshold is met: a fit may drift off it again, so
+read it with the final column. Every model uses the Fitter's sigma (``--sigma-scale`` scales
+it for all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout
+import render_core as rc  # noqa: E402
+from render_core.fit import FitConfig, Fitter, ParamGroup, TargetView  # noqa: E402
+from render_core.fit_config import FIT_MODELS  # noqa: E402
+
+RES = 48
+CLOCK = time.perf_counter
+
+
+def _target(mesh, cam, shading="vertex_color", light=None):
+    """sRGB image and coverage mask (numpy) of one view, antialiased like a photo's edges."""
+    out = rc.Renderer(RES, shading=shading, edges="antialias").render(mesh, cam, light=light)
+    img = rc.linear_to_srgb(out.rgb[0].clamp(0, 1)).numpy().astype(np.float32)
+    return img, out.frags.mask[0].float().numpy()
+
+
+def _view(mesh, az, el, dist=3.0, fov=40.0, **kw) -> TargetView:
+    img, mask = _target(mesh, rc.Camera.orbit([az], [el], dist, fov=fov), **kw)
+    return TargetView(img, mask, az, el, dist, fov)
+
+
+def _config(model: str, groups: dict[str, float], weights: dict[str, float] | None = None,
+            **kw) -> FitConfig:
+    cfg = FitConfig(resolution=RES, model=model, **kw)
+    for g in cfg.groups:
+        cfg.groups[g] = ParamGroup(g in groups, groups.get(g, 0.01))
+    if weights is not None:
+        cfg.weights = {k: weights.get(k, 0.0) for k in cfg.weights}
+    return cfg
+
+
+def _angle(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    c = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def _eye(az, el) -> np.ndarray:
+    a, e = math.radians(az), math.radians(el)
+    return np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
+
+
+# -- tasks: each returns (start mesh, targets, config builder, metric(fitter), threshold, better)
+
+
+def task_silhouette():
+    s = rc.icosphere(2)
+    goal = rc.Mesh(s.vertices * torch.tensor([0.9, 0.6, 0.75]), s.faces)
+    start = rc.Mesh(s.vertices * 0.7, s.faces)
+    targets = [_view(goal, az, 25.0 if i % 2 else -15.0) for i, az in
+               enumerate(range(0, 360, 60))]
+
+    def metric(f: Fitter) -> tuple[float, str]:
+        m = f.current_mesh()
+        fs = rc.f_score(m, goal, threshold=0.05, samples=4000)
+        return fs, f"F {fs:.3f} / CD {rc.chamfer_l2(m, goal, samples=4000):.2e}"
+
+    def config(model):
+        return _config(model, {"vertices": 0.01},
+                       {"iou": 1.0, "laplacian": 1.0, "normal": 0.01, "edge": 1.0})
+    return start, targets, config, metric, 0.9, "max", 5
+
+
+def _wall_scene(offset=(0.0, 0.0)) -> rc.Mesh:
+    s = rc.icosphere(2, radius=0.35)
+    wall = torch.tensor([[-2.0, -2, -0.5], [2, -2, -0.5], [2, 2, -0.5], [-2, 2, -0.5]])
+    n = s.vertices.shape[0]
+    v = torch.cat([s.vertices + torch.tensor([*offset, 0.0]), wall])
+    faces = torch.cat([s.faces, torch.tensor([[0, 1, 2], [0, 2, 3]]) + n])
+    col = torch.cat([torch.tensor([[0.9, 0.6, 0.2]]).expand(n, 3),
+                     torch.tensor([[0.15, 0.3, 0.7]]).expand(4, 3)])
+    return rc.Mesh(v, faces, vertex_colors=col.contiguous())
+
+
+def task_occlusion():
+    nsf = rc.icosphere(2).faces.shape[0]
+    goal = _wall_scene((0.22, -0.14))
+    targets = [_view(goal, 0.0, 0.0)]
+    want = rc.Renderer(RES).render(goal, rc.Camera.orbit([0.0], [0.0], 3.0, fov=40.0))
+    want = (want.frags.face_idx[0] >= 0) & (want.frags.face_idx[0] < nsf)
+
+    def metric(f: Fitter) -> tuple[float, str]:
+        fi = rc.Renderer(RES).render(f.current_mesh(), f.cameras()).frags.face_idx[0]
+        got = (fi >= 0) & (fi < nsf)
+        iou = float((got & want).sum()) / float((got | want).sum())
+        return iou, f"IoU {iou:.3f}"
+
+    def config(model):
+        return _config(model, {"vertices": 0.01}, {"l1": 1.0})
+    return _wall_scene(), targets, config, metric, 0.9, "max", 5
+
+
+def task_pose():
+    s = rc.icosphere(3)
+    v = s.vertices * torch.tensor([0.9, 0.6, 0.75])
+    mesh = rc.Mesh(v, s.faces, vertex_colors=(s.vertices * 0.5 + 0.5).contiguous())
+    t = _view(mesh, 30.0, 20.0)
+    start = TargetView(t.image, t.mask, 45.0, 20.0, 3.0, 40.0)  # 15 degrees off
+
+    def metric(f: Fitter) -> tuple[float, str]:
+        az, el = f.camera_params()[0, :2]
+        err = _angle(_eye(az, el), _eye(30.0, 20.0))
+        return err, f"{err:.2f} deg"
+
+    def config(model):
+        return _config(model, {"camera": 0.1}, {"iou": 1.0, "l1": 1.0})
+    return mesh, [start], config, metric, 1.0, "min", 1
+
+
+TRUE_LIGHT = (-0.5, 0.6, 0.7)
+
+
+def task_light():
+    s = rc.icosphere(3, radius=0.8)
+    mesh = rc.Mesh(s.vertices, s.faces)
+    # The Fitter's light has intensity 0.8 and ambient 0.3; the target's too, so that only the
+    # direction differs.
+    light = rc.DirectionalLight(torch.tensor(TRUE_LIGHT) / torch.tensor(TRUE_LIGHT).norm(),
+                                intensity=0.8, ambient=0.3)
+    targets = [_view(mesh, az, 10.0, shading="lambertian", light=light)
+               for az in (0.0, 90.0, 180.0, 270.0)]
+
+    def metric(f: Fitter) -> tuple[float, str]:
+        err = _angle(f.light_direction(), TRUE_LIGHT)
+        return err, f"{err:.2f} deg"
+
+    def config(model):
+        return _config(model, {"light": 0.05}, {"iou": 1.0, "l1": 1.0}, shading="lambertian")
+    return mesh, targets, config, metric, 1.0, "min", 1
+
+
+TASKS = {"silhouette": task_silhouette, "occlusion": task_occlusion, "pose": task_pose,
+         "light": task_light}
+
+
+def run(task, model: str, steps: int, backend: str, sigma_scale: float = 1.0) -> dict:
+    start, targets, config, metric, thresh, better, every = task
+    cfg = config(model)
+    cfg.backend = backend
+    cfg.sigma *= sigma_scale
+    try:
+        fitter = Fitter(start, targets, cfg)
+    except ValueError as e:
+        return {"refused": str(e)}
+    m0, label0 = metric(fitter)
+    times, converged = [], None
+    for i in range(1, steps + 1):
+        t0 = CLOCK()
+        fitter.step()
+        times.append(CLOCK() - t0)
+        if converged is None and (i % every == 0 or i == steps):
+            m, _ = metric(fitter)
+            if (m >= thresh) if better == "max" else (m <= thresh):
+                converged = i
+    _, label = metric(fitter)
+    return {"start": label0, "final": label, "converged": converged,
+            "ms": 1000 * statistics.median(times)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--sigma-scale", type=float, default=1.0,
+                    help="multiply the Fitter's default sigma (DIB-R band, SoftRas sharpness)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"gradient models, {RES} px, {args.steps} steps, {args.threads} threads, "
+          f"backend {args.backend}, sigma x{args.sigma_scale:g}")
+    print("| task | model | start | final | steps to converge | ms / step | x dibr |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.tasks.split(","):
+        task = TASKS[name]()
+        base = None
+        for model in FIT_MODELS:
+            r = run(task, model, args.steps, args.backend, args.sigma_scale)
+            if "refused" in r:
+                print(f"| {name} | {model} | n/a | n/a ({r['refused']}) | | | |", flush=True)
+                continue
+            base = base or r["ms"]
+            conv = r["converged"] if r["converged"] is not None else f"not in {args.steps}"
+            print(f"| {name} | {model} | {r['start']} | {r['final']} | {conv} | "
+                  f"{r['ms']:.1f} | {r['ms'] / base:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
