@@ -212,7 +212,7 @@ class Session(TargetEditing):
 
     def set_option(self, **options) -> None:
         """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size``,
-        ``large_steps`` (lambda, None for plain offsets), ``views_per_step`` (None: all) or
+        ``large_steps`` (lambda, None for plain offsets), ``views_per_step`` (None: all),
         ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off) or ``model``
         (the rendering model, :data:`render_core.fit_config.FIT_MODELS`)."""
         cfg = self.config.copy()
