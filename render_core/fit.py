@@ -40,13 +40,14 @@ import torch
 import torch.nn.functional as F
 
 from ._camera_group import N_PARAMS, CameraGroup
+from ._fit_divergence import FitDivergence
+from ._fit_state import FitState
 from ._fused import image_losses
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
 from ._views import step_views
 from .bake import DEFAULT_DILATION, bake_attribute, dilate, uv_fragments
 from .camera import Camera
-from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
 from .fit_config import (
     GROUPS,
     LOSS_TERMS,
@@ -93,7 +94,7 @@ def _all_finite(ts) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in ts)
 
 
-class Fitter:
+class Fitter(FitState, FitDivergence):
     """Builds the parameters and Adam optimizer for a problem and runs one step at a time.
 
     Args:
@@ -455,55 +456,6 @@ class Fitter:
             for p, v in zip(self._params, values, strict=True):
                 p.copy_(v)
 
-    def _can_undo(self) -> bool:
-        # In-place writes bump a tensor's version counter: a load_state, restore or any other
-        # edit since the last step makes its saved values stale, and so does a new optimizer.
-        if self._last is None or self._last[2] is not self._optimizer:
-            return False
-        return [p._version for p in self._params] == self._last[3]
-
-    def _undo_last_step(self) -> list[str] | None:
-        """Put the parameters and optimizer back to before the last accepted step and return
-        the groups whose update alone makes the loss non-finite (else every group it moved).
-        Returns None, changing nothing, if the loss was not finite before that step either:
-        then the data or the settings are to blame, not the step."""
-        saved, state, _, _ = self._last
-        self._last = None
-        bad = [p.detach().clone() for p in self._params]
-        self._set_params(saved)
-        with torch.no_grad():
-            before = float(self._forward()[2])
-        if not math.isfinite(before):
-            self._set_params(bad)
-            return None
-        self._optimizer.load_state_dict(state)
-        self.steps -= 1
-        spans, index = {}, 0
-        for pg in self._optimizer.param_groups:
-            spans[pg["name"]] = range(index, index + len(pg["params"]))
-            index += len(pg["params"])
-        moved = [n for n, span in spans.items()
-                 if any(not torch.equal(bad[i], saved[i]) for i in span)]
-        blamed = []
-        with torch.no_grad():
-            for name in moved:
-                for i in spans[name]:
-                    self._params[i].copy_(bad[i])
-                if not math.isfinite(float(self._forward()[2])):
-                    blamed.append(name)
-                for i in spans[name]:
-                    self._params[i].copy_(saved[i])
-        return blamed or moved
-
-    def _halve_lr(self, names: Sequence[str]) -> None:
-        """Halve the learning rate of ``names`` in the config and the optimizer."""
-        for name in names:
-            g = self.config.groups[name]
-            self.config.groups[name] = ParamGroup(g.enabled, g.lr / 2)
-        if self._optimizer is not None:
-            for pg in self._optimizer.param_groups:
-                pg["lr"] = self.config.groups[pg["name"]].lr
-
     def current_mesh(self) -> Mesh:
         """The mesh as currently optimised, detached (linear colours, texture if any)."""
         with torch.no_grad():
@@ -539,96 +491,6 @@ class Fitter:
             if view is not None:
                 cams = cams[int(view)]
             return self.renderer.render(self._mesh(), cams, light=self._light())
-
-    _STATE = ("offset", "color_logit", "tex_logit", "uvs", "face_uvs", "light_dir", "sh",
-              "cam_delta")
-
-    def state(self) -> dict:
-        """The optimised values (detached copies) and step counters, for :meth:`load_state`.
-
-        Lets another Fitter of the same problem mirror this one, e.g. across processes.
-        ``offset_space`` is the ``large_steps`` lambda ``offset`` is expressed for (None:
-        the displacement itself).
-        """
-        out = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone()
-               for k in self._STATE}
-        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._space.lam)
-        return out
-
-    def load_state(self, state: dict) -> None:
-        """Adopt values from :meth:`state` of a Fitter of the same problem (not the optimizer
-        moments: a mirror is for viewing and export, not for continuing the run). An
-        ``offset`` made for another ``large_steps`` lambda (``offset_space``; absent: this
-        Fitter's own) is converted, so the mesh is the one the state describes."""
-        space = state.get("offset_space", self._space.lam)
-        with torch.no_grad():
-            for k in self._STATE:
-                v = state[k]
-                cur = getattr(self, k)
-                if v is None or cur is None or cur.shape != v.shape:
-                    setattr(self, k, None if v is None else v.clone())
-                else:
-                    cur.copy_(v)
-        self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
-        if space != self._space.lam:  # the state's offset is in another space: bring it here
-            OffsetSpace(space, self.faces, self.base.vertices).move(self.offset, self._space)
-
-    def checkpoint(self) -> dict:
-        """Everything needed to continue this fit exactly, as tensors and plain data.
-
-        Keys: ``state`` (as :meth:`state`), ``config`` (:meth:`FitConfig.to_dict`) and
-        ``optimizer``: ``{group name: {"lr": float, "moments": [None or {"step": [] float32,
-        "exp_avg": T, "exp_avg_sq": T}, one per tensor of the group]}}`` for the groups the
-        Adam optimizer currently holds (``lr`` is the optimizer's, which may differ from the
-        config's). All tensors are detached copies, on the CPU.
-        """
-        opt = {} if self._optimizer is None else adam_moments(self._optimizer)
-        state = {k: v.cpu() if isinstance(v, torch.Tensor) else v
-                 for k, v in self.state().items()}
-        return {"state": state, "config": self.config.to_dict(), "optimizer": opt}
-
-    def restore(self, ckpt: dict) -> None:
-        """Continue from :meth:`checkpoint` of a Fitter of the same problem (same mesh and
-        targets): parameters, step counters, settings, Adam moments and learning rates.
-
-        A checkpoint whose ``optimizer`` is empty or missing restarts the moments (as after
-        a change of groups). Raises ``ValueError`` naming the first member that does not fit
-        this problem, before anything changes.
-        """
-        try:
-            config = FitConfig.from_dict(ckpt["config"])
-            config.validate()
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"checkpoint settings: {e}") from None
-        state = ckpt.get("state")
-        if not isinstance(state, dict):
-            raise ValueError("checkpoint has no parameter state")
-        cam = state.get("cam_delta")
-        if isinstance(cam, torch.Tensor) and tuple(cam.shape) == (len(self.targets), 4):
-            # An orbit-only refinement (format-1 sessions): the same cameras as 6-DoF steps;
-            # its Adam moments do not carry over (the camera group's restart).
-            state = {**state, "cam_delta": self._camera_group.from_orbit_delta(
-                cam, config.camera_views)}
-            opt = dict(ckpt.get("optimizer") or {})
-            if isinstance(opt.get("camera"), dict):
-                opt["camera"] = {**opt["camera"], "moments": [None]}
-            ckpt = {**ckpt, "optimizer": opt}
-        check_state(state, self._STATE, self.base.vertices.shape[0], self.faces.shape[0],
-                    len(self.targets))
-        params = {"vertices": state["offset"], "colors": state["color_logit"],
-                  "texture": state["tex_logit"], "camera": state["cam_delta"],
-                  "light": state["sh" if light_kind(config.shading) == "sh" else "light_dir"]}
-        opt = ckpt.get("optimizer") or {}
-        check_optimizer(opt, {n for n, g in config.groups.items() if g.enabled}, params)
-        # A checkpoint's offset is expressed for its own settings' large_steps lambda.
-        self.load_state({"offset_space": config.large_steps, **state})
-        if state["tex_logit"] is not None:  # the loaded texture is at its own size already
-            self._tex_size = int(state["tex_logit"].shape[0])
-        self._opt_key = None  # rebuild the optimizer around the loaded tensors
-        self.apply_config(config)
-        if self._optimizer is None or not opt:
-            return
-        load_adam_moments(self._optimizer, opt, self.base.vertices.dtype)
 
     def target_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets at the fit resolution: sRGB [N,H,W,3] (over black) and masks [N,H,W]."""

@@ -1,0 +1,109 @@
+"""The Fitter's state: what a mirror adopts (:meth:`state` / :meth:`load_state`) and what
+continues a fit exactly (:meth:`checkpoint` / :meth:`restore`).
+
+A mixin of :class:`render_core.fit.Fitter`; the formats are documented on each method and
+checked by :mod:`render_core.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._offset_space import OffsetSpace
+from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
+from .fit_config import FitConfig
+from .shading import light_kind
+
+
+class FitState:
+    """State, checkpoint and restore of a Fitter (mixed into ``Fitter``)."""
+
+    _STATE = ("offset", "color_logit", "tex_logit", "uvs", "face_uvs", "light_dir", "sh",
+              "cam_delta")
+
+    def state(self) -> dict:
+        """The optimised values (detached copies) and step counters, for :meth:`load_state`.
+
+        Lets another Fitter of the same problem mirror this one, e.g. across processes.
+        ``offset_space`` is the ``large_steps`` lambda ``offset`` is expressed for (None:
+        the displacement itself).
+        """
+        out = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone()
+               for k in self._STATE}
+        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._space.lam)
+        return out
+
+    def load_state(self, state: dict) -> None:
+        """Adopt values from :meth:`state` of a Fitter of the same problem (not the optimizer
+        moments: a mirror is for viewing and export, not for continuing the run). An
+        ``offset`` made for another ``large_steps`` lambda (``offset_space``; absent: this
+        Fitter's own) is converted, so the mesh is the one the state describes."""
+        space = state.get("offset_space", self._space.lam)
+        with torch.no_grad():
+            for k in self._STATE:
+                v = state[k]
+                cur = getattr(self, k)
+                if v is None or cur is None or cur.shape != v.shape:
+                    setattr(self, k, None if v is None else v.clone())
+                else:
+                    cur.copy_(v)
+        self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
+        if space != self._space.lam:  # the state's offset is in another space: bring it here
+            OffsetSpace(space, self.faces, self.base.vertices).move(self.offset, self._space)
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this fit exactly, as tensors and plain data.
+
+        Keys: ``state`` (as :meth:`state`), ``config`` (:meth:`FitConfig.to_dict`) and
+        ``optimizer``: ``{group name: {"lr": float, "moments": [None or {"step": [] float32,
+        "exp_avg": T, "exp_avg_sq": T}, one per tensor of the group]}}`` for the groups the
+        Adam optimizer currently holds (``lr`` is the optimizer's, which may differ from the
+        config's). All tensors are detached copies, on the CPU.
+        """
+        opt = {} if self._optimizer is None else adam_moments(self._optimizer)
+        state = {k: v.cpu() if isinstance(v, torch.Tensor) else v
+                 for k, v in self.state().items()}
+        return {"state": state, "config": self.config.to_dict(), "optimizer": opt}
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue from :meth:`checkpoint` of a Fitter of the same problem (same mesh and
+        targets): parameters, step counters, settings, Adam moments and learning rates.
+
+        A checkpoint whose ``optimizer`` is empty or missing restarts the moments (as after
+        a change of groups). Raises ``ValueError`` naming the first member that does not fit
+        this problem, before anything changes.
+        """
+        try:
+            config = FitConfig.from_dict(ckpt["config"])
+            config.validate()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"checkpoint settings: {e}") from None
+        state = ckpt.get("state")
+        if not isinstance(state, dict):
+            raise ValueError("checkpoint has no parameter state")
+        cam = state.get("cam_delta")
+        if isinstance(cam, torch.Tensor) and tuple(cam.shape) == (len(self.targets), 4):
+            # An orbit-only refinement (format-1 sessions): the same cameras as 6-DoF steps;
+            # its Adam moments do not carry over (the camera group's restart).
+            state = {**state, "cam_delta": self._camera_group.from_orbit_delta(
+                cam, config.camera_views)}
+            opt = dict(ckpt.get("optimizer") or {})
+            if isinstance(opt.get("camera"), dict):
+                opt["camera"] = {**opt["camera"], "moments": [None]}
+            ckpt = {**ckpt, "optimizer": opt}
+        check_state(state, self._STATE, self.base.vertices.shape[0], self.faces.shape[0],
+                    len(self.targets))
+        params = {"vertices": state["offset"], "colors": state["color_logit"],
+                  "texture": state["tex_logit"], "camera": state["cam_delta"],
+                  "light": state["sh" if light_kind(config.shading) == "sh" else "light_dir"]}
+        opt = ckpt.get("optimizer") or {}
+        check_optimizer(opt, {n for n, g in config.groups.items() if g.enabled}, params)
+        # A checkpoint's offset is expressed for its own settings' large_steps lambda.
+        self.load_state({"offset_space": config.large_steps, **state})
+        if state["tex_logit"] is not None:  # the loaded texture is at its own size already
+            self._tex_size = int(state["tex_logit"].shape[0])
+        self._opt_key = None  # rebuild the optimizer around the loaded tensors
+        self.apply_config(config)
+        if self._optimizer is None or not opt:
+            return
+        load_adam_moments(self._optimizer, opt, self.base.vertices.dtype)
