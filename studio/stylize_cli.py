@@ -17,7 +17,7 @@ import torch
 
 from render_core.features import FeatureError
 
-from .cli import UsageError, _apply_limits, _Parser, write_outputs
+from .cli import UsageError, _apply_limits, _pairs, _Parser, write_outputs
 from .model import files
 from .model.session import Session
 from .model.stylize import DEFAULT_RESOLUTION, start_dream, start_style_transfer
@@ -57,19 +57,6 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     return p
 
 
-def _weights(items: list[str]) -> dict[str, float]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or name not in WEIGHTS:
-            raise UsageError(f"--weight {item!r}: expected TERM=W with TERM in {','.join(WEIGHTS)}")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--weight {item!r}: {value!r} is not a number") from None
-    return out
-
-
 def _setup(kind: str, argv: list[str]) -> tuple[argparse.Namespace, Session]:
     args = _parser(kind).parse_args(argv)
     if args.steps < 0:
@@ -81,8 +68,8 @@ def _setup(kind: str, argv: list[str]) -> tuple[argparse.Namespace, Session]:
     groups = [g.strip() for g in args.optimize.split(",") if g.strip()]
     session = Session()
     session.load_mesh(args.mesh)
-    common = dict(features=args.features, weights=_weights(args.weight), groups=groups,
-                  resolution=args.resolution, views=args.views, seed=args.seed)
+    common = dict(features=args.features, weights=_pairs(args.weight, WEIGHTS, "--weight"),
+                  groups=groups, resolution=args.resolution, views=args.views, seed=args.seed)
     if kind == "stylize":
         start_style_transfer(session, args.style, **common)
     else:
