@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PyQt6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QOpenGLContext
 from PyQt6.QtWidgets import (
     QApplication,
     QDialog,
@@ -469,4 +469,10 @@ class MainWindow(QMainWindow):
         self.export_task.wait()  # let a running export finish its files
         self.style_menu.shutdown()
         self.worker_thread.shutdown()
+        # A GL context left current on this window's surface outlives it in the GL driver;
+        # the next context created (another window) then asks X about the dead window and the
+        # X error ends the process. Release it while the window still exists.
+        ctx = QOpenGLContext.currentContext()
+        if ctx is not None:
+            ctx.doneCurrent()
         super().closeEvent(e)

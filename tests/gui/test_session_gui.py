@@ -91,6 +91,9 @@ def test_revert_from_the_loss_plot(window, qtbot, monkeypatch):
     history = list(window.session.history)
     window.losses.flush()
     vb = window.losses.plot.getPlotItem().vb
+    # The view box fits its range to the new curve lazily (before its next paint): map the
+    # click only once the range covers the run, as it does on the screen the user clicks.
+    qtbot.waitUntil(lambda: vb.viewRange()[0][1] >= len(history), timeout=10000)
     y = vb.viewRange()[1][0]
 
     class DoubleClick:  # what pyqtgraph's scene reports for a double-click at step 3
