@@ -1,7 +1,8 @@
 """The studio with general pinhole targets (registered photos: rolled, off-centre principal
 point) instead of orbit cameras: the fit runs, the viewport draws their frusta, the Targets
 tab lists them as pinholes, the photo backdrop, "View from target" (the registered camera
-itself), the contact sheet and RenderNet's camera mapping work. Writes docs/screenshots/targets_pinhole.png."""
+itself), the contact sheet and RenderNet's camera mapping work. Writes
+docs/screenshots/targets_pinhole.png."""
 
 from __future__ import annotations
 
