@@ -215,7 +215,7 @@ class Viewport(QOpenGLWidget):
         centred frame of ``frame_aspect`` (W/H) drawn in this view: the same eye, and the fov
         of the frame's height (narrower than the view's when the frame is letterboxed in it).
         Azimuth in (-180, 180]. The orbit must turn about the origin (it does with a
-        backdrop); otherwise a ``ValueError`` says so."""
+        backdrop); otherwise a ``ValueError`` says so. Of the orbit: see :meth:`leave_pinhole`."""
         if np.linalg.norm(self.center) > 1e-9:
             raise ValueError("the view is panned away from the origin; double-click the "
                              "viewport with a photo shown to centre it")
