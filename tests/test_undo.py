@@ -141,3 +141,24 @@ def test_a_camera_edit_and_its_undo_keep_the_loss_history(session):
     assert [m["total"] for m in session.history] == curve
     session.step()
     assert [m["step"] for m in session.history] == [1, 2, 3, 4, 5]
+
+
+def test_general_camera_edit_undo_and_redo(session):
+    """``set_target_pinhole`` (what "Use this view" calls for a registered target) is one
+    undo step, as orbit edits are; a bad rotation leaves the session and the stack alone."""
+    stack = UndoStack(session, merge_seconds=0)
+    first = session.targets[0]
+    a = np.radians(10.0)
+    R = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    session.set_target_pinhole(0, R, [0.1, -0.2, -3.0], 20.0, 21.0, 9.0, 7.5)
+    general = session.targets[0]
+    assert not general.is_orbit and general.intrinsics == (20.0, 21.0, 9.0, 7.5)
+    with pytest.raises(ValueError, match="rotation"):
+        session.set_target_pinhole(0, 2 * R, [0, 0, -3.0], 20.0, 20.0, 8.0, 8.0)
+    assert session.targets[0] is general
+    session.set_target_pinhole(0, R.T, [0.0, 0.0, -2.5], 18.0, 18.0, 8.0, 8.0)
+    assert stack.undo() and session.targets[0] is general
+    assert stack.undo() and session.targets[0] is first and session.targets[0].is_orbit
+    assert not stack.can_undo
+    assert stack.redo() and session.targets[0] is general
+    np.testing.assert_array_equal(session.targets[0].pose[:, :3], R)

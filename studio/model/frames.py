@@ -13,7 +13,8 @@ def frame_of(fitter: Fitter, view: int, generation: int) -> dict:
 
     Keys: ``render`` [H,W,3], ``alpha`` [H,W], ``target`` [H,W,3], ``mask`` [H,W] (numpy,
     sRGB), ``mesh`` (dict of numpy arrays or None: ``vertices faces vertex_colors uvs face_uvs
-    texture``, linear colours), ``cameras`` list of (view [4,4], fov, aspect), ``light`` [3],
+    texture``, linear colours), ``cameras`` list of (view [4,4], fov, aspect), ``projections``
+    their projections [4,4] (intrinsics with the principal point), ``light`` [3],
     ``step``, ``view`` and ``generation``. Plain data, so it can cross a process boundary.
     """
     view = int(np.clip(view, 0, len(fitter.targets) - 1))
@@ -31,6 +32,7 @@ def frame_of(fitter: Fitter, view: int, generation: int) -> dict:
                  for k in fields},
         "cameras": [(cams.view[i].double().numpy(), float(cams.fov[i]), float(cams.aspect[i]))
                     for i in range(len(cams))],
+        "projections": [cams.proj[i].double().numpy() for i in range(len(cams))],
         "light": fitter.light_direction(),
         "step": fitter.steps,
         "view": view,

@@ -35,7 +35,7 @@ from PyQt6.QtWidgets import (
 from ..model import files
 from ..model.session import Session
 from .mask_editor import MaskEditorDialog
-from .viewport import Viewport
+from .viewport import Pinhole, Viewport
 
 THUMB = 56
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg)"
@@ -79,11 +79,13 @@ class TargetsPanel(QWidget):
             cams.addRow({"fov": "Field of view"}.get(k, k.capitalize()), spin)
 
         self.use_view = QPushButton("Use this view")
-        self.use_view.setToolTip("Set the selected target's camera to the viewport's orbit "
-                                 "camera (the photo frame's view)")
+        self.use_view.setToolTip("Set the selected target's camera to the viewport's camera "
+                                 "(the photo frame's view; a registered target keeps a "
+                                 "general camera)")
         self.use_view.clicked.connect(self.use_this_view)
         self.look = QPushButton("View from target")
-        self.look.setToolTip("Orbit the viewport to the selected target's camera")
+        self.look.setToolTip("Show the viewport from the selected target's camera (a "
+                             "registered one with its roll and principal point)")
         self.look.clicked.connect(self.view_from_target)
         self.edit_mask = QPushButton("Edit mask…")
         self.edit_mask.clicked.connect(self.edit_mask_dialog)
@@ -216,6 +218,8 @@ class TargetsPanel(QWidget):
         i = self.current
         if self.active and self.backdrop.isChecked() and 0 <= i < len(self.session.targets):
             t = self.session.targets[i]
+            if not Pinhole.of_target(t).matches(self.viewport.pinhole):
+                self.viewport.leave_pinhole()  # another target's camera: orbit from there
             self.viewport.set_backdrop(t.image, fov=t.fov)
         else:
             self.viewport.set_backdrop(None)
@@ -275,10 +279,18 @@ class TargetsPanel(QWidget):
                     self.lock_fov.isChecked())
 
     def use_this_view(self) -> None:
-        """Give the selected target the viewport's camera (its photo frame's view)."""
+        """Give the selected target the viewport's camera (its photo frame's view): an orbit
+        target an orbit camera, a registered one the general camera of the frame."""
         i = self.current
         if i < 0:
             return
+        t = self.session.targets[i]
+        if not t.is_orbit:
+            h, w = t.image.shape[:2]
+            cam = self.viewport.frame_pinhole((w, h))
+            self._guard(self.session.set_target_pinhole, i, cam.R, cam.t, *cam.intrinsics)
+            return
+        self.viewport.leave_pinhole()
         try:
             cam = self.viewport.frame_camera(self.session.targets[i].aspect)
         except ValueError as e:
@@ -290,7 +302,10 @@ class TargetsPanel(QWidget):
         i = self.current
         if i >= 0:
             t = self.session.targets[i]
-            self.viewport.look_through(t.azimuth, t.elevation, t.distance, t.fov, t.aspect)
+            if t.is_orbit:
+                self.viewport.look_through(t.azimuth, t.elevation, t.distance, t.fov, t.aspect)
+            else:  # the registered camera itself: roll and principal point included
+                self.viewport.set_pinhole(Pinhole.of_target(t))
 
     def edit_mask_dialog(self) -> MaskEditorDialog | None:
         """Open the mask editor on the selected target; OK sets the mask."""

@@ -9,6 +9,12 @@ Camera alignment: :meth:`Viewport.set_backdrop` shows a target photo over the me
 adjustable opacity, in a frame of the photo's aspect (outlined); while it is shown the orbit
 turns about the origin, as the targets' orbit cameras do, and :meth:`Viewport.frame_camera`
 gives the orbit camera of that frame, so "Use this view" makes the photo's camera the view.
+
+General cameras (registered photos: roll, off-centre principal point): :meth:`set_pinhole`
+shows the scene from one, in its image's centred frame, with the matrices of
+``rc.Camera.from_intrinsics`` (:mod:`studio.qt.view_camera`); dragging or zooming leaves it
+for an orbit camera standing where it stood (:meth:`leave_pinhole`), and
+:meth:`frame_pinhole` gives the general camera that the frame shows.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 import render_core as rc
 
 from .backdrop import BackdropLayer, frame_rect
+from .view_camera import Pinhole, frame_pinhole, frustum_lines, orbit_of, pinhole_matrices
+
+__all__ = ["MODES", "Pinhole", "Viewport", "frustum_lines"]
 
 MODES = ("shaded", "wireframe", "colors", "texture")
 """Display modes offered to the user (``silhouette`` is kept for tests)."""
@@ -92,20 +101,6 @@ _BACKGROUND = (0.13, 0.14, 0.16)
 DEFAULT_FOV = 45.0
 
 
-def frustum_lines(view: np.ndarray, fov: float, aspect: float, depth: float) -> np.ndarray:
-    """Line-segment endpoints [16,3] of a camera frustum drawn ``depth`` in front of it."""
-    inv = np.linalg.inv(view)
-    t = math.tan(math.radians(fov) / 2) * depth
-    corners = np.array([[-t * aspect, -t, -depth], [t * aspect, -t, -depth],
-                        [t * aspect, t, -depth], [-t * aspect, t, -depth]])
-    world = corners @ inv[:3, :3].T + inv[:3, 3]
-    eye = inv[:3, 3]
-    segs = []
-    for i in range(4):
-        segs += [eye, world[i], world[i], world[(i + 1) % 4]]
-    return np.asarray(segs, dtype=np.float32)
-
-
 class Viewport(QOpenGLWidget):
     """Live view of the mesh, the target cameras and the light.
 
@@ -131,6 +126,8 @@ class Viewport(QOpenGLWidget):
         self._texture: np.ndarray | None = None
         self._edges = np.zeros((0, 2), np.int64)
         self._frusta: list[tuple[np.ndarray, float, float]] = []
+        self._frusta_proj: list[np.ndarray | None] = []
+        self.pinhole: Pinhole | None = None  # a general camera shown instead of the orbit
         self._selected = 0
         self._light: np.ndarray | None = None
         self._dirty = True
@@ -167,9 +164,14 @@ class Viewport(QOpenGLWidget):
         self._dirty = True
         self.update()
 
-    def set_cameras(self, cameras: list[tuple[np.ndarray, float, float]], selected: int = 0):
-        """Target cameras to draw as frusta: ``(view [4,4], fov degrees, aspect)`` each."""
+    def set_cameras(self, cameras: list[tuple[np.ndarray, float, float]], selected: int = 0,
+                    projections: list[np.ndarray] | None = None):
+        """Target cameras to draw as frusta: ``(view [4,4], fov degrees, aspect)`` each, and
+        optionally their projections [4,4] (then the frusta show their own intrinsics: an
+        off-centre principal point)."""
         self._frusta = list(cameras)
+        self._frusta_proj = list(projections) if projections is not None else \
+            [None] * len(self._frusta)
         self._selected = selected
         self.update()
 
@@ -213,7 +215,7 @@ class Viewport(QOpenGLWidget):
         centred frame of ``frame_aspect`` (W/H) drawn in this view: the same eye, and the fov
         of the frame's height (narrower than the view's when the frame is letterboxed in it).
         Azimuth in (-180, 180]. The orbit must turn about the origin (it does with a
-        backdrop); otherwise a ``ValueError`` says so."""
+        backdrop); otherwise a ``ValueError`` says so. Of the orbit: see :meth:`leave_pinhole`."""
         if np.linalg.norm(self.center) > 1e-9:
             raise ValueError("the view is panned away from the origin; double-click the "
                              "viewport with a photo shown to centre it")
@@ -221,6 +223,33 @@ class Viewport(QOpenGLWidget):
         fov = math.degrees(2 * math.atan(half_h * math.tan(math.radians(self.fov) / 2)))
         az = -((-self.azimuth + 180.0) % 360.0 - 180.0)
         return float(az), float(self.elevation), float(self.distance), float(fov)
+
+    def set_pinhole(self, cam: Pinhole | None) -> None:
+        """Show the scene from a general camera (roll and principal point included) in its
+        image's centred frame, or go back to the orbit camera (None, the orbit as it was)."""
+        self.pinhole = cam
+        self.update()
+
+    def leave_pinhole(self) -> None:
+        """Go on as an orbit camera from where the general camera stands (see
+        :func:`~studio.qt.view_camera.orbit_of`); turning about the origin while a photo is
+        shown, as its orbit camera does. Nothing to do in orbit mode."""
+        if self.pinhole is None:
+            return
+        w, h = max(1, self.width()), max(1, self.height())
+        az, el, dist, center, fov = orbit_of(self.pinhole, w, h, self._backdrop is not None)
+        self.azimuth, self.elevation, self.distance, self.center, self.fov = \
+            az, el, dist, center, fov
+        self.pinhole = None
+        self.update()
+
+    def frame_pinhole(self, size: tuple[int, int]) -> Pinhole:
+        """The general camera (intrinsics in pixels of a ``size = (W, H)`` image) that sees
+        what the centred frame of ``W/H`` shows in this view, orbit or general: for a
+        general camera shown in a frame of its own size, that camera again."""
+        w, h = max(1, self.width()), max(1, self.height())
+        view, proj = self.matrices(w, h)
+        return frame_pinhole(view, proj, w, h, size)
 
     def look_through(self, azimuth: float, elevation: float, distance: float, fov: float,
                      frame_aspect: float) -> None:
@@ -230,6 +259,7 @@ class Viewport(QOpenGLWidget):
         self.azimuth, self.elevation = float(azimuth), float(np.clip(elevation, -89.0, 89.0))
         self.distance = float(distance)
         self.center = np.zeros(3)
+        self.pinhole = None
         self.update()
 
     def set_mode(self, mode: str) -> None:
@@ -243,8 +273,9 @@ class Viewport(QOpenGLWidget):
 
         With a photo shown the automatic framing of a new problem (``include_cameras``) keeps
         the view: the user is lining it up with the photo."""
-        if include_cameras and self._backdrop is not None:
+        if include_cameras and (self._backdrop is not None or self.pinhole is not None):
             return
+        self.leave_pinhole()
         if len(self._vertices):
             lo, hi = self._vertices.min(0), self._vertices.max(0)
             self.center = (lo + hi) / 2.0
@@ -264,9 +295,13 @@ class Viewport(QOpenGLWidget):
     # -- camera -------------------------------------------------------------------------
 
     def matrices(self, width: int | None = None, height: int | None = None):
-        """``(view, proj)`` [4,4] float64 of the orbit camera, built by ``rc.Camera.orbit``."""
+        """``(view, proj)`` [4,4] float64 of the view: the orbit camera, built by
+        ``rc.Camera.orbit``, or the general camera (:meth:`set_pinhole`), built by
+        ``rc.Camera.from_intrinsics``."""
         width = width or max(1, self.width())
         height = height or max(1, self.height())
+        if self.pinhole is not None:
+            return pinhole_matrices(self.pinhole, width, height)
         cam = rc.Camera.orbit(self.azimuth, self.elevation, self.distance,
                               at=tuple(float(c) for c in self.center), fov=self.fov,
                               aspect=width / height, near=0.05, far=200.0)
@@ -283,6 +318,9 @@ class Viewport(QOpenGLWidget):
         last, _, pan = self._drag
         d = e.position() - last
         self._drag = (e.position(), self._drag[1], pan)
+        if d.x() == 0 and d.y() == 0:
+            return
+        self.leave_pinhole()
         if pan and self._backdrop is not None:
             return  # a photo's camera orbits the origin: panning could not be matched
         if pan:
@@ -302,6 +340,7 @@ class Viewport(QOpenGLWidget):
         self.frame_mesh()
 
     def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
+        self.leave_pinhole()
         self.distance = float(np.clip(self.distance * 0.999 ** e.angleDelta().y(), 0.05, 500))
         self.update()
 
@@ -366,9 +405,11 @@ class Viewport(QOpenGLWidget):
 
     def _overlay_vertices(self) -> np.ndarray:
         parts = []
-        for i, (view, fov, aspect) in enumerate(self._frusta):
+        projs = self._frusta_proj + [None] * (len(self._frusta) - len(self._frusta_proj))
+        for i, ((view, fov, aspect), proj) in enumerate(zip(self._frusta, projs, strict=False)):
             col = [1.0, 0.85, 0.2] if i == self._selected else [0.35, 0.7, 1.0]
-            seg = frustum_lines(np.asarray(view, np.float64), fov, aspect, 0.35)
+            seg = frustum_lines(np.asarray(view, np.float64), fov, aspect, 0.35,
+                                None if proj is None else np.asarray(proj, np.float64))
             parts.append(np.concatenate([seg, np.tile([col], (len(seg), 1))], 1))
         if self._light is not None:
             d = self._light / max(np.linalg.norm(self._light), 1e-12)

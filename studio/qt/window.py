@@ -423,12 +423,12 @@ class MainWindow(QMainWindow):
             # A texture group switched on mid-run brings UVs: same faces, new corners.
             self._faces = faces.copy()
             self.viewport.set_mesh(v, faces, colors, mesh["uvs"], mesh["face_uvs"], texture)
-            self.viewport.set_cameras(snap["cameras"], snap["view"])
+            self.viewport.set_cameras(snap["cameras"], snap["view"], snap.get("projections"))
             if new_topology:
                 self.viewport.frame_mesh(include_cameras=True)
         else:
             self.viewport.update_mesh(v, colors, texture)
-            self.viewport.set_cameras(snap["cameras"], snap["view"])
+            self.viewport.set_cameras(snap["cameras"], snap["view"], snap.get("projections"))
         lit = rc.light_kind(self.session.config.shading) == "directional"
         self.viewport.set_light(snap["light"] if lit else None)
         self.style_menu.show_frame(snap)  # the analytic render, or a RenderNet style of it

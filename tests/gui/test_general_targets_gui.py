@@ -1,7 +1,8 @@
 """The studio with general pinhole targets (registered photos: rolled, off-centre principal
 point) instead of orbit cameras: the fit runs, the viewport draws their frusta, the Targets
-tab lists them as pinholes, the photo backdrop, "View from target", the contact sheet and
-RenderNet's camera mapping work. Writes docs/screenshots/targets_pinhole.png."""
+tab lists them as pinholes, the photo backdrop, "View from target" (the registered camera
+itself), the contact sheet and RenderNet's camera mapping work. Writes
+docs/screenshots/targets_pinhole.png."""
 
 from __future__ import annotations
 
@@ -64,10 +65,12 @@ def test_pinhole_targets_run_in_the_studio(window, qtbot, tmp_path):
     assert vp.has_backdrop
     qtbot.mouseClick(panel.look, __import__("PyQt6.QtCore").QtCore.Qt.MouseButton.LeftButton)
     t = s.targets[2]
-    # The viewport orbits to where the registered camera stands (its roll and principal
-    # point aside: the viewport is an orbit view).
-    assert vp.frame_camera(t.aspect)[:3] == pytest.approx(
-        (((t.azimuth + 180) % 360) - 180, t.elevation, t.distance), abs=1e-6)
+    # The viewport shows the registered camera itself (roll and principal point included);
+    # orbiting from it starts where it stands (below).
+    R, tt = t.world_to_camera()
+    np.testing.assert_allclose(vp.pinhole.R, R, atol=1e-12)
+    np.testing.assert_allclose(vp.pinhole.t, tt, atol=1e-12)
+    assert vp.pinhole.intrinsics == pytest.approx(t.pixel_intrinsics(), abs=1e-9)
     sheet = s.contact_sheet()
     assert sheet.shape[1] >= len(targets) * 8 and np.isfinite(sheet).all()
     # RenderNet's camera mapping takes the registered camera's orbit summary.
@@ -76,4 +79,7 @@ def test_pinhole_targets_run_in_the_studio(window, qtbot, tmp_path):
     qtbot.wait(500)
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(SHOT))
+    vp.leave_pinhole()
+    assert vp.frame_camera(t.aspect)[:3] == pytest.approx(
+        (((t.azimuth + 180) % 360) - 180, t.elevation, t.distance), abs=1e-5)
     window.findChild(QDockWidget, "controls").raise_()
