@@ -16,7 +16,7 @@ CURVE_COLORS = {"total": "#ffffff", "iou": "#ff6b6b", "l1": "#4dabf7", "laplacia
                 "normal": "#ffd43b", "edge": "#da77f2", "texture_tv": "#ffa94d",
                 "style": "#f783ac", "dream": "#38d9a9"}
 # Kept runs' total curves (compare runs): dashed, in colours none of the live curves use.
-KEPT_COLORS = ("#c0c0c0", "#e8a87c", "#85c1e9", "#b8e994", "#d7bde2", "#f9e79f")
+KEPT_COLORS = ("#fd7e14", "#15aabf", "#c0c0c0", "#e8a87c", "#b8e994", "#d7bde2")
 
 
 class ImagePanels(QWidget):
