@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS
 
+from ..model.compare import model_choices
 from ..model.session import Session
 from .viewport import MODES
 
@@ -114,6 +115,16 @@ class ControlPanel(QWidget):
         self.shading.addItems(rc.SHADINGS)
         self.shading.currentTextChanged.connect(
             lambda s: self._apply(self.session.set_option, shading=s))
+        self.rendering_model = QComboBox()
+        for key, label in model_choices():
+            self.rendering_model.addItem(label, key)
+        self.rendering_model.setToolTip(
+            "How the fit renders and where its gradients come from: DIB-R (soft silhouette, "
+            "hard occlusion edges), DIB-R + edge antialiasing (colour losses move occlusion "
+            "edges too), SoftRas (soft faces blended by depth; unlit vertex colours only)")
+        self.rendering_model.currentIndexChanged.connect(
+            lambda i: self._apply(self.session.set_option,
+                                  model=self.rendering_model.itemData(i)))
         self.resolution = QSpinBox()
         self.resolution.setRange(16, 512)
         self.resolution.setSingleStep(16)
@@ -156,6 +167,7 @@ class ControlPanel(QWidget):
         self.display = QComboBox()
         self.display.addItems(MODES)
         self.display.currentTextChanged.connect(self.display_mode_changed)
+        form.addRow("Rendering model", self.rendering_model)
         form.addRow("Shading", self.shading)
         form.addRow("Resolution", self.resolution)
         form.addRow("Schedule", self.schedule)
@@ -212,6 +224,7 @@ class ControlPanel(QWidget):
             for name in LOSS_TERMS:
                 self.weights[name].setValue(cfg.weights[name])
             self.shading.setCurrentText(cfg.shading)
+            self.rendering_model.setCurrentIndex(self.rendering_model.findData(cfg.model))
             self.resolution.setValue(int(cfg.resolution))
             self.schedule.setText(rc.format_resolution_schedule(cfg.resolution_schedule))
             self.schedule.setCursorPosition(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from render_core.fit import LOSS_TERMS
@@ -15,6 +15,8 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, useOpenGL=False
 CURVE_COLORS = {"total": "#ffffff", "iou": "#ff6b6b", "l1": "#4dabf7", "laplacian": "#69db7c",
                 "normal": "#ffd43b", "edge": "#da77f2", "texture_tv": "#ffa94d",
                 "style": "#f783ac", "dream": "#38d9a9"}
+# Kept runs' total curves (compare runs): dashed, in colours none of the live curves use.
+KEPT_COLORS = ("#fd7e14", "#15aabf", "#c0c0c0", "#e8a87c", "#b8e994", "#d7bde2")
 
 
 class ImagePanels(QWidget):
@@ -143,6 +145,8 @@ class LossPlot(QWidget):
         self._redraw_timer.timeout.connect(self._refresh)
         self._steps: list[int] = []
         self._values: dict[str, list[float]] = {k: [] for k in self.curves}
+        self.kept_items: list[pg.PlotDataItem] = []  # kept runs' curves (set_kept)
+        self._kept: list = []
         self._set_log(True)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
 
@@ -160,6 +164,26 @@ class LossPlot(QWidget):
     def _set_log(self, on: bool) -> None:
         self.plot.setLogMode(y=on)
         self._refresh()
+        self._draw_kept()
+
+    def set_kept(self, curves: list) -> None:
+        """Draw these kept runs' total losses (:class:`studio.model.compare.KeptCurve`), dashed
+        and labelled in the legend, beside the live curves; they stay through :meth:`clear`."""
+        for item in self.kept_items:
+            self.plot.removeItem(item)  # and its legend entry
+        self._kept = list(curves)
+        self.kept_items = []
+        for i, c in enumerate(self._kept):
+            pen = pg.mkPen(KEPT_COLORS[i % len(KEPT_COLORS)], width=2,
+                           style=Qt.PenStyle.DashLine)
+            self.kept_items.append(self.plot.plot([], [], pen=pen, name=c.label))
+        self._draw_kept()
+
+    def _draw_kept(self) -> None:
+        log = self.log.isChecked()
+        for c, item in zip(self._kept, self.kept_items, strict=True):
+            y = np.where(c.total > 0, c.total, np.nan) if log else c.total
+            item.setData(c.steps.astype(np.float64), y, connect="finite")
 
     def clear(self) -> None:
         self._steps.clear()

@@ -33,7 +33,7 @@ import render_core as rc
 
 from ..model import files
 from ..model.session import Session
-from . import session_actions, stylize_dialogs, targets
+from . import compare_runs, session_actions, stylize_dialogs, targets
 from .controls import ControlPanel
 from .export_task import ExportTask
 from .panels import ImagePanels, LossPlot
@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.session_actions = session_actions.install(self)  # sessions, undo, autosave
         self.targets_panel = targets.install(self)  # targets: cameras, backdrop, masks
+        self.compare_runs = compare_runs.install(self)  # View ▸ Keep curve for comparison
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         if self.session.ready:
