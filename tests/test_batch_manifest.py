@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from render_core.fit_config import FIT_MODELS
 from studio.__main__ import main
 from studio.batch import ManifestError, load, parse
 from studio.batch.layout import LayoutError, manifest_from_folder
@@ -160,3 +161,60 @@ def test_worker_applies_settings_fit_has_no_option_for_and_leaves_limits(folder)
     assert res["steps"] == 1 and {"mesh.obj", "mesh.glb", "contact_sheet.png"} <= set(res["files"])
     bad = run_fit("x", ["--demo", "--steps", "1"], {"sigma": -1.0}, {}, 1)
     assert bad["status"] == "failed" and "sigma" in bad["error"]
+
+
+def test_model_schedule_and_shape_preset_settings(folder):
+    """The FitConfig fields that came after batch: checked per row and field, both forms of a
+    schedule give the same row (and key), and each maps to its `fit` option."""
+    settings = {"model": "dibr+aa", "resolution_schedule": "16:0,32:3", "shape_preset": "lit"}
+    a = parse({"fits": [{**_good(), "settings": settings}]}, folder / "m.json")[0]
+    listed = {**settings, "resolution_schedule": [[16, 0], [32, 3]]}
+    b = parse({"fits": [{**_good(), "settings": listed}]}, folder / "m.json")[0]
+    assert a.spec["settings"]["resolution_schedule"] == [[16, 0], [32, 3]]
+    assert a.key() == b.key() and settings["resolution_schedule"] == "16:0,32:3"
+    argv = a.fit_argv()
+    assert {"--model=dibr+aa", "--resolution-schedule=16:0,32:3",
+            "--shape-preset=lit"} <= set(argv)
+    off = parse({"defaults": {"settings": listed},
+                 "fits": [{**_good(), "settings": {"resolution_schedule": None}}]},
+                folder / "m.json")[0]
+    assert "--resolution-schedule=off" in off.fit_argv()
+    bad = [{**_good(f"r{i}"), "settings": s} for i, s in enumerate([
+        {"model": "nerf"},
+        {"resolution_schedule": "64:0,32:0"},
+        {"resolution_schedule": [[64, 0], [4, 10]]},
+        {"resolution_schedule": [64, 0]},
+        {"shape_preset": "glossy"},
+        {"shading": "lambertian", "model": "softras"},
+        {"model": "softras", "resolution_schedule": "16:0"},
+    ])]
+    with pytest.raises(ManifestError) as info:
+        parse({"fits": bad}, folder / "m.json")
+    assert [(r, f) for r, f, _ in info.value.problems] == [
+        (1, "settings.model"), (2, "settings.resolution_schedule"),
+        (3, "settings.resolution_schedule"), (4, "settings.resolution_schedule"),
+        (5, "settings.shape_preset"), (6, "settings.model")]
+    assert "nerf" not in FIT_MODELS and "dibr+aa" in str(info.value)
+
+
+def test_worker_runs_model_and_schedule_as_fit_does(folder, tmp_path):
+    """A demo row with a model and a schedule through the worker's code path (no Ray) gives
+    the losses of `dibr-studio fit` with the same options, and its config says so."""
+    from studio.batch.worker import run_fit
+
+    row = parse({"fits": [{"name": "d", "demo": True, "steps": 3,
+                           "settings": {"model": "dibr+aa", "resolution": 16,
+                                        "resolution_schedule": [[16, 0], [24, 2]]}}]},
+                folder / "m.json")[0]
+    res = run_fit(row.name, row.fit_argv("{IN}"), row.extra_settings(), {}, 1)
+    assert res["status"] == "done", res["error"]
+    config = json.loads(res["files"]["history.json"])["config"]
+    assert config["model"] == "dibr+aa"
+    assert config["resolution_schedule"] == [[16, 0], [24, 2]]
+    assert main(["fit", "--demo", "--steps", "3", "--model", "dibr+aa", "--resolution", "16",
+                 "--resolution-schedule", "16:0,24:2", "--quiet", "--out",
+                 str(tmp_path / "cli")]) == 0
+    cli = json.loads((tmp_path / "cli" / "history.json").read_text())
+    assert len(res["history"]) == 3
+    np.testing.assert_allclose(res["history"], [m["total"] for m in cli["history"]],
+                               rtol=0, atol=1e-6)

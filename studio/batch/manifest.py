@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig
+from render_core.fit_config import FIT_MODELS
+from render_core.resolution_schedule import format_resolution_schedule, parse_resolution_schedule
+from render_core.shape_presets import SHAPE_PRESETS
 
 from ..model import files
 
@@ -33,7 +36,9 @@ ROW_FIELDS = ("name", "demo", "mesh", "init", "subdivisions", "hull_resolution",
 # the first ones are `fit` options, the rest are applied to the config after loading.
 CLI_SETTINGS = {"shading": "--shading", "resolution": "--resolution",
                 "texture_size": "--texture-size", "backend": "--backend",
-                "large_steps": "--large-steps", "views_per_step": "--views-per-step"}
+                "large_steps": "--large-steps", "views_per_step": "--views-per-step",
+                "model": "--model", "resolution_schedule": "--resolution-schedule",
+                "shape_preset": "--shape-preset"}
 EXTRA_SETTINGS = ("sigma", "camera_views", "project_texture")
 LIMIT_NAMES = ("faces", "vertices", "image_pixels", "image_size", "texture_size")
 MAX_INPUT_BYTES = 256 * 2**20
@@ -117,6 +122,8 @@ class FitRow:
         for k, opt in CLI_SETTINGS.items():
             if k in (s.get("settings") or {}):
                 v = s["settings"][k]
+                if k == "resolution_schedule":  # checked: a list of pairs, or None (off)
+                    v = format_resolution_schedule(v) if v else "off"
                 v = 0 if v is None else v  # large_steps / views_per_step: 0 = off
                 argv.append(f"{opt}={float(v)!r}" if k == "large_steps" else f"{opt}={v}")
         return argv
@@ -257,6 +264,8 @@ class _Checker:
         else:
             s["targets"] = [self.target(n, i, t, ship) for i, t in enumerate(targets)]
         self.groups_weights(n, s)
+        if isinstance(s.get("settings"), dict):
+            s["settings"] = dict(s["settings"])  # checking normalises it: leave the doc alone
         self.settings(n, s.get("settings"))
         limits = s.get("limits")
         if limits is not None and not (isinstance(limits, dict) and all(
@@ -328,6 +337,14 @@ class _Checker:
                          f"{', '.join((*CLI_SETTINGS, *EXTRA_SETTINGS))}")
                 continue
             try:
+                if k == "shape_preset":  # not a FitConfig field: `fit`'s starting settings
+                    if v not in SHAPE_PRESETS:
+                        raise ValueError(f"expected one of {', '.join(SHAPE_PRESETS)}")
+                    continue
+                if k == "model" and v not in FIT_MODELS:
+                    raise ValueError(f"expected one of {', '.join(FIT_MODELS)}")
+                if k == "resolution_schedule":
+                    v = st[k] = _schedule(v)
                 setattr(cfg, k, v)
                 cfg.validate()
                 if k in ("resolution", "texture_size") and not _whole(v, 1, 10**6):
@@ -342,7 +359,23 @@ class _Checker:
                     raise ValueError("backend must be auto, torch, cpu or cuda")
             except (ValueError, TypeError) as e:
                 self.bad(n, f"settings.{k}", str(e))
-                setattr(cfg, k, getattr(FitConfig(), k))
+                if hasattr(FitConfig(), k):
+                    setattr(cfg, k, getattr(FitConfig(), k))
+
+
+def _schedule(v):
+    """A resolution schedule as ``[[res, step], ...]`` (or None: off) from the list form or
+    the ``fit`` option's text ("64:0,128:100", "off"); raises ValueError."""
+    if v is None or v == "off":
+        return None
+    if isinstance(v, str):
+        return [list(p) for p in parse_resolution_schedule(v)]
+    if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2
+                                          and all(_whole(x, 0, 10**9) for x in p) for p in v):
+        raise ValueError("resolution_schedule: expected [[resolution, start_step], ...] or "
+                         "\"RES:STEP,...\" (e.g. \"64:0,128:100\")")
+    parse_resolution_schedule(format_resolution_schedule(v))  # the same checks as `fit`
+    return [list(p) for p in v]
 
 
 def parse(doc, path: str | os.PathLike = "manifest.json",
