@@ -218,3 +218,79 @@ def test_worker_runs_model_and_schedule_as_fit_does(folder, tmp_path):
     assert len(res["history"]) == 3
     np.testing.assert_allclose(res["history"], [m["total"] for m in cli["history"]],
                                rtol=0, atol=1e-6)
+
+
+def _csv(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_csv_manifest_is_the_json_manifest(folder):
+    """A CSV row and its JSON row are one fit: the same checked spec, argv and key."""
+    (folder / "set").mkdir()
+    for n in ("0.png", "1.png"):
+        shutil.copy(folder / "a.png", folder / "set" / n)
+    (folder / "set" / "views.json").write_text(json.dumps({"0.png": [0, 10, 3],
+                                                           "1.png": [90, 10, 3, 40]}))
+    path = _csv(folder / "m.csv", [
+        "name,mesh,targets,steps,optimize,settings.resolution,settings.resolution_schedule,"
+        "settings.camera_views,lr.vertices,weights.laplacian,demo",
+        'mug,start.obj,"a.png:0,10,3;b.png:90,-10,3,50:a.png",7,"vertices,colors",32,'
+        '"16:0,32:3",[0],0.02,0.5,',
+        "007,,set,,,,,,,,FALSE",
+        "d,,,2,,,,,,,TRUE",
+    ])
+    doc = {"fits": [
+        {"name": "mug", "mesh": "start.obj", "steps": 7, "optimize": ["vertices", "colors"],
+         "targets": [{"image": "a.png", "view": [0, 10, 3]},
+                     {"image": "b.png", "view": [90, -10, 3, 50], "mask": "a.png"}],
+         "settings": {"resolution": 32, "resolution_schedule": [[16, 0], [32, 3]],
+                      "camera_views": [0]},
+         "lr": {"vertices": 0.02}, "weights": {"laplacian": 0.5}},
+        {"name": "007", "demo": False, "targets": [{"image": "set/0.png", "view": [0, 10, 3]},
+                                                   {"image": "set/1.png",
+                                                    "view": [90, 10, 3, 40]}]},
+        {"name": "d", "steps": 2, "demo": True}]}
+    got, want = load(path), parse(doc, folder / "m.json")
+    assert [r.name for r in got] == ["mug", "007", "d"]
+    for g, w in zip(got, want, strict=True):
+        assert g.fit_argv() == w.fit_argv() and g.key() == w.key()
+        assert g.extra_settings() == w.extra_settings()
+    assert got[0].spec["targets"][1]["view"] == [90.0, -10.0, 3.0, 50.0]
+
+
+def test_csv_manifest_problems_by_row_and_column(folder, capsys):
+    head = "name,mesh,targets,steps,settings.resolution"
+    path = _csv(folder / "m.csv", [
+        head,
+        'ok,start.obj,"a.png:0,10,3",5,32',
+        'bad-steps,start.obj,"a.png:0,10,3",abc,32',
+        'bad-target,start.obj,"a.png:0,10,3;b.png",5,32',
+        'missing,start.obj,"gone.png:0,10,3",5,3',
+        'cells,start.obj,"a.png:0,10,3",5,32,extra',
+        'nofolder,,nowhere,5,',
+    ])
+    with pytest.raises(ManifestError) as info:
+        load(path)
+    got = [(r, f) for r, f, _ in info.value.problems]
+    assert got == [(2, "steps"), (3, "targets[2]"), (4, "targets[1].image"),
+                   (4, "settings.resolution"), (5, "row"), (6, "targets[1]")]
+    msg = str(info.value)
+    assert msg.startswith("m.csv: 5 bad rows: row 2 steps: expected a whole number")
+    assert "row 3 targets[2]: 'b.png': expected IMAGE:AZ,EL,DIST" in msg
+    out = folder / "out"
+    assert main(["batch", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("dibr-studio: error: m.csv: 5 bad rows")
+    assert not out.exists()
+    _csv(path, ["name,targets,stesp", "x,,5"])
+    with pytest.raises(ManifestError, match="unknown column 'stesp'"):
+        load(path)
+    _csv(path, ["mesh,targets", "start.obj,a.png:0,0,3"])
+    with pytest.raises(ManifestError, match="no name column"):
+        load(path)
+    (folder / "views_less").mkdir()
+    _csv(path, ["name,targets", "x,views_less"])
+    with pytest.raises(ManifestError, match="row 1 targets: views_less: a targets folder "
+                                            "needs a views.json"):
+        load(path)

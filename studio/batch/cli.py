@@ -1,6 +1,6 @@
 """``dibr-studio batch MANIFEST --out DIR``: every row of a manifest fitted on Ray.
 
-MANIFEST is a JSON manifest (docs/batch.md) or a folder in the layout of
+MANIFEST is a JSON or CSV manifest (docs/batch.md) or a folder in the layout of
 :mod:`studio.batch.layout` (its manifest is written to ``DIR/manifest.json`` first).
 Exit status: 0 when every fit is done, 1 when some failed (see ``DIR/summary.csv``), 2 with one
 line on bad input (every bad row of the manifest in it), 130 after Ctrl+C.
@@ -24,7 +24,8 @@ from .layout import LayoutError, manifest_from_folder
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dibr-studio batch",
                 description="Run many fits at once on Ray (a local instance by default).")
-    p.add_argument("manifest", help="manifest JSON, or a folder DIR/<item>/*.png + views.json")
+    p.add_argument("manifest", help="manifest (.json or .csv), or a folder "
+                                    "DIR/<item>/*.png + views.json")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per fit)")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")

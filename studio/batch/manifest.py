@@ -1,6 +1,7 @@
 """The batch manifest: one row per fit, checked whole before anything runs. No Qt, no Ray.
 
-A manifest is a JSON file (format and example: ``docs/batch.md``)::
+A manifest is a JSON file (format and example: ``docs/batch.md``; a CSV file is read into the
+same rows by :mod:`studio.batch.csv_manifest`)::
 
     {"defaults": {"steps": 200, "optimize": ["vertices", "colors"]},
      "fits": [{"name": "mug", "mesh": "meshes/mug.obj",
@@ -415,9 +416,38 @@ def parse(doc, path: str | os.PathLike = "manifest.json",
     return [r for r in rows if r is not None]
 
 
+def _root(fld: str) -> str:
+    return fld.split("[")[0].split(".")[0]
+
+
+def _load_csv(p: Path, max_input_bytes: int) -> list[FitRow]:
+    from . import csv_manifest
+
+    try:
+        doc, problems = csv_manifest.read(p)
+    except FileNotFoundError:
+        raise ManifestError(p, [(0, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError, csv_manifest.csv.Error) as e:
+        raise ManifestError(p, [(0, "", f"not a readable CSV file ({e})")]) from None
+    if any(r == 0 for r, _, _ in problems):
+        raise ManifestError(p, problems)
+    try:
+        rows = parse(doc, p, max_input_bytes)
+    except ManifestError as e:  # a cell the CSV reader refused is not named twice
+        seen = {(r, _root(f)) for r, f, _ in problems}
+        problems += [q for q in e.problems if (q[0], _root(q[1])) not in seen]
+        raise ManifestError(p, sorted(problems, key=lambda q: q[0])) from None
+    if problems:
+        raise ManifestError(p, problems)
+    return rows
+
+
 def load(path: str | os.PathLike, max_input_bytes: int = MAX_INPUT_BYTES) -> list[FitRow]:
-    """Read and check a JSON manifest; raises :class:`ManifestError` listing every problem."""
+    """Read and check a manifest, JSON or (``.csv``) CSV (:mod:`studio.batch.csv_manifest`);
+    raises :class:`ManifestError` listing every problem."""
     p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return _load_csv(p, max_input_bytes)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
