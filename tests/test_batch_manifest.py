@@ -215,7 +215,7 @@ def test_worker_runs_model_and_schedule_as_fit_does(folder, tmp_path):
                  "--resolution-schedule", "16:0,24:2", "--quiet", "--out",
                  str(tmp_path / "cli")]) == 0
     cli = json.loads((tmp_path / "cli" / "history.json").read_text())
-    assert len(res["history"]) == 3
+    assert len(res["history"]) == 3 and np.isfinite(np.array(res["history"], float)).all()
     np.testing.assert_allclose(res["history"], [m["total"] for m in cli["history"]],
                                rtol=0, atol=1e-6)
 
@@ -294,3 +294,70 @@ def test_csv_manifest_problems_by_row_and_column(folder, capsys):
     with pytest.raises(ManifestError, match="row 1 targets: views_less: a targets folder "
                                             "needs a views.json"):
         load(path)
+
+
+def test_photo_rows_are_checked_by_row_and_field(folder):
+    (folder / "photos").mkdir()
+    shutil.copy(folder / "a.png", folder / "photos" / "p0.png")
+    (folder / "empty").mkdir()
+    good = {"name": "p", "photos": "photos", "cameras": "auto", "steps": 2}
+    row = parse({"fits": [good]}, folder / "m.json")[0]
+    assert set(row.inputs) == {"photoset/p0.png"}
+    assert row.fit_argv("IN")[:4] == ["--photos", "IN/photoset", "--cameras", "auto"]
+    rows = [
+        {**good, "name": "a", "photos": "nowhere"},
+        {**good, "name": "b", "photos": "empty"},
+        {**good, "name": "c", "cameras": "nowhere.json", "masks": "nomasks"},
+        {**good, "name": "d", "targets": [{"image": "a.png", "view": [0, 0, 3]}],
+         "init": "mesh", "max_side": 8, "refine_cameras": "yes"},
+        {"name": "e", "mesh": "start.obj", "cameras": "auto", "texture_steps": 3,
+         "targets": [{"image": "a.png", "view": [0, 0, 3]}]},
+        good,
+    ]
+    with pytest.raises(ManifestError) as info:
+        parse({"fits": rows}, folder / "m.json")
+    assert [(r, f) for r, f, _ in info.value.problems] == [
+        (1, "photos"), (2, "photos"), (3, "cameras"), (3, "masks"), (4, "mesh"),
+        (4, "targets"), (4, "init"), (4, "max_side"), (4, "refine_cameras"), (5, "cameras"),
+        (5, "texture_steps")]
+    msg = str(info.value)
+    assert "row 1 photos: not a folder: nowhere" in msg and "row 2 photos: empty: no photos" in msg
+    assert "row 5 cameras: needs photos" in msg
+
+
+def test_photo_row_runs_as_fit_photos(tmp_path):
+    """A photo-folder row through the worker's code path (no Ray): its photos, masks and
+    transforms.json travel as bytes into the worker's own folder, and the fit gives the losses
+    of `dibr-studio fit --photos` run on the files where they lie (a tiny synthetic set)."""
+    from _photoset import render_photoset
+
+    from render_core.camera_io import write_transforms
+    from studio.batch.worker import run_fit
+
+    ps = render_photoset(8, 160, 120)
+    ps.save_photos(tmp_path / "set" / "photos", tmp_path / "set" / "masks")
+    write_transforms(tmp_path / "set" / "photos" / "transforms.json", ps.records)
+    opts = {"max_side": 64, "steps": 3, "texture_steps": 2, "hull_resolution": 24,
+            "hull_faces": 400}
+    row = parse({"fits": [{"name": "p", "photos": "set/photos", "masks": "set/masks",
+                           "cameras": "set/photos/transforms.json", **opts,
+                           "settings": {"resolution": 32, "texture_size": 16}}]},
+                tmp_path / "m.json")[0]
+    assert len(row.inputs) == 2 * 8 + 1 and all(n.startswith("photoset/")
+                                                for n in row.inputs)
+    blobs = {n: p.read_bytes() for n, p in row.inputs.items()}
+    res = run_fit(row.name, row.fit_argv("{IN}"), row.extra_settings(), blobs, 1)
+    assert res["status"] == "done", res["error"]
+    assert res["steps"] == 5 and "cameras/transforms.json" in res["files"]
+    argv = ["fit", "--photos", str(tmp_path / "set" / "photos"), "--masks",
+            str(tmp_path / "set" / "masks"), "--cameras",
+            str(tmp_path / "set" / "photos" / "transforms.json"), "--resolution", "32",
+            "--texture-size", "16", "--quiet", "--out", str(tmp_path / "cli")]
+    for k, v in opts.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    assert main(argv) == 0
+    cli = json.loads((tmp_path / "cli" / "history.json").read_text())["history"]
+    assert np.isfinite(np.array(res["history"], float)).all()
+    np.testing.assert_allclose(res["history"], [m["total"] for m in cli], rtol=0, atol=1e-6)
+    assert set(res["files"]) == {p.relative_to(tmp_path / "cli").as_posix()
+                                 for p in (tmp_path / "cli").rglob("*") if p.is_file()}

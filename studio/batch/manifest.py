@@ -29,10 +29,12 @@ from render_core.resolution_schedule import format_resolution_schedule, parse_re
 from render_core.shape_presets import SHAPE_PRESETS
 
 from ..model import files
+from .photo_rows import PHOTO_FIELDS, check_photo_row, photo_argv
 
 FORMAT = 1
 ROW_FIELDS = ("name", "demo", "mesh", "init", "subdivisions", "hull_resolution", "hull_faces",
-              "targets", "optimize", "lr", "weights", "settings", "steps", "limits")
+              "targets", "optimize", "lr", "weights", "settings", "steps", "limits",
+              *PHOTO_FIELDS)
 # FitConfig fields a row may set under "settings" (groups and weights have their own fields);
 # the first ones are `fit` options, the rest are applied to the config after loading.
 CLI_SETTINGS = {"shading": "--shading", "resolution": "--resolution",
@@ -103,6 +105,7 @@ class FitRow:
         argv: list[str] = []
         if s.get("demo"):
             argv.append("--demo")
+        argv += photo_argv(s, path)
         if s.get("mesh"):
             argv += ["--mesh", path(s["mesh"])]
         for key, opt in (("init", "--init"), ("subdivisions", "--subdivisions"),
@@ -238,6 +241,10 @@ class _Checker:
             inputs[key] = p
             return str(p)
 
+        def ship_dir(p: Path, key: str) -> str:
+            shipped[str(p)] = key
+            return str(p)
+
         demo = s.get("demo", False)
         if not isinstance(demo, bool):
             self.bad(n, "demo", "expected true or false")
@@ -257,7 +264,10 @@ class _Checker:
             if s.get(key) is not None and not _whole(s[key], lo, hi):
                 self.bad(n, key, f"expected a whole number in {lo}..{hi}")
         targets = s.get("targets")
-        if demo:
+        check_photo_row(self, n, s, ship, ship_dir, _whole)
+        if s.get("photos") is not None:
+            pass  # its own fields (photo_rows)
+        elif demo:
             if targets or s.get("mesh") is not None:
                 self.bad(n, "demo", "a demo row takes no mesh or targets")
         elif not isinstance(targets, list) or not targets:

@@ -41,6 +41,66 @@ def _read_outputs(out: Path) -> dict[str, bytes]:
             for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+def _plain_fit(args, extra: dict, out: Path, err: io.StringIO, report) -> dict:
+    """A row of images with cameras (or the demo): the code of ``dibr-studio fit``."""
+    from studio import cli
+
+    with contextlib.redirect_stderr(err):
+        session = cli.prepare_fit(args)
+    if extra:  # FitConfig fields without a `fit` option, on top of what it set
+        cfg = session.config.copy()
+        for k, v in extra.items():
+            setattr(cfg, k, v)
+        session.set_config(cfg)
+    last = [0.0]
+
+    def on_step(m: dict) -> None:
+        now = time.monotonic()
+        k = int(m.get("step", 0))
+        if now - last[0] >= PROGRESS_EVERY_S or k in (1, args.steps):
+            last[0] = now
+            report(event="step", step=k, steps=args.steps, loss=float(m["total"]),
+                   iou=float(m["silhouette_iou"]))
+
+    metrics = cli.run_steps(session, args.steps, quiet=True, on_step=on_step)
+    cli.write_outputs(session, out)
+    return {"status": "done", "files": _read_outputs(out), "steps": session.steps,
+            "metrics": metrics, "history": [m.get("total") for m in session.history]}
+
+
+def _photo_fit(args, extra: dict, out: Path, err: io.StringIO) -> dict:
+    """A photo-folder row: the code of ``fit --photos`` (:func:`studio.photos_cli.photos_main`),
+    its stage lines kept for the error; metrics and history from its ``history.json``."""
+    import json
+
+    from studio import cli
+    from studio.photos_cli import photos_main
+
+    def configure(session, a) -> None:  # as `fit --photos` does, then the extra fields
+        cli._configure(session, a, fresh_targets=True)
+        if extra:
+            cfg = session.config.copy()
+            for k, v in extra.items():
+                setattr(cfg, k, v)
+            session.set_config(cfg)
+
+    cli.check_fit_arguments(args)
+    lines = io.StringIO()
+    with contextlib.redirect_stderr(lines):
+        code = photos_main(args, configure, cli.write_outputs)
+    for line in lines.getvalue().splitlines():  # its warnings (not its closing line)
+        if line.startswith("dibr-studio: warning: "):
+            err.write(line + "\n")
+    if code != 0:
+        errors = [line.removeprefix("dibr-studio: error: ")
+                  for line in lines.getvalue().splitlines() if "error:" in line]
+        raise RuntimeError(errors[-1] if errors else f"fit --photos exited with {code}")
+    history = json.loads((out / "history.json").read_text())["history"]
+    return {"status": "done", "files": _read_outputs(out), "steps": len(history),
+            "metrics": history[-1] if history else {},
+            "history": [m.get("total") for m in history]}
+
+
 def run_fit(name: str, argv: list[str], extra: dict, blobs: dict[str, bytes], threads: int,
             progress=None) -> dict:
     """Run one row (see the module doc). ``argv``: ``fit`` arguments with input paths relative
@@ -74,27 +134,10 @@ def run_fit(name: str, argv: list[str], extra: dict, blobs: dict[str, bytes], th
         _materialise(folder / "in", blobs)
         full = [a.replace("{IN}", str(folder / "in")) for a in argv]
         args = cli.build_parser().parse_args([*full, "--quiet", "--out", str(folder / "out")])
-        with contextlib.redirect_stderr(err):
-            session = cli.prepare_fit(args)
-        if extra:  # FitConfig fields without a `fit` option, on top of what it set
-            cfg = session.config.copy()
-            for k, v in extra.items():
-                setattr(cfg, k, v)
-            session.set_config(cfg)
-        last = [0.0]
-
-        def on_step(m: dict) -> None:
-            now = time.monotonic()
-            k = int(m.get("step", 0))
-            if now - last[0] >= PROGRESS_EVERY_S or k in (1, args.steps):
-                last[0] = now
-                report(event="step", step=k, steps=args.steps, loss=float(m["total"]),
-                       iou=float(m["silhouette_iou"]))
-
-        metrics = cli.run_steps(session, args.steps, quiet=True, on_step=on_step)
-        cli.write_outputs(session, folder / "out")
-        result.update(status="done", files=_read_outputs(folder / "out"), steps=session.steps,
-                      metrics=metrics, history=[m.get("total") for m in session.history])
+        if args.photos:
+            result.update(_photo_fit(args, extra, folder / "out", err))
+        else:
+            result.update(_plain_fit(args, extra, folder / "out", err, report))
     except (cli.UsageError, files.LoadError, ValueError, RuntimeError, OSError) as e:
         result["error"] = str(e) or type(e).__name__
     except Exception as e:  # noqa: BLE001 -- one fit's bug must not end the batch
