@@ -361,3 +361,28 @@ def test_photo_row_runs_as_fit_photos(tmp_path):
     np.testing.assert_allclose(res["history"], [m["total"] for m in cli], rtol=0, atol=1e-6)
     assert set(res["files"]) == {p.relative_to(tmp_path / "cli").as_posix()
                                  for p in (tmp_path / "cli").rglob("*") if p.is_file()}
+
+
+def test_csv_photo_rows_are_the_json_rows(folder):
+    (folder / "photos").mkdir()
+    (folder / "masks").mkdir()
+    shutil.copy(folder / "a.png", folder / "photos" / "p0.png")
+    shutil.copy(folder / "b.png", folder / "masks" / "p0.png")
+    path = _csv(folder / "m.csv", [
+        "name,photos,cameras,masks,max_side,texture_steps,refine_cameras,settings.shape_preset",
+        "shoe,photos,auto,masks,64,4,true,silhouette",
+        "boot,photos,,,,,,",
+    ])
+    got = load(path)
+    want = parse({"fits": [
+        {"name": "shoe", "photos": "photos", "cameras": "auto", "masks": "masks",
+         "max_side": 64, "texture_steps": 4, "refine_cameras": True,
+         "settings": {"shape_preset": "silhouette"}},
+        {"name": "boot", "photos": "photos"}]}, folder / "m.json")
+    for g, w in zip(got, want, strict=True):
+        assert g.fit_argv("IN") == w.fit_argv("IN") and g.key() == w.key()
+    assert got[0].fit_argv("IN") == [
+        "--photos", "IN/photoset/photos", "--cameras", "auto", "--masks", "IN/photoset/masks",
+        "--max-side", "64", "--texture-steps", "4", "--refine-cameras",
+        "--shape-preset=silhouette"]
+    assert set(got[0].inputs) == {"photoset/photos/p0.png", "photoset/masks/p0.png"}
