@@ -381,7 +381,7 @@ def _schedule(v):
         return None
     if isinstance(v, str):
         return [list(p) for p in parse_resolution_schedule(v)]
-    if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2
+    if not isinstance(v, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
                                           and all(_whole(x, 0, 10**9) for x in p) for p in v):
         raise ValueError("resolution_schedule: expected [[resolution, start_step], ...] or "
                          "\"RES:STEP,...\" (e.g. \"64:0,128:100\")")
