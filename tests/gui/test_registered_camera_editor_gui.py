@@ -101,3 +101,36 @@ def test_registered_camera_edits_in_the_targets_tab(window, qtbot):
     assert (edited.azimuth, edited.elevation, edited.distance, edited.fov) == pytest.approx(
         (o.azimuth, o.elevation + 5.0, o.distance, o.fov), abs=5e-3)
     window.findChild(QDockWidget, "controls").raise_()
+
+
+def test_rendernet_style_of_a_registered_target_uses_its_camera(window, qtbot):
+    """The Style menu's RenderNet image of a registered view is asked for with the view's own
+    pinhole (principal point and roll), not its orbit summary; an orbit view keeps the tuple."""
+    from studio.model.neural_camera import NetView
+
+    s = window.session
+    s.set_targets([_registered(s.targets[0])] + list(s.targets[1:]))
+    menu = window.style_menu
+    asked = []
+    real = menu.thread.request
+    menu.thread.request = lambda token, v, f, camera, *rest: (asked.append(camera),
+                                                                real(token, v, f, camera, *rest))
+    window.images.view_combo.setCurrentIndex(0)
+    menu.set_style("rendernet:phong")
+    t = s.targets[0]
+    roll = euler_from_rotation(t.world_to_camera()[0])[2]
+
+    def registered_frame() -> bool:  # a frame of the new targets (older ones may be queued)
+        return (menu.shown_style == "phong" and bool(asked) and isinstance(asked[-1], NetView)
+                and abs(euler_from_rotation(asked[-1].R)[2] - roll) < 0.5)
+
+    qtbot.waitUntil(registered_frame, timeout=60000)
+    cam = asked[-1]
+    h, w = cam.size
+    k = h / t.image.shape[0]
+    fx, fy, cx, cy = t.pixel_intrinsics()
+    assert (cam.intrinsics[2], cam.intrinsics[3]) == pytest.approx((cx * k, cy * k))
+    assert cam.intrinsics[0] / cam.intrinsics[1] == pytest.approx(fx / fy)
+    window.images.view_combo.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: isinstance(asked[-1], tuple), timeout=60000)
+    menu.set_style(s.config.shading)
