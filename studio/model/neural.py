@@ -9,6 +9,9 @@ vertical fov f) is then the network pose ``(a, e, 1 / (s·d·tan(f/2)))``, exact
 grid with ``persp = 1/(s·d)`` so near parts are foreshortened as in the viewport. The
 network's square 128² image spans that half-height both ways; a target of aspect w/h spans it
 vertically, so the square is the target's central h×h block (padded or cropped sideways).
+A registered (general pinhole) camera is mapped by :mod:`studio.model.neural_camera`: the
+network's pose takes its centre and ``fy``; roll, pan, ``fx`` and the principal point are an
+exact image warp of the network's output.
 
 Colour. RenderNet images are values in [0,1] (shading, line or occlusion amounts) and are shown
 as they are. To fit a target in the ``phong`` style, its linear luminance on the mask is
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 import render_core as rc
 
 from . import child
+from .neural_camera import NetView, moved_camera, net_to_view, pinhole_to_pose, view_to_net
 
 NEURAL_STYLES = ("phong", "contour", "toon", "ao")
 """The RenderNet styles the studio offers."""
@@ -177,20 +181,27 @@ class NeuralShader:
 
     @torch.no_grad()
     def styles(self, vertices: np.ndarray, faces: np.ndarray,
-               camera: tuple[float, float, float, float],
+               camera: tuple[float, float, float, float] | NetView,
                light: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every RenderNet style [128,128,C] (numpy, [0,1]) of the mesh seen by the orbit
-        ``camera`` (azimuth, elevation, distance, fov); ``light`` is the world direction
-        towards the light, or None for the network's camera-relative key light."""
+        ``camera`` (azimuth, elevation, distance, fov), or by a general pinhole
+        (:class:`~studio.model.neural_camera.NetView`: the network's camera at its centre
+        with its ``fy``, looking at the origin); ``light`` is the world direction towards
+        the light, or None for the network's camera-relative key light."""
         vox, s = self.grid(vertices, faces)
-        az, el, sc = orbit_to_pose(*camera, s)
+        if isinstance(camera, NetView):  # a general pinhole: its centre and fy (see below)
+            az, el, sc, pp = pinhole_to_pose(camera, s)
+        else:
+            az, el, sc = orbit_to_pose(*camera, s)
+            pp = net_persp(camera[2], s)
         lt = None if light is None else tuple(np.round(np.asarray(light, np.float64), 6))
-        key = (mesh_key(vertices, faces), round(az, 4), round(el, 4), round(sc, 6), lt)
+        key = (mesh_key(vertices, faces), round(az, 4), round(el, 4), round(sc, 6),
+               round(pp, 6), lt)
         hit = self._frames.get(key)
         if hit is not None:
             return hit
         a, e, c = (torch.tensor([float(x)]) for x in (az, el, sc))
-        persp = torch.tensor([net_persp(camera[2], s)])
+        persp = torch.tensor([pp])
         light_cam = None
         if light is not None:
             d = torch.as_tensor(np.asarray(light, np.float32))[None]
@@ -202,15 +213,22 @@ class NeuralShader:
         return res
 
     def image(self, vertices: np.ndarray, faces: np.ndarray,
-              camera: tuple[float, float, float, float], style: str, size: tuple[int, int],
+              camera: tuple[float, float, float, float] | NetView, style: str,
+              size: tuple[int, int],
               light: np.ndarray | None = None) -> np.ndarray:
         """The ``style`` image (any of ``rc.rendernet.STYLES``, e.g. ``"mask"`` too) as RGB
-        [h,w,3] float32 in [0,1] in the target frame ``size``."""
+        [h,w,3] float32 in [0,1] in the target frame ``size``; ``camera`` an orbit tuple or a
+        :class:`~studio.model.neural_camera.NetView` of that size (exact pinhole mapping)."""
         if style not in rc.rendernet.STYLES:
             raise ValueError(f"unknown RenderNet style {style!r}; choose one of "
                              f"{', '.join(rc.rendernet.STYLES)}")
         img = self.styles(vertices, faces, camera, light)[style]
-        img = to_target_frame(img, *size)
+        if isinstance(camera, NetView):  # roll, pan, principal point: warped, ray by ray
+            if tuple(size) != tuple(camera.size):
+                raise ValueError(f"image size {tuple(size)} is not the camera's {camera.size}")
+            img = net_to_view(img, camera)
+        else:
+            img = to_target_frame(img, *size)
         return np.clip(np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img, 0.0, 1.0)
 
 
@@ -231,12 +249,16 @@ class CameraFit:
     style: str
 
 
-def style_target(image: np.ndarray, mask: np.ndarray | None, style: str) -> torch.Tensor:
-    """A target (sRGB [H,W,3] in [0,1], mask [H,W]) as an image in ``style``: [128,128,1]."""
+def style_target(image: np.ndarray, mask: np.ndarray | None, style: str,
+                 view: NetView | None = None) -> torch.Tensor:
+    """A target (sRGB [H,W,3] in [0,1], mask [H,W]) as an image in ``style``: [128,128,1],
+    seen by the network's camera (``view``: a registered camera, warped ray by ray, see
+    :func:`~studio.model.neural_camera.view_to_net`; None: the central square)."""
     img = np.asarray(image, np.float32)
     m = np.ones(img.shape[:2], np.float32) if mask is None else np.asarray(mask, np.float32)
+    to_net = from_target_frame if view is None else (lambda x: view_to_net(x, view, NET_RES))
     if style == "mask":
-        return torch.from_numpy(from_target_frame(np.clip(m, 0.0, 1.0)[..., None]))
+        return torch.from_numpy(to_net(np.clip(m, 0.0, 1.0)[..., None]))
     if style == "phong":
         y = rc.srgb_to_linear(img) @ _LUMA
         fg = y[m > 0.5]
@@ -246,21 +268,25 @@ def style_target(image: np.ndarray, mask: np.ndarray | None, style: str) -> torc
     else:
         y = img @ _LUMA
     y = np.clip(y, 0.0, 1.0) * m
-    return torch.from_numpy(from_target_frame(y[..., None]))
+    return torch.from_numpy(np.ascontiguousarray(to_net(y[..., None]), np.float32))
 
 
 def fit_camera(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray,
                mask: np.ndarray | None, camera: tuple[float, float, float, float],
                style: str = "phong", light: np.ndarray | None = None,
                progress: Callable[[int, int, float], bool | None] | None = None,
-               shader: NeuralShader | None = None, **fit_kwargs) -> CameraFit:
+               shader: NeuralShader | None = None, view: NetView | None = None,
+               **fit_kwargs) -> CameraFit:
     """Recover the orbit camera (and, for lit styles, the light) of a target image through
     RenderNet: ``rc.rendernet.fit_pose`` from the target's current ``camera`` (azimuth,
     elevation, distance, fov), several hypotheses narrowed coarse to fine.
 
     ``light`` is the starting world light direction (None: the network's key light);
     ``progress`` and ``fit_kwargs`` go to ``fit_pose`` (e.g. ``grid``, ``stages``). The fov is
-    kept; the fitted scale becomes the distance.
+    kept; the fitted scale becomes the distance. ``view``: the target's registered camera
+    (whose centre and ``fy`` ``camera`` summarises): the target is warped into the network's
+    look-at view first, so roll, pan and principal point are respected; the fit moves the
+    centre only (:func:`apply_camera_fit`).
     """
     if style not in FIT_STYLES:
         raise ValueError(f"cannot fit in style {style!r}; choose one of {', '.join(FIT_STYLES)}")
@@ -276,7 +302,7 @@ def fit_camera(vertices: np.ndarray, faces: np.ndarray, image: np.ndarray,
             light_cam = None
     lit = style in LIT_STYLES
     fit_kwargs.setdefault("fov", camera[3])  # perspective: the frustum follows the distance
-    fit = rc.rendernet.fit_pose(style_target(image, mask, style), vox, style,
+    fit = rc.rendernet.fit_pose(style_target(image, mask, style, view), vox, style,
                                 init=(az, el, sc), light=light_cam, fit_light=lit,
                                 model=shader.model, progress=progress, **fit_kwargs)
     world = None
@@ -310,13 +336,21 @@ def camera_fit_job(session, index: int, style: str) -> dict:
         light = np.asarray(session.fitter().light_direction(), np.float64)
     return {"vertices": mesh.vertices.numpy(), "faces": mesh.faces.numpy(), "image": t.image,
             "mask": t.mask, "camera": (t.azimuth, t.elevation, t.distance, t.fov),
-            "style": style, "light": light}
+            "style": style, "light": light,
+            "view": None if t.is_orbit else NetView.of_target(t)}
 
 
 def apply_camera_fit(session, index: int, fit: CameraFit) -> None:
     """Give target ``index`` the fitted camera, and the fit the fitted light when the
-    session's shading is lit (the session's own camera and light setters)."""
-    session.set_target_camera(index, fit.azimuth, fit.elevation, fit.distance, fit.fov)
+    session's shading is lit (the session's own camera and light setters). A registered
+    target stays registered: its centre moves to the fitted eye, its roll, pan and
+    intrinsics stay (:func:`~studio.model.neural_camera.moved_camera`)."""
+    t = session.targets[index]
+    if t.is_orbit:
+        session.set_target_camera(index, fit.azimuth, fit.elevation, fit.distance, fit.fov)
+    else:
+        R, tt = moved_camera(*t.world_to_camera(), fit.azimuth, fit.elevation, fit.distance)
+        session.set_target_pinhole(index, R, tt, *t.pixel_intrinsics())
     if fit.light is not None and rc.light_kind(session.config.shading) == "directional":
         session.set_light_direction(fit.light)
 

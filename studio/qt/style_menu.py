@@ -23,7 +23,7 @@ from PyQt6.QtWidgets import QProgressDialog
 
 import render_core as rc
 
-from ..model import neural
+from ..model import neural, neural_camera
 
 SHADING_LABELS = {"vertex_color": "Vertex colour", "texture": "Texture",
                   "lambertian": "Lambertian", "phong": "Phong", "sh": "Spherical harmonics"}
@@ -174,12 +174,18 @@ class StyleMenu(QObject):
             self._shown(self.session.config.shading, "Render")
             return
         mesh, (view, fov, _aspect) = snap["mesh"], snap["cameras"][snap["view"]]
-        az, el, dist = neural.orbit_of_view(view)
+        size = snap["render"].shape[:2]
+        i = snap["view"]
+        target = self.session.targets[i] if 0 <= i < len(self.session.targets) else None
+        if target is not None and not target.is_orbit:  # the registered camera itself
+            camera = neural_camera.frame_view(view, fov, target, size)
+        else:
+            camera = (*neural.orbit_of_view(view), fov)
         lit = rc.light_kind(self.session.config.shading) == "directional"
         light = snap["light"] if lit else None
         self._token += 1
-        self.thread.request(self._token, mesh["vertices"], mesh["faces"], (az, el, dist, fov),
-                            self.neural_style, snap["render"].shape[:2], light)
+        self.thread.request(self._token, mesh["vertices"], mesh["faces"], camera,
+                            self.neural_style, size, light)
 
     def _on_rendered(self, token: int, img: np.ndarray, alpha: np.ndarray) -> None:
         if token != self._token or self.neural_style is None or self._snap is None:

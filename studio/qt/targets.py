@@ -1,4 +1,5 @@
-"""The Targets dock: every target with its thumbnail, name and orbit camera, and the tools to
+"""The Targets dock: every target with its thumbnail, name and camera (orbit spin boxes, or a
+registered pinhole's centre, angles and intrinsics: :mod:`.target_pinhole`), and the tools to
 align a photo's camera (viewport backdrop, "Use this view", refinement) and to fix its mask.
 
 Selecting a target selects it in the image panels and, while the dock is visible, shows it
@@ -35,6 +36,7 @@ from PyQt6.QtWidgets import (
 from ..model import files
 from ..model.session import Session
 from .mask_editor import MaskEditorDialog
+from .target_pinhole import PinholeEditor, edited_camera
 from .viewport import Pinhole, Viewport
 
 THUMB = 56
@@ -71,12 +73,20 @@ class TargetsPanel(QWidget):
                   "fov": (1, 170)}
         cams = QFormLayout()
         cams.setContentsMargins(0, 0, 0, 0)
+        self.orbit_box = QWidget()  # an orbit target's camera; a registered one's is below
+        orbit = QFormLayout(self.orbit_box)
+        orbit.setContentsMargins(0, 0, 0, 0)
         for k, spin in self.cam.items():
             spin.setRange(*ranges[k])
             spin.setDecimals(2)
             spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._apply_camera)
-            cams.addRow({"fov": "Field of view"}.get(k, k.capitalize()), spin)
+            orbit.addRow({"fov": "Field of view"}.get(k, k.capitalize()), spin)
+        self.pinhole = PinholeEditor()
+        self.pinhole.edited.connect(self._apply_pinhole)
+        self.pinhole.hide()
+        cams.addRow(self.orbit_box)
+        cams.addRow(self.pinhole)
 
         self.use_view = QPushButton("Use this view")
         self.use_view.setToolTip("Set the selected target's camera to the viewport's camera "
@@ -196,7 +206,7 @@ class TargetsPanel(QWidget):
         i = self.current
         has = 0 <= i < len(self.session.targets)
         for w in (self.use_view, self.look, self.edit_mask, self.load_mask, self.remove,
-                  self.group, self.lock_fov, *self.cam.values()):
+                  self.group, self.lock_fov, *self.cam.values(), self.pinhole):
             w.setEnabled(has)
         self.adopt.setEnabled(bool(self.session.targets))
         if has:
@@ -204,10 +214,16 @@ class TargetsPanel(QWidget):
             self._filling = True
             for k, spin in self.cam.items():
                 spin.setValue(float(getattr(t, k)))
+            # A registered camera is shown (and edited) as itself, never as an orbit.
+            self.orbit_box.setVisible(t.is_orbit)
+            self.pinhole.setVisible(not t.is_orbit)
+            if not t.is_orbit:
+                self.pinhole.show_camera(*t.world_to_camera(), t.pixel_intrinsics())
             self.group.setValue(self._group_number(t.camera_group))
             self.lock_fov.setChecked(bool(t.lock_fov))
             self._filling = False
-            self.camera_label.setText(f"Camera of {t.name or f'view {i + 1}'} (degrees)")
+            kind = "orbit, degrees" if t.is_orbit else "registered pinhole"
+            self.camera_label.setText(f"Camera of {t.name or f'view {i + 1}'} ({kind})")
             views = self.session.config.camera_views
             self.only_selected.blockSignals(True)
             self.only_selected.setChecked(views == [i])
@@ -249,10 +265,22 @@ class TargetsPanel(QWidget):
         if self._filling or self.current < 0:
             return
         t = self.session.targets[self.current]
+        if not t.is_orbit:
+            return  # the orbit boxes are hidden for a registered camera: never turn it orbit
         values = [self.cam[k].value() for k in ("azimuth", "elevation", "distance", "fov")]
         if np.allclose(values, [t.azimuth, t.elevation, t.distance, t.fov], atol=5e-3):
             return  # only the spin box's rounding differs
         self._guard(self.session.set_target_camera, self.current, *values)
+
+    def _apply_pinhole(self, key: str, value: float) -> None:
+        """One value of a registered camera edited: the rest of it stays exactly as it is."""
+        i = self.current
+        if i < 0 or self.session.targets[i].is_orbit:
+            return
+        t = self.session.targets[i]
+        R, tt, intr = edited_camera(*t.world_to_camera(), t.pixel_intrinsics(), key, value)
+        if not self._guard(self.session.set_target_pinhole, i, R, tt, *intr):
+            self._show_selected()  # refused (e.g. a centre at the origin): show the camera
 
     def _groups(self) -> list[int]:
         return sorted({t.camera_group for t in self.session.targets} - {None})

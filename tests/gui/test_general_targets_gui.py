@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import QDockWidget
 
 import render_core as rc
 from render_core.fit import TargetView
-from studio.model import neural
+from studio.model.neural_camera import NetView, pinhole_to_pose
 
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "targets_pinhole.png"
 
@@ -73,9 +73,11 @@ def test_pinhole_targets_run_in_the_studio(window, qtbot, tmp_path):
     assert vp.pinhole.intrinsics == pytest.approx(t.pixel_intrinsics(), abs=1e-9)
     sheet = s.contact_sheet()
     assert sheet.shape[1] >= len(targets) * 8 and np.isfinite(sheet).all()
-    # RenderNet's camera mapping takes the registered camera's orbit summary.
-    az, el, scale = neural.orbit_to_pose(t.azimuth, t.elevation, t.distance, t.fov, 1.0)
-    assert all(math.isfinite(v) for v in (az, el, scale))
+    # RenderNet's camera mapping takes the registered camera itself (its centre and fy; roll
+    # and principal point are warped in image space, tests/test_rendernet_pinhole.py).
+    az, el, scale, _ = pinhole_to_pose(NetView.of_target(t), 1.0)
+    assert (az, el) == pytest.approx((((t.azimuth + 180) % 360) - 180, t.elevation), abs=1e-6)
+    assert scale == pytest.approx(1 / (t.distance * math.tan(math.radians(t.fov) / 2)))
     qtbot.wait(500)
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(SHOT))
