@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+from _shots import ROOT, Studio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,30 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iou-weight", type=float, default=0.0,
                         help="weight of the silhouette term (0: an RGB-only fit)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    from studio.qt.app import set_default_gl_format
-
-    set_default_gl_format()
-    from PyQt6.QtCore import QSettings
-    from PyQt6.QtWidgets import QApplication
-
-    from studio.model.session import Session
-    from studio.qt.window import MainWindow
-
-    app = QApplication(sys.argv[:1])
-    settings = QSettings(str(out / ".compare_shots.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(Session(), settings=settings)
-    window.load_demo()
-    window.resize(1280, 800)
-    window.show()
-
-    def wait(cond, timeout: float = 600.0) -> None:
-        end = time.monotonic() + timeout
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+    st = Studio(Path(args.out), ".compare_shots.ini")
+    window, wait = st.window, st.wait
 
     wait(lambda: window.images._last is not None)
     window.controls.display.setCurrentText("colors")
@@ -63,15 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         if not i:
             window.compare_runs.keep()
     window.losses.flush()
-    wait(lambda: False, 0.6)  # let the last frame paint
-    path = out / "compare_models.png"
-    window.grab().save(str(path))
-    print(f"wrote {path}")
+    st.shot("compare_models", settle=0.6)
     for c in window.compare_runs.kept.items:
         print(f"kept {c.label}: total {c.total[0]:.4g} -> {c.total[-1]:.4g}")
     live = window.losses.values("total")
     print(f"live {box.currentText()}: total {live[0]:.4g} -> {live[-1]:.4g}")
-    Path(settings.fileName()).unlink(missing_ok=True)
+    Path(window.settings.fileName()).unlink(missing_ok=True)
     window.close()
     return 0
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+from _shots import ROOT, Studio
 
 
 def photo_like(size=(240, 320), azimuth=40.0, elevation=20.0, distance=4.2, fov=45.0):
@@ -71,41 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rendernet-only", action="store_true",
                         help="only the shot of a RenderNet style")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    from studio.qt.app import set_default_gl_format
-
-    set_default_gl_format()
-    from PyQt6.QtCore import QSettings
-    from PyQt6.QtWidgets import QApplication
-
-    from studio.model.session import Session
-    from studio.qt.window import MainWindow
-
-    app = QApplication(sys.argv[:1])
-    settings = QSettings(str(out / ".screenshots.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(Session(), settings=settings)
-    window.load_demo()
-    window.resize(1280, 800)
-    window.show()
-
-    def wait(cond, timeout: float = 600.0) -> None:
-        end = time.monotonic() + timeout
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+    st = Studio(Path(args.out), ".screenshots.ini")
+    window, wait = st.window, st.wait
 
     def shot(name: str) -> None:
-        wait(lambda: False, 0.4)  # let the last frame paint
-        path = out / f"{name}.png"
-        window.grab().save(str(path))
-        print(f"wrote {path}")
+        st.shot(name, settle=0.4)
 
     wait(lambda: window.images._last is not None)
     if args.rendernet_only:
         rendernet_shot(window, wait, shot)
-        Path(settings.fileName()).unlink(missing_ok=True)
+        Path(window.settings.fileName()).unlink(missing_ok=True)
         window.close()
         return 0
     shot("initial")
@@ -144,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     vp.update()
     shot("photo_alignment")
     rendernet_shot(window, wait, shot)
-    Path(settings.fileName()).unlink(missing_ok=True)
+    Path(window.settings.fileName()).unlink(missing_ok=True)
     window.close()
     return 0
 

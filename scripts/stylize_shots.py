@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+from _shots import ROOT, Studio
 
 
 def main() -> int:
@@ -21,34 +19,15 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=80, help="steps of each run before its shot")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = ap.parse_args()
-    out = Path(args.out)
-    from PyQt6.QtCore import QSettings
-    from PyQt6.QtWidgets import QApplication
-
-    from studio.qt.app import set_default_gl_format
-
-    set_default_gl_format()
-    from studio.model.session import Session
+    st = Studio(Path(args.out), ".stylize_shots.ini", demo=False)
+    window = st.window
     from studio.qt import stylize_dialogs
-    from studio.qt.window import MainWindow
-
-    app = QApplication(sys.argv[:1])
-    settings = QSettings(str(out / ".stylize_shots.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(Session(), settings=settings)
-    window.resize(1280, 800)
-    window.show()
 
     def wait(cond, timeout: float = 900.0) -> None:
-        end = time.monotonic() + timeout
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+        st.wait(cond, timeout)
 
     def shot(widget, name: str) -> None:
-        wait(lambda: False, 0.5)  # let the last frame paint
-        path = out / f"{name}.png"
-        widget.grab().save(str(path))
-        print(f"wrote {path}")
+        st.shot(name, widget)
 
     window.open_mesh(ROOT / "assets" / "meshes" / "vase.ply")
     dlg = stylize_dialogs.open_dialog(window, "style")
@@ -77,7 +56,7 @@ def main() -> int:
     window.pause()
     window.losses.flush()
     shot(window, "deepdream")
-    Path(settings.fileName()).unlink(missing_ok=True)
+    Path(window.settings.fileName()).unlink(missing_ok=True)
     window.close()
     return 0
 
