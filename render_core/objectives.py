@@ -44,7 +44,7 @@ import torch
 from .camera import Camera
 from .color import linear_to_srgb
 from .features import load_features
-from .losses import iou, laplacian, texture_tv
+from .losses import hard_iou, iou, laplacian, texture_tv
 from .rasterize import soft_silhouette
 from .style_losses import activation_norm, color_tv, edge_stretch, style_distance
 
@@ -204,6 +204,16 @@ class Objective:
                                   out.alpha)
         return activation_norm(self.features(images, [self.layer])[self.layer],
                                self.spec["channel"])
+
+    def held_out(self, fitter, seed: int, count: int) -> tuple[float, float]:
+        """``(raw value, hard silhouette IoU against the start)`` of the fit's current mesh
+        on ``count`` views drawn from ``seed`` (one no step uses: views held out of the fit)."""
+        cams = view_cameras(self.spec, self.v0, [seed], count, self.aspect)
+        with torch.no_grad():
+            out = fitter.renderer.render(fitter.current_mesh(), cams, light=fitter._light())
+            ref = soft_silhouette(cams.to_clip(self.v0), fitter.faces, fitter.resolution,
+                                  sigma=fitter.config.sigma)
+            return float(self.measure(out)), hard_iou(out.alpha, ref)
 
     def forward(self, fitter, mesh):
         """Render ``mesh`` from this step's random views and evaluate every term:

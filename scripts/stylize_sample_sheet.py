@@ -18,18 +18,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 
 def _held_out(fitter, count: int = 8, seed: int = 987654) -> tuple[float, float]:
-    import torch
-
-    import render_core as rc
-    from render_core.objectives import view_cameras
-
-    obj = fitter.objective
-    cams = view_cameras(obj.spec, obj.v0, [seed], count, obj.aspect)
-    with torch.no_grad():
-        out = fitter.renderer.render(fitter.current_mesh(), cams, light=fitter._light())
-        ref = rc.soft_silhouette(cams.to_clip(obj.v0), fitter.faces, fitter.resolution,
-                                 sigma=fitter.config.sigma)
-        return float(obj.measure(out)), rc.losses.hard_iou(out.alpha, ref)
+    return fitter.objective.held_out(fitter, seed, count)
 
 
 def main() -> None:

@@ -6,9 +6,7 @@ import numpy as np
 import torch
 import trimesh
 
-import render_core as rc
 from render_core.features import VGG_BLOCKS, _conv_indices
-from render_core.objectives import view_cameras
 
 HELD_OUT_SEED = 987654  # views no fit step draws (steps draw [seed, step])
 
@@ -34,13 +32,7 @@ def fake_vgg_state_dict(variant: str = "VGG-16", width: int = 6, seed: int = 0) 
 def held_out(fitter, count: int = 6) -> tuple[float, float]:
     """(the objective's raw value, hard silhouette IoU against the start) on ``count`` views
     drawn from a seed no step uses, for the fit's current mesh."""
-    obj = fitter.objective
-    cams = view_cameras(obj.spec, obj.v0, [HELD_OUT_SEED], count, obj.aspect)
-    with torch.no_grad():
-        out = fitter.renderer.render(fitter.current_mesh(), cams, light=fitter._light())
-        ref = rc.soft_silhouette(cams.to_clip(obj.v0), fitter.faces, fitter.resolution,
-                                 sigma=fitter.config.sigma)
-        return float(obj.measure(out)), rc.losses.hard_iou(out.alpha, ref)
+    return fitter.objective.held_out(fitter, HELD_OUT_SEED, count)
 
 
 def reloaded(path) -> trimesh.Trimesh:

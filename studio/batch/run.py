@@ -27,7 +27,7 @@ import render_core as rc
 
 from . import manifest as mf
 from . import report
-from .worker import run_fit
+from .worker import run_fit, write_blobs
 
 RESULT = "result.json"
 POLL_S = 0.2
@@ -70,12 +70,7 @@ def _write_fit(out: Path, name: str, files: dict[str, bytes], record: dict) -> N
     tmp = out / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        for rel, data in files.items():
-            p = (tmp / rel).resolve()
-            if not p.is_relative_to(tmp.resolve()):
-                raise ValueError(f"output name {rel!r} leaves the fit's folder")
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+        write_blobs(tmp, files, "output")
         rc.atomic_write_text(tmp / RESULT, json.dumps(record, indent=1))
         dest = out / name
         old = out / f".old-{name}-{uuid.uuid4().hex[:8]}"

@@ -27,11 +27,12 @@ PROGRESS_EVERY_S = 0.5
 """At most one progress report per fit in this time (plus the first and last step)."""
 
 
-def _materialise(folder: Path, blobs: dict[str, bytes]) -> None:
+def write_blobs(folder: Path, blobs: dict[str, bytes], what: str = "input") -> None:
+    """Write ``{relative name: bytes}`` under ``folder``; a name leaving it is refused."""
     for name, data in blobs.items():
         p = (folder / name).resolve()
         if not p.is_relative_to(folder.resolve()):
-            raise ValueError(f"input name {name!r} leaves the fit's folder")
+            raise ValueError(f"{what} name {name!r} leaves the fit's folder")
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
 
@@ -131,7 +132,7 @@ def run_fit(name: str, argv: list[str], extra: dict, blobs: dict[str, bytes], th
     folder = Path(tempfile.mkdtemp(prefix="dibr-batch-"))
     err = io.StringIO()
     try:
-        _materialise(folder / "in", blobs)
+        write_blobs(folder / "in", blobs)
         full = [a.replace("{IN}", str(folder / "in")) for a in argv]
         args = cli.build_parser().parse_args([*full, "--quiet", "--out", str(folder / "out")])
         if args.photos:

@@ -36,6 +36,18 @@ def _strength(value: int) -> float:
     return 0.0 if value <= 0 else 10.0 ** ((value - 50) / 50.0)
 
 
+def _path_row(path: QLineEdit, browse) -> QWidget:
+    """A path field with a Browse… button that calls ``browse``."""
+    button = QPushButton("Browse…")
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(path, 1)
+    row.addWidget(button)
+    widget = QWidget()
+    widget.setLayout(row)
+    return widget
+
+
 class _ObjectiveDialog(QDialog):
     """What both dialogs share: features source, strength sliders, moving groups."""
 
@@ -48,13 +60,7 @@ class _ObjectiveDialog(QDialog):
         self.features.addItems(["Built-in random features (offline)", "VGG-16/19 weights file…"])
         self.weights_path = QLineEdit()
         self.weights_path.setPlaceholderText("torchvision vgg16/vgg19 state_dict (.pth)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_weights)
-        row = QHBoxLayout()
-        row.addWidget(self.weights_path, 1)
-        row.addWidget(browse)
-        self.weights_row = QWidget()
-        self.weights_row.setLayout(row)
+        self.weights_row = _path_row(self.weights_path, self._browse_weights)
         self.features.currentIndexChanged.connect(self._features_changed)
         self.sliders: dict[str, QSlider] = {}
         self._extra_rows()
@@ -124,13 +130,7 @@ class StyleTransferDialog(_ObjectiveDialog):
         self.source.addItems(["Image file…"] + [f"Generated: {g}" for g in GENERATED])
         self.style_path = QLineEdit()
         self.style_path.setPlaceholderText("a painting or any picture (PNG/JPEG)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_style)
-        row = QHBoxLayout()
-        row.addWidget(self.style_path, 1)
-        row.addWidget(browse)
-        self.style_row = QWidget()
-        self.style_row.setLayout(row)
+        self.style_row = _path_row(self.style_path, self._browse_style)
         self.source.currentIndexChanged.connect(
             lambda i: self.style_row.setEnabled(i == 0))
         self.form.addRow("Style image:", self.source)
