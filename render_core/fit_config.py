@@ -100,6 +100,13 @@ class FitConfig:
     ``Renderer(edges="antialias")``: colour losses move occlusion edges too) or ``"softras"``
     (``Renderer(model="softras")``; unlit vertex colours only: shading ``vertex_color`` with
     the texture group off).
+    ``remesh``: continuous remeshing of the mesh during the fit (:mod:`render_core.remesh`):
+    every ``remesh_interval`` accepted steps edges are split, collapsed and flipped towards a
+    per-vertex reference length that adapts between ``remesh_min_edge`` and
+    ``remesh_max_edge`` (world units; None: derived from the render's pixel size and the
+    mesh). The vertex and face count then change between steps; per-vertex parameters and
+    their optimiser moments are carried through. Needs the texture group off and no texture
+    shown (a UV texture cannot follow a changing mesh: freeze the geometry first).
     """
 
     groups: dict[str, ParamGroup] = field(default_factory=default_groups)
@@ -116,6 +123,10 @@ class FitConfig:
     objective: dict | None = None
     resolution_schedule: list[tuple[int, int]] | None = None
     model: str = "dibr"
+    remesh: bool = False
+    remesh_min_edge: float | None = None
+    remesh_max_edge: float | None = None
+    remesh_interval: int = 5
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -160,6 +171,27 @@ class FitConfig:
                                         or self.groups["texture"].enabled):
             raise ValueError("model 'softras' renders unlit vertex colours only so far: it "
                              "needs shading 'vertex_color' and the texture group off")
+
+        if not isinstance(self.remesh, bool):
+            raise ValueError(f"remesh must be true or false, got {self.remesh!r}")
+        for name in ("remesh_min_edge", "remesh_max_edge"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v) or v <= 0):
+                raise ValueError(f"{name} must be a length > 0 or None (automatic), got {v!r}")
+        if (self.remesh_min_edge is not None and self.remesh_max_edge is not None
+                and self.remesh_min_edge >= self.remesh_max_edge):
+            raise ValueError(f"remesh_min_edge ({self.remesh_min_edge}) must be smaller than "
+                             f"remesh_max_edge ({self.remesh_max_edge})")
+        if (isinstance(self.remesh_interval, bool)
+                or not isinstance(self.remesh_interval, (int, np.integer))
+                or self.remesh_interval < 1):
+            raise ValueError(f"remesh_interval must be a whole number >= 1, got "
+                             f"{self.remesh_interval!r}")
+        if self.remesh and (self.groups["texture"].enabled or self.shading == "texture"):
+            raise ValueError("remeshing cannot keep a UV texture: turn off the texture group "
+                             "and texture shading, or turn remeshing off (geometry first, "
+                             "then freeze it and fit a texture)")
 
         if self.objective is not None:
             from .objectives import objective_spec
