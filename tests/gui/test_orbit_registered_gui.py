@@ -90,3 +90,30 @@ def test_zooming_from_a_rolled_camera_keeps_its_orientation(viewport):
     np.testing.assert_allclose(after[1], before[1], atol=1e-9)
     eye0, eye1 = np.linalg.inv(before[0])[:3, 3], np.linalg.inv(after[0])[:3, 3]
     assert np.linalg.norm(eye1) < np.linalg.norm(eye0)  # moved in, towards the pivot
+
+
+def test_the_targets_tab_keeps_the_turned_camera_of_its_target(window, qtbot):
+    """After "View from target" on a registered target and a drag, the Targets tab's refresh
+    (any session event) must not swap the turned camera for a roll-free orbit one."""
+    s, vp = window.session, window.viewport
+    t = s.targets[1]
+    cam = _rolled()
+    h, w = t.image.shape[:2]
+    fx, fy, cx, cy = (v * w / W for v in cam.intrinsics)
+    s.set_targets([s.targets[0], TargetView.from_camera(t.image, t.mask, cam.R, cam.t,
+                                                        fx, fy, cx, cy, name="registered")])
+    panel = window.targets_panel
+    panel.dock.raise_()
+    qtbot.waitUntil(lambda: panel.active, timeout=5000)
+    panel.list.setCurrentRow(1)
+    qtbot.mouseClick(panel.look, Qt.MouseButton.LeftButton)
+    before = vp.matrices()[0]
+    _drag(vp, 4.0, 0.0)
+    turned = vp.matrices()[0]
+    assert _angle(before, turned) == pytest.approx(2.0, abs=0.1)
+    panel.refresh()
+    assert vp.pinhole is not None
+    np.testing.assert_allclose(vp.matrices()[0], turned, atol=1e-9)
+    # selecting the other (orbit) target leaves the general camera for an orbit one
+    panel.list.setCurrentRow(0)
+    assert vp.pinhole is None
