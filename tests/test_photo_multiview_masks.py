@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from _photoset import cached_photoset
+from _photoset import blob_mesh, cached_photoset, true_cameras
 
 from render_core.scene_normalize import umeyama
 from studio.model import multiview_masks as mv
@@ -97,3 +97,23 @@ def test_bad_input_is_refused(photo_set):
     small = replace(records[0], width=10, height=10)
     with pytest.raises(ValueError, match="its camera says 10 x 10"):
         mv.multiview_masks(images[:2], [small, records[1]], result.points)
+
+
+@pytest.mark.parametrize("floor", [True, False])
+def test_the_object_sphere_from_points_with_and_without_a_background(floor):
+    """Points on the true object (every 7th vertex) and, or not, on the floor and a wall
+    around it: the sphere holds the whole object and none of the background."""
+    records = true_cameras(24, 320, 240, seed=0)
+    verts, _ = blob_mesh()
+    rng = np.random.default_rng(1)
+    pts = [verts[::7]]
+    if floor:
+        xz = rng.uniform(-4, 4, (400, 2))
+        pts.append(np.stack([xz[:, 0], np.full(400, -0.9), xz[:, 1]], 1))
+        pts.append(np.stack([rng.uniform(-4, 4, 200), rng.uniform(-0.9, 4, 200),
+                             np.full(200, -5.5)], 1))
+    sphere = mv.object_sphere(records, np.concatenate(pts))
+    assert np.linalg.norm(verts - sphere.centre, axis=1).max() < sphere.radius
+    assert sorted(sphere.object_points) == list(range(len(pts[0])))
+    for bg in pts[1:]:
+        assert np.linalg.norm(bg - sphere.centre, axis=1).min() > sphere.radius

@@ -90,10 +90,14 @@ def object_sphere(records: Sequence[CameraRecord], points: np.ndarray, *,
     if near < min_points:
         raise ValueError(f"only {near} sparse point(s) near the point the cameras look at: "
                          "no object found there")
-    # the object's cluster ends at the widest gap between consecutive distances
+    # the object's cluster ends at the widest gap between consecutive distances, if the
+    # points after it lie clearly farther out (else every point near the focus is the
+    # object's: a plain background gave no points)
     lo = min_points - 1
     gaps = np.diff(s[lo:near + 1]) if near < len(s) else np.diff(s[lo:near])
     cut = lo + int(np.argmax(gaps)) + 1 if len(gaps) else near
+    if cut >= len(s) or s[cut] < 1.3 * s[cut - 1]:
+        cut = near
     obj = order[:cut]
     centre = 0.5 * (pts[obj].min(0) + pts[obj].max(0))
     r_obj = float(np.linalg.norm(pts[obj] - centre, axis=1).max())
