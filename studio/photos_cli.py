@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 PHOTO_VIEWS_PER_STEP = 6  # each step renders 6 of the photos (the loss is their mean)
+_MASKS_FROM = {"folder": " (from --masks)", "photo set": " (from the photo set)",
+               "each photo": " (each from its photo alone)"}
 
 
 def add_arguments(p) -> None:
@@ -133,7 +135,7 @@ def photos_main(args, configure, write_outputs) -> int:
         print("dibr-studio: cancelled", file=sys.stderr)
         return 130
     for stage, sec in pf.timings.items():
-        stages.done(stage, sec)
+        stages.done(stage, sec, _MASKS_FROM.get(pf.masks_from, "") if stage == "masks" else "")
     for p in pf.unregistered:
         print(f"dibr-studio: warning: could not register {p} (no camera found for it); "
               "fitting without it", file=sys.stderr)

@@ -47,7 +47,9 @@ class PhotoFolder:
     """What :func:`load_photo_folder` made: ``targets`` (one per registered photo, in the
     photos' order), ``records`` (their undistorted cameras in the normalised world),
     ``transform`` (original world -> normalised world), ``unregistered`` (photos without a
-    camera), ``warnings`` (masks that look wrong), ``timings`` (seconds per stage)."""
+    camera), ``warnings`` (masks that look wrong), ``timings`` (seconds per stage),
+    ``masks_from`` (``"folder"``, ``"photo set"``: the multi-view masks, or ``"each photo"``:
+    single-image automatic masks)."""
 
     targets: list[TargetView]
     records: list[CameraRecord]
@@ -55,6 +57,7 @@ class PhotoFolder:
     unregistered: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    masks_from: str = "folder"
 
 
 def read_cameras(folder: Path, cameras: str | os.PathLike, *, progress: Progress | None = None,
@@ -181,10 +184,12 @@ def load_photo_folder(folder: str | os.PathLike, cameras: str | os.PathLike = "a
             raise Cancelled()
     lap("undistort")
     warnings = []
+    masks_from = "folder" if masks is not None else "each photo"
     if multiview:
         try:
             und_masks = multiview_masks(und, und_records, points, progress=progress,
                                         cancel=cancel)
+            masks_from = "photo set"
         except ValueError as e:
             warnings.append(f"no object found from the photo set ({e}); each photo's mask "
                             "is found from that photo alone")
@@ -213,7 +218,8 @@ def load_photo_folder(folder: str | os.PathLike, cameras: str | os.PathLike = "a
         group = lenses.setdefault((r0.model, tuple(r0.params), r0.width, r0.height), len(lenses))
         targets.append(TargetView.from_camera(img, m, r.R, r.t, fx, fy, cx, cy,
                                               name=Path(r.image).name, camera_group=group))
-    return PhotoFolder(targets, und_records, transform, unregistered, warnings, timings)
+    return PhotoFolder(targets, und_records, transform, unregistered, warnings, timings,
+                       masks_from)
 
 
 def fitted_records(records: list[CameraRecord], fitted, transform: SceneTransform | None = None
