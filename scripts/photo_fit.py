@@ -14,7 +14,14 @@ as a user would (a child process), and measures:
 - the colour error: the mean absolute sRGB difference (0..255) between the exported textured
   mesh rendered from each fitted camera and the undistorted photo, over the pixels it covers.
 
-Prints one table. Nothing is asserted (see tests/test_photo_fit.py for the test).
+With ``--mask-iou`` it first measures the automatic masks on their own, in this process:
+structure from motion on the photos, then every photo and its true mask undistorted with the
+estimated camera, and the IoU per photo of each photo's own automatic mask
+(``studio.model.photo.auto_mask``) and of the photo set's (``multiview_masks``) against the
+true mask, with their wall times.
+
+Prints one table. Nothing is asserted (see tests/test_photo_fit.py and
+tests/test_photo_multiview_masks.py for the tests).
 """
 
 from __future__ import annotations
@@ -50,6 +57,45 @@ def _mask(verts, faces, rec, size) -> np.ndarray:
     return rc.rasterize(clip.float(), torch.as_tensor(faces), (h, w)).mask[0].numpy()
 
 
+def mask_iou(ps, photos: Path, work: Path) -> None:
+    """Print the automatic masks' IoU against the true masks (see the module docstring)."""
+    from studio.model import photo
+    from studio.model.multiview_masks import multiview_masks
+    from studio.model.poses import estimate_poses
+
+    t = time.monotonic()
+    result = estimate_poses(sorted(photos.glob("*.png")), work)
+    t_sfm = time.monotonic() - t
+    index = {r.image: k for k, r in enumerate(ps.records)}
+    images, truth, records, single = [], [], [], []
+    t_single = 0.0
+    for r in result.records:
+        k = index[r.image]
+        rgb = ps.images[k].astype(np.float32) / 255
+        t = time.monotonic()
+        m1 = photo.auto_mask(rgb)
+        t_single += time.monotonic() - t
+        img, m, _, rec = r.undistort(rgb, ps.masks[k].astype(np.float32), keep="valid")
+        _, m1u, _, _ = r.undistort(rgb, m1, keep="valid")
+        images.append(np.clip(np.asarray(img, np.float32), 0, 1))
+        truth.append(np.asarray(m) > 0.5)
+        single.append(np.asarray(m1u) > 0.5)
+        records.append(rec)
+    t = time.monotonic()
+    multi = [m > 0.5 for m in multiview_masks(images, records, result.points)]
+    t_multi = time.monotonic() - t
+
+    def iou(a, b):
+        return float((a & b).sum() / max((a | b).sum(), 1))
+
+    print(f"{len(records)} photos registered (structure from motion {t_sfm:.1f} s)")
+    print("| masks | IoU min | IoU mean | seconds |\n|---|---|---|---|")
+    for name, ms, sec in (("single-image auto_mask", single, t_single),
+                          ("multi-view", multi, t_multi)):
+        v = [iou(a, b) for a, b in zip(ms, truth, strict=True)]
+        print(f"| {name} | {min(v):.3f} | {np.mean(v):.3f} | {sec:.1f} |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--photos", type=int, default=24)
@@ -61,6 +107,8 @@ def main() -> int:
     p.add_argument("--resolution", type=int, default=96)
     p.add_argument("--novel", type=int, default=8, help="novel views for the IoU")
     p.add_argument("--keep", type=Path, default=None, help="keep the files in this folder")
+    p.add_argument("--mask-iou", action="store_true",
+                   help="first measure the automatic masks against the true ones")
     args = p.parse_args()
     from _photoset import render_photoset, true_cameras
 
@@ -68,6 +116,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="photo-fit-") as tmp:
         root = args.keep or Path(tmp)
         ps.save_photos(root / "photos", root / "masks")
+        if args.mask_iou:
+            mask_iou(ps, root / "photos", root / "mask-iou")
         cmd = [sys.executable, "-m", "studio", "fit", "--photos", str(root / "photos"),
                "--steps", str(args.steps), "--texture-steps", str(args.texture_steps),
                "--resolution", str(args.resolution), "--out", str(root / "out")]

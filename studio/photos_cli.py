@@ -3,7 +3,9 @@
 Stages, each reported on stderr with its wall time:
 
 1. cameras (structure from motion with ``--cameras auto``, the default; else a COLMAP model
-   folder or a transforms.json), masks, undistortion and normalisation
+   folder or a transforms.json), undistortion, masks (``--masks``, else automatic: from the
+   photo set, :mod:`studio.model.multiview_masks`, when the cameras come with sparse points,
+   else from each photo alone) and normalisation
    (:func:`studio.model.photo_folder.load_photo_folder`);
 2. start: the visual hull of the masks (``--init sphere`` starts from an icosphere instead);
 3. shape: ``--steps`` steps on the vertices (and the cameras with ``--refine-cameras``) against
@@ -28,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 PHOTO_VIEWS_PER_STEP = 6  # each step renders 6 of the photos (the loss is their mean)
+_MASKS_FROM = {"folder": " (from --masks)", "photo set": " (from the photo set)",
+               "each photo": " (each from its photo alone)"}
 
 
 def add_arguments(p) -> None:
@@ -39,7 +43,8 @@ def add_arguments(p) -> None:
                    help="with --photos: a COLMAP model folder or a transforms.json, or auto "
                         "(structure from motion; the default)")
     p.add_argument("--masks", default=None, metavar="DIR",
-                   help="with --photos: masks named like the photos (default: automatic)")
+                   help="with --photos: masks named like the photos (default: automatic, "
+                        "from the photo set when the cameras come with 3-D points)")
     p.add_argument("--max-side", type=int, default=512, metavar="N",
                    help="with --photos: the targets' longer side at most (512)")
     p.add_argument("--texture-steps", type=int, default=100, metavar="N",
@@ -130,7 +135,7 @@ def photos_main(args, configure, write_outputs) -> int:
         print("dibr-studio: cancelled", file=sys.stderr)
         return 130
     for stage, sec in pf.timings.items():
-        stages.done(stage, sec)
+        stages.done(stage, sec, _MASKS_FROM.get(pf.masks_from, "") if stage == "masks" else "")
     for p in pf.unregistered:
         print(f"dibr-studio: warning: could not register {p} (no camera found for it); "
               "fitting without it", file=sys.stderr)

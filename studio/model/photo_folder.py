@@ -8,10 +8,13 @@
    (:func:`studio.model.poses.estimate_poses`); a path is a COLMAP sparse model folder or a
    ``transforms.json`` (:mod:`render_core.camera_io`). Photos without a camera are named in
    :attr:`PhotoFolder.unregistered`, never dropped silently.
-2. **masks**: each photo's automatic mask (:func:`studio.model.photo.auto_mask`), or the
-   image of the same name in a masks folder.
-3. **undistort**: photo and mask resampled once into the undistorted pinhole of the same size
-   (:meth:`CameraRecord.undistort`), downscaled to at most ``max_side`` pixels.
+2. **undistort**: photo (and a given mask) resampled once into the undistorted pinhole of
+   the same size (:meth:`CameraRecord.undistort`), downscaled to at most ``max_side`` pixels.
+3. **masks**: the image of the same name in a masks folder; else, when the cameras come with
+   sparse 3-D points (structure from motion, a COLMAP model), the masks of the photo set
+   (:func:`studio.model.multiview_masks.multiview_masks`: the object all cameras look at,
+   found by its depth, made consistent across the photos); else (a transforms.json) each
+   photo's own automatic mask (:func:`studio.model.photo.auto_mask`).
 4. **normalise**: the world recentred, scaled and turned so the object lies in the unit sphere
    with +Y up (:func:`render_core.scene_normalize.normalize_scene`, from the masks); the
    transform is kept (:attr:`PhotoFolder.transform`) to write cameras in the original frame.
@@ -33,9 +36,10 @@ from render_core.fit import TargetView
 from render_core.scene_normalize import SceneTransform, normalize_scene
 
 from . import files, photo
+from .multiview_masks import multiview_masks
 
 Progress = Callable[[str, int, int], None]
-STAGES = ("cameras", "masks", "undistort", "normalise")
+STAGES = ("cameras", "undistort", "masks", "normalise")
 
 
 @dataclass
@@ -43,7 +47,9 @@ class PhotoFolder:
     """What :func:`load_photo_folder` made: ``targets`` (one per registered photo, in the
     photos' order), ``records`` (their undistorted cameras in the normalised world),
     ``transform`` (original world -> normalised world), ``unregistered`` (photos without a
-    camera), ``warnings`` (masks that look wrong), ``timings`` (seconds per stage)."""
+    camera), ``warnings`` (masks that look wrong), ``timings`` (seconds per stage),
+    ``masks_from`` (``"folder"``, ``"photo set"``: the multi-view masks, or ``"each photo"``:
+    single-image automatic masks)."""
 
     targets: list[TargetView]
     records: list[CameraRecord]
@@ -51,12 +57,15 @@ class PhotoFolder:
     unregistered: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    masks_from: str = "folder"
 
 
 def read_cameras(folder: Path, cameras: str | os.PathLike, *, progress: Progress | None = None,
-                 cancel: Callable[[], bool] | None = None,
-                 work: Path | None = None) -> tuple[list[CameraRecord], list[str]]:
-    """The photos' cameras and the photos left without one (see the module docstring)."""
+                 cancel: Callable[[], bool] | None = None, work: Path | None = None,
+                 with_points: bool = False):
+    """The photos' cameras and the photos left without one (see the module docstring); with
+    ``with_points`` also the sparse 3-D points [N,3] in the cameras' world (structure from
+    motion's, a COLMAP model's; None for a transforms.json)."""
     from .poses import find_photos
 
     photos = find_photos(folder)
@@ -66,10 +75,15 @@ def read_cameras(folder: Path, cameras: str | os.PathLike, *, progress: Progress
         with tempfile.TemporaryDirectory(prefix="dibr-poses-") as tmp:
             result = estimate_poses(photos, work or Path(tmp), progress=progress,
                                     cancel=cancel)
-        return result.records, [str(p) for p in result.unregistered]
+        missing = [str(p) for p in result.unregistered]
+        if with_points:
+            return result.records, missing, np.asarray(result.points, np.float64)
+        return result.records, missing
     path = Path(cameras)
+    points = None
     if path.is_dir():
-        records = read_colmap(path, image_root=folder).records
+        model = read_colmap(path, image_root=folder)
+        records, points = model.records, np.asarray(model.points, np.float64)
     elif path.is_file():
         records = read_transforms(path)
     else:
@@ -83,6 +97,8 @@ def read_cameras(folder: Path, cameras: str | os.PathLike, *, progress: Progress
     found.sort(key=lambda r: str(r.path))
     have = {p.resolve() for p in (r.path for r in found)}
     missing = [str(p) for p in photos if p.resolve() not in have]
+    if with_points:
+        return found, missing, points
     return found, missing
 
 
@@ -135,39 +151,57 @@ def load_photo_folder(folder: str | os.PathLike, cameras: str | os.PathLike = "a
             raise Cancelled()
 
     report("cameras", 0, 1)
-    records, unregistered = read_cameras(folder, cameras, progress=progress, cancel=cancel,
-                                         work=work)
+    records, unregistered, points = read_cameras(folder, cameras, progress=progress,
+                                                 cancel=cancel, work=work, with_points=True)
     if len(records) < 2:
         raise files.LoadError(folder, f"{len(records)} photo(s) with a camera; a fit from "
                               "photos needs at least 2")
     report("cameras", 1, 1)
     lap("cameras")
-    images, raw_masks, warnings = [], [], []
+    # masks from a folder, or from each photo alone when there are no sparse points (a
+    # transforms.json); else from the photo set after undistortion (multiview_masks)
+    multiview = masks is None and points is not None and len(points) > 0
+    mask_seconds = 0.0
+    und, und_masks, und_records = [], [], []
     for k, r in enumerate(records):
         rgb, _alpha = files.load_image(r.path)
         if rgb.shape[:2] != (r.height, r.width):
             raise files.LoadError(r.path, f"the photo is {rgb.shape[1]} x {rgb.shape[0]}, its "
                                   f"camera says {r.width} x {r.height}")
-        m = photo.auto_mask(rgb) if masks is None else _mask_for(Path(masks), r.path)
-        w = photo.mask_warning(m, r.path.name)
-        if w:
-            warnings.append(w)
-        images.append(rgb)
-        raw_masks.append(m)
-        report("masks", k + 1, len(records))
-        if cancel is not None and cancel():
-            raise Cancelled()
-    lap("masks")
-    und, und_masks, und_records = [], [], []
-    for k, (r, rgb, m) in enumerate(zip(records, images, raw_masks, strict=True)):
+        m = None
+        if not multiview:
+            t_mask = clock() if clock else 0.0
+            m = photo.auto_mask(rgb) if masks is None else _mask_for(Path(masks), r.path)
+            mask_seconds += (clock() - t_mask) if clock else 0.0
         s = min(1.0, max_side / max(r.width, r.height))
         size = (max(2, round(r.width * s)), max(2, round(r.height * s)))
         img, msk, _valid, rec = r.undistort(rgb, m, keep="valid", size=size)
         und.append(np.clip(np.asarray(img, np.float32), 0.0, 1.0))
-        und_masks.append(np.asarray(msk, np.float32))
+        und_masks.append(None if msk is None else np.asarray(msk, np.float32))
         und_records.append(rec)
         report("undistort", k + 1, len(records))
+        if cancel is not None and cancel():
+            raise Cancelled()
     lap("undistort")
+    warnings = []
+    masks_from = "folder" if masks is not None else "each photo"
+    if multiview:
+        try:
+            und_masks = multiview_masks(und, und_records, points, progress=progress,
+                                        cancel=cancel)
+            masks_from = "photo set"
+        except ValueError as e:
+            warnings.append(f"no object found from the photo set ({e}); each photo's mask "
+                            "is found from that photo alone")
+            und_masks = [photo.auto_mask(img) for img in und]
+    if clock:
+        timings["undistort"] -= mask_seconds
+        tick -= mask_seconds
+    lap("masks")
+    for r, m in zip(records, und_masks, strict=True):
+        w = photo.mask_warning(m, r.path.name)
+        if w:
+            warnings.append(w)
     transform = SceneTransform.identity()
     if normalize:
         report("normalise", 0, 1)
@@ -184,7 +218,8 @@ def load_photo_folder(folder: str | os.PathLike, cameras: str | os.PathLike = "a
         group = lenses.setdefault((r0.model, tuple(r0.params), r0.width, r0.height), len(lenses))
         targets.append(TargetView.from_camera(img, m, r.R, r.t, fx, fy, cx, cy,
                                               name=Path(r.image).name, camera_group=group))
-    return PhotoFolder(targets, und_records, transform, unregistered, warnings, timings)
+    return PhotoFolder(targets, und_records, transform, unregistered, warnings, timings,
+                       masks_from)
 
 
 def fitted_records(records: list[CameraRecord], fitted, transform: SceneTransform | None = None

@@ -82,6 +82,7 @@ class TargetsPanel(QWidget):
             spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._apply_camera)
             orbit.addRow({"fov": "Field of view"}.get(k, k.capitalize()), spin)
+        self._viewed = None  # (index, image size) of the target "View from target" showed
         self.pinhole = PinholeEditor()
         self.pinhole.edited.connect(self._apply_pinhole)
         self.pinhole.hide()
@@ -234,8 +235,11 @@ class TargetsPanel(QWidget):
         i = self.current
         if self.active and self.backdrop.isChecked() and 0 <= i < len(self.session.targets):
             t = self.session.targets[i]
-            if not Pinhole.of_target(t).matches(self.viewport.pinhole):
-                self.viewport.leave_pinhole()  # another target's camera: orbit from there
+            # another target's camera: orbit from there (this one's, turned by orbiting
+            # from "View from target", stays as it is: no jump, roll kept)
+            if not (Pinhole.of_target(t).matches(self.viewport.pinhole)
+                    or self._viewed == (i, t.image.shape[:2])):
+                self.viewport.leave_pinhole()
             self.viewport.set_backdrop(t.image, fov=t.fov)
         else:
             self.viewport.set_backdrop(None)
@@ -334,6 +338,7 @@ class TargetsPanel(QWidget):
                 self.viewport.look_through(t.azimuth, t.elevation, t.distance, t.fov, t.aspect)
             else:  # the registered camera itself: roll and principal point included
                 self.viewport.set_pinhole(Pinhole.of_target(t))
+                self._viewed = (i, t.image.shape[:2])
 
     def edit_mask_dialog(self) -> MaskEditorDialog | None:
         """Open the mask editor on the selected target; OK sets the mask."""

@@ -122,6 +122,54 @@ def orbit_of(cam: Pinhole, w: int, h: int, about_origin: bool
     return az, float(np.clip(el, -89.0, 89.0)), dist, center, float(np.clip(fov, 1.0, 170.0))
 
 
+def _pivot(cam: Pinhole, about_origin: bool) -> np.ndarray:
+    """The point :func:`orbit_of` turns about."""
+    if about_origin:
+        return np.zeros(3)
+    forward = -cam.R[2]
+    return cam.eye + forward * max(float(np.dot(-cam.eye, forward)), 0.1)
+
+
+def _turn(axis: np.ndarray, deg: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    a = math.radians(deg)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * k @ k
+
+
+def orbit_pinhole(cam: Pinhole, d_azimuth: float, d_elevation: float, about_origin: bool
+                  ) -> Pinhole:
+    """``cam`` turned about the pivot of :func:`orbit_of` as an orbit camera turns (degrees;
+    azimuth about the world's +Y, elevation towards +Y, kept within +-89°), the camera itself
+    turned with it: its roll and intrinsics stay, so orbiting from a registered camera goes
+    on from it without a jump."""
+    pivot = _pivot(cam, about_origin)
+    offset = cam.eye - pivot
+    dist = float(np.linalg.norm(offset))
+    turn = _turn(np.array([0.0, 1.0, 0.0]), d_azimuth)
+    side = np.cross(offset, [0.0, 1.0, 0.0])
+    if dist > 1e-12 and np.linalg.norm(side) > 1e-9 * dist:
+        el = math.degrees(math.asin(float(np.clip(offset[1] / dist, -1.0, 1.0))))
+        d_el = float(np.clip(el + d_elevation, -89.0, 89.0)) - el
+        turn = _turn(side, d_el) @ turn if d_el else turn
+    eye = pivot + turn @ offset
+    R = cam.R @ turn.T
+    return Pinhole(R, -R @ eye, cam.intrinsics, cam.size)
+
+
+def dolly_pinhole(cam: Pinhole, factor: float, about_origin: bool,
+                  limits: tuple[float, float] = (0.05, 500.0)) -> Pinhole:
+    """``cam`` moved along the line to the pivot of :func:`orbit_of` so that its distance to
+    it is ``factor`` times what it was (within ``limits``), orientation and intrinsics kept."""
+    pivot = _pivot(cam, about_origin)
+    offset = cam.eye - pivot
+    dist = float(np.linalg.norm(offset))
+    if dist < 1e-12:
+        return cam
+    eye = pivot + offset * float(np.clip(dist * factor, *limits)) / dist
+    return Pinhole(cam.R.copy(), -cam.R @ eye, cam.intrinsics, cam.size)
+
+
 def frustum_lines(view: np.ndarray, fov: float, aspect: float, depth: float,
                   proj: np.ndarray | None = None) -> np.ndarray:
     """Line-segment endpoints [16,3] of a camera frustum drawn ``depth`` in front of it: the

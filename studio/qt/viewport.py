@@ -12,8 +12,9 @@ gives the orbit camera of that frame, so "Use this view" makes the photo's camer
 
 General cameras (registered photos: roll, off-centre principal point): :meth:`set_pinhole`
 shows the scene from one, in its image's centred frame, with the matrices of
-``rc.Camera.from_intrinsics`` (:mod:`studio.qt.view_camera`); dragging or zooming leaves it
-for an orbit camera standing where it stood (:meth:`leave_pinhole`), and
+``rc.Camera.from_intrinsics`` (:mod:`studio.qt.view_camera`); dragging or zooming turns or
+moves that camera itself (roll and principal point kept, no jump), panning leaves it for an
+orbit camera standing where it stood (:meth:`leave_pinhole`), and
 :meth:`frame_pinhole` gives the general camera that the frame shows.
 """
 
@@ -31,7 +32,15 @@ from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 import render_core as rc
 
 from .backdrop import BackdropLayer, frame_rect
-from .view_camera import Pinhole, frame_pinhole, frustum_lines, orbit_of, pinhole_matrices
+from .view_camera import (
+    Pinhole,
+    dolly_pinhole,
+    frame_pinhole,
+    frustum_lines,
+    orbit_of,
+    orbit_pinhole,
+    pinhole_matrices,
+)
 
 __all__ = ["MODES", "Pinhole", "Viewport", "frustum_lines"]
 
@@ -320,6 +329,10 @@ class Viewport(QOpenGLWidget):
         self._drag = (e.position(), self._drag[1], pan)
         if d.x() == 0 and d.y() == 0:
             return
+        if self.pinhole is not None and not pan:  # turn the general camera itself: no jump
+            self.set_pinhole(orbit_pinhole(self.pinhole, -d.x() * 0.5, d.y() * 0.5,
+                                           self._backdrop is not None))
+            return
         self.leave_pinhole()
         if pan and self._backdrop is not None:
             return  # a photo's camera orbits the origin: panning could not be matched
@@ -340,7 +353,10 @@ class Viewport(QOpenGLWidget):
         self.frame_mesh()
 
     def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
-        self.leave_pinhole()
+        if self.pinhole is not None:  # move the general camera itself, as orbiting does
+            self.set_pinhole(dolly_pinhole(self.pinhole, 0.999 ** e.angleDelta().y(),
+                                           self._backdrop is not None))
+            return
         self.distance = float(np.clip(self.distance * 0.999 ** e.angleDelta().y(), 0.05, 500))
         self.update()
 
