@@ -22,7 +22,9 @@ from PyQt6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -37,12 +39,13 @@ STAGE_TIPS = {
     "appearance": "Appearance stage: freeze the fitted geometry, bake its colours into a UV "
                   "texture and fit that texture (remeshing off)",
 }
-START_LABELS = {"sphere": "Sphere", "hull": "Visual hull", "mesh": "Loaded mesh"}
+START_LABELS = {"sphere": "Sphere", "hull": "Hull", "mesh": "Loaded"}
 START_TIPS = {
     "sphere": f"Start afresh from an icosphere ({stages.SPHERE_SUBDIVISIONS} subdivisions)",
     "hull": "Start from the visual hull of the targets' masks (the shape every silhouette "
             "implies), with a sharp soft silhouette",
-    "mesh": "Start again from the mesh you opened (File ▸ Open mesh, or the opened session's)",
+    "mesh": "Start again from the loaded mesh, the one you opened (File ▸ Open mesh, or "
+            "the opened session's)",
 }
 PRESET_TIPS = {
     "silhouette": "Silhouette targets: Large Steps λ 19, soft-silhouette IoU alone",
@@ -100,9 +103,11 @@ class ShapeSection(QGroupBox):
 
         starts = QHBoxLayout()
         starts.setSpacing(2)
-        self.start_buttons: dict[str, QPushButton] = {}
+        self.start_buttons: dict[str, QToolButton] = {}
         for kind in stages.START_CHOICES:
-            b = QPushButton(START_LABELS[kind])
+            b = QToolButton()  # narrower than push buttons: the three share one row
+            b.setText(START_LABELS[kind])
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             b.setToolTip(START_TIPS[kind])
             b.clicked.connect(lambda _=False, k=kind: act(stages.start_from, session, k))
             starts.addWidget(b)
@@ -116,7 +121,8 @@ class ShapeSection(QGroupBox):
             self.preset.addItem(kind, kind)
             self.preset.setItemData(self.preset.count() - 1, PRESET_TIPS.get(kind, kind),
                                     Qt.ItemDataRole.ToolTipRole)
-        self.preset_apply = QPushButton("Apply")
+        self.preset_apply = QToolButton()
+        self.preset_apply.setText("Apply")
         self.preset_apply.setToolTip("Take the preset's settings for a shape fit (groups, "
                                      "loss weights, shading, sigma, Large Steps, views per "
                                      "step); one undo step")
@@ -126,18 +132,18 @@ class ShapeSection(QGroupBox):
         row.addWidget(self.preset_apply)
         form.addRow("Preset", row)
 
-        self.remesh = QCheckBox("Continuous remeshing")
+        self.remesh = QCheckBox("on")
         self.remesh.setToolTip(
-            "Split, collapse and flip edges every few steps towards lengths that adapt to "
-            "how the fit moves each region; the vertex and face count change. Geometry "
-            "stage only (a UV texture cannot follow)")
+            "Continuous remeshing: split, collapse and flip edges every few steps towards "
+            "lengths that adapt to how the fit moves each region; the vertex and face count "
+            "change. Geometry stage only (a UV texture cannot follow)")
         self.remesh.toggled.connect(lambda on: apply(session.set_option, remesh=on))
         form.addRow("Remesh", self.remesh)
         self.remesh_min = edge_spin()
         self.remesh_max = edge_spin()
         for s, which in ((self.remesh_min, "shortest"), (self.remesh_max, "longest")):
-            s.setToolTip(f"The {which} edge remeshing aims for, in world units; auto: from "
-                         "the render's pixel size and the mesh")
+            s.setToolTip(f"Remeshing: the {which} edge it aims for (min / max), in world "
+                         "units; auto: from the render's pixel size and the mesh")
         self.remesh_min.valueChanged.connect(
             lambda v: apply(session.set_option, remesh_min_edge=v or None))
         self.remesh_max.valueChanged.connect(
@@ -146,7 +152,7 @@ class ShapeSection(QGroupBox):
         edges.setSpacing(2)
         edges.addWidget(self.remesh_min, 1)
         edges.addWidget(self.remesh_max, 1)
-        form.addRow("Edge min / max", edges)
+        form.addRow("Edges", edges)
         self.remesh_interval = QSpinBox()
         self.remesh_interval.setRange(1, 10000)
         self.remesh_interval.setSuffix(" steps")

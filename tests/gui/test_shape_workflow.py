@@ -26,7 +26,7 @@ def _undo(window):
     return stack
 
 
-def test_shape_controls_round_trip_with_undo(window, qtbot, errors):
+def test_shape_controls_round_trip_with_undo(window, qtbot, errors, tmp_path):
     stack = _undo(window)
     c, s = window.controls, window.session
     sh = c.shape
@@ -53,6 +53,16 @@ def test_shape_controls_round_trip_with_undo(window, qtbot, errors):
     assert stack.undo() and s.config.remesh_min_edge is None
     assert stack.undo() and not s.config.remesh and not sh.remesh.isChecked()
     assert stack.redo() and sh.remesh.isChecked()
+
+    # A saved session brings its remeshing settings back into the widgets.
+    sh.remesh_interval.setValue(7)
+    path = tmp_path / "remesh.zip"
+    assert window.session_actions.save_to(path)
+    sh.remesh.setChecked(False)
+    sh.remesh_interval.setValue(3)
+    assert window.session_actions.open_session(path)
+    assert sh.remesh.isChecked() and sh.remesh_interval.value() == 7
+    assert s.config.remesh and s.config.remesh_interval == 7
 
     # A preset: one undo step.
     before = s.config.copy()
