@@ -187,3 +187,13 @@ def test_remesh_options_round_trip_and_a_refusal_changes_nothing(session):
         session.set_option(shading="texture")
     assert session.config == cfg
     assert stack.undo() and not session.config.remesh and not stack.can_undo
+
+
+def test_the_first_mesh_is_the_base_of_the_undo_history(tmp_path):
+    s = Session()
+    stack = UndoStack(s, clock=Clock())
+    s.new_primitive("sphere", 1)
+    assert not stack.can_undo  # no way back to "no mesh" while the viewport shows one
+    first = s.initial_mesh
+    s.new_primitive("cube", 1)
+    assert stack.undo() and s.initial_mesh is first and not stack.can_undo

@@ -121,6 +121,10 @@ class UndoStack:
             self.clear()
             return
         new = EditState.of(self.session)
+        if self._current.mesh is None and new.mesh is not None:
+            self._current = new  # the first mesh is the base, as the opening scene is
+            self._changed()
+            return
         if not new.same_mesh(self._current):
             fields = frozenset({"mesh"})
         elif new.same_targets(self._current):

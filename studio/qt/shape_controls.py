@@ -180,8 +180,12 @@ class ShapeSection(QGroupBox):
 
     def _apply_preset(self) -> None:
         kind = self.preset.currentData()
-        self._act(lambda: (stages.apply_shape_preset(self.session, kind),
-                           f"Shape preset '{kind}' applied (Undo takes it back)")[1])
+
+        def apply() -> str:
+            stages.apply_shape_preset(self.session, kind)
+            return f"Shape preset '{kind}' applied (Undo takes it back)"
+
+        self._act(apply)
 
     def sync(self) -> None:
         """Show the session's settings (the caller blocks the echo)."""

@@ -45,6 +45,18 @@ def test_shape_controls_round_trip_with_undo(window, qtbot, errors, tmp_path):
     assert errors and "remesh_min_edge" in errors[-1]
     assert s.config.remesh_max_edge is None and sh.remesh_max.value() == 0.0
     assert window.statusBar().currentMessage() == errors[-1]
+    # Remeshing with a texture being fitted: refused with the rule, in the status bar.
+    sh.remesh.setChecked(False)
+    c.group_checks["texture"].setChecked(True)
+    sh.remesh.setChecked(True)
+    assert "UV texture" in errors[-1] and window.statusBar().currentMessage() == errors[-1]
+    assert not sh.remesh.isChecked() and not s.config.remesh
+    c.group_checks["texture"].setChecked(False)
+    sh.remesh.setChecked(True)
+    for _ in range(4):  # the four edits above, back to remeshing with automatic edges
+        assert stack.undo()
+    assert s.config.remesh and not s.config.groups["texture"].enabled
+    assert s.config.remesh_max_edge is None and sh.remesh.isChecked()
     # Undo walks back through the edits, one at a time, and the widgets follow.
     assert stack.undo() and s.config.remesh_max_edge == 0.25 and sh.remesh_max.value() == 0.25
     assert stack.undo() and s.config.large_steps is None and c.large_steps.text() == "off"
