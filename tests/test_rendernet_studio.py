@@ -253,3 +253,31 @@ def test_per_image_psnr_and_sample_sheet(tmp_path):
     tgt = (val["contour"][0].numpy() * 255).round()
     assert np.array_equal(sheet[:n, contour * n:(contour + 1) * n], tgt.astype(np.uint8))
 
+
+
+def test_voxel_grid_cache_follows_a_changing_topology():
+    """A remeshed fit sends meshes whose vertex and face count change: each version gets its
+    own voxel grid (equal to one built from scratch), never the previous mesh's; a version seen
+    again is served from the cache; the same vertices with other faces are another version."""
+    shader = N.NeuralShader(model=object())  # grids need no network
+    fresh = N.NeuralShader(model=object())
+    meshes = [rc.icosphere(subdivisions=s) for s in (2, 3, 1)]
+    meshes = [m.with_(vertices=m.vertices * (0.5 + 0.3 * k)) for k, m in enumerate(meshes)]
+    grids = []
+    for m in meshes:
+        v, f = m.vertices.numpy(), m.faces.numpy()
+        vox, s = shader.grid(v, f)
+        ref, s_ref = fresh.grid(v.copy(), f.copy())
+        assert s == s_ref and torch.equal(vox, ref)
+        assert all(vox is not g for g in grids)
+        grids.append(vox)
+    assert not torch.equal(grids[0], grids[1])  # the scales differ, so the grids do
+    again = shader.grid(meshes[0].vertices.numpy(), meshes[0].faces.numpy())[0]
+    assert again is grids[0]  # cached by content, not by count
+    # Another connectivity on the very same vertices (count unchanged): a new key and grid.
+    m = meshes[1]
+    f = m.faces.numpy().copy()
+    f[: len(f) // 2] = f[: len(f) // 2, ::-1]
+    assert N.mesh_key(m.vertices.numpy(), f) != N.mesh_key(m.vertices.numpy(),
+                                                          m.faces.numpy())
+    assert shader.grid(m.vertices.numpy(), f)[0] is not grids[1]

@@ -40,15 +40,17 @@ from render_core.fit import (
 from . import files, store
 from .frames import frame_of
 from .runner import InProcessRunner, Runner
+from .session_start import StartEditing
 from .session_targets import TargetEditing
 from .snapshots import Snapshots
 
 Listener = Callable[[str], None]
 
 
-class Session(TargetEditing):
+class Session(TargetEditing, StartEditing):
     """Everything a fit is made of, and the fit itself (the target edits: see
-    :class:`~studio.model.session_targets.TargetEditing`)."""
+    :class:`~studio.model.session_targets.TargetEditing`; replacing the start mesh:
+    :class:`~studio.model.session_start.StartEditing`)."""
 
     def __init__(self, runner: Runner | None = None) -> None:
         self.initial_mesh: rc.Mesh | None = None
@@ -94,19 +96,16 @@ class Session(TargetEditing):
     # -- problem -----------------------------------------------------------------------------
 
     def set_mesh(self, mesh: rc.Mesh, name: str = "mesh") -> None:
-        """Use ``mesh`` as the starting mesh; the fit restarts from it."""
-        with self._lock:
-            self.initial_mesh = mesh.detach().clone()
-            self.mesh_name = name
-            self._restart()
-        self._emit("mesh")
+        """Use ``mesh`` as the starting mesh; the fit restarts from it (see
+        :meth:`~studio.model.session_start.StartEditing.set_start`)."""
+        self.set_start(mesh, name)
 
     def load_mesh(self, path: str | os.PathLike) -> None:
         """Read a mesh file and start from it. Raises :class:`files.LoadError`."""
         mesh = files.load_mesh(path)
         if Path(path).suffix.lower() in (".glb", ".gltf"):
             mesh = rc.weld_seams(mesh)  # glTF splits vertices at UV seams; fits need them whole
-        self.set_mesh(mesh, Path(path).name)
+        self.set_start(mesh, Path(path).name, loaded=True)
 
     def new_primitive(self, kind: str = "sphere", subdivisions: int = 3) -> None:
         """Start from an icosphere (``"sphere"``) or a cube with the given subdivision."""
@@ -133,8 +132,9 @@ class Session(TargetEditing):
         with self._lock:
             targets = list(self.targets)
         mesh = hull_mesh(targets, resolution, faces, max_misses)
-        self.set_mesh(mesh, f"visual hull ({mesh.num_faces} faces)")
-        self.set_option(sigma=min(self.config.sigma, HULL_SIGMA))
+        config = self.config.copy()
+        config.sigma = min(config.sigma, HULL_SIGMA)
+        self.set_start(mesh, f"visual hull ({mesh.num_faces} faces)", config)
 
     def set_light_direction(self, direction) -> None:
         """Point the directional light along ``direction`` (world, towards the light; it is
@@ -157,31 +157,14 @@ class Session(TargetEditing):
         from .demo import demo_scene
 
         mesh, targets, config = demo_scene()
-        with self._lock:
-            self.initial_mesh = mesh
-            self.mesh_name = "icosphere (demo)"
-            self.targets = targets
-            self.config = config
-            self._restart()
-        self._emit("mesh")
-        self._emit("targets")
-        self._emit("config")
+        self.set_start(mesh, "icosphere (demo)", config, targets)
 
     def set_problem(self, mesh: rc.Mesh, name: str, targets: list[TargetView],
                     config: FitConfig) -> None:
         """Start a new fit of ``mesh`` against ``targets`` with ``config``, all at once (as
         :meth:`load_demo`; style transfer and DeepDream come here, :mod:`.stylize`). The
         settings are validated first; a refusal changes nothing."""
-        config = config.copy()
-        config.validate()
-        with self._lock:
-            self.initial_mesh = mesh.detach().clone()
-            self.mesh_name = name
-            self.targets = list(targets)
-            self.config = config
-            self._restart()
-        for event in ("mesh", "targets", "config"):
-            self._emit(event)
+        self.set_start(mesh, name, config, targets)
 
     # -- settings (applied at the next step) ---------------------------------------------------
 
@@ -213,12 +196,15 @@ class Session(TargetEditing):
     def set_option(self, **options) -> None:
         """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size``,
         ``large_steps`` (lambda, None for plain offsets), ``views_per_step`` (None: all),
-        ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off) or ``model``
-        (the rendering model, :data:`render_core.fit_config.FIT_MODELS`)."""
+        ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off), ``model``
+        (the rendering model, :data:`render_core.fit_config.FIT_MODELS`), or continuous
+        remeshing: ``remesh`` (bool), ``remesh_min_edge``, ``remesh_max_edge`` (world units,
+        None: automatic) and ``remesh_interval`` (steps)."""
         cfg = self.config.copy()
         for k, v in options.items():
             if k not in ("shading", "resolution", "backend", "sigma", "texture_size",
-                         "large_steps", "views_per_step", "resolution_schedule", "model"):
+                         "large_steps", "views_per_step", "resolution_schedule", "model",
+                         "remesh", "remesh_min_edge", "remesh_max_edge", "remesh_interval"):
                 raise ValueError(f"unknown option {k!r}")
             setattr(cfg, k, v)
         self.set_config(cfg)
@@ -453,6 +439,7 @@ class Session(TargetEditing):
         with self._lock:
             self.initial_mesh = data.mesh
             self.mesh_name = data.mesh_name
+            self.loaded_mesh = (data.mesh, data.mesh_name)
             self.targets = list(data.targets)
             self.config = data.config
             self._restart()

@@ -42,6 +42,12 @@ class Snapshots:
             raise ValueError(f"no snapshot at or before step {step}; the oldest is {first}")
         return older[-1]
 
+    def copy(self) -> Snapshots:
+        """Another list of the same states (they are never changed in place)."""
+        out = Snapshots(self.limit)
+        out._items = list(self._items)
+        return out
+
     def drop_after(self, step: int) -> None:
         """Forget the states of steps after ``step`` (they belong to an abandoned branch)."""
         self._items = [s for s in self._items if s["steps"] <= int(step)]

@@ -1,37 +1,50 @@
-"""Undo/redo of edits to the settings and the targets (cameras, masks, which targets). No Qt.
+"""Undo/redo of edits to the settings, the targets (cameras, masks, which targets) and the start
+mesh. No Qt.
 
-Snapshot based: the session's *edit state* is its :class:`FitConfig` plus the tuple of its
-:class:`TargetView` objects. Session methods never modify a target in place (a camera or mask
-edit swaps in a new TargetView), and arrays are treated as immutable, so a snapshot is just
-references and costs nothing. :class:`UndoStack` listens to the session's events and records
-the state before every change, whichever method made it; undoing puts a recorded state back
-through the session's own methods (``set_config``, ``set_targets``), so views hear about it as
-about any edit. Mesh, fit parameters and loss history are not edits: "revert to step" and
-saved sessions cover those.
+Snapshot based: the session's *edit state* is its :class:`FitConfig`, the tuple of its
+:class:`TargetView` objects and its start mesh. Session methods never modify a target or a mesh
+in place (an edit swaps in a new object), and arrays are treated as immutable, so a snapshot is
+just references and costs nothing. :class:`UndoStack` listens to the session's events and
+records the state before every change, whichever method made it; undoing puts a recorded state
+back through the session's own methods (``set_config``, ``set_targets``, ``restore_start``), so
+views hear about it as about any edit. A change of start mesh (a file, a primitive, the visual
+hull, freezing the geometry) also keeps the fit it ended (:class:`FitPoint`: checkpoint, loss
+history), so undoing it continues that fit where it stood. Fit parameters and loss history are
+not edits otherwise: "revert to step" and saved sessions cover those.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import render_core as rc
 from render_core.fit import FitConfig, TargetView
 
 from .session import Session
+from .session_start import FitPoint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EditState:
-    """What undo restores: the settings and the targets (by identity)."""
+    """What undo restores: the settings, the targets and the start mesh (by identity), and for
+    a state left by a change of start mesh the fit it had made (``fit``)."""
 
     config: FitConfig
     targets: tuple[TargetView, ...]
+    mesh: rc.Mesh | None = None
+    mesh_name: str = ""
+    fit: FitPoint | None = None
 
     @classmethod
     def of(cls, session: Session) -> EditState:
         with session.locked():
-            return cls(session.config.copy(), tuple(session.targets))
+            return cls(session.config.copy(), tuple(session.targets), session.initial_mesh,
+                       session.mesh_name)
+
+    def same_mesh(self, other: EditState) -> bool:
+        return self.mesh is other.mesh
 
     def same_targets(self, other: EditState) -> bool:
         return len(self.targets) == len(other.targets) and all(
@@ -77,6 +90,7 @@ class UndoStack:
         self._current = EditState.of(session)
         self._last_edit: tuple[float, frozenset[str]] | None = None
         self._applying = False
+        self._left_behind = self._current
         self.listeners: list[Callable[[], None]] = []
         self.unsubscribe = session.subscribe(self._on_event)
 
@@ -107,7 +121,13 @@ class UndoStack:
             self.clear()
             return
         new = EditState.of(self.session)
-        if new.same_targets(self._current):
+        if self._current.mesh is None and new.mesh is not None:
+            self._current = new  # the first mesh is the base, as the opening scene is
+            self._changed()
+            return
+        if not new.same_mesh(self._current):
+            fields = frozenset({"mesh"})
+        elif new.same_targets(self._current):
             fields = frozenset(new.changed_settings(self._current))
             if not fields:
                 return  # a step, reset or revert: nothing the user edited
@@ -115,10 +135,10 @@ class UndoStack:
             fields = frozenset({"targets"})
         now = self._clock()
         last = self._last_edit
-        merge = (last is not None and fields == last[1] and "targets" not in fields
+        merge = (last is not None and fields == last[1] and not fields & {"targets", "mesh"}
                  and now - last[0] < self.merge_seconds and self._undo)
         if not merge:
-            self._undo.append(self._current)
+            self._undo.append(self._left(self._current))
             del self._undo[:-self.limit]
         self._redo.clear()
         self._current = new
@@ -133,24 +153,39 @@ class UndoStack:
         """Re-apply the last undone edit; False when there is none."""
         return self._move(self._redo, self._undo)
 
+    def _left(self, state: EditState) -> EditState:
+        """``state`` as the session just left it: with the fit it had made when what ended it
+        was a change of start mesh (:attr:`Session.replaced`)."""
+        fit = self.session.replaced
+        if fit is not None and fit.mesh is state.mesh and not state.same_mesh(
+                EditState.of(self.session)):
+            return replace(state, fit=fit)
+        return state
+
     def _move(self, source: list, target: list) -> bool:
-        """Apply the newest state of ``source``, keeping the current one on ``target``."""
+        """Apply the newest state of ``source``, keeping the current one on ``target``. A
+        state the session refuses stays where it was (the error propagates)."""
         if not source:
             return False
-        state = source.pop()
-        target.append(self._current)
-        self._apply(state)
+        self._apply(source[-1])
+        source.pop()
+        target.append(self._left(self._left_behind))
+        self._current = EditState.of(self.session)
+        self._changed()
         return True
 
     def _apply(self, state: EditState) -> None:
+        self._left_behind = self._current
         self._applying = True
         try:
+            if not state.same_mesh(EditState.of(self.session)):
+                self.session.restore_start(state.mesh, state.mesh_name, list(state.targets),
+                                           state.config, state.fit)
+                return
             if not state.same_targets(EditState.of(self.session)):
                 self.session.set_targets(list(state.targets))
             if state.config != self.session.config:
                 self.session.set_config(state.config)
         finally:
             self._applying = False
-        self._current = EditState.of(self.session)
         self._last_edit = None
-        self._changed()

@@ -1,4 +1,5 @@
-"""The control panel: parameter groups, shading, loss weights, resolution, Run/Pause/Step/Reset.
+"""The control panel: the Geometry / Appearance stage, Run/Pause/Step/Reset, the shape controls
+(:mod:`studio.qt.shape_controls`), parameter groups, loss weights, shading, resolution.
 
 It edits the :class:`~studio.model.session.Session` directly (settings apply at the next step) and
 follows the session's ``config`` events, so the widgets always show the real settings. The
@@ -26,8 +27,10 @@ from PyQt6.QtWidgets import (
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS
 
+from ..model import files, stages
 from ..model.compare import model_choices
 from ..model.session import Session
+from .shape_controls import ShapeSection, StageSwitch, busy
 from .viewport import MODES
 
 GROUP_LABELS = {"vertices": "Vertex positions", "colors": "Vertex colours", "texture": "Texture",
@@ -55,12 +58,18 @@ class ControlPanel(QWidget):
     reset_clicked = pyqtSignal()
     display_mode_changed = pyqtSignal(str)
     error = pyqtSignal(str)
+    notice = pyqtSignal(str)  # a line for the status bar (a stage switched, a start made)
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+
+        self.stage = StageSwitch()
+        for name, b in self.stage.buttons.items():
+            b.clicked.connect(lambda _=False, n=name: self._act(stages.set_stage, session, n))
+        lay.addWidget(self.stage)
 
         buttons = QGridLayout()
         self.run_button = QPushButton("Run")
@@ -78,6 +87,10 @@ class ControlPanel(QWidget):
         self.step_button.clicked.connect(self.step_clicked)
         self.reset_button.clicked.connect(self.reset_clicked)
         lay.addLayout(buttons)
+
+        self.shape = ShapeSection(session, self._act, self._apply)
+        self.large_steps = self.shape.large_steps
+        lay.addWidget(self.shape)
 
         box = QGroupBox("Optimise  (learning rate)")
         grid = QGridLayout(box)
@@ -147,14 +160,6 @@ class ControlPanel(QWidget):
                                      "it resamples the texture fitted so far")
         self.texture_size.valueChanged.connect(
             lambda n: self._apply(self.session.set_option, texture_size=n))
-        self.large_steps = _spin(0.0, 1000.0, 1, 1.0)
-        self.large_steps.setSpecialValueText("off")
-        self.large_steps.setToolTip(
-            "Large Steps (λ): vertices move as u = (I + λL)·offset with uniform Adam steps, "
-            "so whole regions move smoothly and large rates do not tangle the mesh; 19 is the "
-            "paper's value; off: per-vertex offsets")
-        self.large_steps.valueChanged.connect(
-            lambda v: self._apply(self.session.set_option, large_steps=v or None))
         self.views_per_step = QSpinBox()
         self.views_per_step.setRange(0, 9999)
         self.views_per_step.setSpecialValueText("all")
@@ -172,7 +177,6 @@ class ControlPanel(QWidget):
         form.addRow("Resolution", self.resolution)
         form.addRow("Schedule", self.schedule)
         form.addRow("Texture size", self.texture_size)
-        form.addRow("Large steps λ", self.large_steps)
         form.addRow("Views per step", self.views_per_step)
         form.addRow("Viewport", self.display)
         lay.addWidget(box)
@@ -197,6 +201,18 @@ class ControlPanel(QWidget):
         except ValueError as e:
             self.error.emit(str(e))
             self.sync()
+
+    def _act(self, fn, *args) -> None:
+        """Run a session action that returns a status line (:mod:`studio.model.stages`): the
+        line goes to :attr:`notice`, a refusal to :attr:`error`; the widgets then show the
+        session as it is."""
+        if self._syncing:
+            return
+        try:
+            self.notice.emit(busy(lambda: fn(*args)))
+        except (files.LoadError, ValueError, RuntimeError, OSError) as e:
+            self.error.emit(str(e))
+        self.sync()
 
     def _schedule_edited(self) -> None:
         text = self.schedule.text().strip()
@@ -229,7 +245,8 @@ class ControlPanel(QWidget):
             self.schedule.setText(rc.format_resolution_schedule(cfg.resolution_schedule))
             self.schedule.setCursorPosition(0)
             self.texture_size.setValue(int(cfg.texture_size))
-            self.large_steps.setValue(cfg.large_steps or 0.0)
+            self.shape.sync()
+            self.stage.show_stage(stages.stage_of(self.session))
             self.views_per_step.setValue(cfg.views_per_step or 0)
             s = self.session
             mesh = s.initial_mesh

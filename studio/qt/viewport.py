@@ -24,7 +24,6 @@ import math
 
 import moderngl
 import numpy as np
-import torch
 from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtGui import QMouseEvent, QWheelEvent
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
@@ -32,6 +31,7 @@ from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 import render_core as rc
 
 from .backdrop import BackdropLayer, frame_rect
+from .mesh_buffers import MeshBuffers
 from .view_camera import (
     Pinhole,
     dolly_pinhole,
@@ -150,13 +150,21 @@ class Viewport(QOpenGLWidget):
     # -- data ---------------------------------------------------------------------------
 
     def set_mesh(self, vertices, faces, colors=None, uvs=None, face_uvs=None, texture=None):
-        """A new mesh (new topology). Arrays are numpy; colours and texture linear in [0,1]."""
-        self._faces = np.asarray(faces, np.int64)
+        """A new mesh (new topology: any vertex and face count). Arrays are numpy; colours and
+        texture linear in [0,1]. Nothing of the previous mesh is kept (its texture neither)."""
+        self._faces = np.asarray(faces, np.int64).reshape(-1, 3)
         e = np.sort(self._faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
         self._edges = np.unique(e, axis=0)
         self._uvs = None if uvs is None else np.asarray(uvs, np.float32)
         self._face_uvs = None if face_uvs is None else np.asarray(face_uvs, np.int64)
+        self._texture = None
+        self._vertices = np.zeros((0, 3), np.float32)  # so update_mesh takes any count
         self.update_mesh(vertices, colors, texture)
+
+    @property
+    def vertex_count(self) -> int:
+        """Vertices of the mesh shown."""
+        return len(self._vertices)
 
     @property
     def has_uvs(self) -> bool:
@@ -164,8 +172,13 @@ class Viewport(QOpenGLWidget):
         return self._uvs is not None
 
     def update_mesh(self, vertices, colors=None, texture=None) -> None:
-        """New vertex positions (same topology), optionally new colours / texture."""
-        self._vertices = np.asarray(vertices, np.float32)
+        """New vertex positions (same topology), optionally new colours / texture. Raises
+        ``ValueError`` for another vertex count: a new topology goes through :meth:`set_mesh`."""
+        vertices = np.asarray(vertices, np.float32).reshape(-1, 3)
+        if len(self._vertices) and len(vertices) != len(self._vertices):
+            raise ValueError(f"update_mesh got {len(vertices)} vertices for a mesh of "
+                             f"{len(self._vertices)}; a new topology needs set_mesh")
+        self._vertices = vertices
         self._colors = None if colors is None else np.asarray(colors, np.float32)
         if texture is not None:
             self._texture = np.asarray(texture, np.float32)
@@ -366,57 +379,15 @@ class Viewport(QOpenGLWidget):
         self.ctx = moderngl.create_context()
         self._mesh_prog = self.ctx.program(vertex_shader=_MESH_VS, fragment_shader=_MESH_FS)
         self._line_prog = self.ctx.program(vertex_shader=_LINE_VS, fragment_shader=_LINE_FS)
-        self._vbo = self._vao = None
-        self._ebo = self._evao = None
-        self._tex = self.ctx.texture((1, 1), 3, bytes([200, 200, 200]))
+        self._gpu = MeshBuffers(self.ctx, self._mesh_prog, self._line_prog)
         self._backdrop_layer = BackdropLayer(self.ctx, self._line_prog)
         self._dirty = self._tex_dirty = self._backdrop_dirty = True
 
     def _upload(self) -> None:
-        v, f = self._vertices, self._faces
-        if len(f) == 0 or len(v) == 0:
-            self._vao = self._evao = None
-            return
-        corners = f.reshape(-1)
-        # The render's own normals (float64 for the sums), so GL and render shade alike.
-        normals = rc.vertex_normals(torch.from_numpy(v.astype(np.float64)),
-                                    torch.from_numpy(f)).numpy().astype(np.float32)
-        colors = self._colors if self._colors is not None else np.full_like(v, 0.6)
-        if self._uvs is not None and self._face_uvs is not None:
-            uv = self._uvs[self._face_uvs.reshape(-1)]
-        else:
-            uv = np.zeros((len(corners), 2), np.float32)
-        data = np.concatenate([v[corners], normals[corners], colors[corners], uv], axis=1)
-        data = np.ascontiguousarray(data, dtype=np.float32)
-        if self._vbo is not None and self._vbo.size == data.nbytes:
-            self._vbo.write(data.tobytes())
-        else:
-            if self._vbo is not None:
-                self._vbo.release()
-            self._vbo = self.ctx.buffer(data.tobytes())
-            self._vao = self.ctx.vertex_array(
-                self._mesh_prog, [(self._vbo, "3f 3f 3f 2f", "in_pos", "in_normal", "in_color",
-                                   "in_uv")])
-        edges = v[self._edges.reshape(-1)]
-        edata = np.concatenate([edges, np.tile([[0.95, 0.75, 0.3]], (len(edges), 1))], 1)
-        edata = np.ascontiguousarray(edata, dtype=np.float32)
-        if self._ebo is not None and self._ebo.size == edata.nbytes:
-            self._ebo.write(edata.tobytes())
-        else:
-            if self._ebo is not None:
-                self._ebo.release()
-            self._ebo = self.ctx.buffer(edata.tobytes())
-            self._evao = self.ctx.vertex_array(self._line_prog,
-                                               [(self._ebo, "3f 3f", "in_pos", "in_color")])
+        self._gpu.upload(self._vertices, self._faces, self._edges, self._colors, self._uvs,
+                         self._face_uvs)
         if self._tex_dirty and self._texture is not None:
-            t = self._texture
-            srgb = rc.linear_to_srgb(np.clip(t, 0, 1))
-            # Texture row 0 is the top (v=1); GL's first row is v=0, hence the flip.
-            img = np.ascontiguousarray((srgb[::-1] * 255 + 0.5).astype(np.uint8))
-            self._tex.release()
-            self._tex = self.ctx.texture((t.shape[1], t.shape[0]), 3, img.tobytes())
-            self._tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
-            self._tex.repeat_x = self._tex.repeat_y = False
+            self._gpu.upload_texture(self._texture)
         self._dirty = self._tex_dirty = False
 
     def _overlay_vertices(self) -> np.ndarray:
@@ -448,7 +419,8 @@ class Viewport(QOpenGLWidget):
             self._upload()
         mvp = (proj @ view).astype(np.float32)
         mvp_bytes = np.ascontiguousarray(mvp.T).tobytes()  # GLSL wants column-major
-        if self._vao is not None:
+        gpu = self._gpu
+        if gpu.vao is not None:
             self._mesh_prog["mvp"].write(mvp_bytes)
             code = {"shaded": 0, "wireframe": 0, "colors": 1, "texture": 2, "silhouette": 3}[mode]
             if mode == "texture" and self._texture is None:
@@ -456,15 +428,15 @@ class Viewport(QOpenGLWidget):
             self._mesh_prog["mode"].value = code
             eye = np.linalg.inv(view)[:3, 3]
             self._mesh_prog["light_dir"].value = tuple(float(x) for x in eye - self.center)
-            self._tex.use(0)
+            gpu.texture.use(0)
             if mode == "wireframe":
                 # Push faces back so the edges drawn on top win the depth test.
                 ctx.polygon_offset = (1.0, 1.0)
-            self._vao.render(moderngl.TRIANGLES)
+            gpu.vao.render(moderngl.TRIANGLES)
             ctx.polygon_offset = (0.0, 0.0)
-            if mode == "wireframe" and self._evao is not None:
+            if mode == "wireframe" and gpu.edge_vao is not None:
                 self._line_prog["mvp"].write(mvp_bytes)
-                self._evao.render(moderngl.LINES)
+                gpu.edge_vao.render(moderngl.LINES)
         if overlays:
             data = self._overlay_vertices()
             buf = ctx.buffer(data.tobytes())

@@ -131,7 +131,8 @@ class MainWindow(QMainWindow):
         self.status_steps = QLabel("step 0")
         self.status_rate = QLabel("")
         self.status_state = QLabel("paused")
-        for w in (self.status_state, self.status_steps, self.status_rate):
+        self.status_mesh = QLabel("")  # the fitted mesh's count, as the last frame drew it
+        for w in (self.status_mesh, self.status_state, self.status_steps, self.status_rate):
             self.statusBar().addPermanentWidget(w)
 
         self.worker_thread = WorkerThread(self.session, max_fps=FRAME_RATE)
@@ -146,6 +147,7 @@ class MainWindow(QMainWindow):
         self.controls.reset_clicked.connect(self.reset)
         self.controls.display_mode_changed.connect(self.viewport.set_mode)
         self.controls.error.connect(self.show_error)
+        self.controls.notice.connect(self.show_notice)
         self.images.view_combo.currentIndexChanged.connect(self._select_view)
         self.controls.set_running(False)
         self.session.subscribe(self._on_session)
@@ -219,6 +221,14 @@ class MainWindow(QMainWindow):
         self.last_error = message
         self.statusBar().showMessage(message, 10000)
         QMessageBox.critical(self, "dibr-studio", message)
+
+    def show_notice(self, message: str) -> None:
+        """A line in the status bar (kept in ``last_notice``)."""
+        self.last_notice = message
+        self.statusBar().showMessage(message, 15000)
+
+    def _show_count(self, vertices: int, faces: int) -> None:
+        self.status_mesh.setText(f"{vertices:,} vertices · {faces:,} faces")
 
     def _guard(self, fn, *args) -> bool:
         try:
@@ -418,8 +428,9 @@ class MainWindow(QMainWindow):
         mesh = snap["mesh"]
         v, faces = mesh["vertices"], mesh["faces"]
         colors, texture = mesh["vertex_colors"], mesh["texture"]
+        self._show_count(len(v), len(faces))
         new_topology = self._faces is None or self._faces.shape != faces.shape or \
-            not np.array_equal(self._faces, faces)
+            not np.array_equal(self._faces, faces) or len(v) != self.viewport.vertex_count
         if new_topology or (mesh["uvs"] is not None) != self.viewport.has_uvs:
             # A texture group switched on mid-run brings UVs: same faces, new corners.
             self._faces = faces.copy()
@@ -458,6 +469,7 @@ class MainWindow(QMainWindow):
             self.worker.request_frame(self.view_index)
         elif event == "mesh" and self.session.initial_mesh is not None:
             m = self.session.initial_mesh
+            self._show_count(m.num_vertices, m.num_faces)
             self._faces = m.faces.numpy().copy()
             self.viewport.set_mesh(m.vertices.numpy(), self._faces,
                                    None if m.vertex_colors is None else m.vertex_colors.numpy())
