@@ -26,6 +26,8 @@ class FitState:
 
     _STATE = ("offset", "color_logit", "tex_logit", "uvs", "face_uvs", "light_dir", "sh",
               "cam_delta")
+    _TOPOLOGY = ("base_vertices", "faces", "remesh_ref_length")
+    """State tensors of the topology (optional in a checkpoint: absent, the start's)."""
 
     def state(self) -> dict:
         """The optimised values (detached copies) and step counters, for :meth:`load_state`.
