@@ -251,6 +251,29 @@ def fit_default(pb: Problem, schedule: list | None = None, steps: int | None = N
     return _run(Fitter(fit_visual_hull(pb), pb.targets, cfg), steps or pb.refine_iters)
 
 
+def fit_default_remesh(pb: Problem, steps: int | None = None) -> Mesh:
+    """(c) with continuous remeshing in the Fitter (``FitConfig.remesh``, automatic edge
+    lengths: :mod:`render_core._fit_remesh`)."""
+    cfg = shape_fit_config("lit" if pb.task == "rgb" else "silhouette", RES, remesh=True)
+    return _run(Fitter(fit_visual_hull(pb), pb.targets, cfg), steps or pb.refine_iters)
+
+
+def fit_sphere_remesh(pb: Problem) -> Mesh:
+    """From the sphere with remeshing and large steps (``--lam``, ``--lr``) in the Fitter:
+    the soft-silhouette IoU (lit task: and the L1 colour term under the known light), no
+    Laplacian, normal or edge term, ``--iters`` steps of 2 views."""
+    cfg = FitConfig(resolution=RES, sigma=SIGMA, views_per_step=pb.views_per_step,
+                    large_steps=pb.lam, remesh=True)
+    cfg.groups = {g: ParamGroup(g == "vertices", pb.lr if g == "vertices" else cfg.groups[g].lr)
+                  for g in GROUPS}
+    cfg.weights.update(laplacian=0.0, normal=0.0, edge=0.0)
+    if pb.task == "rgb":
+        cfg.shading = "lambertian"
+    else:
+        cfg.weights["l1"] = 0.0
+    return _run(Fitter(icosphere(3, radius=1.0), pb.targets, cfg), pb.iters)
+
+
 def fit_default_coarse_to_fine(pb: Problem) -> Mesh:
     """(c) with a resolution schedule: the first 2/3 of the steps at 32 rows, then 64 rows,
     for one and a third times the steps of (c) (about its wall time: a 32-row step costs
@@ -291,7 +314,8 @@ METHODS: dict[str, Callable[[Problem], Mesh]] = {
     "visual_hull": fit_visual_hull, "sphere_offsets": fit_sphere_offsets, "default": fit_default,
     "default_c2f": fit_default_coarse_to_fine,
     "sphere_offsets_c2f": fit_sphere_offsets_coarse_to_fine,
-    "sphere_large_steps": fit_large_steps}
+    "sphere_large_steps": fit_large_steps, "default_remesh": fit_default_remesh,
+    "sphere_remesh": fit_sphere_remesh}
 DEFAULT_METHODS = ("visual_hull", "sphere_offsets", "default")
 
 

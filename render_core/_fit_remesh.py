@@ -46,9 +46,9 @@ from .mesh import Mesh
 from .remesh import ContinuousRemesher, RemeshError, RemeshResult, relative_speed, remesh
 from .resolution_schedule import pixel_size
 
-AUTO_MIN_PIXELS = 1.5
+AUTO_MIN_PIXELS = 1.0
 """Automatic smallest edge length, in pixels at the targets' distance (see the module notes)."""
-AUTO_MAX_PIXELS = 6.0
+AUTO_MAX_PIXELS = 2.0
 """Automatic largest edge length, in pixels at the targets' distance."""
 AUTO_MIN_DIVISIONS = 8.0
 """The largest automatic edge is at most the mesh's bounding-box diagonal over this."""
@@ -178,8 +178,10 @@ class FitRemesh:
             r.ref_length = _mean_incident_edge(verts, self.faces).clamp(lo, hi)
         r.min_length, r.max_length = lo, hi
         st = self._vertex_moments()
+        # Per vertex, |m1| / sqrt(sum of m2 over x, y, z): at most 1 (a steady gradient),
+        # near 0 once the gradient only jitters (the paper's per-vertex second moment).
         speed = r.reference_speed if st is None else relative_speed(
-            st["exp_avg"], st["exp_avg_sq"], step=max(1, int(st["step"])))
+            st["exp_avg"], st["exp_avg_sq"].sum(1), step=max(1, int(st["step"])))
         if not r.update(speed):
             return False
         self._remesh_now(verts)

@@ -44,16 +44,23 @@ _SETTINGS = {
 }
 
 
-def shape_fit_config(kind: str = "lit", resolution: int = 64) -> FitConfig:
+REMESH_LR = {"silhouette": 0.01, "lit": 0.01}
+"""Vertex learning rate of a preset with remeshing: each pass moves vertices a little (a
+split vertex lies on its edge, inside a curved surface), which the fit must win back."""
+
+
+def shape_fit_config(kind: str = "lit", resolution: int = 64, remesh: bool = False) -> FitConfig:
     """The settings for refining a visual hull against ``kind`` targets (``"silhouette"`` or
     ``"lit"``, see the module notes), rendering ``resolution`` rows (sigma is
     :data:`HULL_SIGMA` at 64 rows, scaled to keep the soft edge's width in pixels)."""
     if kind not in _SETTINGS:
         raise ValueError(f"unknown shape preset {kind!r}; choose one of {SHAPE_PRESETS}")
     lam, lr, w_l1, shading, views = _SETTINGS[kind]
+    if remesh:
+        lr = REMESH_LR[kind]
     cfg = FitConfig(resolution=int(resolution), shading=shading,
                     sigma=HULL_SIGMA * (64 / int(resolution)) ** 2, large_steps=lam,
-                    views_per_step=views)
+                    views_per_step=views, remesh=bool(remesh))
     cfg.groups = {g: ParamGroup(g == "vertices", lr if g == "vertices" else cfg.groups[g].lr)
                   for g in GROUPS}
     cfg.weights.update(iou=1.0, l1=w_l1, laplacian=0.0, normal=0.0, edge=0.0)
