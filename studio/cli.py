@@ -204,7 +204,7 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
         preset = "silhouette"  # `--init hull --remesh` alone: the best shape fit there is
     if preset is not None:
         res = args.resolution or (PHOTO_RESOLUTION if fresh_targets else cfg.resolution)
-        cfg = rc.shape_fit_config(preset, res)
+        cfg = rc.shape_fit_config(preset, res, remesh=bool(getattr(args, "remesh", None)))
     if args.optimize is not None:
         wanted = [g.strip() for g in args.optimize.split(",") if g.strip()]
         bad = [g for g in wanted if g not in GROUPS]

@@ -298,3 +298,46 @@ def test_automatic_edge_lengths_follow_the_pixel_size(targets):
     lo3, hi3 = edge_range(config(remesh_min_edge=0.3, remesh_max_edge=None), RES, targets,
                           icosphere(2).vertices)
     assert lo3 == 0.3 and hi3 >= 0.6
+
+
+def test_cli_remesh_options_reach_the_fit_and_the_session(tmp_path, capsys):
+    from studio.__main__ import main
+    from studio.model.store import read_session
+
+    session, out = tmp_path / "s.zip", tmp_path / "out"
+    assert main(["fit", "--demo", "--remesh", "--remesh-edge", "auto,0.3", "--remesh-interval",
+                 "3", "--steps", "7", "--quiet", "--session", str(session),
+                 "--out", str(out)]) == 0
+    assert "faces" in capsys.readouterr().out
+    data = read_session(session)
+    cfg = data.config
+    assert cfg.remesh and cfg.remesh_max_edge == 0.3 and cfg.remesh_min_edge is None
+    assert cfg.remesh_interval == 3
+    g = data.fitter
+    assert g.steps == 7 and g.faces.shape[0] != data.mesh.num_faces  # the topology it reached
+    exported = rc.load_mesh(out / "mesh.ply")
+    assert exported.num_faces == g.faces.shape[0]
+    # Continued from the file: the session's own settings, two more passes.
+    assert main(["fit", "--steps", "6", "--quiet", "--session", str(session),
+                 "--out", str(out)]) == 0
+    assert read_session(session).fitter.steps == 13
+    for bad in (["--remesh-edge", "0.2,0.1"], ["--remesh-edge", "x"],
+                ["--remesh-interval", "0"]):
+        assert main(["fit", "--demo", *bad, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("dibr-studio: error: --remesh") and "\n" not in err
+
+
+def test_cli_init_hull_remesh_uses_the_shape_preset(tmp_path, capsys):
+    import json
+
+    from studio.__main__ import main
+
+    out = tmp_path / "hull"
+    assert main(["fit", "--demo", "--init", "hull", "--remesh", "--hull-resolution", "48",
+                 "--hull-faces", "1500", "--steps", "5", "--quiet", "--out", str(out)]) == 0
+    doc = json.loads((out / "history.json").read_text())
+    want = rc.shape_fit_config("silhouette", doc["config"]["resolution"], remesh=True)
+    assert doc["config"]["remesh"] is True
+    assert doc["config"]["large_steps"] == want.large_steps
+    assert doc["config"]["groups"] == json.loads(json.dumps(want.to_dict()["groups"]))
