@@ -342,3 +342,30 @@ def test_cli_init_hull_remesh_uses_the_shape_preset(tmp_path, capsys):
     assert doc["config"]["remesh"] is True
     assert doc["config"]["large_steps"] == want.large_steps
     assert doc["config"]["groups"] == json.loads(json.dumps(want.to_dict()["groups"]))
+
+
+def test_session_revert_save_open_across_topologies(tmp_path):
+    """The studio's model: snapshots of other topologies revert, and a saved session reopens
+    and continues with the identical next loss."""
+    from studio.model.session import Session
+
+    s = Session()
+    s.load_demo()
+    s.set_option(remesh=True, remesh_interval=2, remesh_min_edge=0.04, remesh_max_edge=0.09)
+    s.snapshot_every = 2
+    meshes = {}
+    for _ in range(6):
+        k = s.step()["step"]
+        meshes[k] = s.current_mesh()
+    assert len({m.num_faces for m in meshes.values()} | {s.initial_mesh.num_faces}) >= 3
+    assert s.revert_to_step(2) == 2
+    reverted = s.current_mesh()
+    assert torch.equal(reverted.faces, meshes[2].faces)
+    assert torch.allclose(reverted.vertices, meshes[2].vertices, atol=1e-6)
+    for _ in range(3):
+        s.step()
+    path = s.save(tmp_path / "s.zip")
+    t = Session()
+    t.open(path)
+    assert t.current_mesh().num_faces == s.current_mesh().num_faces
+    assert t.step()["total"] == s.step()["total"]

@@ -213,12 +213,15 @@ class Session(TargetEditing):
     def set_option(self, **options) -> None:
         """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size``,
         ``large_steps`` (lambda, None for plain offsets), ``views_per_step`` (None: all),
-        ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off) or ``model``
-        (the rendering model, :data:`render_core.fit_config.FIT_MODELS`)."""
+        ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off), ``model``
+        (the rendering model, :data:`render_core.fit_config.FIT_MODELS`) or the remeshing
+        settings ``remesh``, ``remesh_min_edge``, ``remesh_max_edge`` (None: automatic) and
+        ``remesh_interval``."""
         cfg = self.config.copy()
         for k, v in options.items():
             if k not in ("shading", "resolution", "backend", "sigma", "texture_size",
-                         "large_steps", "views_per_step", "resolution_schedule", "model"):
+                         "large_steps", "views_per_step", "resolution_schedule", "model",
+                         "remesh", "remesh_min_edge", "remesh_max_edge", "remesh_interval"):
                 raise ValueError(f"unknown option {k!r}")
             setattr(cfg, k, v)
         self.set_config(cfg)
