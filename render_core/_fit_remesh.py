@@ -95,6 +95,7 @@ class FitRemesh:
     """Remeshing during a fit (mixed into ``Fitter``; see the module notes)."""
 
     _remesher: ContinuousRemesher | None = None
+    _remesh_checked = False  # the current topology is known to be closed and manifold
     remeshes: int = 0
     """Remeshing passes this Fitter has made (not part of its state)."""
 
@@ -119,7 +120,7 @@ class FitRemesh:
                              "shows (a textured mesh without vertex colours, or a shading that "
                              "uses the texture): bake it to vertex colours or turn remeshing "
                              "off (geometry first, then freeze it and fit a texture)")
-        if self._remesher is None and not getattr(self, "_remesh_checked", False):
+        if not self._remesh_checked:  # once per topology that did not come from a pass
             try:  # validation only: no operation runs
                 remesh(self.base.vertices, self.faces, 1.0, collapse=False, split=False,
                        flip=False)
@@ -138,16 +139,17 @@ class FitRemesh:
     def _load_remesher(self, state: dict) -> None:
         """Adopt the remesher of a :meth:`state` (``remesh_ref_length``, ``remesh_steps``):
         a None length drops it; an absent key keeps this Fitter's."""
-        if "remesh_ref_length" not in state:
+        if "remesh_ref_length" not in state:  # keep this Fitter's, if it fits the mesh
+            r = self._remesher
+            if r is not None and r.ref_length.shape[0] != self.base.vertices.shape[0]:
+                self._remesher = None
             return
         ref = state["remesh_ref_length"]
         if ref is None:
             self._remesher = None
             return
-        with torch.no_grad():
-            verts = self.base.vertices + self._displacement().detach()
-        lo, hi = self._edge_range(verts)
-        r = ContinuousRemesher(verts.shape[0], min_length=lo, max_length=hi,
+        lo, hi = self._edge_range(self.base.vertices)
+        r = ContinuousRemesher(ref.shape[0], min_length=lo, max_length=hi,
                                interval=int(self.config.remesh_interval),
                                max_vertices=get_limits().max_vertices, dtype=ref.dtype)
         r.ref_length = ref.detach().clone()
@@ -166,11 +168,12 @@ class FitRemesh:
         """Adapt the reference lengths and remesh when due; True when it remeshed."""
         if not self.remesh_active():
             return False
-        with torch.no_grad():
-            verts = self.base.vertices + self._displacement().detach()
-        lo, hi = self._edge_range(verts)
+        lo, hi = self._edge_range(self.base.vertices)  # the start's size: close enough
         r = self._remesher
+        verts = None
         if r is None:
+            with torch.no_grad():
+                verts = self.base.vertices + self._displacement().detach()
             r = self._remesher = ContinuousRemesher(
                 verts.shape[0], min_length=lo, max_length=hi,
                 interval=int(self.config.remesh_interval),
@@ -184,6 +187,9 @@ class FitRemesh:
             st["exp_avg"], st["exp_avg_sq"].sum(1), step=max(1, int(st["step"])))
         if not r.update(speed):
             return False
+        if verts is None:
+            with torch.no_grad():
+                verts = self.base.vertices + self._displacement().detach()
         self._remesh_now(verts)
         return True
 
@@ -219,7 +225,7 @@ class FitRemesh:
             self.color_logit = res.remap(self.color_logit.detach()).contiguous()
             self._color_logit0 = res.remap(self._color_logit0)
         self._adopt_topology(res.vertices.contiguous(), res.faces)
-        self._last = None
+        self._remesh_checked = True  # a pass keeps a mesh closed and manifold
 
     def _adopt_topology(self, vertices: torch.Tensor, faces: torch.Tensor) -> None:
         """Put the fit on ``vertices`` [V,3] / ``faces`` [F,3] as its start: offset 0 and the
@@ -232,6 +238,7 @@ class FitRemesh:
         self.faces = self.base.faces
         self.offset = torch.zeros_like(self.base.vertices)
         if not same_faces:  # UVs (and a texture on them) name the old faces
+            self._remesh_checked = False
             self.uvs = self.face_uvs = self.tex_logit = None
             self._space = type(self._space)(self._space.lam, self.faces, self.base.vertices)
         self._last = None

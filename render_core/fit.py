@@ -12,7 +12,9 @@ Parameter groups (all optional, each with its own learning rate):
 - ``vertices``: an offset added to the starting vertices (as in PyTorch3D's mesh-fitting
   tutorial), regularised by Laplacian smoothing, normal consistency and edge length; with
   ``large_steps`` (lambda) the group moves ``u = (I + lambda L) offset`` with uniform Adam
-  steps (Nicolet et al. 2021, :mod:`render_core.large_steps`).
+  steps (Nicolet et al. 2021, :mod:`render_core.large_steps`); with ``remesh`` the mesh is
+  remeshed every few steps and the fit goes on on the new topology
+  (:mod:`render_core._fit_remesh`).
 - ``colors``: per-vertex colours, optimised as logits so they stay in (0, 1).
 - ``texture``: a UV texture (``texture_size``² texels), also as logits; a mesh without UVs
   gets an xatlas atlas (spherical UVs without xatlas), and the texture starts from its colours

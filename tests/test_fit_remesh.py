@@ -213,6 +213,11 @@ def test_checkpoint_validation_names_bad_members(targets):
             {**ck["optimizer"]["vertices"]["moments"][0], "exp_avg": torch.zeros(162, 3)}]}}
         g.restore({**ck, "optimizer": opt})
     assert g.faces.shape[0] == 320 and g.steps == 0  # nothing changed
+    # Faces in range but not a closed surface (one face gone): refused for a remeshing fit.
+    st = ck["state"]
+    holed = {**ck, "state": {**st, "faces": st["faces"][1:]}, "optimizer": {}}
+    with pytest.raises(ValueError, match="closed, manifold"):
+        Fitter(start(), targets, config()).restore(holed)
 
 
 def test_mirror_adopts_another_topology(targets):
