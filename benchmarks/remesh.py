@@ -18,6 +18,12 @@ its step against what one pass costs it on the steady pass's vertices and target
 (the pass without validation, as after the first, plus the rebase, the carried moments, the
 optimizer and, with large steps, the new Cholesky factor), each pass from the same restored
 checkpoint.
+
+Measured (shared 2-core machine, load average about 5, ``--threads 1 --runs 15``): fit step
+91 ms; steady pass 19.2 ms (ratio 0.21), without validation 14.2 ms (0.16); in the Fitter,
+plain offsets: step 151 ms, a pass 16.7 ms (0.11); large steps: step 105 ms, a pass 28.6 ms
+(0.27: the new CHOLMOD factor is about half of it; at the default ``remesh_interval`` of 5
+that is about 0.06 of a step on average).
 """
 
 from __future__ import annotations

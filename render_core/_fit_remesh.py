@@ -83,7 +83,7 @@ def _mean_incident_edge(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Te
     """[V] mean length of the edges at each vertex (each edge counted once per face side)."""
     e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     length = (vertices[e[:, 0]] - vertices[e[:, 1]]).norm(dim=1)
-    total = torch.zeros(vertices.shape[0], dtype=vertices.dtype)
+    total = torch.zeros(vertices.shape[0], dtype=vertices.dtype, device=vertices.device)
     count = torch.zeros_like(total)
     for k in (0, 1):
         total.index_add_(0, e[:, k], length)
@@ -149,10 +149,12 @@ class FitRemesh:
             self._remesher = None
             return
         lo, hi = self._edge_range(self.base.vertices)
+        device = self.base.vertices.device
         r = ContinuousRemesher(ref.shape[0], min_length=lo, max_length=hi,
                                interval=int(self.config.remesh_interval),
-                               max_vertices=get_limits().max_vertices, dtype=ref.dtype)
-        r.ref_length = ref.detach().clone()
+                               max_vertices=get_limits().max_vertices, dtype=ref.dtype,
+                               device=device)
+        r.ref_length = ref.detach().to(device).clone()
         r.steps = int(state.get("remesh_steps", 0))
         self._remesher = r
 
@@ -177,7 +179,7 @@ class FitRemesh:
             r = self._remesher = ContinuousRemesher(
                 verts.shape[0], min_length=lo, max_length=hi,
                 interval=int(self.config.remesh_interval),
-                max_vertices=get_limits().max_vertices, dtype=verts.dtype)
+                max_vertices=get_limits().max_vertices, dtype=verts.dtype, device=verts.device)
             r.ref_length = _mean_incident_edge(verts, self.faces).clamp(lo, hi)
         r.min_length, r.max_length = lo, hi
         st = self._vertex_moments()

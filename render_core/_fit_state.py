@@ -68,12 +68,13 @@ class FitState:
                 verts is self.base.vertices and faces is self.faces):
             same = (tuple(faces.shape) == tuple(self.faces.shape)
                     and tuple(verts.shape) == tuple(self.base.vertices.shape)
-                    and torch.equal(faces, self.faces)
-                    and torch.equal(verts.to(self.base.vertices.dtype), self.base.vertices))
+                    and torch.equal(faces.to(self.faces), self.faces)
+                    and torch.equal(verts.to(self.base.vertices), self.base.vertices))
             if not same:
                 changed = True
-                self._adopt_topology(verts.detach().to(self.base.vertices.dtype).clone(),
-                                     faces.detach().to(torch.int64).clone())
+                like = self.base.vertices
+                self._adopt_topology(verts.detach().to(like.device, like.dtype).clone(),
+                                     faces.detach().to(like.device, torch.int64).clone())
         with torch.no_grad():
             for k in self._STATE:
                 v = state[k]
