@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 
 from ._offset_space import OffsetSpace
-from .checkpoint import adam_moments, check_optimizer, check_state, load_adam_moments
+from .checkpoint import (
+    adam_moments,
+    check_optimizer,
+    check_state,
+    check_topology,
+    load_adam_moments,
+)
 from .fit_config import FitConfig
 from .shading import light_kind
 
@@ -20,6 +26,8 @@ class FitState:
 
     _STATE = ("offset", "color_logit", "tex_logit", "uvs", "face_uvs", "light_dir", "sh",
               "cam_delta")
+    _TOPOLOGY = ("base_vertices", "faces", "remesh_ref_length")
+    """State tensors of the topology (optional in a checkpoint: absent, the start's)."""
 
     def state(self) -> dict:
         """The optimised values (detached copies) and step counters, for :meth:`load_state`.
@@ -27,18 +35,46 @@ class FitState:
         Lets another Fitter of the same problem mirror this one, e.g. across processes.
         ``offset_space`` is the ``large_steps`` lambda ``offset`` is expressed for (None:
         the displacement itself).
+
+        The topology the values belong to (remeshing changes it, :mod:`render_core._fit_remesh`):
+        ``base_vertices`` [V,3] (the vertices ``offset`` displaces), ``faces`` [F,3] int64,
+        ``remesh_ref_length`` [V] (the remesher's per-vertex reference edge length; None
+        without one) and ``remesh_steps`` (its step counter; 0 without one). ``base_vertices``
+        and ``faces`` are shared, not copied: the Fitter never writes them in place.
         """
         out = {k: None if getattr(self, k) is None else getattr(self, k).detach().clone()
                for k in self._STATE}
-        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._space.lam)
+        r = self._remesher
+        out.update(steps=self.steps, rejected=self.rejected, offset_space=self._space.lam,
+                   base_vertices=self.base.vertices, faces=self.faces,
+                   remesh_ref_length=None if r is None else r.ref_length.clone(),
+                   remesh_steps=0 if r is None else int(r.steps))
         return out
 
     def load_state(self, state: dict) -> None:
         """Adopt values from :meth:`state` of a Fitter of the same problem (not the optimizer
         moments: a mirror is for viewing and export, not for continuing the run). An
         ``offset`` made for another ``large_steps`` lambda (``offset_space``; absent: this
-        Fitter's own) is converted, so the mesh is the one the state describes."""
+        Fitter's own) is converted, so the mesh is the one the state describes.
+
+        A state of another topology (``base_vertices`` / ``faces``, e.g. after remeshing)
+        is adopted with it: this Fitter's start mesh becomes the state's, and its optimizer,
+        if any, is rebuilt (moments restart). A state without them keeps this Fitter's
+        topology (then its tensors must fit it)."""
         space = state.get("offset_space", self._space.lam)
+        verts, faces = state.get("base_vertices"), state.get("faces")
+        changed = False
+        if verts is not None and faces is not None and not (
+                verts is self.base.vertices and faces is self.faces):
+            same = (tuple(faces.shape) == tuple(self.faces.shape)
+                    and tuple(verts.shape) == tuple(self.base.vertices.shape)
+                    and torch.equal(faces.to(self.faces), self.faces)
+                    and torch.equal(verts.to(self.base.vertices), self.base.vertices))
+            if not same:
+                changed = True
+                like = self.base.vertices
+                self._adopt_topology(verts.detach().to(like.device, like.dtype).clone(),
+                                     faces.detach().to(like.device, torch.int64).clone())
         with torch.no_grad():
             for k in self._STATE:
                 v = state[k]
@@ -50,6 +86,15 @@ class FitState:
         self.steps, self.rejected = int(state["steps"]), int(state["rejected"])
         if space != self._space.lam:  # the state's offset is in another space: bring it here
             OffsetSpace(space, self.faces, self.base.vertices).move(self.offset, self._space)
+        self._load_remesher(state)
+        if changed:
+            self._last = None
+            # The start colours of this topology: the constant start of a mesh without
+            # colours, else the best known, the state's own.
+            self._color_logit0 = (self._color_logit0[:1].expand_as(self.color_logit).clone()
+                                  if not self.has_colors else self.color_logit.detach().clone())
+            if self._optimizer is not None:
+                self._build_optimizer()
 
     def checkpoint(self) -> dict:
         """Everything needed to continue this fit exactly, as tensors and plain data.
@@ -91,8 +136,8 @@ class FitState:
             if isinstance(opt.get("camera"), dict):
                 opt["camera"] = {**opt["camera"], "moments": [None]}
             ckpt = {**ckpt, "optimizer": opt}
-        check_state(state, self._STATE, self.base.vertices.shape[0], self.faces.shape[0],
-                    len(self.targets))
+        nv, nf = check_topology(state, self.base.vertices.shape[0], self.faces.shape[0])
+        check_state(state, self._STATE, nv, nf, len(self.targets))
         params = {"vertices": state["offset"], "colors": state["color_logit"],
                   "texture": state["tex_logit"], "camera": state["cam_delta"],
                   "light": state["sh" if light_kind(config.shading) == "sh" else "light_dir"]}

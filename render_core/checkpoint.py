@@ -17,6 +17,41 @@ MOMENTS = ("step", "exp_avg", "exp_avg_sq")
 """The Adam state kept per optimised tensor."""
 
 
+def check_topology(state: dict, n_vertices: int, n_faces: int) -> tuple[int, int]:
+    """Check the topology members of a :meth:`Fitter.state` dict and return the ``(V, F)``
+    its per-vertex and per-face tensors must fit: those of ``base_vertices`` [V,3] (finite
+    floats) and ``faces`` [F,3] (integer indices into them) when the state has them (both or
+    neither), else ``n_vertices`` / ``n_faces`` (a state from before remeshing: the start
+    topology). Also checks ``remesh_ref_length`` (None or [V] finite > 0) and
+    ``remesh_steps`` (an integer >= 0), when present."""
+    verts, faces = state.get("base_vertices"), state.get("faces")
+    if (verts is None) != (faces is None):
+        raise ValueError("checkpoint state needs both base_vertices and faces, or neither")
+    if verts is not None:
+        if not isinstance(verts, torch.Tensor) or verts.ndim != 2 or verts.shape[1] != 3 \
+                or verts.shape[0] < 3 or not verts.is_floating_point() \
+                or not bool(torch.isfinite(verts).all()):
+            raise ValueError("checkpoint state base_vertices must be finite floats of shape "
+                             "[V,3], V >= 3")
+        if not isinstance(faces, torch.Tensor) or faces.ndim != 2 or faces.shape[1] != 3 \
+                or faces.shape[0] < 1 or faces.is_floating_point() or faces.dtype == torch.bool:
+            raise ValueError("checkpoint state faces must be integer indices of shape [F,3]")
+        if int(faces.min()) < 0 or int(faces.max()) >= verts.shape[0]:
+            raise ValueError(f"checkpoint state faces index outside the {verts.shape[0]} "
+                             "base_vertices")
+        n_vertices, n_faces = int(verts.shape[0]), int(faces.shape[0])
+    ref = state.get("remesh_ref_length")
+    if ref is not None and (not isinstance(ref, torch.Tensor) or tuple(ref.shape) != (n_vertices,)
+                            or not ref.is_floating_point() or not bool(torch.isfinite(ref).all())
+                            or bool((ref <= 0).any())):
+        raise ValueError(f"checkpoint state remesh_ref_length must be None or {n_vertices} "
+                         "finite lengths > 0")
+    k = state.get("remesh_steps", 0)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError("checkpoint remesh_steps must be an integer >= 0")
+    return n_vertices, n_faces
+
+
 def check_state(state: dict, keys: tuple[str, ...], n_vertices: int, n_faces: int,
                 n_targets: int) -> None:
     """Check a :meth:`Fitter.state` dict (tensors named ``keys`` plus ``steps``/``rejected``)

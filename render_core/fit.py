@@ -12,7 +12,9 @@ Parameter groups (all optional, each with its own learning rate):
 - ``vertices``: an offset added to the starting vertices (as in PyTorch3D's mesh-fitting
   tutorial), regularised by Laplacian smoothing, normal consistency and edge length; with
   ``large_steps`` (lambda) the group moves ``u = (I + lambda L) offset`` with uniform Adam
-  steps (Nicolet et al. 2021, :mod:`render_core.large_steps`).
+  steps (Nicolet et al. 2021, :mod:`render_core.large_steps`); with ``remesh`` the mesh is
+  remeshed every few steps and the fit goes on on the new topology
+  (:mod:`render_core._fit_remesh`).
 - ``colors``: per-vertex colours, optimised as logits so they stay in (0, 1).
 - ``texture``: a UV texture (``texture_size``² texels), also as logits; a mesh without UVs
   gets an xatlas atlas (spherical UVs without xatlas), and the texture starts from its colours
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 
 from ._camera_group import N_PARAMS, CameraGroup
 from ._fit_divergence import FitDivergence
+from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
 from ._fused import image_losses
 from ._offset_space import OffsetSpace
@@ -94,7 +97,7 @@ def _all_finite(ts) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in ts)
 
 
-class Fitter(FitState, FitDivergence):
+class Fitter(FitState, FitDivergence, FitRemesh):
     """Builds the parameters and Adam optimizer for a problem and runs one step at a time.
 
     Args:
@@ -156,6 +159,7 @@ class Fitter(FitState, FitDivergence):
                 self.targets):
             raise ValueError(f"camera_views {config.camera_views} names a target beyond the "
                              f"{len(self.targets)} there are")
+        self._check_remesh(config)
         self.config = config
         if config.large_steps != self._space.lam:
             self._set_offset_space(config.large_steps)
@@ -204,6 +208,7 @@ class Fitter(FitState, FitDivergence):
         else:
             for pg in self._optimizer.param_groups:
                 pg["lr"] = config.groups[pg["name"]].lr
+        self._sync_remesher()
 
     objective: Objective | None = None  # what the loss is, when not the targets
     _objective_key: tuple | None = None
@@ -427,6 +432,7 @@ class Fitter(FitState, FitDivergence):
             self._last = None
         else:
             self.steps += 1
+            self._after_accepted_step()  # remeshing (render_core._fit_remesh), when due
         self._halve_lr(offenders)
         return StepResult(loss, values, iou,
                           self.steps, rolled_back, undone,

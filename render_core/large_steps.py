@@ -85,10 +85,12 @@ def _laplacian_coo(faces: np.ndarray, num_vertices: int, kind: str,
     n = int(num_vertices)
     if kind == "uniform":
         e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-        e = e[e[:, 0] != e[:, 1]]
-        e = np.unique(np.sort(e, axis=1), axis=0)  # each undirected edge once, weight 1
-        i, j = e[:, 0], e[:, 1]
-        w = np.ones(len(e))
+        e = np.sort(e[e[:, 0] != e[:, 1]], axis=1)
+        # Each undirected edge once, weight 1, in (i, j) order: unique of one int64 key per
+        # edge is several times faster than unique rows (a remesh refactors every pass).
+        key = np.unique(e[:, 0] * np.int64(n) + e[:, 1])
+        i, j = key // n, key % n
+        w = np.ones(len(key))
     elif kind == "cotangent":
         if vertices is None:
             raise LargeStepsError("the cotangent Laplacian needs vertices [V,3]")

@@ -139,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings for refining a visual hull (use with --init hull): "
                         "'silhouette' (masks only) or 'lit' (lit RGB targets under the known "
                         "default light, Lambertian); other options given override them")
+    p.add_argument("--remesh", action=argparse.BooleanOptionalAction, default=None,
+                   help="remesh continuously while fitting: edges split, collapse and flip "
+                        "towards lengths that follow how each region still moves (needs a "
+                        "closed mesh and no texture shown); with --init hull and no "
+                        "--shape-preset it also picks the 'silhouette' preset")
+    p.add_argument("--remesh-edge", default=None, metavar="MIN,MAX",
+                   help="smallest and largest edge length of remeshing, world units; 'auto' "
+                        "for either (default auto,auto: 1.5 and 6 pixels at the targets' "
+                        "distance, bounded by the mesh's size)")
+    p.add_argument("--remesh-interval", type=int, default=None, metavar="N",
+                   help="remesh every N accepted steps (5)")
     p.add_argument("--resolution-schedule", default=None, metavar="RES:STEP,...",
                    help="coarse to fine: render at RES from step STEP on, e.g. "
                         "64:0,128:100,256:200 (targets resampled, sigma scaled per level); "
@@ -166,11 +177,34 @@ def build_parser() -> argparse.ArgumentParser:
 PHOTO_RESOLUTION = 128  # photos need more than the demo's 64 rows
 
 
+def _parse_edges(text: str) -> tuple[float | None, float | None]:
+    """``--remesh-edge MIN,MAX``: two lengths > 0, or ``auto`` (None) for either."""
+    parts = [x.strip() for x in str(text).split(",")]
+    out: list[float | None] = []
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        for x in parts:
+            v = None if x == "auto" else float(x)
+            if v is not None and not (v > 0 and v < float("inf")):
+                raise ValueError
+            out.append(v)
+    except ValueError:
+        raise UsageError(f"--remesh-edge {text!r}: expected MIN,MAX, two lengths > 0 or "
+                         "'auto', e.g. 0.02,0.1 or auto,0.1") from None
+    if out[0] is not None and out[1] is not None and out[0] >= out[1]:
+        raise UsageError(f"--remesh-edge {text!r}: MIN must be smaller than MAX")
+    return out[0], out[1]
+
+
 def _configure(session: Session, args, fresh_targets: bool = False) -> None:
     cfg = session.config.copy()
-    if args.shape_preset is not None:
+    preset = args.shape_preset
+    if preset is None and getattr(args, "remesh", None) and getattr(args, "init", None) == "hull":
+        preset = "silhouette"  # `--init hull --remesh` alone: the best shape fit there is
+    if preset is not None:
         res = args.resolution or (PHOTO_RESOLUTION if fresh_targets else cfg.resolution)
-        cfg = rc.shape_fit_config(args.shape_preset, res)
+        cfg = rc.shape_fit_config(preset, res, remesh=bool(getattr(args, "remesh", None)))
     if args.optimize is not None:
         wanted = [g.strip() for g in args.optimize.split(",") if g.strip()]
         bad = [g for g in wanted if g not in GROUPS]
@@ -204,6 +238,12 @@ def _configure(session: Session, args, fresh_targets: bool = False) -> None:
             raise UsageError(f"--resolution-schedule: {e}") from None
     if getattr(args, "model", None):
         cfg.model = args.model
+    if getattr(args, "remesh", None) is not None:
+        cfg.remesh = args.remesh
+    if getattr(args, "remesh_edge", None) is not None:
+        cfg.remesh_min_edge, cfg.remesh_max_edge = _parse_edges(args.remesh_edge)
+    if getattr(args, "remesh_interval", None) is not None:
+        cfg.remesh_interval = args.remesh_interval
     if cfg == session.config:
         return  # a resumed session keeps its settings (and its optimizer's learning rates)
     try:
@@ -299,6 +339,10 @@ def check_fit_arguments(args) -> None:
         raise UsageError("--steps must be >= 0")
     if args.subdivisions is not None and not 0 <= args.subdivisions <= 6:
         raise UsageError("--subdivisions must lie in 0..6")
+    if getattr(args, "remesh_interval", None) is not None and args.remesh_interval < 1:
+        raise UsageError("--remesh-interval must be >= 1")
+    if getattr(args, "remesh_edge", None) is not None:
+        _parse_edges(args.remesh_edge)
     _apply_limits(args.limit)
     check_arguments(args, UsageError)
 
@@ -362,6 +406,8 @@ def fit_main(argv: list[str]) -> int:
     iou = metrics.get("silhouette_iou", float("nan"))
     run = session.steps - steps_before
     total = f" ({session.steps} in the session)" if steps_before else ""
-    print(f"dibr-studio: {run} steps in {elapsed:.1f} s{total}, silhouette IoU {iou:.3f}; "
-          f"wrote {out}")
+    mesh = session.current_mesh()
+    size = f", {mesh.num_vertices} vertices, {mesh.num_faces} faces" if mesh is not None else ""
+    print(f"dibr-studio: {run} steps in {elapsed:.1f} s{total}, silhouette IoU {iou:.3f}"
+          f"{size}; wrote {out}")
     return 0

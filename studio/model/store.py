@@ -22,9 +22,13 @@ The zip is written to a temporary file beside the destination and renamed over i
 the first problem.
 
 Versions: 2 added the general camera and the 6-DoF camera refinement (``fit.state.cam_delta``
-[N,7]). Every older version still opens: a version-1 file's targets are orbit cameras and its
-orbit refinement ([N,4]) is converted to the same cameras (the camera group's Adam moments
-restart).
+[N,7]), and the topology of a fit that remeshes: ``fit.state.base_vertices`` [V,3],
+``fit.state.faces`` [F,3] (the mesh the fit's per-vertex parameters belong to, which the
+starting mesh ``mesh.*`` no longer is once remeshed), ``fit.state.remesh_ref_length`` [V] and
+``fit.remesh_steps`` (the remesher's state); a file without them continues on the starting
+mesh's topology. Every older version still opens: a version-1 file's targets are orbit
+cameras and its orbit refinement ([N,4]) is converted to the same cameras (the camera group's
+Adam moments restart).
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ def write_session(path: str | os.PathLike, data: SessionData) -> Path:
         ck = data.checkpoint
         state = ck["state"]
         fit = {"steps": int(state["steps"]), "rejected": int(state["rejected"]),
+               "remesh_steps": int(state.get("remesh_steps", 0)),
                "config": ck["config"], "state": [], "optimizer": {}}
         for k, v in state.items():
             if isinstance(v, torch.Tensor):
@@ -348,11 +353,13 @@ def _checkpoint(r: _Reader, fit) -> dict:
     if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
         r.fail("fit.state must be a list of names")
     for k in names:
-        if k not in state:
+        if k not in state and k not in Fitter._TOPOLOGY:
             r.fail(f"fit state has unknown member {k!r}")
-        integer = k == "face_uvs"
+        integer = k in ("face_uvs", "faces")
         state[k] = torch.from_numpy(np.array(r.array(f"fit.state.{k}", "iu" if integer else "f")))
-    for k in ("steps", "rejected"):
+    for k in ("steps", "rejected", "remesh_steps"):
+        if k == "remesh_steps" and k not in fit:  # written before remeshing existed
+            continue
         v = fit.get(k)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             r.fail(f"fit.{k} must be an integer >= 0")
