@@ -9,7 +9,7 @@ corner moves along X, the lines are rows; 1: along Y, the lines are columns), wi
 moving coordinate and ``c`` the other one, every pixel p = (m, l) on a line l the face spans
 (ceil(c_min) <= l <= floor(c_max)) is visited. With v the moving corner and a, b the other two,
 p lies in triangle (v, a, b) exactly when v = p + s (p - a) + r (p - b) with s, r >= 0; moving v
-by t along u makes s(t) = s0 + t d2c/D and r(t) = r0 - t d1c/D affine (d1 = p - a, d2 = p - b,
+by t along u makes s(t) = (S + t d2c)/D and r(t) = (R - t d1c)/D affine (d1 = p - a, d2 = p - b,
 D = d1 x d2), so the moves t that cover p form one interval [lo, hi].
 
 * p outside the face (paper eq. 1-2): the face first covers p at t = lo > 0 or t = hi < 0.
@@ -96,26 +96,33 @@ def _sweep(img, fid, dep, gp, uu, cc, zz, valid, f0):
     d2u, d2c = mf - e(bu), lf - e(bc)
     dd = d1u * d2c - d1c * d2u
     ok = line_ok & (dd != 0)
-    ds = torch.where(ok, dd, torch.ones_like(dd))
     qu, qc = e(vu) - mf, e(vc) - lf
-    s0 = (qu * d2c - qc * d2u) / ds
-    r0 = (d1u * qc - d1c * qu) / ds
-    sig = d2c / ds
-    rho = -d1c / ds
+    # s0 = ss / dd and r0 = rr / dd; the slopes s'(t) = d2c / dd and r'(t) = -d1c / dd.
+    ss = qu * d2c - qc * d2u
+    rr = d1u * qc - d1c * qu
+    pos = dd > 0
+    s_ok = (ss == 0) | ((ss > 0) == pos)  # s0 >= 0
+    r_ok = (rr == 0) | ((rr > 0) == pos)  # r0 >= 0
+    sig_pos = (d2c != 0) & ((d2c > 0) == pos)
+    sig_neg = (d2c != 0) & ((d2c > 0) != pos)
+    rho_pos = (d1c != 0) & ((d1c > 0) != pos)
+    rho_neg = (d1c != 0) & ((d1c > 0) == pos)
     inf = torch.tensor(float("inf"), dtype=dt, device=dev)
-    one = torch.ones_like(sig)
-    bs = -s0 / torch.where(sig != 0, sig, one)
-    br = -r0 / torch.where(rho != 0, rho, one)
-    lo_s = torch.where(sig > 0, bs, -inf)
-    hi_s = torch.where(sig < 0, bs, inf)
-    lo_r = torch.where(rho > 0, br, -inf)
-    hi_r = torch.where(rho < 0, br, inf)
+    one = torch.ones_like(dd)
+    inv2 = 1 / torch.where(d2c != 0, d2c, one)  # per line
+    inv1 = 1 / torch.where(d1c != 0, d1c, one)
+    bs = -ss * inv2  # where s(t) = 0
+    br = rr * inv1  # where r(t) = 0
+    lo_s = torch.where(sig_pos, bs, -inf)
+    hi_s = torch.where(sig_neg, bs, inf)
+    lo_r = torch.where(rho_pos, br, -inf)
+    hi_r = torch.where(rho_neg, br, inf)
     lo = torch.maximum(lo_s, lo_r)
     hi = torch.minimum(hi_s, hi_r)
     lo_is_s = lo_s >= lo_r
     hi_is_s = hi_s <= hi_r
-    empty = ((sig == 0) & (s0 < 0)) | ((rho == 0) & (r0 < 0)) | (lo > hi)
-    inside = ok & (s0 >= 0) & (r0 >= 0)
+    empty = ((d2c == 0) & ~s_ok) | ((d1c == 0) & ~r_ok) | (lo > hi)
+    inside = ok & s_ok & r_ok
 
     # The face's current span on each line: first and last inside pixel.
     m_idx = torch.arange(nu, device=dev).expand_as(inside)
@@ -144,8 +151,9 @@ def _sweep(img, fid, dep, gp, uu, cc, zz, valid, f0):
     out_ok = ok & ~inside & ~empty & ((lo > 0) | (hi < 0))
     t = torch.where(lo > 0, lo, hi)
     tt = torch.where(out_ok, t, torch.zeros_like(t))
-    s = s0 + tt * sig
-    r = r0 + tt * rho
+    ds = torch.where(ok, dd, one)
+    s = (ss + tt * d2c) / ds
+    r = (rr - tt * d1c) / ds
     alpha = 1 / (1 + s + r)
     zc = alpha * e(zv) + (s * alpha) * e(za) + (r * alpha) * e(zb)
     front = (fid_p < 0) | (zc < dep)
