@@ -59,19 +59,35 @@ def nmr_grad_xy(color, face_idx, depth, xy, z, valid, grad_out) -> torch.Tensor:
             img, fid, dep, gp = (t.transpose(1, 2) for t in (color, face_idx, depth, grad_out))
             uu, cc = xy[..., 1], xy[..., 0]
         nc, nu = img.shape[1], img.shape[2]
-        per = max(1, CHUNK // (3 * nc * nu))
         for b in range(bsz):
-            for f0 in range(0, nf, per):
-                f1 = min(nf, f0 + per)
-                g = _sweep(img[b], fid[b], dep[b], gp[b], uu[b, f0:f1], cc[b, f0:f1],
-                           z[b, f0:f1], valid[b, f0:f1], f0)
-                out[b, f0:f1, :, axis] = g
+            # Each face visits only its own lines: faces are taken in order of their line
+            # count, so a chunk's window of lines fits all of its faces.
+            c = cc[b].detach()
+            first = torch.ceil(c.amin(-1)).clamp(0, nc)
+            last = torch.floor(c.amax(-1)).clamp(-1, nc - 1)
+            nlines = torch.where(valid[b], (last - first + 1).clamp(min=0), 0).long()
+            order = torch.argsort(nlines, stable=True)
+            order = order[nlines[order] > 0]
+            i0 = 0
+            while i0 < order.numel():
+                lw = int(nlines[order[i0]])
+                i1 = i0 + 1
+                while i1 < order.numel() and (i1 - i0 + 1) * 3 * nu * int(
+                        nlines[order[i1]]) <= CHUNK:
+                    i1 += 1
+                sel = order[i0:i1]
+                lw = int(nlines[sel].max())
+                g = _sweep(img[b], fid[b], dep[b], gp[b], uu[b, sel], cc[b, sel], z[b, sel],
+                           sel, first[sel].long(), lw)
+                out[b, sel, :, axis] = g
+                i0 = i1
     return out
 
 
-def _sweep(img, fid, dep, gp, uu, cc, zz, valid, f0):
-    """dL/du [n,3] of the corners of faces f0.. (uu, cc, zz [n,3]) on one image whose lines
-    are the first axis of img [Nc,Nu,C], fid, dep [Nc,Nu], gp [Nc,Nu,C]."""
+def _sweep(img, fid, dep, gp, uu, cc, zz, face_ids, first, lw):
+    """dL/du [n,3] of the corners of faces ``face_ids`` [n] (uu, cc, zz [n,3]) on one image
+    whose lines are the first axis of img [Nc,Nu,C], fid, dep [Nc,Nu], gp [Nc,Nu,C]; face i
+    spans at most ``lw`` lines from line ``first[i]``."""
     nc, nu, ch = img.shape
     n = uu.shape[0]
     dt = uu.dtype
@@ -81,17 +97,18 @@ def _sweep(img, fid, dep, gp, uu, cc, zz, valid, f0):
     vu, vc, zv = uu[:, k], cc[:, k], zz[:, k]  # [n,3]
     au, ac, za = uu[:, ka], cc[:, ka], zz[:, ka]
     bu, bc, zb = uu[:, kb], cc[:, kb], zz[:, kb]
-    face = (torch.arange(n, device=dev) + f0)[:, None].expand(n, 3)
+    face = face_ids[:, None].expand(n, 3)
     cmin = torch.minimum(torch.minimum(vc, ac), bc)
     cmax = torch.maximum(torch.maximum(vc, ac), bc)
 
     def e(t):  # [n,3] -> [n,3,1,1]
         return t[..., None, None]
 
-    lf = torch.arange(nc, device=dev, dtype=dt)[:, None]  # line coordinate [Nc,1]
-    mf = torch.arange(nu, device=dev, dtype=dt)[None, :]  # along coordinate [1,Nu]
-    line_ok = (lf >= torch.ceil(e(cmin))) & (lf <= torch.floor(e(cmax))) & e(valid[:, None]
-                                                                           .expand(n, 3))
+    line = (first[:, None] + torch.arange(lw, device=dev))[:, None, :, None]  # [n,1,Lw,1]
+    lf = line.to(dt)  # line coordinate
+    mf = torch.arange(nu, device=dev, dtype=dt)  # along coordinate [Nu]
+    line_ok = (lf >= torch.ceil(e(cmin))) & (lf <= torch.floor(e(cmax))) & (line < nc)
+    line = line.clamp(max=nc - 1)
     d1u, d1c = mf - e(au), lf - e(ac)
     d2u, d2c = mf - e(bu), lf - e(bc)
     dd = d1u * d2c - d1c * d2u
@@ -129,14 +146,15 @@ def _sweep(img, fid, dep, gp, uu, cc, zz, valid, f0):
     m_lo = torch.where(inside, m_idx, nu).amin(-1, keepdim=True)  # nu: none
     m_hi = torch.where(inside, m_idx, -1).amax(-1, keepdim=True)
 
-    line = torch.arange(nc, device=dev)[:, None]
     flat_img = img.reshape(nc * nu, ch)
     fid_flat = fid.reshape(-1)
-    fid_p = fid.expand_as(inside)
-    i_p = img.expand(n, 3, nc, nu, ch)
-    g_p = gp.expand(n, 3, nc, nu, ch)
+    pix = (line * nu + torch.arange(nu, device=dev)).expand(n, 1, lw, nu).reshape(-1)
+    i_p = flat_img.index_select(0, pix).view(n, 1, lw, nu, ch)
+    g_p = gp.reshape(nc * nu, ch).index_select(0, pix).view(n, 1, lw, nu, ch)
+    fid_p = fid_flat.index_select(0, pix).view(n, 1, lw, nu)
+    dep = dep.reshape(-1).index_select(0, pix).view(n, 1, lw, nu)
 
-    def at(col):  # colour and face at pixel (line, col), col [n,3,Nc,Nu] clamped valid
+    def at(col):  # colour and face at pixel (line, col), col [n,3,Lw,Nu] clamped valid
         idx = (line * nu + col.clamp(0, nu - 1)).reshape(-1)
         return (flat_img.index_select(0, idx).view(*col.shape, ch),
                 fid_flat.index_select(0, idx).view(col.shape))
