@@ -1,7 +1,8 @@
-"""Torch reference of the NMR approximate rasterisation gradient (Kato et al. 2018, §3.2-3.3).
+"""Torch reference of the NMR approximate rasterisation gradient (Kato et al. 2018).
 
-Dense and straight from the equations: the oracle for the native kernel (``csrc/nmr_kernels.h``
-follows it expression by expression) and the ``torch`` backend of :func:`render_core.nmr_edges`.
+Straight from the equations, vectorised over each face's own lines: the oracle for the native
+kernel (``csrc/nmr_kernels.h`` follows it expression by expression) and the ``torch`` backend of
+:func:`render_core.nmr_edges`.
 
 Screen coordinates: column X = (x/w + 1) W/2 - 1/2, row Y = (1 - y/w) H/2 - 1/2, so pixel
 (i, j) has its centre at (X, Y) = (j, i). For each image, face f, corner k and axis (0: the
@@ -10,9 +11,10 @@ moving coordinate and ``c`` the other one, every pixel p = (m, l) on a line l th
 (ceil(c_min) <= l <= floor(c_max)) is visited. With v the moving corner and a, b the other two,
 p lies in triangle (v, a, b) exactly when v = p + s (p - a) + r (p - b) with s, r >= 0; moving v
 by t along u makes s(t) = (S + t d2c)/D and r(t) = (R - t d1c)/D affine (d1 = p - a, d2 = p - b,
-D = d1 x d2), so the moves t that cover p form one interval [lo, hi].
+D = d1 x d2, S = (v - p) x d2, R = d1 x (v - p)), so the moves t that cover p form one interval
+[lo, hi].
 
-* p outside the face (paper eq. 1-2): the face first covers p at t = lo > 0 or t = hi < 0.
+* p outside the face (the paper's first case): the face first covers p at t = lo > 0 or t = hi < 0.
   It is drawn there when its depth at the crossing (barycentrics 1/(1+s+r) (1, s, r) of
   (v, a, b), NDC z affine on screen) is nearer than the pixel's (background: always). The
   colour it brings is the image's colour at the face's own pixel on this line nearest p (its
@@ -24,6 +26,11 @@ D = d1 x d2), so the moves t that cover p form one interval [lo, hi].
 In each case dI = I_after - I[p] (every channel; the caller stacks rgb and alpha) and, with the
 upstream gradient dP = dL/dI[p], the contribution to dL/du is (dP . dI) / t when dP . dI < 0
 (the move would lower the loss) and 0 otherwise.
+
+What colour a sweep brings is this reading's choice: the paper defines dI as the change of the
+rendered pixel, and for flat-coloured faces whose neighbours along a line are what lies behind
+them the two agree exactly (tests/test_nmr.py checks it against re-rendering). A line on which
+the face covers no pixel centre has no colour to bring and gives nothing.
 """
 
 from __future__ import annotations

@@ -258,6 +258,10 @@ def test_renderer_and_config_accept_nmr_with_every_shading():
     for shading in rc.renderer.SHADINGS:
         rc.Renderer(16, model="nmr", shading=shading)
         FitConfig(model="nmr", shading=shading).validate()
+    from studio.cli import build_parser, prepare_fit
+
+    args = build_parser().parse_args(["--demo", "--model", "nmr", "--out", "x"])
+    assert prepare_fit(args).config.model == "nmr"
 
 
 # -- a converging fit --------------------------------------------------------------------------
