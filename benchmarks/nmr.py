@@ -1,6 +1,6 @@
 """NMR benchmark: ``Renderer(model="nmr")`` forward + backward against DIB-R's, same run.
 
-    python benchmarks/nmr.py [--runs 7] [--threads 1] [--backends cpu,torch]
+    python benchmarks/nmr.py [--runs 7] [--threads 1] [--backends cpu[,torch]]
 
 Scene: an icosphere of 5,120 faces with vertex colours, seen from one orbit camera, at 128^2
 and 256^2; the loss is the L1 distance of ``rgb`` and ``alpha`` to a render of the sphere
@@ -59,7 +59,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--backends", default="cpu,torch")
+    ap.add_argument("--backends", default="cpu",
+                    help="comma-separated; torch (the dense reference) is slow: seconds a run")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sphere, colors, cam = scene()

@@ -293,8 +293,10 @@ def _hard_iou(fitter, targets):
 
 def test_silhouette_and_rgb_fit_converges_with_nmr(native):
     """A grey sphere fitted to a coloured ellipsoid seen from 4 views (IoU + L1, default
-    regularisers, vertices and colours): NMR's hard coverage IoU goes from 0.75 to about
-    0.95 in 40 steps and the L1 term falls by more than half."""
+    regularisers, vertices and colours): NMR's hard coverage IoU goes from 0.752 to 0.961 in
+    40 steps and the L1 term from 0.048 to 0.006 (measured; plain DIB-R reaches 0.795 and
+    0.023 with the same settings, its soft silhouette fitting the target's mask with its halo).
+    """
     targets = _targets()
     s = rc.icosphere(3, radius=0.5)
     start = rc.Mesh(s.vertices, s.faces, vertex_colors=torch.full_like(s.vertices, 0.5))
