@@ -167,6 +167,12 @@ def test_native_gradient_equals_reference(native, seed):
     want = _nmr_ref.nmr_grad_xy(*args)
     got = native_nmr_grad("cpu", *args)
     assert (want != 0).float().mean() > 0.3
+    threads = torch.get_num_threads()
+    try:  # one entry per index: the same bits whatever the thread count
+        torch.set_num_threads(1)
+        assert torch.equal(native_nmr_grad("cpu", *args), got)
+    finally:
+        torch.set_num_threads(threads)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
 
     # Through the op: both backends give clip and colour the same gradients.
