@@ -65,6 +65,14 @@ std::vector<at::Tensor> aa_backward_cuda(const at::Tensor&, const at::Tensor&,
                                          const at::Tensor&, const at::Tensor&,
                                          const at::Tensor&, bool);
 #endif
+at::Tensor nmr_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                            const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                            const at::Tensor&);
+#ifdef DIBR_WITH_CUDA
+at::Tensor nmr_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                             const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                             const at::Tensor&);
+#endif
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -86,6 +94,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         nogil);
   m.def("aa_forward_cpu", &dibr::aa_forward_cpu, "antialiased color [B,H,W,C]", nogil);
   m.def("aa_backward_cpu", &dibr::aa_backward_cpu, "grad_color, grad_clip", nogil);
+  m.def("nmr_backward_cpu", &dibr::nmr_backward_cpu, "NMR grad_xy [B,F,3,2]", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);
@@ -93,6 +102,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         nogil);
   m.def("aa_forward_cuda", &dibr::aa_forward_cuda, "antialiased color [B,H,W,C]", nogil);
   m.def("aa_backward_cuda", &dibr::aa_backward_cuda, "grad_color, grad_clip", nogil);
+  m.def("nmr_backward_cuda", &dibr::nmr_backward_cuda, "NMR grad_xy [B,F,3,2]", nogil);
   m.def("bary_forward_cuda", &dibr::bary_forward_cuda, "bary, depth of each pixel's face",
         nogil);
   m.def("bary_backward_cuda", &dibr::bary_backward_cuda, "grad_clip [B,V,4]", nogil);

@@ -13,6 +13,7 @@
 #include "aa_ops.h"
 #include "frag_ops.h"
 #include "loss_ops.h"
+#include "nmr_ops.h"
 #include "raster_ops.h"
 
 namespace dibr {
@@ -126,6 +127,14 @@ std::vector<at::Tensor> aa_backward_cpu(const at::Tensor& color, const at::Tenso
                                         const at::Tensor& grad_out) {
   TORCH_CHECK(color.device().is_cpu() && clip.device().is_cpu(), "expected CPU tensors");
   return aa_backward<CpuExec>(color, face_idx, depth, clip, faces, topo, grad_out, true);
+}
+
+// NMR gradient: one index per (image, face, corner, axis), each writing its own entry.
+at::Tensor nmr_backward_cpu(const at::Tensor& color, const at::Tensor& face_idx,
+                            const at::Tensor& depth, const at::Tensor& xy, const at::Tensor& z,
+                            const at::Tensor& valid, const at::Tensor& grad_out) {
+  TORCH_CHECK(color.device().is_cpu() && xy.device().is_cpu(), "expected CPU tensors");
+  return nmr_backward<CpuExec>(color, face_idx, depth, xy, z, valid, grad_out);
 }
 
 }  // namespace dibr

@@ -19,6 +19,7 @@
 #include "aa_ops.h"
 #include "frag_ops.h"
 #include "loss_ops.h"
+#include "nmr_ops.h"
 #include "raster_ops.h"
 
 namespace dibr {
@@ -153,6 +154,16 @@ std::vector<at::Tensor> aa_backward_cuda(const at::Tensor& color, const at::Tens
   const c10::cuda::CUDAGuard guard(color.device());
   return aa_backward<CudaExec>(color, face_idx, depth, clip, faces, topo, grad_out,
                                deterministic);
+}
+
+// NMR gradient: one thread per (image, face, corner, axis), each writing its own entry
+// (deterministic without atomics).
+at::Tensor nmr_backward_cuda(const at::Tensor& color, const at::Tensor& face_idx,
+                             const at::Tensor& depth, const at::Tensor& xy, const at::Tensor& z,
+                             const at::Tensor& valid, const at::Tensor& grad_out) {
+  TORCH_CHECK(color.is_cuda() && xy.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(color.device());
+  return nmr_backward<CudaExec>(color, face_idx, depth, xy, z, valid, grad_out);
 }
 
 }  // namespace dibr

@@ -34,6 +34,7 @@ from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 from .large_steps import AdamUniform, LargeStepsError, SmoothParameterization
 from .limits import Limits, get_limits, set_limits
 from .mesh import Mesh, MeshError, load_mesh, save_mesh
+from .nmr import nmr_edges
 from .objectives import OBJECTIVE_TERMS, objective_spec
 from .primitives import cube, icosphere, uv_sphere
 from .rasterize import (
@@ -74,6 +75,7 @@ __all__ = [
     "EDGES",
     "MODELS",
     "softras",
+    "nmr_edges",
     "CameraFileError",
     "CameraRecord",
     "SparseModel",

@@ -277,3 +277,12 @@ def native_antialias(
         topo.contiguous(),
         name,
     )
+
+
+def native_nmr_grad(name: str, color, face_idx, depth, xy, z, valid, grad_out) -> torch.Tensor:
+    """Native ``_nmr_ref.nmr_grad_xy``: the NMR gradient dL/d(screen X, Y) [B,F,3,2] of every
+    face corner (same arguments, same numerics; nothing differentiated)."""
+    _check_device(name, color, face_idx, depth, xy, z, valid, grad_out)
+    return _kernel(name, "nmr_backward")(
+        color.contiguous(), face_idx.contiguous(), depth.contiguous(), xy.contiguous(),
+        z.contiguous(), valid.contiguous(), grad_out.contiguous())

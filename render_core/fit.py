@@ -266,7 +266,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         self.renderer = Renderer((h, w), shading=self._effective_shading(),
                                  backend=self.config.backend, sigma=sigma,
                                  edges="antialias" if model == "dibr+aa" else "hard",
-                                 model="softras" if model == "softras" else "dibr")
+                                 model=model if model in ("softras", "nmr") else "dibr")
         imgs, masks = [], []
         for t in self.targets:
             img = torch.from_numpy(np.ascontiguousarray(t.image)).permute(2, 0, 1)[None]

@@ -30,7 +30,7 @@ GROUPS = ("vertices", "colors", "texture", "light", "camera")
 LOSS_TERMS = ("iou", "l1", "laplacian", "normal", "edge", "texture_tv")
 """Names of the loss terms; each has a weight in :attr:`FitConfig.weights`."""
 
-FIT_MODELS = ("dibr", "dibr+aa", "softras")
+FIT_MODELS = ("dibr", "dibr+aa", "softras", "nmr")
 """Rendering (gradient) models a fit may use: :attr:`FitConfig.model`."""
 
 
@@ -97,9 +97,12 @@ class FitConfig:
     None: ``resolution`` throughout.
     ``model``: the rendering and gradient model, one of :data:`FIT_MODELS`: ``"dibr"`` (soft
     silhouette, hard occlusion edges), ``"dibr+aa"`` (DIB-R with edge antialiasing,
-    ``Renderer(edges="antialias")``: colour losses move occlusion edges too) or ``"softras"``
+    ``Renderer(edges="antialias")``: colour losses move occlusion edges too), ``"softras"``
     (``Renderer(model="softras")``; unlit vertex colours only: shading ``vertex_color`` with
-    the texture group off).
+    the texture group off) or ``"nmr"`` (``Renderer(model="nmr")``, the Neural 3D Mesh
+    Renderer's approximate rasterisation gradient: hard silhouette and colours, every edge
+    pulled by the colour change its sweep would bring; every shading, textures included;
+    ``sigma`` is not used).
     ``remesh``: continuous remeshing of the mesh during the fit (:mod:`render_core.remesh`):
     every ``remesh_interval`` accepted steps edges are split, collapsed and flipped towards a
     per-vertex reference length that adapts between ``remesh_min_edge`` and

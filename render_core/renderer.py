@@ -11,6 +11,7 @@ from .antialias import antialias, antialias_topology
 from .camera import Camera
 from .interpolate import interpolate, sample_texture
 from .mesh import Mesh
+from .nmr import nmr_edges
 from .rasterize import DEFAULT_SIGMA, Fragments, rasterize, soft_silhouette
 from .shading import (
     DirectionalLight,
@@ -25,7 +26,7 @@ from .softras import DEFAULT_GAMMA, softras
 
 SHADINGS = ("vertex_color", "texture", "lambertian", "phong", "sh")
 EDGES = ("hard", "antialias")
-MODELS = ("dibr", "softras")
+MODELS = ("dibr", "softras", "nmr")
 DEFAULT_GREY = 0.8
 
 
@@ -54,7 +55,11 @@ class Renderer:
             which gives the edges' vertices gradients from colour losses too.
         model: ``"dibr"`` or ``"softras"`` (:func:`render_core.softras`: every face near a
             pixel contributes to ``rgb`` and ``alpha``, sharpness ``sigma``, depth softmax
-            ``gamma``; unlit ``vertex_color`` shading only, so far).
+            ``gamma``; unlit ``vertex_color`` shading only, so far) or ``"nmr"``
+            (:func:`render_core.nmr_edges`, Kato et al. 2018: the same image as ``"dibr"``'s
+            hard foreground, alpha the hard 0/1 coverage mask, and in the backward pass the
+            NMR approximate rasterisation gradient at every edge, for ``rgb`` and ``alpha``;
+            every shading; ``sigma`` unused; ``edges`` must be ``"hard"``).
         gamma: SoftRas depth-softmax temperature.
 
     The base colour I_c is the mesh's texture when it has one (with UVs), else its vertex
@@ -83,6 +88,8 @@ class Renderer:
             raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
         if model == "softras" and shading != "vertex_color":
             raise ValueError("model 'softras' supports only shading 'vertex_color' so far")
+        if model == "nmr" and edges != "hard":
+            raise ValueError("model 'nmr' gives every edge its own gradient: edges must be 'hard'")
         self.edges = edges
         self.model = model
         self.gamma = gamma
@@ -137,6 +144,11 @@ class Renderer:
             bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
             canvas = bg.expand(cov.npix, 3).contiguous()
             rgb = canvas.index_put((cov.sel,), lit).view(*cov.shape, 3)
+        if self.model == "nmr":
+            alpha = frags.mask.to(rgb.dtype)
+            both = nmr_edges(torch.cat([rgb, alpha.unsqueeze(-1)], -1), frags, clip,
+                             mesh.faces, backend=self.backend)
+            return RenderOutput(both[..., :3], both[..., 3], frags)
         if self.edges == "antialias":
             topo = self._edge_topology(mesh.faces)
             rgb = antialias(rgb, frags, clip, mesh.faces, topo, backend=self.backend)

@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
     p.add_argument("--model", default=None, choices=FIT_MODELS,
                    help="rendering/gradient model: dibr (default), dibr+aa (edge "
-                        "antialiasing), softras (unlit vertex colours only)")
+                        "antialiasing), softras (unlit vertex colours only), nmr (Neural 3D "
+                        "Mesh Renderer's approximate gradient at every edge; any shading)")
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
                         "mesh, targets and settings), and written at the end")

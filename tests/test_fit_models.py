@@ -86,9 +86,9 @@ def test_fitter_builds_the_chosen_renderer_and_refuses_unsupported():
         r = Fitter(start, [target], FitConfig(resolution=16, model=model)).renderer
         got[model] = (r.model, r.edges)
     assert got == {"dibr": ("dibr", "hard"), "dibr+aa": ("dibr", "antialias"),
-                   "softras": ("softras", "hard")}
+                   "softras": ("softras", "hard"), "nmr": ("nmr", "hard")}
     with pytest.raises(ValueError, match="model"):
-        FitConfig(model="nmr").validate()
+        FitConfig(model="nerf").validate()
     with pytest.raises(ValueError, match="softras.*vertex_color"):
         FitConfig(model="softras", shading="lambertian").validate()
     cfg = FitConfig(model="softras")
@@ -130,7 +130,7 @@ def test_cli_model_option(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "softras" in err and "vertex_color" in err
-    assert main(["fit", "--demo", "--model", "nmr", "--out", str(tmp_path / "o")]) == 2
+    assert main(["fit", "--demo", "--model", "nerf", "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
 
 
@@ -141,5 +141,5 @@ def test_session_option_sets_the_model():
     s.set_option(model="dibr+aa")
     assert s.config.model == "dibr+aa"
     with pytest.raises(ValueError, match="model"):
-        s.set_option(model="nmr")
+        s.set_option(model="nerf")
     assert s.config.model == "dibr+aa"  # a refusal changes nothing

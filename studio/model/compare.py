@@ -16,7 +16,8 @@ import numpy as np
 
 from render_core.fit_config import FIT_MODELS
 
-MODEL_LABELS = {"dibr": "DIB-R", "dibr+aa": "DIB-R + edge antialiasing", "softras": "SoftRas"}
+MODEL_LABELS = {"dibr": "DIB-R", "dibr+aa": "DIB-R + edge antialiasing", "softras": "SoftRas",
+                "nmr": "NMR"}
 """What the studio calls each of :data:`render_core.fit_config.FIT_MODELS`."""
 
 

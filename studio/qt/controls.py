@@ -134,7 +134,8 @@ class ControlPanel(QWidget):
         self.rendering_model.setToolTip(
             "How the fit renders and where its gradients come from: DIB-R (soft silhouette, "
             "hard occlusion edges), DIB-R + edge antialiasing (colour losses move occlusion "
-            "edges too), SoftRas (soft faces blended by depth; unlit vertex colours only)")
+            "edges too), SoftRas (soft faces blended by depth; unlit vertex colours only), "
+            "NMR (hard render, an approximate gradient at every edge)")
         self.rendering_model.currentIndexChanged.connect(
             lambda i: self._apply(self.session.set_option,
                                   model=self.rendering_model.itemData(i)))

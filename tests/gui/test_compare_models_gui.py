@@ -31,7 +31,8 @@ def test_model_box_sets_the_model_and_the_renderer(window, qtbot, monkeypatch, t
     errors = _errors(monkeypatch)
     s, box = window.session, window.controls.rendering_model
     window.session_actions.undo_stack.merge_seconds = 0.0  # every choice its own undo step
-    assert box.currentData() == "dibr" and box.count() == 3
+    assert box.currentData() == "dibr" and box.count() == 4
+    assert box.itemText(box.findData("nmr")) == "NMR"
     box.setCurrentIndex(box.findData("dibr+aa"))
     assert s.config.model == "dibr+aa"
     _step(window, qtbot, 1)  # the fit (in its process) steps with the new model
