@@ -24,7 +24,8 @@ def soup(seed, bsz=2, nv=40, nf=36, nc=3, dtype=torch.float32):
     clip = random_clip(g, bsz, nv).to(dtype)
     clip[..., 2] = clip[..., 2].clamp(-0.9, 0.9) * clip[..., 3].abs() / 1.2
     faces = torch.randint(0, nv, (nf, 3), generator=g)
-    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
+    keep &= faces[:, 0] != faces[:, 2]
     return clip, faces[keep], torch.rand(nv, nc, generator=g, dtype=dtype)
 
 
@@ -83,7 +84,7 @@ def test_native_float64_matches_to_rounding(native_backend, device):
     want = _run(clip, faces, colors, (19, 23), "torch", 2e-3, 2e-2, 0.3)
     got = _run(clip.to(device), faces.to(device), colors.to(device), (19, 23), native_backend,
                2e-3, 2e-2, 0.3)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert _rel(a.cpu(), b) < 1e-10
 
 
@@ -126,7 +127,7 @@ def test_cpu_is_deterministic_whatever_the_thread_count():
         two = _run(clip, faces, colors, (40, 48), "cpu", 1.0 / 7000.0, 1e-4, 0.0)
     finally:
         torch.set_num_threads(before)
-    assert all(torch.equal(a, b) for a, b in zip(one, two))
+    assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
 
 
 def test_fallbacks_to_the_reference():
@@ -135,7 +136,7 @@ def test_fallbacks_to_the_reference():
     clip, faces, colors = soup(6, bsz=1, nc=5)
     want = softras(clip, faces, colors, 16, 2e-3, 1e-2, backend="torch")
     got = softras(clip, faces, colors, 16, 2e-3, 1e-2, backend="cpu")
-    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
     bg = torch.tensor([0.1, 0.2, 0.3], requires_grad=True)
     rgb, _ = softras(clip, faces, colors[:, :3], 16, 2e-3, 1e-2, background=bg, backend="cpu")
     rgb.sum().backward()
