@@ -69,16 +69,6 @@ DIBR_HD int sr_slot_size(int C) { return 9 + 3 * C; }
 DIBR_HD float m_log1p(float x) { return log1pf(x); }
 DIBR_HD double m_log1p(double x) { return log1p(x); }
 
-// torch.nn.functional.softplus (beta 1, threshold 20) and torch.sigmoid.
-template <typename T>
-DIBR_HD T sr_softplus(T x) {
-  return x > (T)20 ? x : m_log1p(m_exp(x));
-}
-template <typename T>
-DIBR_HD T sr_sigmoid(T x) {
-  return (T)1 / ((T)1 + m_exp(-x));
-}
-
 // Setup (one index per face): the triangle, its bounding box, its grown pixel box.
 template <typename T>
 DIBR_HD void sr_setup_body(int64_t n, const SRParams<T>& p) {
@@ -157,7 +147,18 @@ DIBR_HD bool sr_term(T px, T py, const T* t, T cut2, SRTerm<T>* o) {
   return true;
 }
 
-// Forward (one index per pixel, tile-major): a gather over the pixel's bin.
+// sigmoid(x) and softplus(x) = log(1 + e^x) from one exponential, e^{-|x|} (no overflow).
+template <typename T>
+DIBR_HD void sr_sigmoid_softplus(T x, T* sig, T* sp) {
+  const T e = m_exp(x < (T)0 ? x : -x);
+  const T inv = (T)1 / ((T)1 + e);
+  *sig = x >= (T)0 ? inv : e * inv;
+  *sp = (x > (T)0 ? x : (T)0) + m_log1p(e);
+}
+
+// Forward (one index per pixel, tile-major): a gather over the pixel's bin, in one pass. The
+// softmax's exponent maximum is kept as it goes: when a face raises it, the sums so far are
+// rescaled, so the result equals the reference's two-pass one up to rounding.
 template <typename T>
 DIBR_HD void sr_forward_body(int64_t q, const SRParams<T>& p) {
   int64_t t;
@@ -166,7 +167,7 @@ DIBR_HD void sr_forward_body(int64_t q, const SRParams<T>& p) {
   const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
   const T px = pixel_x(j, p.two_over_w) * p.iso_scale, py = pixel_y(i, p.two_over_h);
   const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
-  T top = p.eps_over_gamma;
+  T top = p.eps_over_gamma, s = 0, den = 0, num[SR_MAX_C] = {0, 0, 0, 0};
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] - t * nfaces;
     const PixBox bx = p.box[n];
@@ -174,28 +175,23 @@ DIBR_HD void sr_forward_body(int64_t q, const SRParams<T>& p) {
     SRTerm<T> o;
     if (!sr_term(px, py, p.tri + n * SR_TRI, p.cut2, &o)) continue;
     const int f = (int)(n % p.F);
-    T z = 0;
-    for (int k = 0; k < 3; ++k) z += o.bary[k] * p.zn[(int64_t)b * p.V + p.faces[f * 3 + k]];
-    const T ez = z / p.gamma;
-    top = ez > top ? ez : top;
-  }
-  T s = 0, den = 0, num[SR_MAX_C] = {0, 0, 0, 0};
-  for (int64_t e = e0; e < e1; ++e) {
-    const int64_t n = p.entries[e] - t * nfaces;
-    const PixBox bx = p.box[n];
-    if (i < bx.i0 || i > bx.i1 || j < bx.j0 || j > bx.j1) continue;
-    SRTerm<T> o;
-    if (!sr_term(px, py, p.tri + n * SR_TRI, p.cut2, &o)) continue;
-    const int f = (int)(n % p.F);
-    const T xs = o.x / p.sigma;
-    s -= sr_softplus(xs);
     T z = 0, col[SR_MAX_C] = {0, 0, 0, 0};
     for (int k = 0; k < 3; ++k) {
       const int64_t v = (int64_t)b * p.V + p.faces[f * 3 + k];
       z += o.bary[k] * p.zn[v];
       for (int c = 0; c < p.C; ++c) col[c] += o.bary[k] * p.color[v * p.C + c];
     }
-    const T w = sr_sigmoid(xs) * m_exp(z / p.gamma - top);
+    const T ez = z / p.gamma;
+    if (ez > top) {
+      const T r = m_exp(top - ez);
+      den *= r;
+      for (int c = 0; c < p.C; ++c) num[c] *= r;
+      top = ez;
+    }
+    T D, sp;
+    sr_sigmoid_softplus(o.x / p.sigma, &D, &sp);
+    s -= sp;
+    const T w = D * m_exp(ez - top);
     for (int c = 0; c < p.C; ++c) num[c] += w * col[c];
     den += w;
   }
@@ -250,8 +246,8 @@ DIBR_HD void sr_backward_body(int64_t e, const SRParams<T>& p) {
         z += o.bary[k] * zk[k];
         for (int ch = 0; ch < p.C; ++ch) col[ch] += o.bary[k] * ck[k][ch];
       }
-      const T xs = o.x / p.sigma;
-      const T D = sr_sigmoid(xs);
+      T D, sp;
+      sr_sigmoid_softplus(o.x / p.sigma, &D, &sp);
       const T ez = m_exp(z / p.gamma - p.top[pix]);
       const T w = D * ez;
       T gw = 0;
