@@ -34,8 +34,13 @@ Every model uses the Fitter's sigma (``--sigma-scale`` scales it for all).
 
 Reproducibility: every task is deterministic. The targets and starts are fixed, the Fitter
 draws nothing at random here, and the native CPU kernels sum in a fixed order whatever the
-thread count: two runs, and runs with 1 or 2 threads, print the same metrics (checked for the
-pose task with both the native and the torch backend). The pose numbers of issue 15's first
+thread count: the pose task's dibr row printed 1.81° in two runs with 1 thread, one with 2
+threads, and one on the torch backend. Different backends (torch against cpu) or code that
+rounds differently may still end elsewhere: Adam's first steps move every parameter by about
+its learning rate times the sign of its gradient, so vertices whose gradient is rounding noise
+move by a full step either way, and a fit that has not converged (SoftRas on ``occlusion``:
+IoU 0.644 on torch, 0.701 native after 80 steps, with equal losses at the start) amplifies
+that. The pose numbers of issue 15's first
 table (dibr 0.48°, dibr+aa 0.35°, softras 1.11°) differ from a later run (1.81°, 1.16°, 1.79°)
 because the code differed, not the run: the first came from the ``models`` branch, which did
 not yet have the camera group of the general-pinhole targets (the Fitter then optimised the
