@@ -308,7 +308,8 @@ class _NativeSoftRas(torch.autograd.Function):
 
 
 SOFTRAS_MAX_CHANNELS = 4
-"""Colour channels the native SoftRas kernels take (more go through the torch reference)."""
+"""Colour channels the native SoftRas kernels take (``SR_MAX_C`` in csrc/softras_kernels.h);
+more go through the torch reference."""
 
 
 def native_softras(name: str, xy: torch.Tensor, zn: torch.Tensor, colors: torch.Tensor,
