@@ -234,73 +234,82 @@ DIBR_HD void sr_backward_body(int64_t e, const SRParams<T>& p) {
   for (int i = c.i0; i <= c.i1; ++i) {
     const T py = pixel_y(i, p.two_over_h);
     for (int j = c.j0; j <= c.j1; ++j) {
+      const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
+      const T* grgb = p.grad_rgb + pix * p.C;
+      const T galpha = p.grad_alpha[pix];
+      // Pixels without a colour gradient (silhouette-only losses) skip the colour path: its
+      // terms would all be zero.
+      bool colour = false;
+      for (int ch = 0; ch < p.C; ++ch) colour |= grgb[ch] != (T)0;
+      if (!colour && galpha == (T)0) continue;
       const T px = pixel_x(j, p.two_over_w) * p.iso_scale;
       SRTerm<T> o;
       if (!sr_term(px, py, t, p.cut2, &o)) continue;
-      const int64_t pix = ((int64_t)b * p.H + i) * p.W + j;
-      const T* grgb = p.grad_rgb + pix * p.C;
-      const T* rgb = p.rgb + pix * p.C;
-      const T dt = p.den[pix];
-      T z = 0, col[SR_MAX_C] = {0, 0, 0, 0};
-      for (int k = 0; k < 3; ++k) {
-        z += o.bary[k] * zk[k];
-        for (int ch = 0; ch < p.C; ++ch) col[ch] += o.bary[k] * ck[k][ch];
-      }
       T D, sp;
       sr_sigmoid_softplus(o.x / p.sigma, &D, &sp);
-      const T ez = m_exp(z / p.gamma - p.top[pix]);
-      const T w = D * ez;
-      T gw = 0;
-      for (int ch = 0; ch < p.C; ++ch) gw += grgb[ch] * (col[ch] - rgb[ch]);
-      gw /= dt;
-      // d/dx of w (through D) and of alpha = 1 - prod(1 - D): prod * D.
-      const T gxs = gw * (D * ((T)1 - D)) * ez + p.grad_alpha[pix] * p.empty[pix] * D;
-      const T gsigned = gxs / p.sigma;
-      const T gzz = gw * w / p.gamma;
-      T gcol[SR_MAX_C];
-      for (int ch = 0; ch < p.C; ++ch) gcol[ch] = grgb[ch] * w / dt;
-      // Interpolation: colour and depth w.r.t. the vertices' values and the barycentrics.
-      T gb[3];
-      for (int k = 0; k < 3; ++k) {
-        gz[k] += o.bary[k] * gzz;
-        gb[k] = gzz * zk[k];
-        for (int ch = 0; ch < p.C; ++ch) {
-          gc[k][ch] += o.bary[k] * gcol[ch];
-          gb[k] += gcol[ch] * ck[k][ch];
+      // d/dx of alpha = 1 - prod(1 - D): prod * D; of the weight w (through D) below.
+      T gxs = galpha * p.empty[pix] * D;
+      if (colour) {
+        const T* rgb = p.rgb + pix * p.C;
+        const T dt = p.den[pix];
+        T z = 0, col[SR_MAX_C] = {0, 0, 0, 0};
+        for (int k = 0; k < 3; ++k) {
+          z += o.bary[k] * zk[k];
+          for (int ch = 0; ch < p.C; ++ch) col[ch] += o.bary[k] * ck[k][ch];
         }
+        const T ez = m_exp(z / p.gamma - p.top[pix]);
+        const T w = D * ez;
+        T gw = 0;
+        for (int ch = 0; ch < p.C; ++ch) gw += grgb[ch] * (col[ch] - rgb[ch]);
+        gw /= dt;
+        gxs += gw * (D * ((T)1 - D)) * ez;
+        const T gzz = gw * w / p.gamma;
+        T gcol[SR_MAX_C];
+        for (int ch = 0; ch < p.C; ++ch) gcol[ch] = grgb[ch] * w / dt;
+        // Interpolation: colour and depth w.r.t. the vertices' values and the barycentrics.
+        T gb[3];
+        for (int k = 0; k < 3; ++k) {
+          gz[k] += o.bary[k] * gzz;
+          gb[k] = gzz * zk[k];
+          for (int ch = 0; ch < p.C; ++ch) {
+            gc[k][ch] += o.bary[k] * gcol[ch];
+            gb[k] += gcol[ch] * ck[k][ch];
+          }
+        }
+        // Renormalisation b = bc / max(s, 1e-12), the clamp to [0, 1], then r = e / area2.
+        const T sc = o.s < (T)1e-12 ? (T)1e-12 : o.s;
+        T gsc = 0;
+        for (int k = 0; k < 3; ++k) gsc -= gb[k] * o.bc[k] / (sc * sc);
+        const T gs = o.s >= (T)1e-12 ? gsc : (T)0;
+        T ge[3], garea = 0;
+        const T safe = o.area2 != (T)0 ? o.area2 : (T)1;
+        for (int k = 0; k < 3; ++k) {
+          const T gbc = gb[k] / sc + gs;
+          const T gr = (o.r[k] >= (T)0 && o.r[k] <= (T)1) ? gbc : (T)0;
+          ge[k] = gr / safe;
+          garea -= gr * o.r[k] / safe;
+        }
+        if (o.area2 == (T)0) garea = 0;
+        T ga[2] = {0, 0}, gbv[2] = {0, 0}, gcv[2] = {0, 0};
+        // e0 = cross(c - b, p - b), e1 = cross(a - c, p - c), e2 = cross(b - a, p - a).
+        sr_cross_grad(ge[0], t[4], t[5], t[2], t[3], px, py, gcv, gbv);
+        sr_cross_grad(ge[1], t[0], t[1], t[4], t[5], px, py, ga, gcv);
+        sr_cross_grad(ge[2], t[2], t[3], t[0], t[1], px, py, gbv, ga);
+        // area2 = cross(b - a, c - a): as an edge function of Q = b, P = a at X = c, plus the
+        // dependence on c itself, d/dc = (-uy, ux) with u = b - a.
+        sr_cross_grad(garea, t[2], t[3], t[0], t[1], t[4], t[5], gbv, ga);
+        gcv[0] -= garea * (t[3] - t[1]);
+        gcv[1] += garea * (t[2] - t[0]);
+        gxy[0] += ga[0], gxy[1] += ga[1], gxy[2] += gbv[0], gxy[3] += gbv[1];
+        gxy[4] += gcv[0], gxy[5] += gcv[1];
       }
-      // Renormalisation b = bc / max(s, 1e-12), the clamp to [0, 1], then r = e / area2.
-      const T sc = o.s < (T)1e-12 ? (T)1e-12 : o.s;
-      T gsc = 0;
-      for (int k = 0; k < 3; ++k) gsc -= gb[k] * o.bc[k] / (sc * sc);
-      const T gs = o.s >= (T)1e-12 ? gsc : (T)0;
-      T ge[3], garea = 0;
-      const T safe = o.area2 != (T)0 ? o.area2 : (T)1;
-      for (int k = 0; k < 3; ++k) {
-        const T gbc = gb[k] / sc + gs;
-        const T gr = (o.r[k] >= (T)0 && o.r[k] <= (T)1) ? gbc : (T)0;
-        ge[k] = gr / safe;
-        garea -= gr * o.r[k] / safe;
-      }
-      if (o.area2 == (T)0) garea = 0;
-      T ga[2] = {0, 0}, gbv[2] = {0, 0}, gcv[2] = {0, 0};
-      // e0 = cross(c - b, p - b), e1 = cross(a - c, p - c), e2 = cross(b - a, p - a).
-      sr_cross_grad(ge[0], t[4], t[5], t[2], t[3], px, py, gcv, gbv);
-      sr_cross_grad(ge[1], t[0], t[1], t[4], t[5], px, py, ga, gcv);
-      sr_cross_grad(ge[2], t[2], t[3], t[0], t[1], px, py, gbv, ga);
-      // area2 = cross(b - a, c - a): as an edge function of Q = b, P = a at X = c, plus the
-      // dependence on c itself, d/dc = (-uy, ux) with u = b - a.
-      sr_cross_grad(garea, t[2], t[3], t[0], t[1], t[4], t[5], gbv, ga);
-      gcv[0] -= garea * (t[3] - t[1]);
-      gcv[1] += garea * (t[2] - t[0]);
+      const T gsigned = gxs / p.sigma;
       // The distance: d = min of the three edges' distances, x = +-d.
       T d, gd[6];
       if (tri_dist2_grad_within(px, py, t, (T)INFINITY, &d, gd)) {
         const T gdd = o.inside ? gsigned : -gsigned;
         for (int k = 0; k < 6; ++k) gxy[k] += gdd * gd[k];
       }
-      gxy[0] += ga[0], gxy[1] += ga[1], gxy[2] += gbv[0], gxy[3] += gbv[1];
-      gxy[4] += gcv[0], gxy[5] += gcv[1];
     }
   }
   if (p.atomic_grad) {

@@ -176,3 +176,18 @@ def test_deterministic_mode_is_bit_identical_and_atomic_mode_agrees(native_backe
         assert _rel(x, y) < 1e-5
     if native_backend == "cpu":  # no atomic mode on the CPU
         assert all(torch.equal(x, y) for x, y in zip(a1, d1, strict=True))
+
+
+def test_silhouette_only_gradient(native_backend, device):
+    """A loss on alpha alone (the colour gradient is zero everywhere, which the backward pass
+    skips) gives the reference's gradient."""
+    clip, faces, colors = two_spheres()
+    grads = []
+    for backend, dev in (("torch", torch.device("cpu")), (native_backend, device)):
+        c = clip.to(dev).requires_grad_(True)
+        _, alpha = softras(c, faces.to(dev), colors.to(dev), (40, 48), 1.0 / 7000.0,
+                           backend=backend)
+        (grad,) = torch.autograd.grad((alpha * alpha).sum(), c)
+        grads.append(grad.cpu())
+    assert float(grads[0].abs().max()) > 0
+    assert _rel(grads[1], grads[0]) < 1e-4
