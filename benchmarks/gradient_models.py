@@ -39,7 +39,7 @@ threads, and one on the torch backend. Different backends (torch against cpu) or
 rounds differently may still end elsewhere: Adam's first steps move every parameter by about
 its learning rate times the sign of its gradient, so vertices whose gradient is rounding noise
 move by a full step either way, and a fit that has not converged (SoftRas on ``occlusion``:
-IoU 0.644 on torch, 0.701 native after 80 steps, with equal losses at the start) amplifies
+IoU 0.644 on torch, 0.704 native after 80 steps, with equal losses at the start) amplifies
 that. The pose numbers of issue 15's first
 table (dibr 0.48°, dibr+aa 0.35°, softras 1.11°) differ from a later run (1.81°, 1.16°, 1.79°)
 because the code differed, not the run: the first came from the ``models`` branch, which did
