@@ -73,6 +73,28 @@ at::Tensor nmr_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Ten
                              const at::Tensor&, const at::Tensor&, const at::Tensor&,
                              const at::Tensor&);
 #endif
+std::vector<at::Tensor> softras_forward_cpu(const at::Tensor&, const at::Tensor&,
+                                            const at::Tensor&, const at::Tensor&,
+                                            const at::Tensor&, const at::Tensor&, int64_t,
+                                            int64_t, double, double, double, double);
+std::vector<at::Tensor> softras_backward_cpu(const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const std::vector<at::Tensor>&, int64_t, int64_t,
+                                             double, double, double, double);
+#ifdef DIBR_WITH_CUDA
+std::vector<at::Tensor> softras_forward_cuda(const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&, int64_t,
+                                             int64_t, double, double, double, double);
+std::vector<at::Tensor> softras_backward_cuda(const at::Tensor&, const at::Tensor&,
+                                              const at::Tensor&, const at::Tensor&,
+                                              const at::Tensor&, const at::Tensor&,
+                                              const at::Tensor&, const at::Tensor&,
+                                              const std::vector<at::Tensor>&, int64_t, int64_t,
+                                              double, double, double, double, bool);
+#endif
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -95,6 +117,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("aa_forward_cpu", &dibr::aa_forward_cpu, "antialiased color [B,H,W,C]", nogil);
   m.def("aa_backward_cpu", &dibr::aa_backward_cpu, "grad_color, grad_clip", nogil);
   m.def("nmr_backward_cpu", &dibr::nmr_backward_cpu, "NMR grad_xy [B,F,3,2]", nogil);
+  m.def("softras_forward_cpu", &dibr::softras_forward_cpu, "rgb, alpha and saved state", nogil);
+  m.def("softras_backward_cpu", &dibr::softras_backward_cpu, "grad_xy, grad_zn, grad_color",
+        nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);
@@ -103,6 +128,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("aa_forward_cuda", &dibr::aa_forward_cuda, "antialiased color [B,H,W,C]", nogil);
   m.def("aa_backward_cuda", &dibr::aa_backward_cuda, "grad_color, grad_clip", nogil);
   m.def("nmr_backward_cuda", &dibr::nmr_backward_cuda, "NMR grad_xy [B,F,3,2]", nogil);
+  m.def("softras_forward_cuda", &dibr::softras_forward_cuda, "rgb, alpha and saved state",
+        nogil);
+  m.def("softras_backward_cuda", &dibr::softras_backward_cuda, "grad_xy, grad_zn, grad_color",
+        nogil);
   m.def("bary_forward_cuda", &dibr::bary_forward_cuda, "bary, depth of each pixel's face",
         nogil);
   m.def("bary_backward_cuda", &dibr::bary_backward_cuda, "grad_clip [B,V,4]", nogil);

@@ -15,6 +15,7 @@
 #include "loss_ops.h"
 #include "nmr_ops.h"
 #include "raster_ops.h"
+#include "softras_ops.h"
 
 namespace dibr {
 
@@ -135,6 +136,30 @@ at::Tensor nmr_backward_cpu(const at::Tensor& color, const at::Tensor& face_idx,
                             const at::Tensor& valid, const at::Tensor& grad_out) {
   TORCH_CHECK(color.device().is_cpu() && xy.device().is_cpu(), "expected CPU tensors");
   return nmr_backward<CpuExec>(color, face_idx, depth, xy, z, valid, grad_out);
+}
+
+// SoftRas: the forward pass is a per-pixel gather; the backward pass writes one slot per bin
+// entry and sums them per vertex in a fixed order (no atomics on the host).
+std::vector<at::Tensor> softras_forward_cpu(const at::Tensor& xy, const at::Tensor& zn,
+                                            const at::Tensor& color, const at::Tensor& valid,
+                                            const at::Tensor& faces, const at::Tensor& bg,
+                                            int64_t h, int64_t w, double sigma, double gamma,
+                                            double eps, double cut2) {
+  TORCH_CHECK(xy.device().is_cpu() && color.device().is_cpu(), "expected CPU tensors");
+  return sr_forward<CpuExec>(xy, zn, color, valid, faces, bg, h, w, sigma, gamma, eps, cut2);
+}
+
+std::vector<at::Tensor> softras_backward_cpu(const at::Tensor& grad_rgb,
+                                             const at::Tensor& grad_alpha, const at::Tensor& xy,
+                                             const at::Tensor& zn, const at::Tensor& color,
+                                             const at::Tensor& valid, const at::Tensor& faces,
+                                             const at::Tensor& bg,
+                                             const std::vector<at::Tensor>& saved, int64_t h,
+                                             int64_t w, double sigma, double gamma, double eps,
+                                             double cut2) {
+  TORCH_CHECK(xy.device().is_cpu() && color.device().is_cpu(), "expected CPU tensors");
+  return sr_backward<CpuExec>(grad_rgb, grad_alpha, xy, zn, color, valid, faces, bg, saved, h,
+                              w, sigma, gamma, eps, cut2, true);
 }
 
 }  // namespace dibr

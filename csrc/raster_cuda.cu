@@ -21,6 +21,7 @@
 #include "loss_ops.h"
 #include "nmr_ops.h"
 #include "raster_ops.h"
+#include "softras_ops.h"
 
 namespace dibr {
 
@@ -164,6 +165,32 @@ at::Tensor nmr_backward_cuda(const at::Tensor& color, const at::Tensor& face_idx
   TORCH_CHECK(color.is_cuda() && xy.is_cuda(), "expected CUDA tensors");
   const c10::cuda::CUDAGuard guard(color.device());
   return nmr_backward<CudaExec>(color, face_idx, depth, xy, z, valid, grad_out);
+}
+
+// SoftRas: per-pixel gather forward; per-entry backward with atomicAdd into the vertices by
+// default (per-entry slots summed per vertex in deterministic mode).
+std::vector<at::Tensor> softras_forward_cuda(const at::Tensor& xy, const at::Tensor& zn,
+                                             const at::Tensor& color, const at::Tensor& valid,
+                                             const at::Tensor& faces, const at::Tensor& bg,
+                                             int64_t h, int64_t w, double sigma, double gamma,
+                                             double eps, double cut2) {
+  TORCH_CHECK(xy.is_cuda() && color.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(xy.device());
+  return sr_forward<CudaExec>(xy, zn, color, valid, faces, bg, h, w, sigma, gamma, eps, cut2);
+}
+
+std::vector<at::Tensor> softras_backward_cuda(const at::Tensor& grad_rgb,
+                                              const at::Tensor& grad_alpha,
+                                              const at::Tensor& xy, const at::Tensor& zn,
+                                              const at::Tensor& color, const at::Tensor& valid,
+                                              const at::Tensor& faces, const at::Tensor& bg,
+                                              const std::vector<at::Tensor>& saved, int64_t h,
+                                              int64_t w, double sigma, double gamma, double eps,
+                                              double cut2, bool deterministic) {
+  TORCH_CHECK(xy.is_cuda() && color.is_cuda(), "expected CUDA tensors");
+  const c10::cuda::CUDAGuard guard(xy.device());
+  return sr_backward<CudaExec>(grad_rgb, grad_alpha, xy, zn, color, valid, faces, bg, saved, h,
+                               w, sigma, gamma, eps, cut2, deterministic);
 }
 
 }  // namespace dibr

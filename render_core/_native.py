@@ -286,3 +286,49 @@ def native_nmr_grad(name: str, color, face_idx, depth, xy, z, valid, grad_out) -
     return _kernel(name, "nmr_backward")(
         color.contiguous(), face_idx.contiguous(), depth.contiguous(), xy.contiguous(),
         z.contiguous(), valid.contiguous(), grad_out.contiguous())
+
+
+class _NativeSoftRas(torch.autograd.Function):
+    """SoftRas colour and silhouette with native forward and backward passes."""
+
+    @staticmethod
+    def forward(ctx, xy, zn, colors, valid, faces, bg, dims, name):  # type: ignore[override]
+        h, w, sigma, gamma, eps = dims
+        cut2 = cutoff2(sigma)
+        args = (xy.detach(), zn.detach(), colors.detach(), valid, faces, bg)
+        rgb, alpha, *saved = _kernel(name, "softras_forward")(
+            *args, h, w, sigma, gamma, eps, cut2)
+        ctx.name, ctx.dims = name, (h, w, sigma, gamma, eps, cut2)
+        ctx.save_for_backward(xy, zn, colors, valid, faces, bg, rgb, alpha, *saved)
+        return rgb, alpha
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_rgb, grad_alpha):  # type: ignore[override]
+        if not any(ctx.needs_input_grad[:3]):
+            return (None,) * 8
+        xy, zn, colors, valid, faces, bg, *saved = ctx.saved_tensors
+        g_xy, g_zn, g_col = _kernel(ctx.name, "softras_backward")(
+            grad_rgb.contiguous(), grad_alpha.contiguous(), xy.detach(), zn.detach(),
+            colors.detach(), valid, faces, bg, saved, *ctx.dims, *_cuda_flags(ctx.name))
+        need = ctx.needs_input_grad
+        return (g_xy if need[0] else None, g_zn if need[1] else None,
+                g_col if need[2] else None, None, None, None, None, None)
+
+
+SOFTRAS_MAX_CHANNELS = 4
+"""Colour channels the native SoftRas kernels take (``SR_MAX_C`` in csrc/softras_kernels.h);
+more go through the torch reference."""
+
+
+def native_softras(name: str, xy: torch.Tensor, zn: torch.Tensor, colors: torch.Tensor,
+                   valid: torch.Tensor, faces: torch.Tensor, bg: torch.Tensor, h: int, w: int,
+                   sigma: float, gamma: float, eps: float):
+    """Native ``_softras_ref.softras``: xy [B,V,2] isotropic-NDC positions, zn [B,V] depths
+    (1 near, 0 far), colors [B,V,C] (C <= 4), all of one float dtype; valid [B,F] bool,
+    faces [F,3] int64, bg [C] (not differentiable) -> (rgb [B,H,W,C], alpha [B,H,W]),
+    differentiable w.r.t. ``xy``, ``zn`` and ``colors``."""
+    _check_device(name, xy, zn, colors, valid, faces, bg)
+    return _NativeSoftRas.apply(xy.contiguous(), zn.contiguous(), colors.contiguous(), valid,
+                                faces.contiguous(), bg.contiguous(),
+                                (h, w, sigma, gamma, eps), name)

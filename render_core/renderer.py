@@ -167,7 +167,7 @@ class Renderer:
             colors = torch.full_like(mesh.vertices[..., :3], DEFAULT_GREY)
         rgb, alpha = softras(
             clip, mesh.faces, colors, self.resolution, sigma=self.sigma, gamma=self.gamma,
-            background=self.background,
+            background=self.background, backend=self.backend,
         )
         return RenderOutput(rgb, alpha, frags)
 
