@@ -334,6 +334,9 @@ def test_the_best_shape_fit_preset_starts_from_the_hull_and_remeshes(window, qtb
     assert torch.allclose(back.vertices, fitted.vertices, atol=1e-6)
     _run(window, qtbot, 1, log)
     assert s.history[-1]["step"] == n + 1 and len(s.history) == n + 1
+    window.reset()  # back to the hull's topology
+    start = _shown(window, qtbot)
+    assert s.steps == 0 and torch.equal(start.faces, hull.faces)
     assert stack.undo() and s.initial_mesh is sphere and not s.config.remesh
     assert not sh.remesh.isChecked()
     qtbot.waitUntil(lambda: window.viewport.vertex_count == sphere.num_vertices, timeout=60000)
