@@ -198,10 +198,12 @@ def test_remeshing_presets_take_the_cli_settings_and_the_best_one_starts_from_th
     assert stack.undo() and session.config == before
     with pytest.raises(ValueError, match="unknown shape preset"):
         stages.apply_shape_preset(session, "hull")
-    session.targets = []  # the hull needs targets: refused, nothing changes
-    with pytest.raises(ValueError, match="target"):
-        stages.apply_shape_preset(session, stages.BEST_SHAPE_FIT)
-    assert session.initial_mesh is sphere and session.config == before
+    alone = Session()  # the hull needs targets: refused, nothing changes
+    alone.new_primitive("sphere", 2)
+    mesh, config = alone.initial_mesh, alone.config
+    with pytest.raises(ValueError, match="add target images first"):
+        stages.apply_shape_preset(alone, stages.BEST_SHAPE_FIT)
+    assert alone.initial_mesh is mesh and alone.config is config
 
 
 def test_remesh_options_round_trip_and_a_refusal_changes_nothing(session):
