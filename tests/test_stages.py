@@ -174,6 +174,38 @@ def test_shape_preset_is_one_undo_step_and_keeps_the_render_settings(session):
         stages.apply_shape_preset(session, "lit")
 
 
+def test_remeshing_presets_take_the_cli_settings_and_the_best_one_starts_from_the_hull(
+        session):
+    """"silhouette + remeshing" is rc.shape_fit_config(..., remesh=True); the best shape fit
+    also starts from the hull (as `fit --init hull --remesh`), and both undo in one step."""
+    stack = UndoStack(session, clock=Clock())
+    before, sphere = session.config.copy(), session.initial_mesh
+    preset = rc.shape_fit_config("silhouette", resolution=48, remesh=True)
+    for kind in ("silhouette+remesh", stages.BEST_SHAPE_FIT):
+        line = stages.apply_shape_preset(session, kind)
+        cfg = session.config
+        for name in ("shading", "sigma", "large_steps", "views_per_step", "weights", "remesh",
+                     "remesh_min_edge", "remesh_max_edge", "remesh_interval"):
+            assert getattr(cfg, name) == getattr(preset, name), (kind, name)
+        assert cfg.remesh and cfg.groups["vertices"].lr == preset.groups["vertices"].lr == 0.01
+        assert cfg.resolution == 48
+    assert "visual hull" in line and session.mesh_name.startswith("visual hull")
+    hull = stages.hull_mesh(list(session.targets))
+    assert session.initial_mesh.num_faces == hull.num_faces
+    assert torch.equal(session.initial_mesh.vertices, hull.vertices)
+    session.step()
+    assert stack.undo() and session.initial_mesh is sphere and session.config.remesh
+    assert stack.undo() and session.config == before
+    with pytest.raises(ValueError, match="unknown shape preset"):
+        stages.apply_shape_preset(session, "hull")
+    alone = Session()  # the hull needs targets: refused, nothing changes
+    alone.new_primitive("sphere", 2)
+    mesh, config = alone.initial_mesh, alone.config
+    with pytest.raises(ValueError, match="add target images first"):
+        stages.apply_shape_preset(alone, stages.BEST_SHAPE_FIT)
+    assert alone.initial_mesh is mesh and alone.config is config
+
+
 def test_remesh_options_round_trip_and_a_refusal_changes_nothing(session):
     stack = UndoStack(session, clock=Clock())
     session.set_option(remesh=True, remesh_min_edge=0.02, remesh_max_edge=0.2,

@@ -16,7 +16,8 @@ settings at once): one undo step, and a refusal changes nothing.
 
 :func:`start_from` puts a shape fit's start back to a sphere, the targets' visual hull or the
 mesh the user opened; :func:`apply_shape_preset` takes a preset's settings
-(:func:`render_core.shape_fit_config`).
+(:func:`render_core.shape_fit_config`), or starts from the hull with the silhouette preset and
+remeshing in one step (:data:`BEST_SHAPE_FIT`).
 """
 
 from __future__ import annotations
@@ -170,21 +171,61 @@ def _textured_settings(config: FitConfig) -> bool:
     return config.groups["texture"].enabled or config.shading == "texture"
 
 
-def apply_shape_preset(session: Session, kind: str) -> None:
-    """Take the settings of the shape preset ``kind`` (one of :data:`render_core.SHAPE_PRESETS`,
-    :func:`render_core.shape_fit_config` at the session's resolution) in one undo step: which
-    groups move, the vertex learning rate, loss weights, shading, sigma, large steps, views per
-    step and remeshing; the render's resolution, backend, model and texture size stay, and so
-    do the other groups' learning rates. Geometry stage only (``ValueError`` otherwise)."""
-    if stage_of(session) != "geometry":
-        raise ValueError("shape presets are for the Geometry stage: switch back to Geometry "
-                         "first (the texture would be lost to the shape fit)")
-    cfg = session.config
-    preset = rc.shape_fit_config(kind, resolution=cfg.resolution)
-    new = cfg.copy()
+SHAPE_CHOICES = {
+    "silhouette": ("silhouette", False, False),
+    "silhouette+remesh": ("silhouette", True, False),
+    "lit": ("lit", False, False),
+    "hull+silhouette+remesh": ("silhouette", True, True),
+}
+"""What the studio's preset list offers, ``name: (render_core preset, remeshing, start from
+the hull)``: the two :data:`render_core.SHAPE_PRESETS`, the silhouette preset with continuous
+remeshing (:func:`render_core.shape_fit_config` with ``remesh=True``), and
+:data:`BEST_SHAPE_FIT`. The lit preset stays without remeshing (measured: no clear gain, see
+:mod:`render_core.shape_presets`)."""
+
+BEST_SHAPE_FIT = "hull+silhouette+remesh"
+"""Start from the targets' visual hull and refine it with the silhouette preset and continuous
+remeshing, in one step: the studio's ``dibr-studio fit --init hull --remesh``, the best shape
+fit the project offers for silhouette targets."""
+
+
+def _preset_settings(config: FitConfig, kind: str, remesh: bool) -> FitConfig:
+    """``config`` with the settings of shape preset ``kind`` (see :func:`apply_shape_preset`)."""
+    preset = rc.shape_fit_config(kind, resolution=config.resolution, remesh=remesh)
+    new = config.copy()
     for f in dataclasses.fields(FitConfig):
         if f.name not in _PRESET_KEEPS | {"groups"}:
             setattr(new, f.name, copy.deepcopy(getattr(preset, f.name)))
-    new.groups = {name: ParamGroup(g.enabled, g.lr if name == "vertices" else cfg.groups[name].lr)
+    new.groups = {name: ParamGroup(g.enabled,
+                                   g.lr if name == "vertices" else config.groups[name].lr)
                   for name, g in preset.groups.items()}
-    session.set_config(new)
+    return new
+
+
+def apply_shape_preset(session: Session, kind: str) -> str:
+    """Take the settings of the shape preset ``kind`` (a name of :data:`SHAPE_CHOICES`;
+    :func:`render_core.shape_fit_config` at the session's resolution) in one undo step: which
+    groups move, the vertex learning rate, loss weights, shading, sigma, large steps, views per
+    step and remeshing; the render's resolution, backend, model and texture size stay, and so
+    do the other groups' learning rates. :data:`BEST_SHAPE_FIT` also starts the fit afresh
+    from the targets' visual hull (still one undo step). Geometry stage only (``ValueError``
+    otherwise, and for masks that allow no hull; nothing changes then). Returns a line for the
+    status bar."""
+    if kind not in SHAPE_CHOICES:
+        raise ValueError(f"unknown shape preset {kind!r}; choose one of "
+                         f"{', '.join(SHAPE_CHOICES)}")
+    if stage_of(session) != "geometry":
+        raise ValueError("shape presets are for the Geometry stage: switch back to Geometry "
+                         "first (the texture would be lost to the shape fit)")
+    name, remesh, hull = SHAPE_CHOICES[kind]
+    new = _preset_settings(session.config, name, remesh)
+    if not hull:
+        session.set_config(new)
+        return f"Shape preset '{kind}' applied (Undo takes it back)"
+    if not session.targets:
+        raise ValueError("add target images first: the hull is carved from their masks")
+    mesh = hull_mesh(list(session.targets))
+    session.set_start(mesh, f"visual hull ({mesh.num_faces} faces)", new)
+    return (f"Started from the visual hull ({mesh.num_vertices:,} vertices, "
+            f"{mesh.num_faces:,} faces) with the silhouette preset and continuous remeshing "
+            "(Undo takes both back)")

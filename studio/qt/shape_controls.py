@@ -28,8 +28,6 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-import render_core as rc
-
 from ..model import stages
 from ..model.session import Session
 
@@ -47,9 +45,21 @@ START_TIPS = {
     "mesh": "Start again from the loaded mesh, the one you opened (File ▸ Open mesh, or "
             "the opened session's)",
 }
+PRESET_LABELS = {
+    "silhouette": "silhouette",
+    "silhouette+remesh": "silhouette + remeshing",
+    "lit": "lit",
+    "hull+silhouette+remesh": "hull + silhouette + remeshing (best)",
+}
 PRESET_TIPS = {
     "silhouette": "Silhouette targets: Large Steps λ 19, soft-silhouette IoU alone",
+    "silhouette+remesh": "Silhouette targets with continuous remeshing: Large Steps λ 19, "
+                         "vertex rate 0.01, edges of 1-2 pixels",
     "lit": "Lit RGB targets: Large Steps λ 5, Lambertian shading, colour term weighted 20",
+    "hull+silhouette+remesh": "Start afresh from the visual hull of the targets' masks and "
+                              "refine it with the silhouette preset and continuous remeshing "
+                              "(as `dibr-studio fit --init hull --remesh`): the best shape "
+                              "fit for silhouettes; one undo step",
 }
 
 
@@ -117,8 +127,8 @@ class ShapeSection(QGroupBox):
         row = QHBoxLayout()
         row.setSpacing(2)
         self.preset = QComboBox()
-        for kind in rc.SHAPE_PRESETS:
-            self.preset.addItem(kind, kind)
+        for kind in stages.SHAPE_CHOICES:
+            self.preset.addItem(PRESET_LABELS.get(kind, kind), kind)
             self.preset.setItemData(self.preset.count() - 1, PRESET_TIPS.get(kind, kind),
                                     Qt.ItemDataRole.ToolTipRole)
         self.preset_apply = QToolButton()
@@ -181,11 +191,7 @@ class ShapeSection(QGroupBox):
     def _apply_preset(self) -> None:
         kind = self.preset.currentData()
 
-        def apply() -> str:
-            stages.apply_shape_preset(self.session, kind)
-            return f"Shape preset '{kind}' applied (Undo takes it back)"
-
-        self._act(apply)
+        self._act(stages.apply_shape_preset, self.session, kind)  # a busy cursor: the hull
 
     def sync(self) -> None:
         """Show the session's settings (the caller blocks the echo)."""

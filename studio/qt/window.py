@@ -429,14 +429,18 @@ class MainWindow(QMainWindow):
         v, faces = mesh["vertices"], mesh["faces"]
         colors, texture = mesh["vertex_colors"], mesh["texture"]
         self._show_count(len(v), len(faces))
-        new_topology = self._faces is None or self._faces.shape != faces.shape or \
+        # A new problem (start mesh, targets, session: ``_on_session`` forgets the faces) is
+        # framed; a topology change within the fit (a remeshing pass, a revert) keeps the
+        # user's view, or a remeshing fit would take the orbit back every few steps.
+        new_problem = self._faces is None
+        new_topology = new_problem or self._faces.shape != faces.shape or \
             not np.array_equal(self._faces, faces) or len(v) != self.viewport.vertex_count
         if new_topology or (mesh["uvs"] is not None) != self.viewport.has_uvs:
             # A texture group switched on mid-run brings UVs: same faces, new corners.
             self._faces = faces.copy()
             self.viewport.set_mesh(v, faces, colors, mesh["uvs"], mesh["face_uvs"], texture)
             self.viewport.set_cameras(snap["cameras"], snap["view"], snap.get("projections"))
-            if new_topology:
+            if new_problem:
                 self.viewport.frame_mesh(include_cameras=True)
         else:
             self.viewport.update_mesh(v, colors, texture)
