@@ -32,22 +32,35 @@ def _release_factors() -> None:
         f.solver = None
 
 
-BAND_MAX_ENTRIES = 2**19
+BAND_MAX_ENTRIES = 3 * 2**17
 """Systems whose band, after a reverse Cuthill-McKee ordering, holds at most this many entries
-(``V * (bandwidth + 1)``, 4 MiB of float64) are factored as a banded matrix by LAPACK
+(``V * (bandwidth + 1)``, 3 MiB of float64) are factored as a banded matrix by LAPACK
 (``dpbtrf`` / ``dpbtrs`` through ``scipy.linalg.cholesky_banded``); others by CHOLMOD through
-``cholespy``, and on cuda always by cholespy. Both are Cholesky factorisations in float64 and
-agree to round-off. cholespy always orders with nested dissection (METIS), whose fixed cost
-dominates small systems: measured on one core, on a 2,562-vertex icosphere (bandwidth 81) the
-banded factor takes about a quarter of CHOLMOD's time (6 vs 24 ms on a loaded machine) and a
-3-column solve about 4x CHOLMOD's (0.43 vs 0.11 ms). The limit keeps the banded solve under
-about a millisecond; a fit of 10k vertices (bandwidth about 160) stays with CHOLMOD, whose
-solve is then several times cheaper. A remeshing fit refactors every pass, so at the small
-sizes the factor is what counts."""
+``cholespy``, and on cuda always by cholespy.
+
+cholespy always orders with nested dissection (METIS), whose fixed cost dominates small
+systems, and a remeshing fit refactors after every pass. Measured on one core of a loaded
+machine (medians of interleaved runs, float32 right-hand sides of 3 columns):
+
+- icosphere, 2,562 vertices, band 81 (210,084 entries): factor 10.0 ms banded vs 22.5 ms
+  CHOLMOD; solve 1.0 vs 0.34 ms;
+- that icosphere after one steady remeshing pass (``benchmarks/remesh.py``), 2,804 vertices,
+  band 102 (288,812): factor 13.8 vs 29.4 ms; solve 1.3 vs 0.35 ms;
+- torus 40x120, 4,800 vertices, band 122 (590,400): factor 24.7 vs 46.6 ms; solve 10.4 vs
+  0.73 ms;
+- icosphere, 10,242 vertices, band 161 (1,659,204): factor 59 vs 148 ms; solve 9.9 vs 9.8 ms.
+
+The banded solve grows faster than the band once the band no longer fits the cache, while
+CHOLMOD's follows the factor's few nonzeros, so the limit keeps the band where a solve (two per
+step) stays near a millisecond: there the factor costs half of CHOLMOD's or less, and a step
+of a few thousand vertices pays about 1 % more (``benchmarks/remesh.py``). A remeshing fit
+whose mesh grows past the limit goes on with CHOLMOD (its passes then cost more)."""
 
 
 def _band_order(indptr, indices, n: int):
-    """(permutation, bandwidth) of a symmetric CSR matrix under reverse Cuthill-McKee."""
+    """A reverse Cuthill-McKee ordering of a symmetric CSR matrix: ``(perm, where, rows,
+    band)``, the new order of the rows, each row's place in it, the row of every stored entry
+    and the bandwidth of the reordered matrix."""
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
     m = scipy.sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
@@ -97,12 +110,15 @@ class _Factor:
         ii = torch.from_numpy(np.ascontiguousarray(indptr, dtype=np.int32))
         jj = torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int32))
         xx = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float64))
+        # Handed over as CSR (of a symmetric matrix: the same arrays), never as CSC: cholespy
+        # sorts a CSC input's arrays in place and reallocs them, while it converts a CSR
+        # input into arrays of its own.
         try:
             if device.type == "cpu":
-                self.solver = cls(n, ii.numpy(), jj.numpy(), xx.numpy(), cholespy.MatrixType.CSC)
+                self.solver = cls(n, ii.numpy(), jj.numpy(), xx.numpy(), cholespy.MatrixType.CSR)
             else:
                 self.solver = cls(n, ii.to(device), jj.to(device), xx.to(device),
-                                  cholespy.MatrixType.CSC)
+                                  cholespy.MatrixType.CSR)
         except Exception as exc:  # CHOLMOD failure or a cholespy built without CUDA
             raise LargeStepsError(
                 f"cholespy could not factor the {n}x{n} system on {device} "

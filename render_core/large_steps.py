@@ -3,7 +3,9 @@
 After Nicolet, Jacobson and Jakob, "Large Steps in Inverse Rendering of Geometry" (SIGGRAPH
 Asia 2021). Instead of moving vertex positions ``x`` [V,3] (or offsets) directly, the optimiser
 moves ``u = (I + lam L) x``; each step recovers ``x = (I + lam L)^-1 u`` with a sparse Cholesky
-solve (CHOLMOD through ``cholespy``, factored once per topology). A gradient on ``x`` then
+solve, factored once per topology (:mod:`render_core._sparse_factor`: CHOLMOD through
+``cholespy``, or LAPACK's banded Cholesky for small systems, where CHOLMOD's fixed ordering
+cost would dominate a remeshing fit's refactoring). A gradient on ``x`` then
 reaches ``u`` smoothed by the same inverse, so one step moves whole regions of the surface
 coherently: large, smooth steps that neither tangle nor need a Laplacian loss term.
 
