@@ -17,13 +17,18 @@ by :class:`render_core.fit.Fitter` with the vertices group (plain offsets, and l
 its step against what one pass costs it on the steady pass's vertices and target lengths above
 (the pass without validation, as after the first, plus the rebase, the carried moments, the
 optimizer and, with large steps, the new Cholesky factor), each pass from the same restored
-checkpoint.
+checkpoint. Large steps run twice: with the factor the library picks (``auto``: LAPACK's
+banded Cholesky for this size, see ``render_core._sparse_factor.BAND_MAX_ENTRIES``) and with
+CHOLMOD forced for every factor (``cholmod``: what a pass used before), in the same run.
 
-Measured (shared 2-core machine, load average about 5, ``--threads 1 --runs 15``): fit step
-91 ms; steady pass 19.2 ms (ratio 0.21), without validation 14.2 ms (0.16); in the Fitter,
-plain offsets: step 151 ms, a pass 16.7 ms (0.11); large steps: step 105 ms, a pass 28.6 ms
-(0.27: the new CHOLMOD factor is about half of it; at the default ``remesh_interval`` of 5
-that is about 0.06 of a step on average).
+Measured (shared 2-core machine, load average 8-9, ``--threads 1 --runs 15``, two rounds
+alternating with the previous version of the code, ratios of a pass to a step of the same
+Fitter): stand-alone steady pass 0.18-0.23 of the renderer's step, 0.16 without validation;
+in the Fitter, plain offsets 0.12-0.14; large steps 0.19 and 0.19 (CHOLMOD forced: 0.26 and 0.24;
+the previous code: 0.29 and 0.27). Of a large-steps pass (about 39 ms at that load, against
+30 ms for the plain pass), the banded factor is about 7-10 ms where CHOLMOD took 20-30 ms, and
+the system matrix (now one sort of int64 keys into CSR) about 1 ms. At the default
+``remesh_interval`` of 5 a pass costs about 0.04 of a step on average.
 """
 
 from __future__ import annotations
