@@ -92,11 +92,11 @@ class _Factor:
                 import scipy.linalg
 
                 lower = where[rows] >= where[indices]  # LAPACK's lower band storage
-                ab = np.zeros((band + 1, n))
+                ab = np.zeros((band + 1, n), order="F")  # LAPACK's layout: no copy
                 ab[(where[rows] - where[indices])[lower], where[indices][lower]] = data[lower]
                 try:
-                    self._band = scipy.linalg.cholesky_banded(ab, lower=True,
-                                                              check_finite=False)
+                    self._band = scipy.linalg.cholesky_banded(ab, overwrite_ab=True,
+                                                              lower=True, check_finite=False)
                 except np.linalg.LinAlgError as exc:
                     raise LargeStepsError(f"could not factor the {n}x{n} system: it is not "
                                           f"positive definite ({exc})") from None
@@ -137,8 +137,8 @@ class _Factor:
             import scipy.linalg
 
             bb = b.numpy()
-            x = scipy.linalg.cho_solve_banded((self._band, True),
-                                              bb[self._perm].astype(np.float64),
+            rhs = np.array(bb[self._perm], dtype=np.float64, order="F")
+            x = scipy.linalg.cho_solve_banded((self._band, True), rhs, overwrite_b=True,
                                               check_finite=False)
             return torch.from_numpy(np.ascontiguousarray(x[self._where], dtype=bb.dtype))
         if self.device.type == "cpu":
