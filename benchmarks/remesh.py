@@ -17,13 +17,18 @@ by :class:`render_core.fit.Fitter` with the vertices group (plain offsets, and l
 its step against what one pass costs it on the steady pass's vertices and target lengths above
 (the pass without validation, as after the first, plus the rebase, the carried moments, the
 optimizer and, with large steps, the new Cholesky factor), each pass from the same restored
-checkpoint.
+checkpoint. Large steps run twice: with the factor the library picks (``auto``: LAPACK's
+banded Cholesky for this size, see ``render_core._sparse_factor.BAND_MAX_ENTRIES``) and with
+CHOLMOD forced for every factor (``cholmod``: what a pass used before), in the same run.
 
-Measured (shared 2-core machine, load average about 5, ``--threads 1 --runs 15``): fit step
-91 ms; steady pass 19.2 ms (ratio 0.21), without validation 14.2 ms (0.16); in the Fitter,
-plain offsets: step 151 ms, a pass 16.7 ms (0.11); large steps: step 105 ms, a pass 28.6 ms
-(0.27: the new CHOLMOD factor is about half of it; at the default ``remesh_interval`` of 5
-that is about 0.06 of a step on average).
+Measured (shared 2-core machine, load average 8-9, ``--threads 1 --runs 15``, two rounds
+alternating with the previous version of the code, ratios of a pass to a step of the same
+Fitter): stand-alone steady pass 0.18-0.23 of the renderer's step, 0.16 without validation;
+in the Fitter, plain offsets 0.12-0.14; large steps 0.19 and 0.19 (CHOLMOD forced: 0.26 and 0.24;
+the previous code: 0.29 and 0.27). Of a large-steps pass (about 39 ms at that load, against
+30 ms for the plain pass), the banded factor is about 7-10 ms where CHOLMOD took 20-30 ms, and
+the system matrix (now one sort of int64 keys into CSR) about 1 ms. At the default
+``remesh_interval`` of 5 a pass costs about 0.04 of a step on average.
 """
 
 from __future__ import annotations
@@ -127,7 +132,13 @@ def in_fitter(base, cams, renderer, vj, tl, runs: int) -> None:
     az, elev = torch.arange(6) * 60.0, torch.tensor([20.0, -20] * 3)
     targets = [TargetView(out.rgb[i].clamp(0, 1).numpy(), out.alpha[i].numpy(), float(az[i]),
                           float(elev[i]), 3.0, 60.0) for i in range(6)]
-    for lam in (None, 19.0):
+    from render_core import _sparse_factor
+
+    band_limit = _sparse_factor.BAND_MAX_ENTRIES
+    for lam, solver in ((None, ""), (19.0, "auto"), (19.0, "cholmod")):
+        # "cholmod": every factor by CHOLMOD (the banded LAPACK factor of small systems off),
+        # the solver this pass used before; the same problem, for comparison.
+        _sparse_factor.BAND_MAX_ENTRIES = 0 if solver == "cholmod" else band_limit
         cfg = FitConfig(resolution=128, shading="lambertian", large_steps=lam, remesh=True,
                         remesh_interval=10**6, remesh_min_edge=float(tl.min()),
                         remesh_max_edge=float(tl.max()))
@@ -148,7 +159,9 @@ def in_fitter(base, cams, renderer, vj, tl, runs: int) -> None:
             f._remesh_now(vj)
             pass_ms.append(1000 * (time.perf_counter() - t0))
         t_step, t_pass = statistics.median(step_ms[1:]), statistics.median(pass_ms[1:])
-        print(f"Fitter, large_steps={lam}: step {t_step:.1f} ms, a pass inside it "
+        _sparse_factor.BAND_MAX_ENTRIES = band_limit
+        label = f"{lam}{' (' + solver + ' factor)' if solver else ''}"
+        print(f"Fitter, large_steps={label}: step {t_step:.1f} ms, a pass inside it "
               f"{t_pass:.1f} ms (to {f.faces.shape[0]} faces): ratio {t_pass / t_step:.2f} "
               f"({'meets' if t_pass <= 0.2 * t_step else 'MISSES'} the 20 % target)")
 

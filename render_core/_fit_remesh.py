@@ -209,6 +209,7 @@ class FitRemesh:
         if opt is None:
             return
         self._build_optimizer()
+        carried = []  # (param, old state) of the per-vertex groups: remapped in one gather
         for pg in self._optimizer.param_groups:
             lr, states = saved.get(pg["name"], (pg["lr"], []))
             pg["lr"] = lr
@@ -216,16 +217,21 @@ class FitRemesh:
                 if not st:
                     continue
                 if pg["name"] in _PER_VERTEX:
-                    st = {"step": st["step"].clone(), "exp_avg": res.remap(st["exp_avg"]),
-                          "exp_avg_sq": res.remap(st["exp_avg_sq"]).clamp_min(0)}
-                self._optimizer.state[p] = st
+                    carried.append((p, st))
+                else:
+                    self._optimizer.state[p] = st
+        moments = res.remap_many([t for _, st in carried
+                                  for t in (st["exp_avg"], st["exp_avg_sq"])])
+        for k, (p, st) in enumerate(carried):
+            self._optimizer.state[p] = {"step": st["step"].clone(), "exp_avg": moments[2 * k],
+                                        "exp_avg_sq": moments[2 * k + 1].clamp_min(0)}
         self.remeshes += 1
 
     def _rebase(self, res: RemeshResult) -> None:
         """Make ``res`` the start of the fit: base, faces, offset 0, colours remapped."""
         with torch.no_grad():
-            self.color_logit = res.remap(self.color_logit.detach()).contiguous()
-            self._color_logit0 = res.remap(self._color_logit0)
+            logit, logit0 = res.remap_many([self.color_logit.detach(), self._color_logit0])
+            self.color_logit, self._color_logit0 = logit.contiguous(), logit0
         self._adopt_topology(res.vertices.contiguous(), res.faces)
         self._remesh_checked = True  # a pass keeps a mesh closed and manifold
 

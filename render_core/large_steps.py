@@ -3,7 +3,9 @@
 After Nicolet, Jacobson and Jakob, "Large Steps in Inverse Rendering of Geometry" (SIGGRAPH
 Asia 2021). Instead of moving vertex positions ``x`` [V,3] (or offsets) directly, the optimiser
 moves ``u = (I + lam L) x``; each step recovers ``x = (I + lam L)^-1 u`` with a sparse Cholesky
-solve (CHOLMOD through ``cholespy``, factored once per topology). A gradient on ``x`` then
+solve, factored once per topology (:mod:`render_core._sparse_factor`: CHOLMOD through
+``cholespy``, or LAPACK's banded Cholesky for small systems, where CHOLMOD's fixed ordering
+cost would dominate a remeshing fit's refactoring). A gradient on ``x`` then
 reaches ``u`` smoothed by the same inverse, so one step moves whole regions of the surface
 coherently: large, smooth steps that neither tangle nor need a Laplacian loss term.
 
@@ -24,13 +26,13 @@ Public names:
 
 from __future__ import annotations
 
-import atexit
 import math
-import weakref
 
 import numpy as np
 import scipy.sparse
 import torch
+
+from ._sparse_factor import LargeStepsError, _Factor
 
 __all__ = [
     "DEFAULT_LAMBDA",
@@ -58,10 +60,6 @@ what lets steps be large without tangling, which matters more once remeshing ref
 LAPLACIAN_KINDS = ("uniform", "cotangent")
 
 
-class LargeStepsError(ValueError):
-    """Bad input to the Large Steps parameterisation (shapes, dtypes, devices, lambda)."""
-
-
 # --------------------------------------------------------------------------- Laplacians
 
 
@@ -79,6 +77,15 @@ def _check_faces(faces, num_vertices: int) -> np.ndarray:
     return f.astype(np.int64)
 
 
+def _unique(keys: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-D int64 array (sorted, each once): a sort and a mask, several
+    times faster here than ``np.unique``'s hash table for the ~10^4 keys of a mesh."""
+    s = np.sort(keys)
+    if s.size == 0:
+        return s
+    return s[np.concatenate(([True], s[1:] != s[:-1]))]
+
+
 def _laplacian_coo(faces: np.ndarray, num_vertices: int, kind: str,
                    vertices: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, cols, values) of L = D - A, float64, duplicates summed, diagonal included."""
@@ -88,7 +95,7 @@ def _laplacian_coo(faces: np.ndarray, num_vertices: int, kind: str,
         e = np.sort(e[e[:, 0] != e[:, 1]], axis=1)
         # Each undirected edge once, weight 1, in (i, j) order: unique of one int64 key per
         # edge is several times faster than unique rows (a remesh refactors every pass).
-        key = np.unique(e[:, 0] * np.int64(n) + e[:, 1])
+        key = _unique(e[:, 0] * np.int64(n) + e[:, 1])
         i, j = key // n, key % n
         w = np.ones(len(key))
     elif kind == "cotangent":
@@ -180,6 +187,34 @@ def _system_coo(faces: np.ndarray, n: int, lam: float, kind: str, vertices):
                      np.concatenate([lam * vals, np.ones(n)]), n)
 
 
+def _system_csr(faces: np.ndarray, n: int, lam: float, kind: str, vertices):
+    """``I + lam L`` in CSR form ``(indptr, indices, data)`` (int64, int64, float64): each
+    entry once, columns ascending within a row. The matrix is symmetric, so the same arrays
+    are its CSC form. The uniform kind is built in one sort of int64 keys (a remesh refactors
+    every pass); the same entries and values as :func:`_system_coo`."""
+    if kind != "uniform":
+        rows, cols, vals = _system_coo(faces, n, lam, kind, vertices)
+        m = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
+        m.sum_duplicates()
+        m.sort_indices()
+        return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+    nn = np.int64(n)
+    a, b = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    d = np.arange(n, dtype=np.int64)
+    # Both directions of every edge and the diagonal, each once, in row-major order.
+    key = _unique(np.concatenate([a * nn + b, b * nn + a, d * nn + d]))
+    rows, cols = key // nn, key % nn
+    off = rows != cols
+    deg = np.bincount(rows[off], minlength=n).astype(np.float64)
+    data = np.where(off, -lam, 0.0)
+    data[~off] = 1.0 + lam * deg
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, cols, data
+
+
 def system_matrix(faces, num_vertices: int, lam: float = DEFAULT_LAMBDA, kind: str = "uniform",
                   vertices=None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """``I + lam L`` as a coalesced torch sparse COO [V,V] (CPU): the matrix whose inverse
@@ -206,68 +241,17 @@ def _coalesce(rows, cols, vals, n: int):
     return m.row.astype(np.int64), m.col.astype(np.int64), m.data.astype(np.float64)
 
 
-def _torch_sparse(rows, cols, vals, n: int, dtype, device="cpu") -> torch.Tensor:
+def _torch_sparse(rows, cols, vals, n: int, dtype, device="cpu",
+                  coalesced: bool = False) -> torch.Tensor:
+    """A torch sparse COO [n,n]; ``coalesced``: the entries are unique and in row-major
+    order already (no check, no sort)."""
     idx = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
-    t = torch.sparse_coo_tensor(idx, torch.from_numpy(vals).to(dtype), (n, n),
-                                check_invariants=True)
+    vals = torch.from_numpy(vals).to(dtype)
+    if coalesced:
+        return torch.sparse_coo_tensor(idx, vals, (n, n), is_coalesced=True,
+                                       check_invariants=False).to(device)
+    t = torch.sparse_coo_tensor(idx, vals, (n, n), check_invariants=True)
     return t.coalesce().to(device)
-
-
-# Factors alive in this process. cholespy's solver objects are released before the interpreter
-# tears its extension modules down, which otherwise reports them as leaked on exit.
-_LIVE_FACTORS: weakref.WeakSet = weakref.WeakSet()
-
-
-@atexit.register
-def _release_factors() -> None:
-    for f in list(_LIVE_FACTORS):
-        f.solver = None
-
-
-class _Factor:
-    """A CHOLMOD factorisation (cholespy) of one SPD matrix, for one dtype and device."""
-
-    def __init__(self, rows, cols, vals, n: int, dtype: torch.dtype, device: torch.device):
-        try:
-            import cholespy
-        except ImportError as exc:  # a dependency of the package, but say so plainly
-            raise LargeStepsError(f"the Large Steps solver needs cholespy ({exc})") from None
-        if dtype not in (torch.float32, torch.float64):
-            raise LargeStepsError(f"vertices must be float32 or float64, got {dtype}")
-        if device.type not in ("cpu", "cuda"):
-            raise LargeStepsError(f"the Cholesky solver runs on cpu or cuda, not {device.type}")
-        self.n, self.dtype, self.device = n, dtype, device
-        cls = cholespy.CholeskySolverF if dtype == torch.float32 else cholespy.CholeskySolverD
-        ii = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int32))
-        jj = torch.from_numpy(np.ascontiguousarray(cols, dtype=np.int32))
-        xx = torch.from_numpy(np.ascontiguousarray(vals, dtype=np.float64))
-        try:
-            if device.type == "cpu":
-                self.solver = cls(n, ii.numpy(), jj.numpy(), xx.numpy(), cholespy.MatrixType.COO)
-            else:
-                self.solver = cls(n, ii.to(device), jj.to(device), xx.to(device),
-                                  cholespy.MatrixType.COO)
-        except Exception as exc:  # CHOLMOD failure or a cholespy built without CUDA
-            raise LargeStepsError(
-                f"cholespy could not factor the {n}x{n} system on {device} "
-                f"({type(exc).__name__}: {exc}); on cuda without cholespy's CUDA backend, "
-                "move the mesh to the CPU") from None
-        _LIVE_FACTORS.add(self)
-
-    def solve(self, b: torch.Tensor) -> torch.Tensor:
-        """x [V,C] with (I + lam L) x = b [V,C] (same dtype and device as the factor)."""
-        if b.dtype != self.dtype or b.device != self.device or b.shape[0] != self.n:
-            raise LargeStepsError(
-                f"right-hand side must be [{self.n},C] {self.dtype} on {self.device}, "
-                f"got {list(b.shape)} {b.dtype} on {b.device}")
-        b = b.detach().contiguous()
-        if self.device.type == "cpu":
-            x = np.empty(tuple(b.shape), dtype=b.numpy().dtype)
-            self.solver.solve(b.numpy(), x)
-            return torch.from_numpy(x)
-        x = torch.empty_like(b)
-        self.solver.solve(b, x)
-        return x
 
 
 class _SolveFunction(torch.autograd.Function):
@@ -346,11 +330,14 @@ class SmoothParameterization:
         f = _check_faces(faces, n)
         x = vertices.detach()
         v = x.cpu().double().numpy() if self.kind == "cotangent" else None
-        rows, cols, vals = _system_coo(f, n, self.lam, self.kind, v)
-        self._factor = _Factor(rows, cols, vals, n, x.dtype, x.device)
-        self._matrix = _torch_sparse(rows, cols, vals, n, x.dtype, x.device)
+        indptr, cols, vals = _system_csr(f, n, self.lam, self.kind, v)
+        self._factor = _Factor(indptr, cols, vals, n, x.dtype, x.device)
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        self._matrix = _torch_sparse(rows, cols, vals, n, x.dtype, x.device, coalesced=True)
         self.faces = torch.from_numpy(f).to(x.device)
-        self.u = self.to_u(x).detach().requires_grad_(True)
+        # A rebase (a remeshing fit) starts from a zero displacement: u is 0 too, no product.
+        u = self.to_u(x) if bool(x.any()) else torch.zeros_like(x)
+        self.u = u.detach().requires_grad_(True)
         return self.u
 
     def to_u(self, x: torch.Tensor) -> torch.Tensor:

@@ -79,6 +79,35 @@ class RemeshResult:
         collapse or split (weights 1/2)."""
         return _gather(values, self.sources, self.weights, self.num_input_vertices, "values")
 
+    def remap_many(self, values) -> list[torch.Tensor]:
+        """:meth:`remap` of each tensor of ``values`` (a sequence), the same numbers bit for
+        bit, with one gather per dtype and device instead of one per tensor."""
+        return _gather_many(list(values), self.sources, self.weights, self.num_input_vertices)
+
+
+def _gather_many(values: list, src, w, nv_in) -> list[torch.Tensor]:
+    """``[_gather(t, ...) for t in values]``: tensors of one dtype and device are flattened to
+    [V,C_i], put side by side and gathered once (every entry sees the same products and sums
+    in the same order, so the results are identical)."""
+    out: list = [None] * len(values)
+    groups: dict = {}
+    for i, t in enumerate(values):
+        if (not torch.is_tensor(t) or not t.is_floating_point() or t.dim() == 0
+                or t.shape[0] != nv_in):
+            out[i] = _gather(t, src, w, nv_in, "values")  # raises the error it names
+            continue
+        groups.setdefault((t.dtype, t.device), []).append(i)
+    for idx in groups.values():
+        if len(idx) == 1:
+            out[idx[0]] = _gather(values[idx[0]], src, w, nv_in, "values")
+            continue
+        flat = [values[i].reshape(nv_in, -1) for i in idx]
+        cols = [f.shape[1] for f in flat]
+        both = _gather(torch.cat(flat, 1), src, w, nv_in, "values")
+        for i, part in zip(idx, torch.split(both, cols, 1), strict=True):
+            out[i] = part.contiguous().reshape(part.shape[0], *values[i].shape[1:])
+    return out
+
 
 def _gather(values, src, w, nv_in, name) -> torch.Tensor:
     if not torch.is_tensor(values) or not values.is_floating_point():
@@ -230,8 +259,9 @@ def remesh(
             topo = ops.topology(f, vv.shape[0])
     if flip:
         f, n_f = ops.flip(vv, f, lim, topo)
-    out_v = _gather(v, src, w, nv0, "vertices")
-    attrs = {k: _gather(t.detach(), src, w, nv0, k) for k, t in attributes.items()}
+    names = list(attributes)
+    out_v, *rest = _gather_many([v, *(attributes[k].detach() for k in names)], src, w, nv0)
+    attrs = dict(zip(names, rest, strict=True))
     return RemeshResult(out_v, f, attrs, src, w, n_c, n_s, n_f, nv0)
 
 
