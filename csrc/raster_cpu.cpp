@@ -56,7 +56,16 @@ std::vector<at::Tensor> soft_forward_cpu(const at::Tensor& xy, const at::Tensor&
                                          const at::Tensor& faces, int64_t h, int64_t w,
                                          double sigma, double cut2) {
   TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
-  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2);
+  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, false);
+}
+
+// The same, also saving the pixel-face pairs within the cutoff, for a backward pass that then
+// reads them instead of measuring every pair again (the forward of a fit step).
+std::vector<at::Tensor> soft_forward_pairs_cpu(const at::Tensor& xy, const at::Tensor& valid,
+                                               const at::Tensor& faces, int64_t h, int64_t w,
+                                               double sigma, double cut2) {
+  TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
+  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, true);
 }
 
 at::Tensor soft_backward_cpu(const at::Tensor& grad_alpha, const at::Tensor& xy,

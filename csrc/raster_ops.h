@@ -11,9 +11,14 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "group_ops.h"
@@ -38,8 +43,8 @@ DIBR_BODY(SoftBandCount, soft_band_count_body)
 DIBR_BODY(SoftBandFill, soft_band_fill_body)
 DIBR_BODY(SoftOpen, soft_open_body)
 DIBR_BODY(SoftForward, soft_forward_body)
-DIBR_BODY(SoftTileForward, soft_tile_forward_body)
 DIBR_BODY(SoftBackward, soft_backward_body)
+DIBR_BODY(SoftSavedBackward, soft_saved_backward_body)
 DIBR_BODY(SoftGather, soft_gather_body)
 #undef DIBR_BODY
 
@@ -114,9 +119,11 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   return face_idx;
 }
 
-// Saved state of a soft-silhouette forward pass, reused by its backward pass.
+// Saved state of a soft-silhouette forward pass, reused by its backward pass; a CPU forward
+// asked to save its pairs appends kPairSpan and kPairs.
 enum SoftSaved {
-  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kBandOff, kTileOpen, kExpS, kNumSaved
+  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kBandOff, kTileOpen, kExpS, kNumSaved,
+  kPairSpan = kNumSaved, kPairs, kNumSavedPairs
 };
 
 template <typename T>
@@ -136,11 +143,47 @@ SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t
   return p;
 }
 
+// The buffer of the saved pairs: the last one again once nothing else holds it (the previous
+// step's backward pass is done), so a fit's steps reuse memory already mapped instead of
+// faulting in tens of megabytes each; a new one otherwise. One kept per scalar type.
+inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
+  static std::mutex mu;
+  static at::Tensor* kept = new at::Tensor[2];  // never destroyed: no teardown-order issues
+  std::lock_guard<std::mutex> lock(mu);
+  at::Tensor& k = kept[opt.dtype() == at::kDouble ? 1 : 0];
+  if (k.defined() && k.storage().use_count() == 1 && k.size(0) >= rows)
+    return k.narrow(0, 0, rows);
+  k = at::empty({rows + rows / 4, PAIR}, opt);
+  return k.narrow(0, 0, rows);
+}
+
+// The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
+// each tile writes its records into its own stretch of one buffer, as long as the tile's
+// bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
+// (the rest of each stretch is left unwritten). Returns {pair_span [P,2] int64, pairs
+// [Q,PAIR]}.
+template <class Exec, typename T>
+std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles,
+                                                int64_t nentries, const at::TensorOptions& opt) {
+  at::Tensor base = at::empty({ntiles + 1}, opt.dtype(at::kLong));
+  int64_t* bo = base.data_ptr<int64_t>();
+  bo[0] = 0;
+  for (int64_t t = 0; t < ntiles; ++t) bo[t + 1] = bo[t] + soft_tile_bound(t, p);
+  at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
+  at::Tensor pairs = pair_buffer(bo[ntiles], opt);
+  p.pairs = pairs.data_ptr<T>();
+  int64_t* sp = span.data_ptr<int64_t>();
+  at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
+    soft_tiles_forward<T, true>(tb, te, p, bo, sp);
+  });
+  return {span, pairs};
+}
+
 // alpha [B,H,W] and the state its backward needs (indexed by SoftSaved).
 template <class Exec>
 std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& valid_in,
                                      const at::Tensor& faces_in, int64_t h, int64_t w,
-                                     double sigma, double cut2) {
+                                     double sigma, double cut2, bool save_pairs = false) {
   TORCH_CHECK(xy_in.dim() == 3 && xy_in.size(2) == 2, "xy must be [B,V,2]");
   TORCH_CHECK(xy_in.scalar_type() == at::kFloat || xy_in.scalar_type() == at::kDouble,
               "xy must be float32 or float64");
@@ -194,12 +237,19 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.s = s.data_ptr<scalar_t>();
     p.exp_s = exp_s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
+    out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
     if constexpr (Exec::kTilePerIndex) {
-      Exec::template launch<SoftTileForward>(ntiles, p);
+      if (save_pairs) {
+        std::vector<at::Tensor> pairs = soft_forward_save_pairs<Exec>(p, ntiles, total, xy.options());
+        out.insert(out.end(), pairs.begin(), pairs.end());
+      } else {
+        at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
+          soft_tiles_forward<scalar_t, false>(tb, te, p, nullptr, nullptr);
+        });
+      }
     } else {
       Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
     }
-    out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
   });
   return out;
 }
@@ -210,7 +260,9 @@ template <class Exec>
 at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_in,
                          const at::Tensor& faces_in, const std::vector<at::Tensor>& saved,
                          int64_t h, int64_t w, double sigma, double cut2, bool deterministic) {
-  TORCH_CHECK((int)saved.size() == kNumSaved, "soft_backward: bad saved state");
+  TORCH_CHECK((int)saved.size() == kNumSaved || (int)saved.size() == kNumSavedPairs,
+              "soft_backward: bad saved state");
+  const bool from_pairs = (int)saved.size() == kNumSavedPairs;
   const at::Tensor xy = xy_in.contiguous();
   const at::Tensor faces = faces_in.to(at::kLong).contiguous();
   const at::Tensor grad_alpha = grad_alpha_in.to(xy.scalar_type()).contiguous();
@@ -235,7 +287,13 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
       pair_grad = at::empty({entries.size(0), 6}, xy.options());  // every slot written
       p.pair_grad = pair_grad.data_ptr<scalar_t>();
     }
-    Exec::template launch<SoftBackward>(entries.size(0), p);
+    if (from_pairs) {
+      p.pair_span = saved[kPairSpan].data_ptr<int64_t>();
+      p.pairs = saved[kPairs].data_ptr<scalar_t>();
+      Exec::template launch<SoftSavedBackward>(entries.size(0), p);
+    } else {
+      Exec::template launch<SoftBackward>(entries.size(0), p);
+    }
     if (!p.atomic_grad) {
       // Corners of each vertex in ascending order (a counting sort of the flattened faces).
       Groups corners = group_by<Exec>(faces, p.V, faces.numel() > 0 ? faces.numel() : 1, 0);

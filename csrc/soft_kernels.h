@@ -53,9 +53,20 @@ struct SoftParams {
   bool atomic_grad;         // backward: add into grad_xy with atomics instead of pair_grad
   const int64_t* vert_ptr;  // [V+1] gather: start of each vertex's corners in vert_corner
   const int64_t* vert_corner;  // [3F] gather: corners f*3+k of each vertex, ascending
+  const int64_t* pair_span;  // [P,2] saved pairs (CPU): records [first, end) of each entry
+  const T* pairs;            // [Q,PAIR] saved pairs (CPU): records of the forward, see below
 };
 
 constexpr int TRI = 10;  // scalars per face in SoftParams::tri
+
+// A saved pixel-face pair (CPU forward with gradients wanted): everything the backward needs
+// of a face within the cutoff of an uncovered pixel, so the backward neither tests nor
+// measures again. Records of one band entry are contiguous, pixels in row-major order.
+constexpr int PAIR = 9;   // scalars per record:
+constexpr int PAIR_L = 0;   // the pixel's index in its tile (exact in any float type)
+constexpr int PAIR_X = 1;   // x = max(d / sigma, MIN_X)
+constexpr int PAIR_R = 2;   // p / (1 - p), p = exp(-x)
+constexpr int PAIR_G = 3;   // dd/d(vertex coordinates), 6 scalars
 
 // Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
 template <typename T>
@@ -306,12 +317,103 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
-// Forward pass of a whole tile (one index per tile, CPU), after coverage and binning: the same
-// per-pixel results as soft_forward_body, with the loops turned inside out (a face's setup is
-// read once per tile, and only the open pixels of its box are visited); each pixel still sums
-// its faces in ascending order.
+// exp(-x) and 1 - exp(-x), x > 0, each as accurately as its size allows: above x = 1/2 the
+// (much cheaper) exp, below it expm1 (1 - exp(-x) cancels). Shared by log(1 - p) in the
+// forward and the pair weight below, so both see the same two values.
 template <typename T>
-DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
+DIBR_HD void soft_p_terms(T x, T* e, T* om) {
+  if (x > (T)0.5) {
+    *e = m_exp(-x);
+    *om = (T)1 - *e;
+  } else {
+    *om = -m_expm1(-x);
+    *e = (T)1 - *om;
+  }
+}
+
+// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
+// pixel with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S)
+// from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1) per
+// pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
+// underflow (S < -60) the terms are recombined in the exponent instead.
+template <typename T>
+DIBR_HD T soft_pair_ratio(T x) {
+  T e, om;
+  soft_p_terms(x, &e, &om);
+  return e / om;
+}
+
+template <typename T>
+DIBR_HD T soft_pair_weight_r(T x, T r, T s, T exp_s) {
+  if (s < (T)-60) return m_exp((s - log1m_exp_neg(x)) - x);
+  return exp_s * r;
+}
+
+template <typename T>
+DIBR_HD T soft_pair_weight(T x, T s, T exp_s) {
+  if (s < (T)-60) return m_exp((s - log1m_exp_neg(x)) - x);
+  return exp_s * soft_pair_ratio(x);
+}
+
+// Squared distances (tri_dist2) from the TILE pixels (px[q], py) of a tile row to triangle t,
+// operation for operation as tri_dist2 computes them (so the same bits), all columns at once:
+// with GCC's vector extensions on the host (lanes are exact IEEE operations), a plain loop in
+// device code.
+#if !defined(__CUDACC__)
+template <typename T>
+struct RowVec {
+  typedef T type __attribute__((vector_size(TILE * sizeof(T))));
+};
+
+template <typename T, typename V = typename RowVec<T>::type>
+__attribute__((always_inline)) inline void seg_dist2_row(const V& px, T py, T ax, T ay, T bx,
+                                                         T by, V* out) {
+  const T abx = bx - ax, aby = by - ay;
+  const T len2 = abx * abx + aby * aby;
+  const T den = len2 < (T)LEN2_MIN ? (T)LEN2_MIN : len2;
+  const T pay = (py - ay) * aby;
+  V t = ((px - ax) * abx + pay) / den;
+  const V zero = V{} + (T)0, one = V{} + (T)1;
+  t = t < zero ? zero : (t > one ? one : t);
+  const V rx = px - (ax + t * abx);
+  const V ry = py - (ay + t * aby);
+  *out = rx * rx + ry * ry;
+}
+#endif
+
+#if defined(__CUDACC__)
+#define SOFT_ROW_INLINE DIBR_HD
+#else
+#define SOFT_ROW_INLINE __attribute__((always_inline)) inline  // into the AVX2 clone below
+#endif
+
+template <typename T>
+SOFT_ROW_INLINE void tri_dist2_row(const T* px, T py, const T* t, T* dist) {
+#if !defined(__CUDACC__)
+  typedef typename RowVec<T>::type V;
+  V x;
+  memcpy(&x, px, sizeof(V));
+  V s0, s1, s2;
+  seg_dist2_row<T>(x, py, t[0], t[1], t[2], t[3], &s0);
+  seg_dist2_row<T>(x, py, t[2], t[3], t[4], t[5], &s1);
+  seg_dist2_row<T>(x, py, t[4], t[5], t[0], t[1], &s2);
+  const V m = s0 < s1 ? s0 : s1;
+  const V d = m < s2 ? m : s2;
+  memcpy(dist, &d, sizeof(V));
+#else
+  for (int q = 0; q < TILE; ++q) dist[q] = tri_dist2(px[q], py, t);
+#endif
+}
+
+// Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
+// as soft_forward_body, with the loops turned inside out (a face's setup is read once per
+// tile, and only the open pixels of its box are visited); each pixel still sums its faces in
+// ascending order. With Save, each pair within the cutoff also gets a PAIR record in
+// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
+// soft_tile_bound), and entry e's records are pair_span[2e] ... pair_span[2e+1] - 1.
+template <typename T, bool Save>
+SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, int64_t rec0,
+                                            int64_t* pair_span) {
   const int tiles = p.tx * p.ty;
   const int b = (int)(t / tiles), tl = (int)(t % tiles);
   const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
@@ -321,6 +423,7 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
   const PixBox o = p.tile_open[t];
   T px[TILE], s[TILE_PIX];
   bool cov[TILE_PIX];
+  int64_t written = 0;
   for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
   for (int l = 0; l < TILE_PIX; ++l) {
     const int i = l / TILE, j = l % TILE;
@@ -332,16 +435,43 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
     const PixBox c = box_intersect(o, p.box[n]);
     T tri[TRI];
     for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
-    EdgeBound<T> eb;
-    edge_bound(tri, p.cut2, p.iso_scale, &eb);
+    const int64_t first = written;
     for (int i = c.i0; i <= c.i1; ++i) {
       const T py = pixel_y(i, p.two_over_h);
       if (row_beyond_cutoff(py, tri, p.cut2)) continue;
-      for (int j = c.j0; j <= c.j1; ++j) {
-        const int l = (i - oi) * TILE + (j - oj);
-        T log_q;
-        if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q, &eb)) s[l] += log_q;
+      // The whole tile row at once, branch-free so that it vectorizes: which columns count
+      // (in the box, open, d < cut2) and their distances, computed as soft_log_term and
+      // tri_dist2_grad_within compute them (their cheap bounds only ever skip pairs that fail
+      // d < cut2, so they are left out here); then the logs (and, with Save, the gradients)
+      // of the few that count.
+      const bool* crow = cov + (i - oi) * TILE;
+      T dist[TILE];
+      tri_dist2_row(px, py, tri, dist);
+      const int ja = c.j0 - oj, jb = c.j1 - oj;
+      for (int q = ja; q <= jb; ++q) {
+        if (crow[q] || !(dist[q] < p.cut2)) continue;
+        const int l = (i - oi) * TILE + q;
+        T x = dist[q] / p.sigma;
+        x = x < (T)MIN_X ? (T)MIN_X : x;
+        if constexpr (Save) {
+          T* r = const_cast<T*>(p.pairs) + (rec0 + written) * PAIR;
+          T d;
+          tri_dist2_grad_within(px[q], py, tri, p.cut2, &d, r + PAIR_G);
+          T ex, om;
+          soft_p_terms(x, &ex, &om);
+          s[l] += m_log(om);  // log1m_exp_neg(x)
+          r[PAIR_L] = (T)l;
+          r[PAIR_X] = x;
+          r[PAIR_R] = ex / om;  // soft_pair_ratio(x)
+          ++written;
+        } else {
+          s[l] += log1m_exp_neg(x);
+        }
       }
+    }
+    if constexpr (Save) {
+      pair_span[2 * e] = rec0 + first;
+      pair_span[2 * e + 1] = rec0 + written;
     }
   }
   for (int i = 0; i < ni; ++i) {
@@ -362,22 +492,43 @@ DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
   }
 }
 
-// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
-// pixel with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S)
-// from the forward pass, so one exp (or expm1) per pair instead of exp, log and exp. Where
-// exp(S) is near underflow (S < -60) the terms are recombined in the exponent instead.
+// The forward of tiles [t0, t1) (CPU; with Save, tile t's records from rec0[t] on). x86-64
+// hosts with AVX2 run a clone of the same code compiled for AVX2, so a tile row's distances
+// take one 8-lane instruction per operation: the same IEEE operations, hence the same bits.
+#if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__)
+#define SOFT_AVX2_CLONE 1
+template <typename T, bool Save>
+__attribute__((target("avx2"))) void soft_tiles_forward_avx2(int64_t t0, int64_t t1,
+                                                             const SoftParams<T>& p,
+                                                             const int64_t* rec0,
+                                                             int64_t* pair_span) {
+  for (int64_t t = t0; t < t1; ++t)
+    soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
+}
+#endif
+
+template <typename T, bool Save>
+void soft_tiles_forward(int64_t t0, int64_t t1, const SoftParams<T>& p, const int64_t* rec0,
+                        int64_t* pair_span) {
+#if defined(SOFT_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return soft_tiles_forward_avx2<T, Save>(t0, t1, p, rec0, pair_span);
+#endif
+  for (int64_t t = t0; t < t1; ++t)
+    soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
+}
+
+// Room soft_tile_forward_impl<T, true> may need for tile t: open pixels of its entries' boxes.
 template <typename T>
-DIBR_HD T soft_pair_weight(T x, T s, T exp_s) {
-  if (s < (T)-60) return m_exp((s - log1m_exp_neg(x)) - x);
-  T e, om;
-  if (x > (T)0.5) {
-    e = m_exp(-x);
-    om = (T)1 - e;
-  } else {
-    om = -m_expm1(-x);
-    e = (T)1 - om;
+DIBR_HD int64_t soft_tile_bound(int64_t t, const SoftParams<T>& p) {
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const PixBox o = p.tile_open[t];
+  int64_t k = 0;
+  for (int64_t e = p.tile_off[t]; e < p.tile_off[t + 1]; ++e) {
+    const PixBox c = box_intersect(o, p.box[p.entries[e] - base]);
+    if (c.j0 <= c.j1 && c.i0 <= c.i1) k += (int64_t)(c.j1 - c.j0 + 1) * (c.i1 - c.i0 + 1);
   }
-  return exp_s * (e / om);
+  return k;
 }
 
 // Backward (one index per band entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
@@ -425,6 +576,37 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
     }
   } else {
     const int64_t slot = band_slot(p, n, b, ti, tj);
+    for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
+  }
+}
+
+// Backward from the saved pairs (one index per band entry, CPU): the same sums as
+// soft_backward_body, term for term and in the same order, read from the forward's records.
+template <typename T>
+DIBR_HD void soft_saved_backward_body(int64_t e, const SoftParams<T>& p) {
+  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
+  const int64_t n = en.n;
+  const int b = en.b, oi = en.ti * TILE, oj = en.tj * TILE;
+  T acc[6] = {0, 0, 0, 0, 0, 0};
+  for (int64_t q = p.pair_span[2 * e]; q < p.pair_span[2 * e + 1]; ++q) {
+    const T* r = p.pairs + q * PAIR;
+    const int l = (int)r[PAIR_L];
+    const int64_t pix = ((int64_t)b * p.H + oi + l / TILE) * p.W + oj + l % TILE;
+    const T g = p.grad_alpha[pix];
+    if (g == 0) continue;
+    const T w = soft_pair_weight_r(r[PAIR_X], r[PAIR_R], p.s[pix], p.exp_s[pix]);
+    const T coeff = -w / p.sigma * g;
+    for (int k = 0; k < 6; ++k) acc[k] += coeff * r[PAIR_G + k];
+  }
+  if (p.atomic_grad) {
+    const int f = (int)(n % p.F);
+    for (int k = 0; k < 3; ++k) {
+      T* gp = p.grad_xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+      atomic_add(gp, acc[2 * k]);
+      atomic_add(gp + 1, acc[2 * k + 1]);
+    }
+  } else {
+    const int64_t slot = band_slot(p, n, b, en.ti, en.tj);
     for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
   }
 }
