@@ -143,6 +143,19 @@ SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t
   return p;
 }
 
+// The band count and fill passes: in face order within an image (so each bin comes out in
+// ascending face order), the images in parallel on the CPU (their tiles are disjoint).
+template <class Exec, class Body, typename T>
+void launch_band(const SoftParams<T>& p) {
+  if constexpr (Exec::kTilePerIndex) {
+    at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t n = b0 * p.F; n < b1 * p.F; ++n) Body::run(n, p);
+    });
+  } else {
+    Exec::template launch_serial<Body>((int64_t)p.B * p.F, p);
+  }
+}
+
 // The buffer of the saved pairs: the last one again once nothing else holds it (the previous
 // step's backward pass is done), so a fit's steps reuse memory already mapped instead of
 // faulting in tens of megabytes each; a new one otherwise. One kept per scalar type.
@@ -205,7 +218,11 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     // Coverage, then the box of each tile's uncovered pixels.
     at::Tensor covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
     p.covered = covered.data_ptr<bool>();
-    Exec::template launch<SoftCover>(nf, p);
+    if constexpr (Exec::kTilePerIndex) {
+      at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
+    } else {
+      Exec::template launch<SoftCover>(nf, p);
+    }
     at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
     p.tile_open = boxes(tile_open);
     Exec::template launch<SoftOpen>(ntiles, p);
@@ -215,7 +232,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    Exec::template launch_serial<SoftBandCount>(nf, p);
+    launch_band<Exec, SoftBandCount>(p);
     at::Tensor tile_off = at::zeros({ntiles + 1}, lopt);
     tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
     at::Tensor band_off = at::zeros({nf + 1}, lopt);
@@ -227,7 +244,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor entries = at::empty({total}, lopt);
     p.tile_cursor = cursor.data_ptr<int>();
     p.entries_out = entries.data_ptr<int64_t>();
-    Exec::template launch_serial<SoftBandFill>(nf, p);
+    launch_band<Exec, SoftBandFill>(p);
     entries = Exec::finish_bins(entries);
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
     at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());

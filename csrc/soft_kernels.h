@@ -518,6 +518,66 @@ void soft_tiles_forward(int64_t t0, int64_t t1, const SoftParams<T>& p, const in
     soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
 }
 
+// Coverage of faces [n0, n1) (CPU): soft_cover_body, a row of up to TILE pixels at a time with
+// the edge functions as 8-lane vectors (the same operations as point_in_triangle: the same
+// flags); an AVX2 clone where the host has it.
+template <typename T>
+SOFT_ROW_INLINE void soft_cover_row_impl(int64_t n, const SoftParams<T>& p) {
+#if !defined(__CUDACC__)
+  typedef typename RowVec<T>::type V;
+  typedef decltype(V{} < V{}) M;
+  const PixBox c = p.inner[n];
+  if (c.j0 > c.j1) return;
+  const int b = (int)(n / p.F);
+  const T* t = p.tri + n * TRI;
+  const T ux0 = t[2] - t[0], uy0 = t[3] - t[1];
+  const T ux1 = t[4] - t[2], uy1 = t[5] - t[3];
+  const T ux2 = t[0] - t[4], uy2 = t[1] - t[5];
+  const bool area = cross2(t[2] - t[0], t[3] - t[1], t[4] - t[0], t[5] - t[1]) != (T)0;
+  if (!area) return;  // a zero-area triangle has no inside
+  const V zero = V{} + (T)0;
+  for (int j0 = c.j0; j0 <= c.j1; j0 += TILE) {
+    T xs[TILE];
+    for (int q = 0; q < TILE; ++q) xs[q] = pixel_x(j0 + q, p.two_over_w) * p.iso_scale;
+    V px;
+    memcpy(&px, xs, sizeof(V));
+    const V vx0 = px - t[0], vx1 = px - t[2], vx2 = px - t[4];
+    const int nq = c.j1 - j0 + 1 < TILE ? c.j1 - j0 + 1 : TILE;
+    for (int i = c.i0; i <= c.i1; ++i) {
+      const T py = pixel_y(i, p.two_over_h);
+      // cross2(u, v) = ux * vy - uy * vx, v = p - vertex
+      const V e0 = ux0 * (py - t[1]) - uy0 * vx0;
+      const V e1 = ux1 * (py - t[3]) - uy1 * vx1;
+      const V e2 = ux2 * (py - t[5]) - uy2 * vx2;
+      const M in = ((e0 >= zero) & (e1 >= zero) & (e2 >= zero)) |
+                   ((e0 <= zero) & (e1 <= zero) & (e2 <= zero));
+      bool* row = p.covered + ((int64_t)b * p.H + i) * p.W + j0;
+      for (int q = 0; q < nq; ++q)
+        if (in[q]) atomic_set_flag(row + q);
+    }
+  }
+#else
+  soft_cover_body(n, p);
+#endif
+}
+
+#if defined(SOFT_AVX2_CLONE)
+template <typename T>
+__attribute__((target("avx2"))) void soft_covers_avx2(int64_t n0, int64_t n1,
+                                                      const SoftParams<T>& p) {
+  for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
+}
+#endif
+
+template <typename T>
+void soft_covers(int64_t n0, int64_t n1, const SoftParams<T>& p) {
+#if defined(SOFT_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return soft_covers_avx2(n0, n1, p);
+#endif
+  for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
+}
+
 // Room soft_tile_forward_impl<T, true> may need for tile t: open pixels of its entries' boxes.
 template <typename T>
 DIBR_HD int64_t soft_tile_bound(int64_t t, const SoftParams<T>& p) {
