@@ -405,6 +405,79 @@ SOFT_ROW_INLINE void tri_dist2_row(const T* px, T py, const T* t, T* dist) {
 #endif
 }
 
+#if !defined(__CUDACC__)
+// seg_dist2_grad for a row of pixels (lanes of px): the same operations, lane by lane.
+template <typename T, typename V = typename RowVec<T>::type>
+__attribute__((always_inline)) inline void seg_dist2_grad_row(const V& px, T py, T ax, T ay,
+                                                              T bx, T by, V* d, V ga[2],
+                                                              V gb[2]) {
+  const T abx = bx - ax, aby = by - ay;
+  const V apx = px - ax;
+  const T apy = py - ay;
+  const T len2 = abx * abx + aby * aby;
+  const T den = len2 < (T)LEN2_MIN ? (T)LEN2_MIN : len2;
+  const V zero = V{} + (T)0, one = V{} + (T)1;
+  const V t0 = (apx * abx + apy * aby) / den;
+  const V t = t0 < zero ? zero : (t0 > one ? one : t0);
+  const V rx = px - (ax + t * abx), ry = py - (ay + t * aby);
+  const V gqx = -(T)2 * rx, gqy = -(T)2 * ry;
+  V gax = gqx, gay = gqy;
+  V gabx = t * gqx, gaby = t * gqy;
+  const V gt = gqx * abx + gqy * aby;
+  const V gt0 = (t0 >= zero) & (t0 <= one) ? gt : zero;
+  const V gnum = gt0 / den;
+  const V gden = -gt0 * (t0 / den);
+  gax -= gnum * abx;
+  gay -= gnum * aby;
+  gabx += gnum * apx;
+  gaby += gnum * apy;
+  const V glen2 = len2 >= (T)LEN2_MIN ? gden : zero;
+  gabx += (T)2 * abx * glen2;
+  gaby += (T)2 * aby * glen2;
+  ga[0] = gax - gabx;
+  ga[1] = gay - gaby;
+  gb[0] = gabx;
+  gb[1] = gaby;
+  *d = rx * rx + ry * ry;
+}
+
+// tri_dist2_grad_within for a row of pixels: g[k][q] is the gradient of lane q (valid where
+// its distance is below the cutoff), bit for bit what the scalar function gives (an edge that
+// torch.minimum gives no weight contributes exactly +0 there, as the scalar one's zeros do).
+template <typename T>
+SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][TILE]) {
+  typedef typename RowVec<T>::type V;
+  V px;
+  memcpy(&px, pxs, sizeof(V));
+  V s0, s1, s2, g0a[2], g0b[2], g1a[2], g1b[2], g2a[2], g2b[2];
+  seg_dist2_grad_row<T>(px, py, t[0], t[1], t[2], t[3], &s0, g0a, g0b);
+  seg_dist2_grad_row<T>(px, py, t[2], t[3], t[4], t[5], &s1, g1a, g1b);
+  seg_dist2_grad_row<T>(px, py, t[4], t[5], t[0], t[1], &s2, g2a, g2b);
+  const V zero = V{} + (T)0, one = V{} + (T)1, half = V{} + (T)0.5;
+  const V m = s0 < s1 ? s0 : s1;
+  V w0 = s0 < s1 ? one : (s0 == s1 ? half : zero);
+  V w1 = s1 < s0 ? one : (s0 == s1 ? half : zero);
+  const V w01 = m < s2 ? one : (m == s2 ? half : zero);
+  const V w2 = s2 < m ? one : (m == s2 ? half : zero);
+  w0 *= w01;
+  w1 *= w01;
+  for (int c = 0; c < 2; ++c) {
+    g0a[c] = w0 != zero ? g0a[c] : zero;
+    g0b[c] = w0 != zero ? g0b[c] : zero;
+    g1a[c] = w1 != zero ? g1a[c] : zero;
+    g1b[c] = w1 != zero ? g1b[c] : zero;
+    g2a[c] = w2 != zero ? g2a[c] : zero;
+    g2b[c] = w2 != zero ? g2b[c] : zero;
+    const V r0 = w0 * g0a[c] + w2 * g2b[c];
+    const V r1 = w0 * g0b[c] + w1 * g1a[c];
+    const V r2 = w1 * g1b[c] + w2 * g2a[c];
+    memcpy(g[c], &r0, sizeof(V));
+    memcpy(g[2 + c], &r1, sizeof(V));
+    memcpy(g[4 + c], &r2, sizeof(V));
+  }
+}
+#endif
+
 // Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
 // as soft_forward_body, with the loops turned inside out (a face's setup is read once per
 // tile, and only the open pixels of its box are visited); each pixel still sums its faces in
@@ -448,6 +521,10 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
       T dist[TILE];
       tri_dist2_row(px, py, tri, dist);
       const int ja = c.j0 - oj, jb = c.j1 - oj;
+#if !defined(__CUDACC__)
+      T grow[6][TILE];
+      bool have_grad = false;
+#endif
       for (int q = ja; q <= jb; ++q) {
         if (crow[q] || !(dist[q] < p.cut2)) continue;
         const int l = (i - oi) * TILE + q;
@@ -455,8 +532,16 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
         x = x < (T)MIN_X ? (T)MIN_X : x;
         if constexpr (Save) {
           T* r = const_cast<T*>(p.pairs) + (rec0 + written) * PAIR;
+#if !defined(__CUDACC__)
+          if (!have_grad) {  // the row's gradients, once it has a pair
+            tri_dist2_grad_row(px, py, tri, grow);
+            have_grad = true;
+          }
+          for (int k = 0; k < 6; ++k) r[PAIR_G + k] = grow[k][q];
+#else
           T d;
           tri_dist2_grad_within(px[q], py, tri, p.cut2, &d, r + PAIR_G);
+#endif
           T ex, om;
           soft_p_terms(x, &ex, &om);
           s[l] += m_log(om);  // log1m_exp_neg(x)
