@@ -1,11 +1,13 @@
 // CPU driver: runs the shared kernel bodies with at::parallel_for.
 //
 // Determinism: every CPU result is independent of the number of threads and their schedule.
-// Binning runs serially (bins come out in ascending face order); visibility gives each tile's
-// pixels to one thread; the soft forward pass is a per-pixel gather; the backward pass writes
-// one slot per (tile, face) pair and reduces the slots per vertex in a fixed order. The
-// fragment ops' backward passes sum each face's pixels in ascending order, then each vertex's
-// corners in ascending order (serial counting sorts group them).
+// Binning runs in face order within each image (images in parallel), so bins come out in
+// ascending face order; visibility gives each tile's pixels to one thread; the soft forward
+// pass is a per-pixel sum in face order, its backward pass writes one slot per (tile, face)
+// pair (from the forward's saved pixel-face pairs where it saved them) and reduces the slots
+// per vertex in a fixed order. The fragment ops' backward passes sum each face's pixels in
+// ascending order, then each vertex's corners in ascending order (serial counting sorts group
+// them).
 #include <ATen/Parallel.h>
 
 #include <optional>

@@ -55,6 +55,20 @@ struct Bins {
 
 inline PixBox* boxes(const at::Tensor& box) { return reinterpret_cast<PixBox*>(box.data_ptr<int>()); }
 
+// A binning pass over every face: in face order within an image (so each bin comes out in
+// ascending face order), the images in parallel on the CPU (their tiles are disjoint); the GPU
+// sorts the bins afterwards.
+template <class Exec, class Body, class P>
+void launch_per_image(int64_t nimages, int64_t per_image, const P& p) {
+  if constexpr (Exec::kTilePerIndex) {
+    at::parallel_for(0, nimages, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t n = b0 * per_image; n < b1 * per_image; ++n) Body::run(n, p);
+    });
+  } else {
+    Exec::template launch_serial<Body>(nimages * per_image, p);
+  }
+}
+
 // Faces -> tiles of their (already computed) pixel boxes.
 template <class Exec>
 Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
@@ -62,7 +76,7 @@ Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
   auto iopt = box.options().dtype(at::kInt);
   at::Tensor count = at::zeros({ntiles}, iopt);
   BinParams bp{boxes(box), nf, F, tx, ty, count.data_ptr<int>(), nullptr, nullptr};
-  Exec::template launch_serial<BinCount>(nf, bp);
+  launch_per_image<Exec, BinCount>(B, F, bp);
   at::Tensor tile_off = at::zeros({ntiles + 1}, box.options().dtype(at::kLong));
   tile_off.slice(0, 1).copy_(count.cumsum(0));
   const int64_t total = tile_off[ntiles].item<int64_t>();
@@ -72,7 +86,7 @@ Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
   at::Tensor entries = at::empty({total}, box.options().dtype(at::kLong));
   bp.tile_cursor = cursor.data_ptr<int>();
   bp.entries = entries.data_ptr<int64_t>();
-  Exec::template launch_serial<BinFill>(nf, bp);
+  launch_per_image<Exec, BinFill>(B, F, bp);
   return Bins{Exec::finish_bins(entries), tile_off};
 }
 
@@ -141,19 +155,6 @@ SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t
   p.cut2 = (T)cut2;
   p.grow_px = std::sqrt(cut2) * (double)h / 2.0;
   return p;
-}
-
-// The band count and fill passes: in face order within an image (so each bin comes out in
-// ascending face order), the images in parallel on the CPU (their tiles are disjoint).
-template <class Exec, class Body, typename T>
-void launch_band(const SoftParams<T>& p) {
-  if constexpr (Exec::kTilePerIndex) {
-    at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t n = b0 * p.F; n < b1 * p.F; ++n) Body::run(n, p);
-    });
-  } else {
-    Exec::template launch_serial<Body>((int64_t)p.B * p.F, p);
-  }
 }
 
 // The buffer of the saved pairs: the last one again once nothing else holds it (the previous
@@ -232,7 +233,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    launch_band<Exec, SoftBandCount>(p);
+    launch_per_image<Exec, SoftBandCount>(p.B, p.F, p);
     at::Tensor tile_off = at::zeros({ntiles + 1}, lopt);
     tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
     at::Tensor band_off = at::zeros({nf + 1}, lopt);
@@ -244,7 +245,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor entries = at::empty({total}, lopt);
     p.tile_cursor = cursor.data_ptr<int>();
     p.entries_out = entries.data_ptr<int64_t>();
-    launch_band<Exec, SoftBandFill>(p);
+    launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
     entries = Exec::finish_bins(entries);
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
     at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
