@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "group_ops.h"
+#include "soft_cpu.h"
 #include "soft_kernels.h"
 
 namespace dibr {
