@@ -160,15 +160,21 @@ SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t
 
 // The buffer of the saved pairs: the last one again once nothing else holds it (the previous
 // step's backward pass is done), so a fit's steps reuse memory already mapped instead of
-// faulting in tens of megabytes each; a new one otherwise. One kept per scalar type.
+// faulting in tens of megabytes each; a new one otherwise. One kept per scalar type, and only
+// up to kKeepPairBytes (a larger one is freed with the step's graph).
+constexpr int64_t kKeepPairBytes = int64_t(128) << 20;
+
 inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
   static std::mutex mu;
   static at::Tensor* kept = new at::Tensor[2];  // never destroyed: no teardown-order issues
+  const int64_t row_bytes = PAIR * (int64_t)at::elementSize(at::typeMetaToScalarType(opt.dtype()));
+  const int64_t want = rows + rows / 4;
+  if (want * row_bytes > kKeepPairBytes) return at::empty({rows, PAIR}, opt);
   std::lock_guard<std::mutex> lock(mu);
   at::Tensor& k = kept[opt.dtype() == at::kDouble ? 1 : 0];
   if (k.defined() && k.storage().use_count() == 1 && k.size(0) >= rows)
     return k.narrow(0, 0, rows);
-  k = at::empty({rows + rows / 4, PAIR}, opt);
+  k = at::empty({want, PAIR}, opt);
   return k.narrow(0, 0, rows);
 }
 
@@ -176,7 +182,12 @@ inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
 // each tile writes its records into its own stretch of one buffer, as long as the tile's
 // bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
 // (the rest of each stretch is left unwritten). Returns {pair_span [P,2] int64, pairs
-// [Q,PAIR]}.
+// [Q,PAIR]}, or nothing (and no forward run) where the buffer would exceed kMaxPairBytes: the
+// pairs grow with the square of the cutoff radius in pixels (a fixed sigma at a higher
+// resolution), and the kept buffer would hold that memory; the caller then runs the plain
+// forward, whose backward measures the pairs again.
+constexpr int64_t kMaxPairBytes = int64_t(512) << 20;
+
 template <class Exec, typename T>
 std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles,
                                                 int64_t nentries, const at::TensorOptions& opt) {
@@ -184,6 +195,7 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   int64_t* bo = base.data_ptr<int64_t>();
   bo[0] = 0;
   for (int64_t t = 0; t < ntiles; ++t) bo[t + 1] = bo[t] + soft_tile_bound(t, p);
+  if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes) return {};
   at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
   p.pairs = pairs.data_ptr<T>();
@@ -258,8 +270,9 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.alpha = alpha.data_ptr<scalar_t>();
     out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
     if constexpr (Exec::kTilePerIndex) {
-      if (save_pairs) {
-        std::vector<at::Tensor> pairs = soft_forward_save_pairs<Exec>(p, ntiles, total, xy.options());
+      std::vector<at::Tensor> pairs;
+      if (save_pairs) pairs = soft_forward_save_pairs<Exec>(p, ntiles, total, xy.options());
+      if (!pairs.empty()) {
         out.insert(out.end(), pairs.begin(), pairs.end());
       } else {
         at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
