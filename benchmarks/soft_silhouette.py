@@ -6,7 +6,9 @@ The older kernels are built from ``git show REV:csrc/...`` (default: the last re
 the band silhouette) into the extension cache, once per revision. For 64^2 / 1,280 faces,
 128^2 / 5,120 faces and 256^2 / 20,480 faces (icospheres, 6 orbit views each) it prints the
 median over ``--runs`` interleaved runs of the native CPU soft-silhouette forward kernel and
-forward + backward kernels (called directly, same inputs for both), old vs new, their ratio,
+forward + backward kernels (called directly, same inputs for both; the forward of fwd+bwd is the
+one a differentiated call runs, which saves its pixel-face pairs where the revision has it),
+old vs new, their ratio,
 the fwd+bwd / fwd ratio of each, and whether both give the same alpha and gradient bits.
 Wall-clock medians by default: on a loaded machine compare the two columns of one run, not
 runs; ``--cpu-time`` times the process's CPU time instead (all threads summed), which other
@@ -92,7 +94,10 @@ def bench_config(mods, res: int, sub: int, sigma: float, cut2: float, runs: int)
         return m.soft_forward_cpu(xy, valid, faces, res, res, sigma, cut2)
 
     def fwd_bwd(m):
-        saved = fwd(m)
+        # What a differentiated call runs: the forward that saves its pixel-face pairs, where
+        # the module has one.
+        fwd_pairs = getattr(m, "soft_forward_pairs_cpu", m.soft_forward_cpu)
+        saved = fwd_pairs(xy, valid, faces, res, res, sigma, cut2)
         g = m.soft_backward_cpu(grad, xy, faces, saved, res, res, sigma, cut2, True)
         return saved[0], g
 
@@ -113,6 +118,8 @@ def main() -> None:
     ap.add_argument("--old-ref", default=OLD_REF)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sigma", type=float, default=1 / 7000,
+                    help="softness (the fit's default is 3/7000)")
     ap.add_argument("--cpu-time", action="store_true", help="time CPU time, not wall time")
     args = ap.parse_args()
     global CLOCK
@@ -120,11 +127,12 @@ def main() -> None:
         CLOCK = time.process_time
     torch.set_num_threads(args.threads)
     mods = {"old": old_module(args.old_ref), "new": _build.load_variant("cpu")}
-    sigma = 1 / 7000
+    sigma = args.sigma
     cut2 = torch_ref.cutoff2(sigma)
     clock = "CPU" if args.cpu_time else "wall"
-    print(f"old = {args.old_ref}, new = this checkout; {args.threads} threads, "
-          f"median of {args.runs} interleaved runs, {clock} ms")
+    load = os.getloadavg()
+    print(f"old = {args.old_ref}, new = this checkout; {args.threads} threads, sigma {sigma:.3g}, "
+          f"median of {args.runs} interleaved runs, {clock} ms; load {load[0]:.2f}")
     print(f"{'config':>16} {'fwd old':>8} {'fwd new':>8} {'x':>5} {'f+b old':>8} {'f+b new':>8}"
           f" {'x':>5} {'f+b/f old':>9} {'f+b/f new':>9} {'same':>5}")
     for res, sub in CONFIGS:

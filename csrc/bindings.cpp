@@ -11,6 +11,9 @@ namespace dibr {
 at::Tensor vis_forward_cpu(const at::Tensor&, const at::Tensor&, int64_t, int64_t);
 std::vector<at::Tensor> soft_forward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                          int64_t, int64_t, double, double);
+std::vector<at::Tensor> soft_forward_pairs_cpu(const at::Tensor&, const at::Tensor&,
+                                               const at::Tensor&, int64_t, int64_t, double,
+                                               double);
 at::Tensor soft_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                              const std::vector<at::Tensor>&, int64_t, int64_t, double, double,
                              bool);
@@ -105,6 +108,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "render_core native kernels: visibility, fragments, interpolation, soft silhouette";
   m.def("vis_forward_cpu", &dibr::vis_forward_cpu, "face_idx [B,H,W] of clip [B,V,4]", nogil);
   m.def("soft_forward_cpu", &dibr::soft_forward_cpu, "alpha and saved state", nogil);
+  m.def("soft_forward_pairs_cpu", &dibr::soft_forward_pairs_cpu,
+        "alpha and saved state with the pixel-face pairs", nogil);
   m.def("soft_backward_cpu", &dibr::soft_backward_cpu, "grad_xy [B,V,2]", nogil);
   m.def("bary_forward_cpu", &dibr::bary_forward_cpu, "bary, depth of each pixel's face", nogil);
   m.def("bary_backward_cpu", &dibr::bary_backward_cpu, "grad_clip [B,V,4]", nogil);

@@ -1,11 +1,13 @@
 // CPU driver: runs the shared kernel bodies with at::parallel_for.
 //
 // Determinism: every CPU result is independent of the number of threads and their schedule.
-// Binning runs serially (bins come out in ascending face order); visibility gives each tile's
-// pixels to one thread; the soft forward pass is a per-pixel gather; the backward pass writes
-// one slot per (tile, face) pair and reduces the slots per vertex in a fixed order. The
-// fragment ops' backward passes sum each face's pixels in ascending order, then each vertex's
-// corners in ascending order (serial counting sorts group them).
+// Binning runs in face order within each image (images in parallel), so bins come out in
+// ascending face order; visibility gives each tile's pixels to one thread; the soft forward
+// pass is a per-pixel sum in face order, its backward pass writes one slot per (tile, face)
+// pair (from the forward's saved pixel-face pairs where it saved them) and reduces the slots
+// per vertex in a fixed order. The fragment ops' backward passes sum each face's pixels in
+// ascending order, then each vertex's corners in ascending order (serial counting sorts group
+// them).
 #include <ATen/Parallel.h>
 
 #include <optional>
@@ -58,7 +60,16 @@ std::vector<at::Tensor> soft_forward_cpu(const at::Tensor& xy, const at::Tensor&
                                          const at::Tensor& faces, int64_t h, int64_t w,
                                          double sigma, double cut2) {
   TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
-  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2);
+  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, false);
+}
+
+// The same, also saving the pixel-face pairs within the cutoff, for a backward pass that then
+// reads them instead of measuring every pair again (the forward of a fit step).
+std::vector<at::Tensor> soft_forward_pairs_cpu(const at::Tensor& xy, const at::Tensor& valid,
+                                               const at::Tensor& faces, int64_t h, int64_t w,
+                                               double sigma, double cut2) {
+  TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
+  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, true);
 }
 
 at::Tensor soft_backward_cpu(const at::Tensor& grad_alpha, const at::Tensor& xy,

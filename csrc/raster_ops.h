@@ -11,12 +11,18 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "group_ops.h"
+#include "soft_cpu.h"
 #include "soft_kernels.h"
 
 namespace dibr {
@@ -38,8 +44,8 @@ DIBR_BODY(SoftBandCount, soft_band_count_body)
 DIBR_BODY(SoftBandFill, soft_band_fill_body)
 DIBR_BODY(SoftOpen, soft_open_body)
 DIBR_BODY(SoftForward, soft_forward_body)
-DIBR_BODY(SoftTileForward, soft_tile_forward_body)
 DIBR_BODY(SoftBackward, soft_backward_body)
+DIBR_BODY(SoftSavedBackward, soft_saved_backward_body)
 DIBR_BODY(SoftGather, soft_gather_body)
 #undef DIBR_BODY
 
@@ -50,6 +56,20 @@ struct Bins {
 
 inline PixBox* boxes(const at::Tensor& box) { return reinterpret_cast<PixBox*>(box.data_ptr<int>()); }
 
+// A binning pass over every face: in face order within an image (so each bin comes out in
+// ascending face order), the images in parallel on the CPU (their tiles are disjoint); the GPU
+// sorts the bins afterwards.
+template <class Exec, class Body, class P>
+void launch_per_image(int64_t nimages, int64_t per_image, const P& p) {
+  if constexpr (Exec::kTilePerIndex) {
+    at::parallel_for(0, nimages, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t n = b0 * per_image; n < b1 * per_image; ++n) Body::run(n, p);
+    });
+  } else {
+    Exec::template launch_serial<Body>(nimages * per_image, p);
+  }
+}
+
 // Faces -> tiles of their (already computed) pixel boxes.
 template <class Exec>
 Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
@@ -57,7 +77,7 @@ Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
   auto iopt = box.options().dtype(at::kInt);
   at::Tensor count = at::zeros({ntiles}, iopt);
   BinParams bp{boxes(box), nf, F, tx, ty, count.data_ptr<int>(), nullptr, nullptr};
-  Exec::template launch_serial<BinCount>(nf, bp);
+  launch_per_image<Exec, BinCount>(B, F, bp);
   at::Tensor tile_off = at::zeros({ntiles + 1}, box.options().dtype(at::kLong));
   tile_off.slice(0, 1).copy_(count.cumsum(0));
   const int64_t total = tile_off[ntiles].item<int64_t>();
@@ -67,7 +87,7 @@ Bins make_bins(const at::Tensor& box, int B, int F, int tx, int ty) {
   at::Tensor entries = at::empty({total}, box.options().dtype(at::kLong));
   bp.tile_cursor = cursor.data_ptr<int>();
   bp.entries = entries.data_ptr<int64_t>();
-  Exec::template launch_serial<BinFill>(nf, bp);
+  launch_per_image<Exec, BinFill>(B, F, bp);
   return Bins{Exec::finish_bins(entries), tile_off};
 }
 
@@ -114,9 +134,11 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   return face_idx;
 }
 
-// Saved state of a soft-silhouette forward pass, reused by its backward pass.
+// Saved state of a soft-silhouette forward pass, reused by its backward pass; a CPU forward
+// asked to save its pairs appends kPairSpan and kPairs.
 enum SoftSaved {
-  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kBandOff, kTileOpen, kExpS, kNumSaved
+  kAlpha, kS, kCovered, kTri, kBox, kEntries, kTileOff, kBandOff, kTileOpen, kExpS, kNumSaved,
+  kPairSpan = kNumSaved, kPairs, kNumSavedPairs
 };
 
 template <typename T>
@@ -136,11 +158,59 @@ SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t
   return p;
 }
 
+// The buffer of the saved pairs: the last one again once nothing else holds it (the previous
+// step's backward pass is done), so a fit's steps reuse memory already mapped instead of
+// faulting in tens of megabytes each; a new one otherwise. One kept per scalar type, and only
+// up to kKeepPairBytes (a larger one is freed with the step's graph).
+constexpr int64_t kKeepPairBytes = int64_t(128) << 20;
+
+inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
+  static std::mutex mu;
+  static at::Tensor* kept = new at::Tensor[2];  // never destroyed: no teardown-order issues
+  const int64_t row_bytes = PAIR * (int64_t)at::elementSize(at::typeMetaToScalarType(opt.dtype()));
+  const int64_t want = rows + rows / 4;
+  if (want * row_bytes > kKeepPairBytes) return at::empty({rows, PAIR}, opt);
+  std::lock_guard<std::mutex> lock(mu);
+  at::Tensor& k = kept[opt.dtype() == at::kDouble ? 1 : 0];
+  if (k.defined() && k.storage().use_count() == 1 && k.size(0) >= rows)
+    return k.narrow(0, 0, rows);
+  k = at::empty({want, PAIR}, opt);
+  return k.narrow(0, 0, rows);
+}
+
+// The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
+// each tile writes its records into its own stretch of one buffer, as long as the tile's
+// bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
+// (the rest of each stretch is left unwritten). Returns {pair_span [P,2] int64, pairs
+// [Q,PAIR]}, or nothing (and no forward run) where the buffer would exceed kMaxPairBytes: the
+// pairs grow with the square of the cutoff radius in pixels (a fixed sigma at a higher
+// resolution), and the kept buffer would hold that memory; the caller then runs the plain
+// forward, whose backward measures the pairs again.
+constexpr int64_t kMaxPairBytes = int64_t(512) << 20;
+
+template <class Exec, typename T>
+std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles,
+                                                int64_t nentries, const at::TensorOptions& opt) {
+  at::Tensor base = at::empty({ntiles + 1}, opt.dtype(at::kLong));
+  int64_t* bo = base.data_ptr<int64_t>();
+  bo[0] = 0;
+  for (int64_t t = 0; t < ntiles; ++t) bo[t + 1] = bo[t] + soft_tile_bound(t, p);
+  if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes) return {};
+  at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
+  at::Tensor pairs = pair_buffer(bo[ntiles], opt);
+  p.pairs = pairs.data_ptr<T>();
+  int64_t* sp = span.data_ptr<int64_t>();
+  at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
+    soft_tiles_forward<T, true>(tb, te, p, bo, sp);
+  });
+  return {span, pairs};
+}
+
 // alpha [B,H,W] and the state its backward needs (indexed by SoftSaved).
 template <class Exec>
 std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& valid_in,
                                      const at::Tensor& faces_in, int64_t h, int64_t w,
-                                     double sigma, double cut2) {
+                                     double sigma, double cut2, bool save_pairs = false) {
   TORCH_CHECK(xy_in.dim() == 3 && xy_in.size(2) == 2, "xy must be [B,V,2]");
   TORCH_CHECK(xy_in.scalar_type() == at::kFloat || xy_in.scalar_type() == at::kDouble,
               "xy must be float32 or float64");
@@ -162,7 +232,11 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     // Coverage, then the box of each tile's uncovered pixels.
     at::Tensor covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
     p.covered = covered.data_ptr<bool>();
-    Exec::template launch<SoftCover>(nf, p);
+    if constexpr (Exec::kTilePerIndex) {
+      at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
+    } else {
+      Exec::template launch<SoftCover>(nf, p);
+    }
     at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
     p.tile_open = boxes(tile_open);
     Exec::template launch<SoftOpen>(ntiles, p);
@@ -172,7 +246,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    Exec::template launch_serial<SoftBandCount>(nf, p);
+    launch_per_image<Exec, SoftBandCount>(p.B, p.F, p);
     at::Tensor tile_off = at::zeros({ntiles + 1}, lopt);
     tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
     at::Tensor band_off = at::zeros({nf + 1}, lopt);
@@ -184,7 +258,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor entries = at::empty({total}, lopt);
     p.tile_cursor = cursor.data_ptr<int>();
     p.entries_out = entries.data_ptr<int64_t>();
-    Exec::template launch_serial<SoftBandFill>(nf, p);
+    launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
     entries = Exec::finish_bins(entries);
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
     at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
@@ -194,12 +268,20 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.s = s.data_ptr<scalar_t>();
     p.exp_s = exp_s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
+    out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
     if constexpr (Exec::kTilePerIndex) {
-      Exec::template launch<SoftTileForward>(ntiles, p);
+      std::vector<at::Tensor> pairs;
+      if (save_pairs) pairs = soft_forward_save_pairs<Exec>(p, ntiles, total, xy.options());
+      if (!pairs.empty()) {
+        out.insert(out.end(), pairs.begin(), pairs.end());
+      } else {
+        at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
+          soft_tiles_forward<scalar_t, false>(tb, te, p, nullptr, nullptr);
+        });
+      }
     } else {
       Exec::template launch<SoftForward>(ntiles * TILE_PIX, p);
     }
-    out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
   });
   return out;
 }
@@ -210,7 +292,9 @@ template <class Exec>
 at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_in,
                          const at::Tensor& faces_in, const std::vector<at::Tensor>& saved,
                          int64_t h, int64_t w, double sigma, double cut2, bool deterministic) {
-  TORCH_CHECK((int)saved.size() == kNumSaved, "soft_backward: bad saved state");
+  TORCH_CHECK((int)saved.size() == kNumSaved || (int)saved.size() == kNumSavedPairs,
+              "soft_backward: bad saved state");
+  const bool from_pairs = (int)saved.size() == kNumSavedPairs;
   const at::Tensor xy = xy_in.contiguous();
   const at::Tensor faces = faces_in.to(at::kLong).contiguous();
   const at::Tensor grad_alpha = grad_alpha_in.to(xy.scalar_type()).contiguous();
@@ -235,7 +319,13 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
       pair_grad = at::empty({entries.size(0), 6}, xy.options());  // every slot written
       p.pair_grad = pair_grad.data_ptr<scalar_t>();
     }
-    Exec::template launch<SoftBackward>(entries.size(0), p);
+    if (from_pairs) {
+      p.pair_span = saved[kPairSpan].data_ptr<int64_t>();
+      p.pairs = saved[kPairs].data_ptr<scalar_t>();
+      Exec::template launch<SoftSavedBackward>(entries.size(0), p);
+    } else {
+      Exec::template launch<SoftBackward>(entries.size(0), p);
+    }
     if (!p.atomic_grad) {
       // Corners of each vertex in ascending order (a counting sort of the flattened faces).
       Groups corners = group_by<Exec>(faces, p.V, faces.numel() > 0 ? faces.numel() : 1, 0);

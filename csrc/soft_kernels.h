@@ -8,7 +8,9 @@
 // tile's open box (so fully covered tiles, most of a mesh's interior, have empty bins); the
 // forward product and the backward pass over the band bins only. The per-pixel sums run over
 // the same faces in the same (ascending) order as a walk over every face's grown box would, so
-// the result is the same to the last bit.
+// the result is the same to the last bit. The CPU's whole-tile forward (which can also save
+// each pixel-face pair for soft_saved_backward_body) and its vectorized coverage pass are in
+// soft_cpu.h.
 #pragma once
 
 #include "dibr_kernels.h"
@@ -53,9 +55,20 @@ struct SoftParams {
   bool atomic_grad;         // backward: add into grad_xy with atomics instead of pair_grad
   const int64_t* vert_ptr;  // [V+1] gather: start of each vertex's corners in vert_corner
   const int64_t* vert_corner;  // [3F] gather: corners f*3+k of each vertex, ascending
+  const int64_t* pair_span;  // [P,2] saved pairs (CPU): records [first, end) of each entry
+  const T* pairs;            // [Q,PAIR] saved pairs (CPU): records of the forward, see below
 };
 
 constexpr int TRI = 10;  // scalars per face in SoftParams::tri
+
+// A saved pixel-face pair (CPU forward with gradients wanted): everything the backward needs
+// of a face within the cutoff of an uncovered pixel, so the backward neither tests nor
+// measures again. Records of one band entry are contiguous, pixels in row-major order.
+constexpr int PAIR = 9;   // scalars per record:
+constexpr int PAIR_L = 0;   // the pixel's index in its tile (exact in any float type)
+constexpr int PAIR_X = 1;   // x = max(d / sigma, MIN_X)
+constexpr int PAIR_R = 2;   // p / (1 - p), p = exp(-x)
+constexpr int PAIR_G = 3;   // dd/d(vertex coordinates), 6 scalars
 
 // Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
 template <typename T>
@@ -306,78 +319,42 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
-// Forward pass of a whole tile (one index per tile, CPU), after coverage and binning: the same
-// per-pixel results as soft_forward_body, with the loops turned inside out (a face's setup is
-// read once per tile, and only the open pixels of its box are visited); each pixel still sums
-// its faces in ascending order.
+// exp(-x) and 1 - exp(-x), x > 0, each as accurately as its size allows: above x = 1/2 the
+// (much cheaper) exp, below it expm1 (1 - exp(-x) cancels). Shared by log(1 - p) in the
+// forward and the pair weight below, so both see the same two values.
 template <typename T>
-DIBR_HD void soft_tile_forward_body(int64_t t, const SoftParams<T>& p) {
-  const int tiles = p.tx * p.ty;
-  const int b = (int)(t / tiles), tl = (int)(t % tiles);
-  const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
-  const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
-  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
-  const int64_t e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
-  const PixBox o = p.tile_open[t];
-  T px[TILE], s[TILE_PIX];
-  bool cov[TILE_PIX];
-  for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
-  for (int l = 0; l < TILE_PIX; ++l) {
-    const int i = l / TILE, j = l % TILE;
-    cov[l] = i >= ni || j >= nj || p.covered[((int64_t)b * p.H + oi + i) * p.W + oj + j];
-    s[l] = 0;
-  }
-  for (int64_t e = e0; e < e1; ++e) {
-    const int64_t n = p.entries[e] - base;
-    const PixBox c = box_intersect(o, p.box[n]);
-    T tri[TRI];
-    for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
-    EdgeBound<T> eb;
-    edge_bound(tri, p.cut2, p.iso_scale, &eb);
-    for (int i = c.i0; i <= c.i1; ++i) {
-      const T py = pixel_y(i, p.two_over_h);
-      if (row_beyond_cutoff(py, tri, p.cut2)) continue;
-      for (int j = c.j0; j <= c.j1; ++j) {
-        const int l = (i - oi) * TILE + (j - oj);
-        T log_q;
-        if (!cov[l] && soft_log_term(px[j - oj], py, tri, p, &log_q, &eb)) s[l] += log_q;
-      }
-    }
-  }
-  for (int i = 0; i < ni; ++i) {
-    const int64_t row = ((int64_t)b * p.H + oi + i) * p.W + oj;
-    for (int j = 0; j < nj; ++j) {
-      const int l = i * TILE + j;
-      if (cov[l]) {
-        p.s[row + j] = 0;
-        p.exp_s[row + j] = 1;
-        p.alpha[row + j] = 1;
-      } else {
-        const T a = s[l] == 0 ? -s[l] : -m_expm1(s[l]);  // expm1(0) is 0: most of the image
-        p.s[row + j] = s[l];
-        p.exp_s[row + j] = s[l] == 0 ? (T)1 : m_exp(s[l]);
-        p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
-      }
-    }
+DIBR_HD void soft_p_terms(T x, T* e, T* om) {
+  if (x > (T)0.5) {
+    *e = m_exp(-x);
+    *om = (T)1 - *e;
+  } else {
+    *om = -m_expm1(-x);
+    *e = (T)1 - *om;
   }
 }
 
 // exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
 // pixel with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S)
-// from the forward pass, so one exp (or expm1) per pair instead of exp, log and exp. Where
-// exp(S) is near underflow (S < -60) the terms are recombined in the exponent instead.
+// from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1) per
+// pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
+// underflow (S < -60) the terms are recombined in the exponent instead.
+template <typename T>
+DIBR_HD T soft_pair_ratio(T x) {
+  T e, om;
+  soft_p_terms(x, &e, &om);
+  return e / om;
+}
+
+template <typename T>
+DIBR_HD T soft_pair_weight_r(T x, T r, T s, T exp_s) {
+  if (s < (T)-60) return m_exp((s - log1m_exp_neg(x)) - x);
+  return exp_s * r;
+}
+
 template <typename T>
 DIBR_HD T soft_pair_weight(T x, T s, T exp_s) {
   if (s < (T)-60) return m_exp((s - log1m_exp_neg(x)) - x);
-  T e, om;
-  if (x > (T)0.5) {
-    e = m_exp(-x);
-    om = (T)1 - e;
-  } else {
-    om = -m_expm1(-x);
-    e = (T)1 - om;
-  }
-  return exp_s * (e / om);
+  return exp_s * soft_pair_ratio(x);
 }
 
 // Backward (one index per band entry): dA/dd_k = -exp(S - L_k - x_k) / sigma for the
@@ -425,6 +402,37 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
     }
   } else {
     const int64_t slot = band_slot(p, n, b, ti, tj);
+    for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
+  }
+}
+
+// Backward from the saved pairs (one index per band entry, CPU): the same sums as
+// soft_backward_body, term for term and in the same order, read from the forward's records.
+template <typename T>
+DIBR_HD void soft_saved_backward_body(int64_t e, const SoftParams<T>& p) {
+  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
+  const int64_t n = en.n;
+  const int b = en.b, oi = en.ti * TILE, oj = en.tj * TILE;
+  T acc[6] = {0, 0, 0, 0, 0, 0};
+  for (int64_t q = p.pair_span[2 * e]; q < p.pair_span[2 * e + 1]; ++q) {
+    const T* r = p.pairs + q * PAIR;
+    const int l = (int)r[PAIR_L];
+    const int64_t pix = ((int64_t)b * p.H + oi + l / TILE) * p.W + oj + l % TILE;
+    const T g = p.grad_alpha[pix];
+    if (g == 0) continue;
+    const T w = soft_pair_weight_r(r[PAIR_X], r[PAIR_R], p.s[pix], p.exp_s[pix]);
+    const T coeff = -w / p.sigma * g;
+    for (int k = 0; k < 6; ++k) acc[k] += coeff * r[PAIR_G + k];
+  }
+  if (p.atomic_grad) {
+    const int f = (int)(n % p.F);
+    for (int k = 0; k < 3; ++k) {
+      T* gp = p.grad_xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+      atomic_add(gp, acc[2 * k]);
+      atomic_add(gp + 1, acc[2 * k + 1]);
+    }
+  } else {
+    const int64_t slot = band_slot(p, n, b, en.ti, en.tj);
     for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
   }
 }

@@ -42,6 +42,7 @@ _HEADERS = [
     "dibr_math.h",
     "dibr_kernels.h",
     "soft_kernels.h",
+    "soft_cpu.h",
     "raster_ops.h",
     "group_ops.h",
     "frag_kernels.h",

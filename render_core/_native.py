@@ -74,7 +74,9 @@ class _NativeSoftSilhouette(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xy, valid, faces, h, w, sigma, eps, name):  # type: ignore[override]
         cut2 = cutoff2(sigma, eps)
-        saved = _kernel(name, "soft_forward")(xy.detach(), valid, faces, h, w, sigma, cut2)
+        # With a gradient to come, the CPU forward saves its pixel-face pairs for the backward.
+        op = "soft_forward_pairs" if name == "cpu" and ctx.needs_input_grad[0] else "soft_forward"
+        saved = _kernel(name, op)(xy.detach(), valid, faces, h, w, sigma, cut2)
         ctx.name, ctx.dims = name, (h, w, sigma, cut2)
         ctx.save_for_backward(xy, faces, *saved)
         return saved[0]

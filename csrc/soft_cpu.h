@@ -1,0 +1,337 @@
+// CPU-only soft-silhouette passes (the CPU driver runs them; nvcc still parses this header
+// through raster_ops.h, so device builds see plain-loop fallbacks): the forward of whole tiles,
+// optionally saving each pixel-face pair for the backward (soft_saved_backward_body), and the
+// coverage pass, a tile row of pixels at a time as 8-lane vectors with an AVX2 clone picked at
+// run time. Every lane is an exact IEEE operation of the scalar code in soft_kernels.h and
+// dibr_math.h (no fused multiply-adds: the build uses -ffp-contract=off), so the results are
+// the same bits as the shared bodies'.
+#pragma once
+
+#include <string.h>
+
+#include "soft_kernels.h"
+
+namespace dibr {
+
+// Squared distances (tri_dist2) from the TILE pixels (px[q], py) of a tile row to triangle t,
+// operation for operation as tri_dist2 computes them (so the same bits), all columns at once:
+// with GCC's vector extensions on the host (lanes are exact IEEE operations), a plain loop in
+// device code.
+#if !defined(__CUDACC__)
+template <typename T>
+struct RowVec {
+  typedef T type __attribute__((vector_size(TILE * sizeof(T))));
+};
+
+template <typename T, typename V = typename RowVec<T>::type>
+__attribute__((always_inline)) inline void seg_dist2_row(const V& px, T py, T ax, T ay, T bx,
+                                                         T by, V* out) {
+  const T abx = bx - ax, aby = by - ay;
+  const T len2 = abx * abx + aby * aby;
+  const T den = len2 < (T)LEN2_MIN ? (T)LEN2_MIN : len2;
+  const T pay = (py - ay) * aby;
+  V t = ((px - ax) * abx + pay) / den;
+  const V zero = V{} + (T)0, one = V{} + (T)1;
+  t = t < zero ? zero : (t > one ? one : t);
+  const V rx = px - (ax + t * abx);
+  const V ry = py - (ay + t * aby);
+  *out = rx * rx + ry * ry;
+}
+#endif
+
+#if defined(__CUDACC__)
+#define SOFT_ROW_INLINE DIBR_HD
+#else
+#define SOFT_ROW_INLINE __attribute__((always_inline)) inline  // into the AVX2 clone below
+#endif
+
+template <typename T>
+SOFT_ROW_INLINE void tri_dist2_row(const T* px, T py, const T* t, T* dist) {
+#if !defined(__CUDACC__)
+  typedef typename RowVec<T>::type V;
+  V x;
+  memcpy(&x, px, sizeof(V));
+  V s0, s1, s2;
+  seg_dist2_row<T>(x, py, t[0], t[1], t[2], t[3], &s0);
+  seg_dist2_row<T>(x, py, t[2], t[3], t[4], t[5], &s1);
+  seg_dist2_row<T>(x, py, t[4], t[5], t[0], t[1], &s2);
+  const V m = s0 < s1 ? s0 : s1;
+  const V d = m < s2 ? m : s2;
+  memcpy(dist, &d, sizeof(V));
+#else
+  for (int q = 0; q < TILE; ++q) dist[q] = tri_dist2(px[q], py, t);
+#endif
+}
+
+#if !defined(__CUDACC__)
+// seg_dist2_grad for a row of pixels (lanes of px): the same operations, lane by lane.
+template <typename T, typename V = typename RowVec<T>::type>
+__attribute__((always_inline)) inline void seg_dist2_grad_row(const V& px, T py, T ax, T ay,
+                                                              T bx, T by, V* d, V ga[2],
+                                                              V gb[2]) {
+  const T abx = bx - ax, aby = by - ay;
+  const V apx = px - ax;
+  const T apy = py - ay;
+  const T len2 = abx * abx + aby * aby;
+  const T den = len2 < (T)LEN2_MIN ? (T)LEN2_MIN : len2;
+  const V zero = V{} + (T)0, one = V{} + (T)1;
+  const V t0 = (apx * abx + apy * aby) / den;
+  const V t = t0 < zero ? zero : (t0 > one ? one : t0);
+  const V rx = px - (ax + t * abx), ry = py - (ay + t * aby);
+  const V gqx = -(T)2 * rx, gqy = -(T)2 * ry;
+  V gax = gqx, gay = gqy;
+  V gabx = t * gqx, gaby = t * gqy;
+  const V gt = gqx * abx + gqy * aby;
+  const V gt0 = (t0 >= zero) & (t0 <= one) ? gt : zero;
+  const V gnum = gt0 / den;
+  const V gden = -gt0 * (t0 / den);
+  gax -= gnum * abx;
+  gay -= gnum * aby;
+  gabx += gnum * apx;
+  gaby += gnum * apy;
+  const V glen2 = len2 >= (T)LEN2_MIN ? gden : zero;
+  gabx += (T)2 * abx * glen2;
+  gaby += (T)2 * aby * glen2;
+  ga[0] = gax - gabx;
+  ga[1] = gay - gaby;
+  gb[0] = gabx;
+  gb[1] = gaby;
+  *d = rx * rx + ry * ry;
+}
+
+// tri_dist2_grad_within for a row of pixels: g[k][q] is the gradient of lane q (valid where
+// its distance is below the cutoff), bit for bit what the scalar function gives (an edge that
+// torch.minimum gives no weight contributes exactly +0 there, as the scalar one's zeros do).
+template <typename T>
+SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][TILE]) {
+  typedef typename RowVec<T>::type V;
+  V px;
+  memcpy(&px, pxs, sizeof(V));
+  V s0, s1, s2, g0a[2], g0b[2], g1a[2], g1b[2], g2a[2], g2b[2];
+  seg_dist2_grad_row<T>(px, py, t[0], t[1], t[2], t[3], &s0, g0a, g0b);
+  seg_dist2_grad_row<T>(px, py, t[2], t[3], t[4], t[5], &s1, g1a, g1b);
+  seg_dist2_grad_row<T>(px, py, t[4], t[5], t[0], t[1], &s2, g2a, g2b);
+  const V zero = V{} + (T)0, one = V{} + (T)1, half = V{} + (T)0.5;
+  const V m = s0 < s1 ? s0 : s1;
+  V w0 = s0 < s1 ? one : (s0 == s1 ? half : zero);
+  V w1 = s1 < s0 ? one : (s0 == s1 ? half : zero);
+  const V w01 = m < s2 ? one : (m == s2 ? half : zero);
+  const V w2 = s2 < m ? one : (m == s2 ? half : zero);
+  w0 *= w01;
+  w1 *= w01;
+  for (int c = 0; c < 2; ++c) {
+    g0a[c] = w0 != zero ? g0a[c] : zero;
+    g0b[c] = w0 != zero ? g0b[c] : zero;
+    g1a[c] = w1 != zero ? g1a[c] : zero;
+    g1b[c] = w1 != zero ? g1b[c] : zero;
+    g2a[c] = w2 != zero ? g2a[c] : zero;
+    g2b[c] = w2 != zero ? g2b[c] : zero;
+    const V r0 = w0 * g0a[c] + w2 * g2b[c];
+    const V r1 = w0 * g0b[c] + w1 * g1a[c];
+    const V r2 = w1 * g1b[c] + w2 * g2a[c];
+    memcpy(g[c], &r0, sizeof(V));
+    memcpy(g[2 + c], &r1, sizeof(V));
+    memcpy(g[4 + c], &r2, sizeof(V));
+  }
+}
+#endif
+
+// Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
+// as soft_forward_body, with the loops turned inside out (a face's setup is read once per
+// tile, and only the open pixels of its box are visited); each pixel still sums its faces in
+// ascending order. With Save, each pair within the cutoff also gets a PAIR record in
+// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
+// soft_tile_bound), and entry e's records are pair_span[2e] ... pair_span[2e+1] - 1.
+template <typename T, bool Save>
+SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, int64_t rec0,
+                                            int64_t* pair_span) {
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
+  const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const int64_t e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  const PixBox o = p.tile_open[t];
+  T px[TILE], s[TILE_PIX];
+  bool cov[TILE_PIX];
+  int64_t written = 0;
+  for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
+  for (int l = 0; l < TILE_PIX; ++l) {
+    const int i = l / TILE, j = l % TILE;
+    cov[l] = i >= ni || j >= nj || p.covered[((int64_t)b * p.H + oi + i) * p.W + oj + j];
+    s[l] = 0;
+  }
+  for (int64_t e = e0; e < e1; ++e) {
+    const int64_t n = p.entries[e] - base;
+    const PixBox c = box_intersect(o, p.box[n]);
+    T tri[TRI];
+    for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+    const int64_t first = written;
+    for (int i = c.i0; i <= c.i1; ++i) {
+      const T py = pixel_y(i, p.two_over_h);
+      if (row_beyond_cutoff(py, tri, p.cut2)) continue;
+      // The whole tile row at once, branch-free so that it vectorizes: which columns count
+      // (in the box, open, d < cut2) and their distances, computed as soft_log_term and
+      // tri_dist2_grad_within compute them (their cheap bounds only ever skip pairs that fail
+      // d < cut2, so they are left out here); then the logs (and, with Save, the gradients)
+      // of the few that count.
+      const bool* crow = cov + (i - oi) * TILE;
+      T dist[TILE];
+      tri_dist2_row(px, py, tri, dist);
+      const int ja = c.j0 - oj, jb = c.j1 - oj;
+#if !defined(__CUDACC__)
+      T grow[6][TILE];
+      bool have_grad = false;
+#endif
+      for (int q = ja; q <= jb; ++q) {
+        if (crow[q] || !(dist[q] < p.cut2)) continue;
+        const int l = (i - oi) * TILE + q;
+        T x = dist[q] / p.sigma;
+        x = x < (T)MIN_X ? (T)MIN_X : x;
+        if constexpr (Save) {
+          T* r = const_cast<T*>(p.pairs) + (rec0 + written) * PAIR;
+#if !defined(__CUDACC__)
+          if (!have_grad) {  // the row's gradients, once it has a pair
+            tri_dist2_grad_row(px, py, tri, grow);
+            have_grad = true;
+          }
+          for (int k = 0; k < 6; ++k) r[PAIR_G + k] = grow[k][q];
+#else
+          T d;
+          tri_dist2_grad_within(px[q], py, tri, p.cut2, &d, r + PAIR_G);
+#endif
+          T ex, om;
+          soft_p_terms(x, &ex, &om);
+          s[l] += m_log(om);  // log1m_exp_neg(x)
+          r[PAIR_L] = (T)l;
+          r[PAIR_X] = x;
+          r[PAIR_R] = ex / om;  // soft_pair_ratio(x)
+          ++written;
+        } else {
+          s[l] += log1m_exp_neg(x);
+        }
+      }
+    }
+    if constexpr (Save) {
+      pair_span[2 * e] = rec0 + first;
+      pair_span[2 * e + 1] = rec0 + written;
+    }
+  }
+  for (int i = 0; i < ni; ++i) {
+    const int64_t row = ((int64_t)b * p.H + oi + i) * p.W + oj;
+    for (int j = 0; j < nj; ++j) {
+      const int l = i * TILE + j;
+      if (cov[l]) {
+        p.s[row + j] = 0;
+        p.exp_s[row + j] = 1;
+        p.alpha[row + j] = 1;
+      } else {
+        const T a = s[l] == 0 ? -s[l] : -m_expm1(s[l]);  // expm1(0) is 0: most of the image
+        p.s[row + j] = s[l];
+        p.exp_s[row + j] = s[l] == 0 ? (T)1 : m_exp(s[l]);
+        p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+      }
+    }
+  }
+}
+
+// The forward of tiles [t0, t1) (CPU; with Save, tile t's records from rec0[t] on). x86-64
+// hosts with AVX2 run a clone of the same code compiled for AVX2, so a tile row's distances
+// take one 8-lane instruction per operation: the same IEEE operations, hence the same bits.
+#if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__)
+#define SOFT_AVX2_CLONE 1
+template <typename T, bool Save>
+__attribute__((target("avx2"))) void soft_tiles_forward_avx2(int64_t t0, int64_t t1,
+                                                             const SoftParams<T>& p,
+                                                             const int64_t* rec0,
+                                                             int64_t* pair_span) {
+  for (int64_t t = t0; t < t1; ++t)
+    soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
+}
+#endif
+
+template <typename T, bool Save>
+void soft_tiles_forward(int64_t t0, int64_t t1, const SoftParams<T>& p, const int64_t* rec0,
+                        int64_t* pair_span) {
+#if defined(SOFT_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return soft_tiles_forward_avx2<T, Save>(t0, t1, p, rec0, pair_span);
+#endif
+  for (int64_t t = t0; t < t1; ++t)
+    soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
+}
+
+// Coverage of faces [n0, n1) (CPU): soft_cover_body, a row of up to TILE pixels at a time with
+// the edge functions as 8-lane vectors (the same operations as point_in_triangle: the same
+// flags); an AVX2 clone where the host has it.
+template <typename T>
+SOFT_ROW_INLINE void soft_cover_row_impl(int64_t n, const SoftParams<T>& p) {
+#if !defined(__CUDACC__)
+  typedef typename RowVec<T>::type V;
+  typedef decltype(V{} < V{}) M;
+  const PixBox c = p.inner[n];
+  if (c.j0 > c.j1) return;
+  const int b = (int)(n / p.F);
+  const T* t = p.tri + n * TRI;
+  const T ux0 = t[2] - t[0], uy0 = t[3] - t[1];
+  const T ux1 = t[4] - t[2], uy1 = t[5] - t[3];
+  const T ux2 = t[0] - t[4], uy2 = t[1] - t[5];
+  const bool area = cross2(t[2] - t[0], t[3] - t[1], t[4] - t[0], t[5] - t[1]) != (T)0;
+  if (!area) return;  // a zero-area triangle has no inside
+  const V zero = V{} + (T)0;
+  for (int j0 = c.j0; j0 <= c.j1; j0 += TILE) {
+    T xs[TILE];
+    for (int q = 0; q < TILE; ++q) xs[q] = pixel_x(j0 + q, p.two_over_w) * p.iso_scale;
+    V px;
+    memcpy(&px, xs, sizeof(V));
+    const V vx0 = px - t[0], vx1 = px - t[2], vx2 = px - t[4];
+    const int nq = c.j1 - j0 + 1 < TILE ? c.j1 - j0 + 1 : TILE;
+    for (int i = c.i0; i <= c.i1; ++i) {
+      const T py = pixel_y(i, p.two_over_h);
+      // cross2(u, v) = ux * vy - uy * vx, v = p - vertex
+      const V e0 = ux0 * (py - t[1]) - uy0 * vx0;
+      const V e1 = ux1 * (py - t[3]) - uy1 * vx1;
+      const V e2 = ux2 * (py - t[5]) - uy2 * vx2;
+      const M in = ((e0 >= zero) & (e1 >= zero) & (e2 >= zero)) |
+                   ((e0 <= zero) & (e1 <= zero) & (e2 <= zero));
+      bool* row = p.covered + ((int64_t)b * p.H + i) * p.W + j0;
+      for (int q = 0; q < nq; ++q)
+        if (in[q]) atomic_set_flag(row + q);
+    }
+  }
+#else
+  soft_cover_body(n, p);
+#endif
+}
+
+#if defined(SOFT_AVX2_CLONE)
+template <typename T>
+__attribute__((target("avx2"))) void soft_covers_avx2(int64_t n0, int64_t n1,
+                                                      const SoftParams<T>& p) {
+  for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
+}
+#endif
+
+template <typename T>
+void soft_covers(int64_t n0, int64_t n1, const SoftParams<T>& p) {
+#if defined(SOFT_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return soft_covers_avx2(n0, n1, p);
+#endif
+  for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
+}
+
+// Room soft_tile_forward_impl<T, true> may need for tile t: open pixels of its entries' boxes.
+template <typename T>
+DIBR_HD int64_t soft_tile_bound(int64_t t, const SoftParams<T>& p) {
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const PixBox o = p.tile_open[t];
+  int64_t k = 0;
+  for (int64_t e = p.tile_off[t]; e < p.tile_off[t + 1]; ++e) {
+    const PixBox c = box_intersect(o, p.box[p.entries[e] - base]);
+    if (c.j0 <= c.j1 && c.i0 <= c.i1) k += (int64_t)(c.j1 - c.j0 + 1) * (c.i1 - c.i0 + 1);
+  }
+  return k;
+}
+
+}  // namespace dibr
