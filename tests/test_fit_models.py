@@ -172,6 +172,15 @@ def test_cli_model_option(tmp_path, capsys):
     assert "\n" not in err and "softras" in err and "vertex_color" in err
     assert main(["fit", "--demo", "--model", "nerf", "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
+    # The summary names the model the fit rendered with: "auto" resolved.
+    args = build_parser().parse_args(["--demo", "--out", "x"])
+    assert prepare_fit(args).config.model == "auto"
+    argv = ["fit", "--demo", "--steps", "1", "--resolution", "16", "--quiet",
+            "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    assert ", model dibr+aa; wrote" in capsys.readouterr().out  # the demo has the L1 term
+    assert main([*argv[:-1], str(tmp_path / "b"), "--weight", "l1=0"]) == 0
+    assert ", model dibr; wrote" in capsys.readouterr().out
 
 
 def test_session_option_sets_the_model():
