@@ -36,44 +36,46 @@ on the machine falls on every model alike. Every model uses the Fitter's sigma
 of its own: it renders with ``dibr`` on the silhouette task (no colour loss) and with
 ``dibr+aa`` on the others.
 
-Measured (``--steps 200 --threads 1``, one run, 2-core machine at load 9 from other work, so
-the ms are rough and only the ratios, from fits stepped in turn, compare):
+Measured (``--steps 200 --threads 1``, one run, 2-core machine at load 5-10 from other work, so
+the ms are rough and only the ratios, from fits stepped in turn, compare; after the soft
+silhouette speed work of issue 14, which left every metric bit for bit as it was):
 
     task        model    start                 final (200 steps)     reached     conv.     ms  /dibr
-    silhouette  dibr     F 0.350 / CD 1.53e-02 F 0.673 / CD 5.56e-03 not in 200  175      48.6  1.00
-    silhouette  dibr+aa  F 0.350 / CD 1.53e-02 F 0.673 / CD 5.56e-03 not in 200  175      67.1  1.38
-    silhouette  softras  F 0.350 / CD 1.53e-02 F 0.924 / CD 2.65e-03 35          75      122.2  2.51
-    silhouette  nmr      F 0.350 / CD 1.53e-02 F 0.488 / CD 8.55e-03 not in 200  200      87.8  1.80
-    occlusion   dibr     IoU 0.366             IoU 0.366             not in 200  -        24.4  1.00
-    occlusion   dibr+aa  IoU 0.366             IoU 0.978             30          180      27.0  1.10
-    occlusion   softras  IoU 0.366             IoU 0.264             95          200      48.9  2.00
-    occlusion   nmr      IoU 0.366             IoU 0.799             150         200      41.9  1.71
-    texture     dibr     PSNR 12.32 dB         PSNR 19.65 dB         34          168      48.7  1.00
-    texture     dibr+aa  PSNR 12.32 dB         PSNR 20.82 dB         27          61       64.6  1.33
+    silhouette  dibr     F 0.350 / CD 1.53e-02 F 0.673 / CD 5.56e-03 not in 200  175      28.1  1.00
+    silhouette  dibr+aa  F 0.350 / CD 1.53e-02 F 0.673 / CD 5.56e-03 not in 200  175      36.5  1.30
+    silhouette  softras  F 0.350 / CD 1.53e-02 F 0.924 / CD 2.65e-03 35          75       75.1  2.67
+    silhouette  nmr      F 0.350 / CD 1.53e-02 F 0.488 / CD 8.55e-03 not in 200  200      55.0  1.96
+    occlusion   dibr     IoU 0.366             IoU 0.366             not in 200  -        15.3  1.00
+    occlusion   dibr+aa  IoU 0.366             IoU 0.978             30          180      15.9  1.04
+    occlusion   softras  IoU 0.366             IoU 0.264             95          200      30.9  2.02
+    occlusion   nmr      IoU 0.366             IoU 0.799             150         200      20.8  1.36
+    texture     dibr     PSNR 12.32 dB         PSNR 19.65 dB         34          168      41.2  1.00
+    texture     dibr+aa  PSNR 12.32 dB         PSNR 20.82 dB         27          61       53.2  1.29
     texture     softras  refused (unlit vertex colours only)
-    texture     nmr      PSNR 12.32 dB         PSNR 19.65 dB         34          168      44.3  0.91
-    pose        dibr     14.09 deg             1.56 deg              not in 200  155      32.0  1.00
-    pose        dibr+aa  14.09 deg             1.05 deg              45          186      38.6  1.21
-    pose        softras  14.09 deg             1.96 deg              not in 200  92       82.0  2.56
-    pose        nmr      14.09 deg             17.03 deg             not in 200  200      41.9  1.31
-    light       dibr     51.71 deg             0.16 deg              23          62       39.9  1.00
-    light       dibr+aa  51.71 deg             0.17 deg              23          61       57.0  1.43
+    texture     nmr      PSNR 12.32 dB         PSNR 19.65 dB         34          168      37.1  0.90
+    pose        dibr     14.09 deg             1.56 deg              not in 200  155      14.3  1.00
+    pose        dibr+aa  14.09 deg             1.05 deg              45          186      17.5  1.22
+    pose        softras  14.09 deg             1.96 deg              not in 200  92       46.3  3.23
+    pose        nmr      14.09 deg             17.03 deg             not in 200  200      23.8  1.66
+    light       dibr     51.71 deg             0.16 deg              23          62       17.3  1.00
+    light       dibr+aa  51.71 deg             0.17 deg              23          61       26.7  1.54
     light       softras  refused (unlit vertex colours only)
-    light       nmr      51.71 deg             0.16 deg              23          62       23.0  0.58
+    light       nmr      51.71 deg             0.16 deg              23          62       14.0  0.81
 
 Where plain DIB-R loses: the occlusion fit does not move at all (its only cue is an occlusion
 edge, a hard step in the foreground), the pose ends further off than with edge antialiasing
-(1.56 against 1.05 deg), the texture 1.2 dB lower and converged three times later (the
-targets' edges are antialiased, as a photo's are), and SoftRas fits the silhouette far better
-(F 0.924 from step 35 against 0.673) at 2.5x a step here (11-13x a render at 128-256 px with
-5k faces, ``benchmarks/model_speed.py``). The light ends alike with every model (at 80 steps,
-a separate run of the same code, dibr was at 0.03 deg and dibr+aa at 0.38). SoftRas passes
-IoU 0.9 on the occlusion task at step 95 and then drifts off to 0.264 (0.704 at step 80);
-why is not known. NMR: its gradient at every edge moves the occlusion fit (0.799, past 0.9 at
-step 150 and drifting back), which plain DIB-R cannot; it leads DIB-R on the silhouette at
+(1.56 against 1.05 deg), the texture 1.2 dB lower and converged three times later (likely
+because the targets' edges are antialiased, as a photo's are), and SoftRas fits the silhouette
+far better (F 0.924 from step 35 against 0.673) at 2.7x a step here (15-20x a render at 128-256
+px with 5k faces, ``benchmarks/model_speed.py``). The light ends alike with every model that
+renders it (at 80 steps, in a separate run, dibr was at 0.03 deg and dibr+aa at 0.38). SoftRas
+passes IoU 0.9 on the occlusion task at step 95 and then drifts off to 0.264 (0.704 at step
+80); why is not known. NMR: its gradient at every edge moves the occlusion fit (0.799, past 0.9
+at step 150 and drifting back), which plain DIB-R cannot; it leads DIB-R on the silhouette at
 step 80 (F 0.772 against 0.663) but ends behind (0.488); on the pose it reaches 8.36 deg at
 step 80 and then diverges to 17.03, past its start; on texture and light (geometry fixed) it
-gives DIB-R's numbers exactly, at 0.6-0.9x DIB-R's step here (no soft silhouette).
+gives DIB-R's numbers exactly, at 0.8-0.9x DIB-R's step here (no soft silhouette), and 4-6x a
+render at 128-256 px.
 
 Reproducibility: every task is deterministic. The targets and starts are fixed, the Fitter
 draws nothing at random here, and the native CPU kernels sum in a fixed order whatever the

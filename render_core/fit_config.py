@@ -103,7 +103,7 @@ class FitConfig:
     (an L1 weight above 0, or an ``objective``) and with ``"dibr"`` otherwise
     (:meth:`rendering_model`): on benchmarks/gradient_models.py antialiasing moves an
     occlusion edge that plain DIB-R cannot, and fits a camera pose and a texture closer, at
-    1.1-1.5x the time of a step, while a silhouette-only fit gets the same gradients from both
+    1.0-1.5x the time of a step, while a silhouette-only fit gets the same gradients from both
     (the antialiased colours carry no loss), so it keeps the cheaper one. ``"dibr"`` (soft
     silhouette, hard occlusion edges), ``"dibr+aa"`` (DIB-R with edge antialiasing,
     ``Renderer(edges="antialias")``: colour losses move occlusion edges too), ``"softras"``
