@@ -91,8 +91,11 @@ def make_config(resolution: int, backend: str, views_per_step: int | None = None
     groups = default_groups()
     for name in GROUPS_ON:
         groups[name].enabled = True
-    return FitConfig(groups=groups, shading="lambertian", resolution=resolution, backend=backend,
-                     views_per_step=views_per_step)
+    cfg = FitConfig(groups=groups, shading="lambertian", resolution=resolution, backend=backend,
+                    views_per_step=views_per_step)
+    if hasattr(cfg, "model"):  # the base revision has no model setting and no antialiasing:
+        cfg.model = "dibr"     # time the same computation in both (the default is now "auto")
+    return cfg
 
 
 def time_steps(resolution: int, subdivisions: int, targets: list[TargetView], backend: str,

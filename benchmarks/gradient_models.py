@@ -29,8 +29,53 @@ the threshold is met (a fit may drift off it again); "converged": the first step
 the metric stays within 1% of its total change, i.e. |m_j - m_final| <= 0.01 |m_final -
 m_start| at every later evaluation ("no change" when the metric did not move by 1e-6);
 metrics of the shape tasks are evaluated every 5 steps, the others every step. Then the
-median wall time of one ``Fitter.step`` and its ratio to DIB-R's on the same task in this run.
-Every model uses the Fitter's sigma (``--sigma-scale`` scales it for all).
+median wall time of one ``Fitter.step`` and its ratio to DIB-R's on the same task in this run:
+the fits of a task are stepped in turn (one step of each model, then the next), so that load
+on the machine falls on every model alike. Every model uses the Fitter's sigma
+(``--sigma-scale`` scales it for all). ``FitConfig``'s default model, ``"auto"``, is not a row
+of its own: it renders with ``dibr`` on the silhouette task (no colour loss) and with
+``dibr+aa`` on the others.
+
+Measured (``--steps 200 --threads 1``, one run, 2-core machine at load 5-10 from other work, so
+the ms are rough and only the ratios, from fits stepped in turn, compare; after the soft
+silhouette speed work of issue 14, which left every metric bit for bit as it was):
+
+    task        model    start                 final (200 steps)     reached     conv.     ms  /dibr
+    silhouette  dibr     F 0.350 / CD 1.53e-02 F 0.673 / CD 5.56e-03 not in 200  175      28.1  1.00
+    silhouette  dibr+aa  F 0.350 / CD 1.53e-02 F 0.673 / CD 5.56e-03 not in 200  175      36.5  1.30
+    silhouette  softras  F 0.350 / CD 1.53e-02 F 0.924 / CD 2.65e-03 35          75       75.1  2.67
+    silhouette  nmr      F 0.350 / CD 1.53e-02 F 0.488 / CD 8.55e-03 not in 200  200      55.0  1.96
+    occlusion   dibr     IoU 0.366             IoU 0.366             not in 200  -        15.3  1.00
+    occlusion   dibr+aa  IoU 0.366             IoU 0.978             30          180      15.9  1.04
+    occlusion   softras  IoU 0.366             IoU 0.264             95          200      30.9  2.02
+    occlusion   nmr      IoU 0.366             IoU 0.799             150         200      20.8  1.36
+    texture     dibr     PSNR 12.32 dB         PSNR 19.65 dB         34          168      41.2  1.00
+    texture     dibr+aa  PSNR 12.32 dB         PSNR 20.82 dB         27          61       53.2  1.29
+    texture     softras  refused (unlit vertex colours only)
+    texture     nmr      PSNR 12.32 dB         PSNR 19.65 dB         34          168      37.1  0.90
+    pose        dibr     14.09 deg             1.56 deg              not in 200  155      14.3  1.00
+    pose        dibr+aa  14.09 deg             1.05 deg              45          186      17.5  1.22
+    pose        softras  14.09 deg             1.96 deg              not in 200  92       46.3  3.23
+    pose        nmr      14.09 deg             17.03 deg             not in 200  200      23.8  1.66
+    light       dibr     51.71 deg             0.16 deg              23          62       17.3  1.00
+    light       dibr+aa  51.71 deg             0.17 deg              23          61       26.7  1.54
+    light       softras  refused (unlit vertex colours only)
+    light       nmr      51.71 deg             0.16 deg              23          62       14.0  0.81
+
+Where plain DIB-R loses: the occlusion fit does not move at all (its only cue is an occlusion
+edge, a hard step in the foreground), the pose ends further off than with edge antialiasing
+(1.56 against 1.05 deg), the texture 1.2 dB lower and converged three times later (likely
+because the targets' edges are antialiased, as a photo's are), and SoftRas fits the silhouette
+far better (F 0.924 from step 35 against 0.673) at 2.7x a step here (15-20x a render at 128-256
+px with 5k faces, ``benchmarks/model_speed.py``). The light ends alike with every model that
+renders it (at 80 steps, in a separate run, dibr was at 0.03 deg and dibr+aa at 0.38). SoftRas
+passes IoU 0.9 on the occlusion task at step 95 and then drifts off to 0.264 (0.704 at step
+80); why is not known. NMR: its gradient at every edge moves the occlusion fit (0.799, past 0.9
+at step 150 and drifting back), which plain DIB-R cannot; it leads DIB-R on the silhouette at
+step 80 (F 0.772 against 0.663) but ends behind (0.488); on the pose it reaches 8.36 deg at
+step 80 and then diverges to 17.03, past its start; on texture and light (geometry fixed) it
+gives DIB-R's numbers exactly, at 0.8-0.9x DIB-R's step here (no soft silhouette), and 4-6x a
+render at 128-256 px.
 
 Reproducibility: every task is deterministic. The targets and starts are fixed, the Fitter
 draws nothing at random here, and the native CPU kernels sum in a fixed order whatever the
@@ -47,7 +92,9 @@ not yet have the camera group of the general-pinhole targets (the Fitter then op
 orbit's azimuth, elevation, distance and fov directly); after the merge it optimises a 6-DoF
 pose step about the origin plus the fov (``render_core/_camera_group.py``), which takes a
 different path from the same start. Running the script of the ``models`` branch as it was
-gives 0.48° again; today's code gives 1.81° on every run.
+gives 0.48° again; today's code gives 1.81° on every run. Stepping the models in turn
+changes no metric: a 200-step run that fitted each model alone printed the table above but for
+the times.
 """
 
 from __future__ import annotations
@@ -245,29 +292,42 @@ def converged_step(history: list[tuple[int, float]]) -> int | None:
     return step
 
 
-def run(task, model: str, steps: int, backend: str, sigma_scale: float = 1.0) -> dict:
+def run(task, models: list[str], steps: int, backend: str, sigma_scale: float = 1.0
+        ) -> dict[str, dict]:
+    """Fit ``task`` with every model of ``models``, stepping the fits in turn (one step of
+    each, then the next), so that load on the machine falls on all alike."""
     start, targets, config, metric, thresh, better, every = task
-    try:
-        cfg = config(model)
-        cfg.backend = backend
-        cfg.sigma *= sigma_scale
-        fitter = Fitter(start, targets, cfg)
-    except ValueError as e:
-        return {"refused": str(e)}
-    m0, label0 = metric(fitter)
-    times, reached, history = [], None, [(0, m0)]
+    out: dict[str, dict] = {}
+    fits: dict[str, Fitter] = {}
+    for model in models:
+        try:
+            cfg = config(model)
+            cfg.backend = backend
+            cfg.sigma *= sigma_scale
+            fits[model] = Fitter(start, targets, cfg)
+        except ValueError as e:
+            out[model] = {"refused": str(e)}
+    runs = {}
+    for model, fitter in fits.items():
+        m0, label0 = metric(fitter)
+        runs[model] = {"start": label0, "times": [], "reached": None, "history": [(0, m0)]}
     for i in range(1, steps + 1):
-        t0 = CLOCK()
-        fitter.step()
-        times.append(CLOCK() - t0)
-        if i % every == 0 or i == steps:
-            m, _ = metric(fitter)
-            history.append((i, m))
-            if reached is None and ((m >= thresh) if better == "max" else (m <= thresh)):
-                reached = i
-    _, label = metric(fitter)
-    return {"start": label0, "final": label, "reached": reached,
-            "converged": converged_step(history), "ms": 1000 * statistics.median(times)}
+        for model, fitter in fits.items():
+            r = runs[model]
+            t0 = CLOCK()
+            fitter.step()
+            r["times"].append(CLOCK() - t0)
+            if i % every == 0 or i == steps:
+                m, _ = metric(fitter)
+                r["history"].append((i, m))
+                if r["reached"] is None and ((m >= thresh) if better == "max" else (m <= thresh)):
+                    r["reached"] = i
+    for model, fitter in fits.items():
+        r = runs[model]
+        out[model] = {"start": r["start"], "final": metric(fitter)[1], "reached": r["reached"],
+                      "converged": converged_step(r["history"]),
+                      "ms": 1000 * statistics.median(r["times"])}
+    return {m: out[m] for m in models}
 
 
 def main() -> None:
@@ -288,16 +348,14 @@ def main() -> None:
     print("| task | model | start | final | reached | converged (1%) | ms / step | x dibr |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.tasks.split(","):
-        task = TASKS[name]()
-        base = None
-        for model in args.models.split(","):
-            r = run(task, model, args.steps, args.backend, args.sigma_scale)
+        results = run(TASKS[name](), args.models.split(","), args.steps, args.backend,
+                      args.sigma_scale)
+        base = results.get("dibr", {}).get("ms")
+        for model, r in results.items():
             if "refused" in r:
                 why = r["refused"].split(":")[0].split(";")[0]
                 print(f"| {name} | {model} | refused | ({why}) | | | | |", flush=True)
                 continue
-            if model == "dibr":
-                base = r["ms"]
             reached = r["reached"] if r["reached"] is not None else f"not in {args.steps}"
             conv = r["converged"] if r["converged"] is not None else "no change"
             ratio = f"{r['ms'] / base:.2f}" if base else "n/a"

@@ -9,6 +9,16 @@ of a fit with that ``FitConfig.model``), then ``rgb.sum() + alpha.sum()`` is bac
 the vertices and colours. Medians over ``--runs`` interleaved runs (one warm-up each); the
 ratios to ``dibr`` come from the same run. Wall-clock times on a shared machine are noisy:
 compare the ratios, and read the load printed in the header.
+
+Measured (1 thread, 2-core machine at load 10 from other work, after the soft-silhouette speed
+work of issue 14), ms and ratio to dibr:
+
+    res  dibr          dibr+aa  softras  nmr
+    128  183.5 (1.00)  1.57     15.20    4.04
+    256  626.0 (1.00)  1.46     20.14    5.97
+
+(Before that work, at load 9.5: 128: 304.8 ms, 0.99, 12.70, 3.47; 256: 1510.6 ms, 1.27,
+11.47, 4.86 — DIB-R's soft silhouette got about twice as fast, the others' ratios rose.)
 """
 
 from __future__ import annotations

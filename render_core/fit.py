@@ -241,7 +241,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         """Rebuild the renderer and resample the targets when the settings or the
         resolution schedule's level at this step call for another render."""
         key = (self.config.shading, *self._level(), self.config.backend,
-               self._effective_shading(), self.config.model)
+               self._effective_shading(), self.config.rendering_model())
         if key != self._render_key:
             self._build_renderer()
             self._render_key = key
@@ -259,7 +259,8 @@ class Fitter(FitState, FitDivergence, FitRemesh):
     def _build_renderer(self) -> None:
         self.resolution = h, w = self._render_size()
         sigma = self._level()[1]
-        model = self.config.model
+        # The model rendered with (FitConfig.rendering_model: "auto" resolved), for display.
+        self.rendering_model = model = self.config.rendering_model()
         if model == "softras" and self._effective_shading() != "vertex_color":
             raise ValueError("model 'softras' renders unlit vertex colours only so far; this "
                              "mesh shows a texture (it has no vertex colours)")
@@ -282,10 +283,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         self.t_rgb = torch.stack(imgs).to(dtype) * self.t_mask[..., None]
 
     def _group_tensors(self) -> dict[str, list[torch.Tensor]]:
-        out = {"vertices": [self.offset], "colors": [self.color_logit], "camera": [self.cam_delta],
-               "light": [self.sh if light_kind(self.config.shading) == "sh" else self.light_dir],
-               "texture": [self.tex_logit] if self.tex_logit is not None else []}
-        return out
+        return {"vertices": [self.offset], "colors": [self.color_logit], "camera": [self.cam_delta],
+                "light": [self.sh if light_kind(self.config.shading) == "sh" else self.light_dir],
+                "texture": [self.tex_logit] if self.tex_logit is not None else []}
 
     def _build_optimizer(self) -> None:
         groups = []

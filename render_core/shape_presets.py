@@ -76,7 +76,8 @@ def shape_fit_config(kind: str = "lit", resolution: int = 64, remesh: bool = Fal
         lr = REMESH_LR[kind]
     cfg = FitConfig(resolution=int(resolution), shading=shading,
                     sigma=HULL_SIGMA * (64 / int(resolution)) ** 2, large_steps=lam,
-                    views_per_step=views, remesh=bool(remesh))
+                    views_per_step=views, remesh=bool(remesh),
+                    model="dibr")  # what the numbers above were measured with
     cfg.groups = {g: ParamGroup(g == "vertices", lr if g == "vertices" else cfg.groups[g].lr)
                   for g in GROUPS}
     cfg.weights.update(iou=1.0, l1=w_l1, laplacian=0.0, normal=0.0, edge=0.0)

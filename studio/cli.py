@@ -17,7 +17,7 @@ import torch
 
 import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS, ParamGroup
-from render_core.fit_config import FIT_MODELS
+from render_core.fit_config import MODEL_SETTINGS
 
 from .model import files
 from .model.session import Session
@@ -155,10 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "64:0,128:100,256:200 (targets resampled, sigma scaled per level); "
                         "'off' turns it off")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "cpu", "cuda"))
-    p.add_argument("--model", default=None, choices=FIT_MODELS,
-                   help="rendering/gradient model: dibr (default), dibr+aa (edge "
-                        "antialiasing), softras (unlit vertex colours only), nmr (Neural 3D "
-                        "Mesh Renderer's approximate gradient at every edge; any shading)")
+    p.add_argument("--model", default=None, choices=MODEL_SETTINGS,
+                   help="rendering/gradient model: auto (default: dibr+aa when the fit has a "
+                        "colour loss, i.e. an L1 weight above 0, else dibr), dibr, dibr+aa "
+                        "(edge antialiasing: colour losses move occlusion edges), softras "
+                        "(unlit vertex colours only), nmr (Neural 3D Mesh Renderer's "
+                        "approximate gradient at every edge; any shading)")
     p.add_argument("--session", metavar="FILE",
                    help="a saved session (.zip): continued when it exists (then it holds the "
                         "mesh, targets and settings), and written at the end")
@@ -409,6 +411,7 @@ def fit_main(argv: list[str]) -> int:
     total = f" ({session.steps} in the session)" if steps_before else ""
     mesh = session.current_mesh()
     size = f", {mesh.num_vertices} vertices, {mesh.num_faces} faces" if mesh is not None else ""
+    model = session.config.rendering_model()
     print(f"dibr-studio: {run} steps in {elapsed:.1f} s{total}, silhouette IoU {iou:.3f}"
-          f"{size}; wrote {out}")
+          f"{size}, model {model}; wrote {out}")
     return 0

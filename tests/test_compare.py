@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from render_core.fit_config import FIT_MODELS
-from studio.model.compare import KeptCurves, model_choices
+from render_core.fit_config import MODEL_SETTINGS, FitConfig
+from studio.model.compare import KeptCurves, auto_label, model_choices
 
 
 def test_keep_copies_the_curve_and_labels_it_by_model_and_steps():
@@ -38,5 +38,12 @@ def test_an_empty_history_is_refused():
 
 
 def test_every_fit_model_has_a_choice():
-    assert [k for k, _ in model_choices()] == list(FIT_MODELS)
-    assert len({label for _, label in model_choices()}) == len(FIT_MODELS)
+    assert [k for k, _ in model_choices()] == list(MODEL_SETTINGS)
+    assert len({label for _, label in model_choices()}) == len(MODEL_SETTINGS)
+
+
+def test_the_automatic_label_names_what_it_renders_with_now():
+    cfg = FitConfig(model="nmr")  # whatever is chosen, the Automatic entry says what it'd be
+    assert auto_label(cfg) == "Automatic (now DIB-R + edge antialiasing)"
+    cfg.weights["l1"] = 0.0
+    assert auto_label(cfg) == "Automatic (now DIB-R)"

@@ -1,6 +1,7 @@
 """FitConfig.model: the Fitter renders with the chosen gradient model, an RGB-only fit of an
 occluding part moves with edge antialiasing and not with plain DIB-R, the setting is checked,
-and a saved session reopens with it."""
+the default ("auto") antialiases colour losses only, and a saved session reopens with its
+model."""
 
 from __future__ import annotations
 
@@ -96,9 +97,47 @@ def test_fitter_builds_the_chosen_renderer_and_refuses_unsupported():
     with pytest.raises(ValueError, match="texture group"):
         cfg.validate()
     # Switching the model of a running fit rebuilds its renderer.
-    f = Fitter(start, [target], FitConfig(resolution=16))
+    f = Fitter(start, [target], FitConfig(resolution=16, model="dibr"))
+    assert f.renderer.edges == "hard"
     f.apply_config(FitConfig(resolution=16, model="dibr+aa"))
     assert f.renderer.edges == "antialias"
+
+
+def test_the_default_model_antialiases_colour_losses_only():
+    """FitConfig's default model ("auto") renders with edge antialiasing when the loss has a
+    colour term: the RGB-only occlusion fit above then moves the sphere into place. Without
+    a colour loss it renders plain DIB-R (the same image as "dibr", not "dibr+aa"'s), and it
+    follows the loss weights of a running fit."""
+    start, target = _scene(), _target()
+    nsf = rc.icosphere(2).faces.shape[0]
+    want = _sphere_coverage(Fitter(_scene(TRUTH), [target], _config("dibr")), nsf)
+    plain = Fitter(start, [target], _config("dibr")).render(0).rgb
+    aa = Fitter(start, [target], _config("dibr+aa")).render(0).rgb
+    assert not torch.equal(plain, aa)  # the occlusion edge is blended
+
+    cfg = _config("dibr")
+    cfg.model = FitConfig().model  # the default setting, with the L1 colour term alone
+    fitter = Fitter(start, [target], cfg)
+    assert fitter.rendering_model == "dibr+aa"
+    assert torch.equal(fitter.render(0).rgb, aa)
+    iou0 = _iou(_sphere_coverage(fitter, nsf), want)
+    for _ in range(60):
+        fitter.step()
+    iou = _iou(_sphere_coverage(fitter, nsf), want)
+    assert iou0 < 0.6 and iou > 0.9, (iou0, iou)  # plain DIB-R stays at iou0 (test above)
+
+    cfg.weights.update(l1=0.0, iou=1.0)  # silhouette only: no antialiasing
+    silhouette = Fitter(start, [target], cfg)
+    assert silhouette.rendering_model == "dibr"
+    assert torch.equal(silhouette.render(0).rgb, plain)
+    fitter.apply_config(cfg)  # a running fit follows its weights
+    assert fitter.rendering_model == "dibr" and fitter.renderer.edges == "hard"
+    # Style transfer and DeepDream losses are on the rendered colours too.
+    cfg.objective = {"kind": "style", "views": 0}
+    assert cfg.has_colour_loss() and cfg.rendering_model() == "dibr+aa"
+    # An explicit model is kept whatever the losses.
+    cfg.model = "dibr"
+    assert cfg.rendering_model() == "dibr"
 
 
 def test_session_reopens_with_its_model(tmp_path):
@@ -116,6 +155,7 @@ def test_session_reopens_with_its_model(tmp_path):
     d = cfg.to_dict()
     del d["model"]
     assert FitConfig.from_dict(d).model == "dibr"
+    assert FitConfig.from_dict(FitConfig().to_dict()).model == FitConfig().model == "auto"
 
 
 def test_cli_model_option(tmp_path, capsys):
@@ -132,6 +172,15 @@ def test_cli_model_option(tmp_path, capsys):
     assert "\n" not in err and "softras" in err and "vertex_color" in err
     assert main(["fit", "--demo", "--model", "nerf", "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
+    # The summary names the model the fit rendered with: "auto" resolved.
+    args = build_parser().parse_args(["--demo", "--out", "x"])
+    assert prepare_fit(args).config.model == "auto"
+    argv = ["fit", "--demo", "--steps", "1", "--resolution", "16", "--quiet",
+            "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    assert ", model dibr+aa; wrote" in capsys.readouterr().out  # the demo has the L1 term
+    assert main([*argv[:-1], str(tmp_path / "b"), "--weight", "l1=0"]) == 0
+    assert ", model dibr; wrote" in capsys.readouterr().out
 
 
 def test_session_option_sets_the_model():

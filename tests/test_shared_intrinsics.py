@@ -38,6 +38,9 @@ def _cameras_only(res: int = RES, lr: float = 0.08) -> FitConfig:
     cfg.groups["camera"] = ParamGroup(True, lr)
     cfg.resolution = res
     cfg.backend = "torch"
+    # Plain DIB-R, as the targets below are rendered (the default, "auto", would antialias
+    # this colour loss: the fov then converges too, about 10 steps later).
+    cfg.model = "dibr"
     return cfg
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from render_core.fit import GROUPS, LOSS_TERMS, FitConfig
-from render_core.fit_config import FIT_MODELS
+from render_core.fit_config import MODEL_SETTINGS
 from render_core.resolution_schedule import format_resolution_schedule, parse_resolution_schedule
 from render_core.shape_presets import SHAPE_PRESETS
 
@@ -352,8 +352,8 @@ class _Checker:
                     if v not in SHAPE_PRESETS:
                         raise ValueError(f"expected one of {', '.join(SHAPE_PRESETS)}")
                     continue
-                if k == "model" and v not in FIT_MODELS:
-                    raise ValueError(f"expected one of {', '.join(FIT_MODELS)}")
+                if k == "model" and v not in MODEL_SETTINGS:
+                    raise ValueError(f"expected one of {', '.join(MODEL_SETTINGS)}")
                 if k == "resolution_schedule":
                     v = st[k] = _schedule(v)
                 setattr(cfg, k, v)

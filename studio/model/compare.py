@@ -10,15 +10,15 @@ Reset, a change of model or an undo leaves them; only :meth:`KeptCurves.clear` r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from render_core.fit_config import FIT_MODELS
+from render_core.fit_config import MODEL_SETTINGS, FitConfig
 
-MODEL_LABELS = {"dibr": "DIB-R", "dibr+aa": "DIB-R + edge antialiasing", "softras": "SoftRas",
-                "nmr": "NMR"}
-"""What the studio calls each of :data:`render_core.fit_config.FIT_MODELS`."""
+MODEL_LABELS = {"auto": "Automatic (DIB-R + antialiasing for colour losses)", "dibr": "DIB-R",
+                "dibr+aa": "DIB-R + edge antialiasing", "softras": "SoftRas", "nmr": "NMR"}
+"""What the studio calls each of :data:`render_core.fit_config.MODEL_SETTINGS`."""
 
 
 def model_label(model: str) -> str:
@@ -27,8 +27,15 @@ def model_label(model: str) -> str:
 
 
 def model_choices() -> list[tuple[str, str]]:
-    """``(key, label)`` of every rendering model a fit accepts, in FitConfig's order."""
-    return [(m, model_label(m)) for m in FIT_MODELS]
+    """``(key, label)`` of every rendering model setting a fit accepts, in FitConfig's order
+    (``"auto"`` first)."""
+    return [(m, model_label(m)) for m in MODEL_SETTINGS]
+
+
+def auto_label(config: FitConfig) -> str:
+    """The label of the ``"auto"`` setting under ``config``'s losses, saying what it renders
+    with (``"Automatic (now DIB-R + edge antialiasing)"``), whatever ``config.model`` is."""
+    return f"Automatic (now {model_label(replace(config, model='auto').rendering_model())})"
 
 
 @dataclass(frozen=True)

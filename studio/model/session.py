@@ -197,7 +197,7 @@ class Session(TargetEditing, StartEditing):
         """Set ``shading``, ``resolution``, ``backend``, ``sigma``, ``texture_size``,
         ``large_steps`` (lambda, None for plain offsets), ``views_per_step`` (None: all),
         ``resolution_schedule`` (``[(resolution, start_step), ...]``, None: off), ``model``
-        (the rendering model, :data:`render_core.fit_config.FIT_MODELS`), or continuous
+        (the rendering model, :data:`render_core.fit_config.MODEL_SETTINGS`), or continuous
         remeshing: ``remesh`` (bool), ``remesh_min_edge``, ``remesh_max_edge`` (world units,
         None: automatic) and ``remesh_interval`` (steps)."""
         cfg = self.config.copy()

@@ -38,7 +38,7 @@ class CompareRuns(QObject):
         """Keep the current run's curve; an empty history shows an error instead."""
         s = self.window.session
         with s.locked():
-            history, model = list(s.history), s.config.model
+            history, model = list(s.history), s.config.rendering_model()
         try:
             curve = self.kept.keep(history, model)
         except ValueError as e:

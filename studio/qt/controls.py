@@ -28,7 +28,7 @@ import render_core as rc
 from render_core.fit import GROUPS, LOSS_TERMS
 
 from ..model import files, stages
-from ..model.compare import model_choices
+from ..model.compare import auto_label, model_choices
 from ..model.session import Session
 from .shape_controls import ShapeSection, StageSwitch, busy
 from .viewport import MODES
@@ -132,10 +132,11 @@ class ControlPanel(QWidget):
         for key, label in model_choices():
             self.rendering_model.addItem(label, key)
         self.rendering_model.setToolTip(
-            "How the fit renders and where its gradients come from: DIB-R (soft silhouette, "
-            "hard occlusion edges), DIB-R + edge antialiasing (colour losses move occlusion "
-            "edges too), SoftRas (soft faces blended by depth; unlit vertex colours only), "
-            "NMR (hard render, an approximate gradient at every edge)")
+            "How the fit renders and where its gradients come from: Automatic (DIB-R + edge "
+            "antialiasing while the L1 colour weight is above 0, else DIB-R), DIB-R (soft "
+            "silhouette, hard occlusion edges), DIB-R + edge antialiasing (colour losses move "
+            "occlusion edges too), SoftRas (soft faces blended by depth; unlit vertex colours "
+            "only), NMR (hard render, an approximate gradient at every edge)")
         self.rendering_model.currentIndexChanged.connect(
             lambda i: self._apply(self.session.set_option,
                                   model=self.rendering_model.itemData(i)))
@@ -241,6 +242,8 @@ class ControlPanel(QWidget):
             for name in LOSS_TERMS:
                 self.weights[name].setValue(cfg.weights[name])
             self.shading.setCurrentText(cfg.shading)
+            self.rendering_model.setItemText(self.rendering_model.findData("auto"),
+                                             auto_label(cfg))
             self.rendering_model.setCurrentIndex(self.rendering_model.findData(cfg.model))
             self.resolution.setValue(int(cfg.resolution))
             self.schedule.setText(rc.format_resolution_schedule(cfg.resolution_schedule))

@@ -31,8 +31,16 @@ def test_model_box_sets_the_model_and_the_renderer(window, qtbot, monkeypatch, t
     errors = _errors(monkeypatch)
     s, box = window.session, window.controls.rendering_model
     window.session_actions.undo_stack.merge_seconds = 0.0  # every choice its own undo step
-    assert box.currentData() == "dibr" and box.count() == 4
+    # The default is Automatic, which says what it renders with now: the demo's loss has the
+    # L1 colour term, so DIB-R with edge antialiasing; without it, plain DIB-R.
+    assert box.currentData() == "auto" and box.count() == 5
     assert box.itemText(box.findData("nmr")) == "NMR"
+    assert box.currentText() == "Automatic (now DIB-R + edge antialiasing)"
+    window.controls.weights["l1"].setValue(0.0)
+    assert s.config.weights["l1"] == 0.0 and s.config.model == "auto"
+    assert box.currentText() == "Automatic (now DIB-R)"
+    window.controls.weights["l1"].setValue(1.0)
+    assert box.currentText() == "Automatic (now DIB-R + edge antialiasing)"
     box.setCurrentIndex(box.findData("dibr+aa"))
     assert s.config.model == "dibr+aa"
     _step(window, qtbot, 1)  # the fit (in its process) steps with the new model
@@ -66,7 +74,7 @@ def test_softras_with_lighting_is_refused_and_changes_nothing(window, qtbot, mon
     assert len(errors) == 1 and errors[0] == window.last_error
     assert "softras" in errors[0] and "vertex_color" in errors[0]
     assert s.config.to_dict() == before and s.generation == generation
-    assert box.currentData() == "dibr"  # the box shows the session's setting again
+    assert box.currentData() == "auto"  # the box shows the session's setting again
     # The other way round: SoftRas first, then a lit shading is refused the same way.
     c.shading.setCurrentText("vertex_color")
     box.setCurrentIndex(box.findData("softras"))
@@ -87,24 +95,24 @@ def test_kept_curve_stays_through_reset_and_a_run_with_another_model(window, qtb
     first = [m["total"] for m in s.history]
     cr.keep_action.trigger()
     assert len(errors) == 1
-    assert [c.label for c in cr.kept.items] == ["DIB-R, 3 steps"]
+    # Kept under the default setting: labelled with what Automatic rendered with.
+    aa3, dibr2 = "DIB-R + edge antialiasing, 3 steps", "DIB-R, 2 steps"
+    assert [c.label for c in cr.kept.items] == [aa3]
     window.reset()
     qtbot.wait(300)
     assert s.steps == 0 and len(plot.values("total")) == 0  # the live curve restarts
-    box.setCurrentIndex(box.findData("dibr+aa"))
+    box.setCurrentIndex(box.findData("dibr"))
     _step(window, qtbot, 2)
-    assert [int(m["step"]) for m in s.history] == [1, 2] and s.config.model == "dibr+aa"
+    assert [int(m["step"]) for m in s.history] == [1, 2] and s.config.model == "dibr"
     plot.flush()
     (item,) = plot.kept_items
     assert item in plot.plot.getPlotItem().listDataItems()
     x, y = item.getOriginalDataset()
     assert np.array_equal(x, [1, 2, 3]) and np.allclose(y, first)
-    assert "DIB-R, 2 steps" not in _legend(window) and "DIB-R, 3 steps" in _legend(window)
+    assert dibr2 not in _legend(window) and aa3 in _legend(window)
     cr.keep_action.trigger()
-    assert [c.label for c in cr.kept.items] == ["DIB-R, 3 steps",
-                                                "DIB-R + edge antialiasing, 2 steps"]
-    assert len(plot.kept_items) == 2 and {"DIB-R, 3 steps", "DIB-R + edge antialiasing, 2 steps"
-                                          } <= set(_legend(window))
+    assert [c.label for c in cr.kept.items] == [aa3, dibr2]
+    assert len(plot.kept_items) == 2 and {aa3, dibr2} <= set(_legend(window))
     cr.clear_action.trigger()
     assert not plot.kept_items and not cr.kept.items
     assert not any("steps" in t for t in _legend(window))
