@@ -89,16 +89,24 @@ about 8, no times): Chamfer-L2 and floor height, mug then vase; 150 steps unless
     dibr, lr 0.03 -> 0.003, 300       0.01007  0.505  0.00321  0.851
     dibr+aa, lr 0.1 -> 0.003, 300     0.00954  0.157  0.00404  0.842
     dibr+aa, lr 0.1 -> 0.01, 600      0.00909 -0.057
+    dibr+aa, lr 0.1 -> 0.01, 1500     0.00842 -0.096  0.01142  0.236
+    dibr, lr 0.1 -> 0.01, 1500        0.00582 -0.135  0.01103  0.492  0.00043  0.00031
+    dibr, lr 0.1, 1500                0.00645 -0.168
 
 No setting at the preset's budget opens the mug: at its rate the cap sinks 0.03 of the 1.12 to
-the floor whatever the model. Larger rates dig, slowly: dibr+aa at 0.1 decaying to 0.01 sinks
-it halfway in 600 steps (cross-sections of the saved meshes: a bowl whose walls steepen), but a
-half-dug bowl is farther from the true surface than the flat cap at the rim, so Chamfer only
-gets back to the hull's there, and the vase gets worse at those rates. Why, and the per-view
-gradients behind it: the notes of :mod:`render_core.shape_presets`. dibr+aa at the preset's
-settings is the best on the mug and the vase (3% and 4% under the hull) but loses elsewhere:
-dented sphere 0.00043 against dibr's 0.00041, critter 0.00031 / 0.00030, figure 0.00022 /
-0.00018, torus_knot 0.00033 / 0.00028, torus 0.00040 / 0.00037; so the lit preset keeps dibr.
+the floor whatever the model. Larger rates dig, slowly, DIB-R as well as dibr+aa (the rate is
+what matters, not the occlusion gradients): at 0.1 decaying to 0.01 dibr+aa sinks the cap
+halfway in 600 steps, a bowl whose walls steepen (cross-sections of the saved meshes); a half-
+dug bowl is farther from the true surface than the flat cap at the rim, so Chamfer is back at
+the hull's there. After 1500 steps DIB-R has the mug 36% under the hull (0.00582, floor -0.135;
+F@0.02 0.511 against 0.561: the near wall folds over itself), but the same setting tangles the
+vase (3.7x the hull's Chamfer) and loses on the others (figure 0.00024 against the preset's
+0.00018 in 150 steps, dented sphere 0.00043 / 0.00041, critter 0.00031 / 0.00030) at ten times
+the steps. Why, and the per-view gradients behind it: the notes of
+:mod:`render_core.shape_presets`. dibr+aa at the preset's settings is the best on the mug and
+the vase (3% and 4% under the hull) but loses elsewhere: dented sphere 0.00043 against dibr's
+0.00041, critter 0.00031 / 0.00030, figure 0.00022 / 0.00018, torus_knot 0.00033 / 0.00028,
+torus 0.00040 / 0.00037; so the lit preset keeps dibr and its rate.
 
 Measured before remeshing on a shared 2-core machine (load average about 2, one thread per
 run), seed 0; the
