@@ -92,6 +92,7 @@ about 8, no times): Chamfer-L2 and floor height, mug then vase; 150 steps unless
     dibr+aa, lr 0.1 -> 0.01, 1500     0.00842 -0.096  0.01142  0.236
     dibr, lr 0.1 -> 0.01, 1500        0.00582 -0.135  0.01103  0.492  0.00043  0.00031
     dibr, lr 0.1, 1500                0.00645 -0.168
+    dibr, lr 0.1 -> 0.01, 1500, remesh 0.01308  0.046  0.01151  0.400
 
 No setting at the preset's budget opens the mug: at its rate the cap sinks 0.03 of the 1.12 to
 the floor whatever the model. Larger rates dig, slowly, DIB-R as well as dibr+aa (the rate is
