@@ -36,6 +36,35 @@ both numbers, at about twice the time (the mesh refines to 1-pixel edges). Lit t
 less and lose on two (mug 0.00898 -> 0.00921, vase 0.00315 -> 0.00361; dented sphere 0.00041
 -> 0.00040, critter 0.00030 -> 0.00029), so the lit preset stays without it by default.
 ``dibr-studio fit --init hull --remesh`` uses the silhouette preset with remeshing.
+
+Concavities no view sees edge-on (the mug's and the vase's insides) stay mostly filled at the
+benchmark's budget (150 steps) with every model and setting measured, so the lit preset keeps
+DIB-R, fixed topology and its rate. Measured with ``benchmarks/shape_fit.py --rgb --model M
+--tune ...`` (lit task, 150 steps unless stated), Chamfer-L2 and the height of the cavity's
+floor on the axis (the hull's cap 0.609, the mug's floor -0.511; vase: hull 0.924, floor
+-0.804): dibr (the preset) mug 0.00898 / floor 0.583, vase 0.00315; dibr+aa 0.00882 / 0.577,
+vase 0.00285 (but dented sphere 0.00043 against 0.00041, critter 0.00031 against 0.00030);
+dibr+aa with remeshing 0.00892 / 0.594, vase 0.00296; nmr 0.00933 / 0.617 (the cap rises), vase
+0.00299; dibr+aa with L1 weight 100 0.00890 / 0.572; lambda 20 0.00896 / 0.577. Larger rates do
+dig: dibr+aa at 0.03 for 300 steps sinks the mug's cap to 0.116, at 0.1 decaying to 0.003 to
+0.157, but into a bowl halfway down, which is farther from the true surface than the flat cap
+was (the hull's cap lies near the rim, its walls and bottom within a wall's thickness of the
+inner ones): Chamfer 0.00927 and 0.00954, and the vase degrades (0.00525, 0.00404). Only long
+runs at a high rate open the mug: DIB-R at 0.1 decaying to 0.01 over 1500 steps (ten times the
+benchmark's budget) ends 36% under the hull (0.00582, floor -0.135, though F@0.02 falls to
+0.511 from 0.561 as the near wall folds), while the same run tangles the vase (0.01103, 3.7x
+the hull) and loses a little on the dented sphere, critter and figure (with remeshing as well:
+mug 0.01308, vase 0.01151); a rate schedule is not a preset setting either. On a small cup
+(``tests/test_lit_cavity.py``: 32 rows, 8 views, 120 steps) the rate alone does it: at 0.1 the
+cap sinks from the hull's 0.61 to 0.06 (the floor: -0.25), at the preset's 0.01 to 0.50. Why
+the digging is slow: Lambertian shading shows normals, not depth, and the inner floor has the
+cap's normal. What differs inside the rim is which wall each view sees there, a different one
+from every azimuth, so the per-view gradients on the cap disagree: at the hull, summed over the
+cap's vertices, 7 of the 20 views push it in and 7 out with DIB-R (the net push, over the sum
+of its sizes, -0.21: outwards), 8 and 6 with dibr+aa (+0.11), 4 and 10 with nmr (-0.77); on the
+dented sphere's dent 7 push in and 2 out (+0.91). The occlusion gradients of dibr+aa and nmr
+need an occlusion edge, and at the hull the rim meets the cap in a crease: the near rim hides
+the cap only once it has sunk.
 """
 
 from __future__ import annotations
