@@ -57,8 +57,8 @@ def hard_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
     """The hard IoU of ``pred > 0.5`` against ``target > 0.5`` ([B,H,W] each), averaged over
     the batch (a view with both masks empty counts as 0). A metric: not differentiable."""
     a, t = pred > 0.5, target > 0.5
-    inter = (a & t).flatten(1).sum(1).float()
-    union = (a | t).flatten(1).sum(1).float().clamp(min=1)
+    inter = torch.count_nonzero((a & t).flatten(1), dim=1).float()
+    union = torch.count_nonzero((a | t).flatten(1), dim=1).float().clamp(min=1)
     return float((inter / union).mean())
 
 
