@@ -73,6 +73,16 @@ class Topology:
         return self._get("range", lambda: (int(self.faces.min()), int(self.faces.max())))
 
 
+def cached(faces: torch.Tensor) -> Topology | None:
+    """The cached :class:`Topology` of ``faces`` if :func:`of` has built it, else None (a
+    lookup that never builds, so one-off faces tensors do not evict a fit's tables)."""
+    hit = _cache.get(id(faces))
+    if hit is not None and hit[0]() is faces and hit[1].matches(faces):
+        _cache.move_to_end(id(faces))
+        return hit[1]
+    return None
+
+
 def of(faces: torch.Tensor) -> Topology:
     """The :class:`Topology` of ``faces`` (an ``[F,3]`` int64 tensor), cached."""
     key = id(faces)

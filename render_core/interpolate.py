@@ -52,7 +52,8 @@ def _check_native_indices(attr, bary, faces, face_idx) -> torch.Tensor:
     faces = faces.long()
     if faces.dim() != 2 or faces.shape[-1] != 3:
         raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
-    lo, hi = _topology.of(faces).index_range()  # cached per faces tensor
+    topo = _topology.cached(faces)  # the rasterized faces: their range is known
+    lo, hi = topo.index_range() if topo is not None else (int(v) for v in torch.aminmax(faces))
     if lo < 0 or hi >= attr.shape[1]:
         raise IndexError(f"faces index {attr.shape[1]} attribute rows, found {lo}..{hi}")
     if face_idx.numel() and int(face_idx.max()) >= faces.shape[0]:
