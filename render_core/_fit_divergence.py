@@ -7,12 +7,25 @@ for a non-finite loss is its own question, not part of building or stepping a fi
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
 import torch
 
 from .fit_config import ParamGroup
+
+
+def snapshot_state(optimizer: torch.optim.Optimizer) -> dict:
+    """``copy.deepcopy(optimizer.state_dict())`` for the undo, without deepcopy's per-object
+    bookkeeping: every state tensor cloned, every group's settings copied (a step a frame, so
+    this runs every step). Restored with ``optimizer.load_state_dict``."""
+    sd = optimizer.state_dict()
+    state = {i: {k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in s.items()}
+             for i, s in sd["state"].items()}
+    groups = [{k: list(v) if k == "params" else copy.deepcopy(v) for k, v in g.items()}
+              for g in sd["param_groups"]]
+    return {"state": state, "param_groups": groups}
 
 
 class FitDivergence:

@@ -25,13 +25,13 @@ class Topology:
 
     def __init__(self, faces: torch.Tensor):
         self.faces = faces.detach().clone()
-        self._tables: dict[str, object] = {}
+        self._tables: dict[object, object] = {}
 
     def matches(self, faces: torch.Tensor) -> bool:
         return (faces.dtype == self.faces.dtype and faces.device == self.faces.device
                 and faces.shape == self.faces.shape and torch.equal(faces, self.faces))
 
-    def _get(self, name: str, build):
+    def _get(self, name, build):
         if name not in self._tables:
             self._tables[name] = build()
         return self._tables[name]
@@ -52,11 +52,35 @@ class Topology:
         """``[3F]`` vertex of each corner, corner-major (``faces.t().reshape(-1)``)."""
         return self._get("corners", lambda: self.faces.t().reshape(-1).contiguous())
 
+    def degree(self, n_vertices: int, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
+        """Each of ``n_vertices`` vertices' number of unique edges, as ``dtype`` ``[V]``, and
+        whether every vertex has one (as ``losses`` counted them each step before)."""
+
+        def build():
+            e = self.edges()
+            dev = self.faces.device
+            ones = torch.ones(e.shape[0], dtype=dtype, device=dev)
+            deg = torch.zeros(n_vertices, dtype=dtype, device=dev)
+            deg = deg.index_add(0, e[:, 0], ones).index_add(0, e[:, 1], ones)
+            return deg, bool((deg > 0).all())
+
+        return self._get(("degree", n_vertices, dtype), build)
+
     def index_range(self) -> tuple[int, int]:
         """(min, max) vertex index of the faces ((0, -1) without faces)."""
         if self.faces.numel() == 0:
             return (0, -1)
         return self._get("range", lambda: (int(self.faces.min()), int(self.faces.max())))
+
+
+def cached(faces: torch.Tensor) -> Topology | None:
+    """The cached :class:`Topology` of ``faces`` if :func:`of` has built it, else None (a
+    lookup that never builds, so one-off faces tensors do not evict a fit's tables)."""
+    hit = _cache.get(id(faces))
+    if hit is not None and hit[0]() is faces and hit[1].matches(faces):
+        _cache.move_to_end(id(faces))
+        return hit[1]
+    return None
 
 
 def of(faces: torch.Tensor) -> Topology:

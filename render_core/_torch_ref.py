@@ -59,6 +59,13 @@ def valid_faces(fv: torch.Tensor) -> torch.Tensor:
     return (fv[..., 3] > W_EPS).all(-1) & torch.isfinite(fv).all(-1).all(-1)
 
 
+def valid_faces_of(clip: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``valid_faces(face_vertices(clip, faces))`` without gathering the [B,F,3,4] corners:
+    each vertex is tested once ([B,V]) and a face is valid when its three vertices are."""
+    ok = (clip[..., 3] > W_EPS) & torch.isfinite(clip).all(-1)
+    return ok[:, faces].all(-1)
+
+
 def _pixel_boxes(xy_ndc: torch.Tensor, valid: torch.Tensor, h: int, w: int, grow_px: float):
     """Inclusive pixel bounding boxes [N] x4 (j0, j1, i0, i1) of projected faces [N,3,2].
 

@@ -32,7 +32,6 @@ Colour: renders are linear, targets are sRGB (as on disk); the L1 term encodes t
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ._camera_group import N_PARAMS, CameraGroup
-from ._fit_divergence import FitDivergence
+from ._fit_divergence import FitDivergence, snapshot_state
 from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
 from ._fused import image_losses
@@ -410,7 +409,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
                          if not _all_finite(p.grad for p in ps if p.grad is not None)]
             if not offenders:
                 saved = [p.detach().clone() for p in self._params]
-                state = copy.deepcopy(self._optimizer.state_dict())
+                state = snapshot_state(self._optimizer)
                 try:
                     self._optimizer.step()
                     offenders = [n for n, ps in groups if not _all_finite(ps)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _build
+from . import _build, _topology
 from . import _torch_ref as torch_ref
 from ._native import native_interpolate
 from .rasterize import Fragments
@@ -52,9 +52,10 @@ def _check_native_indices(attr, bary, faces, face_idx) -> torch.Tensor:
     faces = faces.long()
     if faces.dim() != 2 or faces.shape[-1] != 3:
         raise ValueError(f"faces must have shape [F,3], got {tuple(faces.shape)}")
-    lo, hi = torch.aminmax(faces)
-    if int(lo) < 0 or int(hi) >= attr.shape[1]:
-        raise IndexError(f"faces index {attr.shape[1]} attribute rows, found {int(lo)}..{int(hi)}")
+    topo = _topology.cached(faces)  # the rasterized faces: their range is known
+    lo, hi = topo.index_range() if topo is not None else (int(v) for v in torch.aminmax(faces))
+    if lo < 0 or hi >= attr.shape[1]:
+        raise IndexError(f"faces index {attr.shape[1]} attribute rows, found {lo}..{hi}")
     if face_idx.numel() and int(face_idx.max()) >= faces.shape[0]:
         raise IndexError(f"face_idx {int(face_idx.max())} is out of range for {len(faces)} faces")
     if bary.shape != (*face_idx.shape, 3):

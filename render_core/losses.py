@@ -57,8 +57,8 @@ def hard_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
     """The hard IoU of ``pred > 0.5`` against ``target > 0.5`` ([B,H,W] each), averaged over
     the batch (a view with both masks empty counts as 0). A metric: not differentiable."""
     a, t = pred > 0.5, target > 0.5
-    inter = (a & t).flatten(1).sum(1).float()
-    union = (a | t).flatten(1).sum(1).float().clamp(min=1)
+    inter = torch.count_nonzero((a & t).flatten(1), dim=1).float()
+    union = torch.count_nonzero((a | t).flatten(1), dim=1).float().clamp(min=1)
     return float((inter / union).mean())
 
 
@@ -190,23 +190,25 @@ def edge_adjacency(faces: torch.Tensor) -> torch.Tensor:
 
 def _laplacian_offsets(
     vertices: torch.Tensor, faces: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uniform Laplacian offsets ``[...,V,3]`` and the vertex degrees ``[V]``."""
-    edges = _topology.of(faces).edges()
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Uniform Laplacian offsets ``[...,V,3]``, the vertex degrees ``[V]`` (the topology's,
+    not to be modified) and whether every vertex has a neighbour."""
+    topo = _topology.of(faces)
+    edges = topo.edges()
     i, j = edges[:, 0], edges[:, 1]
-    n_vertices = vertices.shape[-2]
     neighbour_sum = (
         torch.zeros_like(vertices)
         .index_add(-2, i, vertices.index_select(-2, j))
         .index_add(-2, j, vertices.index_select(-2, i))
     )
-    ones = torch.ones(edges.shape[0], dtype=vertices.dtype, device=vertices.device)
-    degree = torch.zeros(n_vertices, dtype=vertices.dtype, device=vertices.device)
-    degree = degree.index_add(0, i, ones).index_add(0, j, ones)
+    degree, connected = topo.degree(vertices.shape[-2], vertices.dtype)
+    if degree.device != vertices.device:
+        degree = degree.to(vertices.device)
     # Isolated vertices (degree 0) have no neighbour mean: give them no offset.
     offsets = vertices - neighbour_sum / degree.clamp_min(1.0).unsqueeze(-1)
-    offsets = torch.where(degree.unsqueeze(-1) > 0, offsets, torch.zeros_like(offsets))
-    return offsets, degree
+    if not connected:
+        offsets = torch.where(degree.unsqueeze(-1) > 0, offsets, torch.zeros_like(offsets))
+    return offsets, degree, connected
 
 
 def uniform_laplacian(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -244,12 +246,14 @@ def laplacian(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     faces = _check_mesh(vertices, faces)
     if faces.shape[0] == 0:
         return _zero_like_graph(vertices)
-    offsets, degree = _laplacian_offsets(vertices, faces)
-    connected = degree > 0
-    if not bool(connected.any()):
-        return _zero_like_graph(vertices)
+    offsets, degree, everywhere = _laplacian_offsets(vertices, faces)
+    if not everywhere:
+        connected = degree > 0
+        if not bool(connected.any()):
+            return _zero_like_graph(vertices)
+        offsets = offsets[..., connected, :]
     # vector_norm's gradient at an exactly zero offset is 0 (subgradient), not NaN.
-    norms = torch.linalg.vector_norm(offsets[..., connected, :], dim=-1)
+    norms = torch.linalg.vector_norm(offsets, dim=-1)
     return norms.mean()
 
 

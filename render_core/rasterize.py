@@ -137,8 +137,7 @@ def soft_silhouette(
     name = _build.resolve_backend(backend, clip.device)
     if faces.shape[0] == 0:
         return clip.new_zeros(clip.shape[0], h, w) + 0 * clip.sum()
-    fv = torch_ref.face_vertices(clip.detach(), faces)
-    valid = torch_ref.valid_faces(fv)
+    valid = torch_ref.valid_faces_of(clip.detach(), faces)
     xy = torch_ref.iso_xy(clip, h, w)
     if name == "torch":
         return torch_ref.SoftSilhouette.apply(xy, valid, faces, h, w, float(sigma), float(eps))

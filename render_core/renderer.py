@@ -143,7 +143,7 @@ class Renderer:
             lit = self._lit(mesh, camera, frags, cov, light, material)
             bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
             canvas = bg.expand(cov.npix, 3).contiguous()
-            rgb = canvas.index_put((cov.sel,), lit).view(*cov.shape, 3)
+            rgb = canvas.index_copy(0, cov.sel, lit).view(*cov.shape, 3)
         if self.model == "nmr":
             alpha = frags.mask.to(rgb.dtype)
             both = nmr_edges(torch.cat([rgb, alpha.unsqueeze(-1)], -1), frags, clip,
@@ -237,7 +237,15 @@ class _Covered:
         self.shape = tuple(frags.face_idx.shape)
         self.npix = frags.face_idx.numel()
         self.sel = frags.face_idx.reshape(-1).ge(0).nonzero().squeeze(1)
-        self.bidx = self.sel // (self.shape[1] * self.shape[2])
+
+    _bidx: torch.Tensor | None = None
+
+    @property
+    def bidx(self) -> torch.Tensor:
+        """Each covered pixel's image [P] (built when a per-image parameter needs it)."""
+        if self._bidx is None:
+            self._bidx = self.sel // (self.shape[1] * self.shape[2])
+        return self._bidx
 
     def take(self, image: torch.Tensor) -> torch.Tensor:
         """[B,H,W,C] (or broadcastable) -> [P,C]."""
