@@ -60,6 +60,28 @@ DIBR_HD PixBox box_intersect(const PixBox& a, const PixBox& b) {
                 a.i0 > b.i0 ? a.i0 : b.i0, a.i1 < b.i1 ? a.i1 : b.i1};
 }
 
+// A face's screen triangle for the soft kernels: ``t`` gets the three corners (x, y) from
+// ``xy`` [B,V,2] and the triangle's bounding box (xmin, xmax, ymin, ymax) after them; ``x``,
+// ``y`` get the corners in NDC (for pixel_box). ``n`` = b * F + f.
+template <typename T>
+DIBR_HD void gather_triangle(int64_t n, const T* xy, const int64_t* faces, int64_t F, int64_t V,
+                             int H, int W, T* t, double* x, double* y) {
+  const int64_t b = n / F, f = n % F;
+  for (int k = 0; k < 3; ++k) {
+    const T* v = xy + (b * V + faces[f * 3 + k]) * 2;
+    t[2 * k] = v[0];
+    t[2 * k + 1] = v[1];
+    x[k] = (double)v[0] * ((double)H / W);  // back to NDC for the pixel box
+    y[k] = (double)v[1];
+  }
+  for (int c = 0; c < 2; ++c) {
+    const T a = t[c], b2 = t[2 + c], c2 = t[4 + c];
+    const T lo = a < b2 ? a : b2, hi = a > b2 ? a : b2;
+    t[6 + 2 * c] = lo < c2 ? lo : c2;
+    t[7 + 2 * c] = hi > c2 ? hi : c2;
+  }
+}
+
 // The pixels of tile (row ti, column tj).
 DIBR_HD PixBox tile_box(int ti, int tj) {
   return PixBox{tj * TILE, tj * TILE + TILE - 1, ti * TILE, ti * TILE + TILE - 1};

@@ -73,22 +73,9 @@ constexpr int PAIR_G = 3;   // dd/d(vertex coordinates), 6 scalars
 // Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
 template <typename T>
 DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
-  const int b = (int)(n / p.F), f = (int)(n % p.F);
   T* t = p.tri + n * TRI;
   double x[3], y[3];
-  for (int k = 0; k < 3; ++k) {
-    const T* v = p.xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
-    t[2 * k] = v[0];
-    t[2 * k + 1] = v[1];
-    x[k] = (double)v[0] * ((double)p.H / p.W);  // back to NDC for the pixel box
-    y[k] = (double)v[1];
-  }
-  for (int c = 0; c < 2; ++c) {
-    const T a = t[c], b2 = t[2 + c], c2 = t[4 + c];
-    const T lo = a < b2 ? a : b2, hi = a > b2 ? a : b2;
-    t[6 + 2 * c] = lo < c2 ? lo : c2;
-    t[7 + 2 * c] = hi > c2 ? hi : c2;
-  }
+  gather_triangle(n, p.xy, p.faces, p.F, p.V, p.H, p.W, t, x, y);
   p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
   p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
 }

@@ -72,22 +72,9 @@ DIBR_HD double m_log1p(double x) { return log1p(x); }
 // Setup (one index per face): the triangle, its bounding box, its grown pixel box.
 template <typename T>
 DIBR_HD void sr_setup_body(int64_t n, const SRParams<T>& p) {
-  const int b = (int)(n / p.F), f = (int)(n % p.F);
   T* t = p.tri + n * SR_TRI;
   double x[3], y[3];
-  for (int k = 0; k < 3; ++k) {
-    const T* v = p.xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
-    t[2 * k] = v[0];
-    t[2 * k + 1] = v[1];
-    x[k] = (double)v[0] * ((double)p.H / p.W);  // back to NDC for the pixel box
-    y[k] = (double)v[1];
-  }
-  for (int c = 0; c < 2; ++c) {
-    const T a = t[c], b2 = t[2 + c], c2 = t[4 + c];
-    const T lo = a < b2 ? a : b2, hi = a > b2 ? a : b2;
-    t[6 + 2 * c] = lo < c2 ? lo : c2;
-    t[7 + 2 * c] = hi > c2 ? hi : c2;
-  }
+  gather_triangle(n, p.xy, p.faces, p.F, p.V, p.H, p.W, t, x, y);
   p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
 }
 

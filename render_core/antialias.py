@@ -18,7 +18,7 @@ import torch
 from . import _build
 from . import _torch_ref as torch_ref
 from ._native import native_antialias
-from ._validate import check_faces
+from ._validate import check_faces, check_image_op_args
 from .rasterize import Fragments
 
 
@@ -87,23 +87,7 @@ def antialias(
     Returns:
         [B,H,W,C] of ``color``'s dtype; equal to ``color`` away from silhouette edges.
     """
-    if not torch.is_tensor(color) or not color.is_floating_point() or color.dim() != 4:
-        raise ValueError("color must be a floating-point tensor [B,H,W,C]")
-    face_idx, depth = frags.face_idx, frags.depth
-    if tuple(face_idx.shape) != tuple(color.shape[:3]) or depth.shape != face_idx.shape:
-        raise ValueError(
-            f"frags of shape {tuple(face_idx.shape)} do not match color {tuple(color.shape)}"
-        )
-    if not torch.is_tensor(clip) or not clip.is_floating_point():
-        raise ValueError("clip must be a floating-point tensor [B,V,4]")
-    if clip.dim() == 2:
-        clip = clip.unsqueeze(0)
-    if clip.dim() != 3 or clip.shape[-1] != 4 or clip.shape[0] not in (1, color.shape[0]):
-        raise ValueError(
-            f"clip must have shape [B,V,4] with B = {color.shape[0]} or 1, got {tuple(clip.shape)}"
-        )
-    clip = clip.to(color.dtype).expand(color.shape[0], -1, -1)
-    faces = check_faces(faces, clip.device)
+    face_idx, depth, clip, faces = check_image_op_args(color, frags, clip, faces)
     if topology is None:
         topology = antialias_topology(faces)
     topology = torch.as_tensor(topology, device=clip.device).long()
