@@ -3,10 +3,11 @@ tests) and orbit-camera fit problems (test_fit, test_views_per_step)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 import render_core as rc
-from render_core.fit import TargetView
+from render_core.fit import DEFAULT_LIGHT, TargetView
 
 
 def orbit_targets(mesh: rc.Mesh, views, res: int = 32) -> list[TargetView]:
@@ -35,3 +36,23 @@ def random_clip(g: torch.Generator, bsz: int, nv: int) -> torch.Tensor:
     clip[..., 2] = (torch.rand(bsz, nv, generator=g) * 2.4 - 1.2) * clip[..., 3]
     clip[..., :2] *= clip[..., 3:4]
     return clip
+
+
+def lit_spiral_problem(gt: rc.Mesh, res: int = 32, n_views: int = 8, dist: float = 2.7,
+                       fov: float = 50.0):
+    """The lit shape task in small: ``gt`` rendered Lambertian under the Fitter's own light
+    (direction, intensity 0.8, ambient 0.3: the known light) from ``n_views`` cameras on a
+    spiral (azimuth by the golden angle, elevation -30..60), and the visual hull of the masks.
+    Returns ``(gt, targets, hull)``."""
+    k = np.arange(n_views)
+    az, el = (k * 137.5) % 360.0, np.linspace(-30.0, 60.0, n_views)
+    cams = rc.Camera.orbit(torch.tensor(az, dtype=torch.float32),
+                           torch.tensor(el, dtype=torch.float32), dist, fov=fov)
+    light = rc.DirectionalLight(torch.tensor(DEFAULT_LIGHT), intensity=0.8, ambient=0.3)
+    out = rc.Renderer(res, shading="lambertian", sigma=1e-5).render(gt, cams, light=light)
+    rgb = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
+    mask = out.frags.mask.float().numpy()
+    targets = [TargetView(rgb[i], mask[i], float(az[i]), float(el[i]), dist, fov)
+               for i in range(n_views)]
+    hull = rc.visual_hull(torch.from_numpy(mask), cams, resolution=48, faces=800)
+    return gt, targets, hull

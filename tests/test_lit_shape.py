@@ -3,12 +3,12 @@ digs out a dent that the visual hull, and a silhouette fit from it, leave filled
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from _scenes import lit_spiral_problem
 
 import render_core as rc
-from render_core.fit import DEFAULT_LIGHT, Fitter, TargetView
+from render_core.fit import Fitter
 from render_core.shape_presets import SHAPE_PRESETS, shape_fit_config
 
 RES, N_VIEWS, DIST, FOV = 32, 8, 2.7, 50.0
@@ -36,19 +36,7 @@ def _dent_radius(mesh: rc.Mesh) -> float:
 @pytest.fixture(scope="module")
 def problem():
     gt = _dented_sphere()
-    k = np.arange(N_VIEWS)
-    az, el = (k * 137.5) % 360.0, np.linspace(-30.0, 60.0, N_VIEWS)
-    cams = rc.Camera.orbit(torch.tensor(az, dtype=torch.float32),
-                           torch.tensor(el, dtype=torch.float32), DIST, fov=FOV)
-    # the Fitter's own light (direction, intensity 0.8, ambient 0.3): the known light
-    light = rc.DirectionalLight(torch.tensor(DEFAULT_LIGHT), intensity=0.8, ambient=0.3)
-    out = rc.Renderer(RES, shading="lambertian", sigma=1e-5).render(gt, cams, light=light)
-    rgb = rc.linear_to_srgb(out.rgb.clamp(0, 1)).numpy()
-    mask = out.frags.mask.float().numpy()
-    targets = [TargetView(rgb[i], mask[i], float(az[i]), float(el[i]), DIST, FOV)
-               for i in range(N_VIEWS)]
-    hull = rc.visual_hull(torch.from_numpy(mask), cams, resolution=48, faces=800)
-    return gt, targets, hull
+    return lit_spiral_problem(gt, RES, N_VIEWS, DIST, FOV)
 
 
 def _fit(hull, targets, kind, steps) -> rc.Mesh:
