@@ -12,7 +12,8 @@ in 20 views at 64x64 from cameras on a spiral: elevation -30..60 degrees, azimut
 the golden angle, distance 2.7, fov 50. The targets are render_core's hard rasterizer's
 (``rasterize(...).face_idx >= 0``) masks (the silhouette task), or with ``--rgb`` Lambertian
 renders of the grey shape under a known directional light (``_shape_task.LIT_LIGHT``, the
-Fitter's own light) with those masks (the lit task; ``--both`` runs one task after the other). Every method
+Fitter's own light) with those masks (the lit task; ``--both`` runs one task after the
+other). Every method
 gets the targets and the cameras and returns a mesh; it is scored against the normalised
 ground truth in the same frame: Chamfer-L2 and F-score@0.02 (:mod:`render_core.shape_metrics`,
 20,000 samples a side) and its wall time (the hull's carve included where a method uses it).
