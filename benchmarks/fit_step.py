@@ -13,21 +13,21 @@ the demo object, rendered at the fit resolution, and an icosphere is fitted to t
 - 128: 128x128, icosphere with 4 subdivisions (5,120 faces)
 - 256: 256x256, icosphere with 5 subdivisions (20,480 faces)
 
-The baseline is the previous implementation: ``--base REV`` (default :data:`BASE_REV`, the
-commit before the speed work) is extracted with ``git archive`` into a temporary folder and
-the same timing loop runs there, in a subprocess, interleaved with this checkout's (also a
-subprocess), so both see the same machine; its native extension is built on first use and
-cached. Both processes get this process's environment (``render_core`` sets OpenMP's passive
-waits here, so the base is not handicapped by the spinning threads that
-``benchmarks/threads.py`` measures). ``--torch`` adds the pure torch rasterizer as a second
-baseline (minutes at 256).
+The baselines are previous implementations: each of ``--base REV,...`` (default
+:data:`BASE_REVS`: the code the issue measured, and the code before its items 2 and 3) is
+extracted with ``git archive`` into a temporary folder and the same timing loop runs there, in a
+subprocess, interleaved with this checkout's (also a subprocess), so all see the same machine;
+a base's native extension is built on first use and cached. Every process gets this process's
+environment (``render_core`` sets OpenMP's passive waits here, so a base is not handicapped by
+the spinning threads that ``benchmarks/threads.py`` measures). ``--torch`` adds the pure torch
+rasterizer as another baseline (minutes at 256).
 
 A run is 3 warm-up steps and then ``--steps`` timed steps; each implementation runs
 ``--rounds`` times, interleaved, and the fastest run counts (other load only adds time). The
 table gives the mean wall ms/step (``time.perf_counter``), steps/s and the speedup base/this,
 and the process CPU ms/step (``time.process_time``, all threads summed) with its speedup,
 which a loaded machine disturbs less than the wall clock. The target is 30 steps/s (at most
-33 ms a step) and 5x the base at 128x128 with 5,120 faces.
+33 ms a step) and 5x the first base at 128x128 with 5,120 faces.
 
 Then the soft silhouette alone (this checkout, native CPU, the fitted icosphere's start in
 the six demo views): forward and forward + backward ms, their ratio (target <= 3), and the
@@ -69,8 +69,10 @@ WARMUP = 3
 TARGET_SIZE = 128
 TARGET_STEPS_PER_S = 30.0
 TARGET_SPEEDUP = 5.0
-BASE_REV = "0e45f15"
-"""The last commit before the speed work of issue 14 items 2 and 3."""
+BASE_REVS = ("aa27edb", "0e45f15")
+"""The bases timed by default: the implementation issue 14 measured (the last commit before any
+of its speed work), and the last commit before its items 2 and 3 (after the band-only soft
+silhouette of item 1)."""
 
 
 def make_targets(resolution: int) -> list[TargetView]:
@@ -91,8 +93,9 @@ def make_config(resolution: int, backend: str, views_per_step: int | None = None
     groups = default_groups()
     for name in GROUPS_ON:
         groups[name].enabled = True
+    extra = {} if views_per_step is None else {"views_per_step": views_per_step}
     cfg = FitConfig(groups=groups, shading="lambertian", resolution=resolution, backend=backend,
-                    views_per_step=views_per_step)
+                    **extra)  # (the oldest base has no views_per_step setting)
     if hasattr(cfg, "model"):  # the base revision has no model setting and no antialiasing:
         cfg.model = "dibr"     # time the same computation in both (the default is now "auto")
     return cfg
@@ -219,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
     ap.add_argument("--views-per-step", type=int, default=None, metavar="K",
                     help="render a random K of the 6 targets per step (default: all)")
-    ap.add_argument("--base", default=BASE_REV, help=f"base revision (default {BASE_REV})")
+    ap.add_argument("--base", default=",".join(BASE_REVS),
+                    help=f"base revisions, comma-separated (default {','.join(BASE_REVS)})")
     ap.add_argument("--no-base", action="store_true", help="leave out the base revision")
     ap.add_argument("--torch", action="store_true", help="add the torch rasterizer baseline")
     ap.add_argument("--soft-reps", type=int, default=7, help="soft silhouette repetitions")
@@ -244,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    revs = [r.strip() for r in args.base.split(",") if r.strip()]
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"({os.cpu_count()} cores)")
@@ -251,44 +256,51 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.environ.get('OMP_WAIT_POLICY')}")
     views = "6 views" if args.views_per_step is None else f"{args.views_per_step} of 6 views"
     print(f"{WARMUP} warm-up steps, {args.steps} timed steps; {views} per step; groups "
-          f"{', '.join(GROUPS_ON)}; lambertian shading; base {args.base}")
+          f"{', '.join(GROUPS_ON)}; lambertian shading; bases {', '.join(revs)}")
     print()
     with tempfile.TemporaryDirectory(prefix="fit-step-base-") as tmp:
-        base = None if args.no_base else extract(args.base, Path(tmp))
-        header = (f"{'size':<14} {'ms/step':>9} {'steps/s':>8} {'base ms':>9} {'base st/s':>9} "
-                  f"{'speedup':>8} {'cpu ms':>8} {'base cpu':>9} {'cpu speedup':>11}"
-                  + (f" {'torch ms':>9}" if args.torch else ""))
+        bases = {} if args.no_base else {rev: extract(rev, Path(tmp)) for rev in revs}
+        impls = [("this", HERE)] + list(bases.items())
+        header = (f"{'size':<14} {'code':<8} {'ms/step':>9} {'steps/s':>8} {'cpu ms':>8} "
+                  f"{'this is x faster':>17} {'(cpu)':>7}")
         print(header)
         print("-" * len(header))
         this_ms: dict[int, float] = {}
-        ratio_at: dict[int, float] = {}
+        ratio_at: dict[int, dict[str, float]] = {}
         for res in sizes:
-            runs = []
-            for _ in range(args.rounds):  # interleaved, so drifting load hits both alike
-                runs.append((run_child(HERE, res, "cpu", args),
-                             run_child(base, res, "cpu", args) if base else (math.nan,) * 2))
-            ms, cpu = (min(r[0][k] for r in runs) for k in (0, 1))
-            base_ms, base_cpu = (min(r[1][k] for r in runs) for k in (0, 1))
-            this_ms[res], ratio_at[res] = ms, base_ms / ms
-            line = f"{res}x{res}/{20 * 4 ** SIZES[res]}f"
-            a, b = _fmt(ms)
-            c, d = _fmt(base_ms)
-            sp = "-" if math.isnan(ratio_at[res]) else f"{ratio_at[res]:.2f}x"
-            csp = "-" if math.isnan(base_cpu / cpu) else f"{base_cpu / cpu:.2f}x"
-            line = (f"{line:<14} {a:>9} {b:>8} {c:>9} {d:>9} {sp:>8} {cpu:>8.1f} "
-                    f"{base_cpu:>9.1f} {csp:>11}")
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in impls}
+            for _ in range(args.rounds):  # interleaved, so drifting load hits all alike
+                for name, code in impls:
+                    runs[name].append(run_child(code, res, "cpu", args))
+            best = {name: (min(r[0] for r in rs), min(r[1] for r in rs))
+                    for name, rs in runs.items()}
+            ms, cpu = best["this"]
+            this_ms[res], ratio_at[res] = ms, {}
+            label = f"{res}x{res}/{20 * 4 ** SIZES[res]}f"
+            for name, _ in impls:
+                b_ms, b_cpu = best[name]
+                a_, b_ = _fmt(b_ms)
+                sp = csp = ""
+                if name != "this":
+                    ratio_at[res][name] = b_ms / ms
+                    sp = "-" if math.isnan(b_ms / ms) else f"{b_ms / ms:.2f}x"
+                    csp = "-" if math.isnan(b_cpu / cpu) else f"{b_cpu / cpu:.2f}x"
+                print(f"{label:<14} {name:<8} {a_:>9} {b_:>8} {b_cpu:>8.1f} {sp:>17} {csp:>7}")
+                label = ""
             if args.torch:
-                line += f" {_fmt(best_of(HERE, res, 'torch', args)[0])[0]:>9}"
-            print(line, flush=True)
+                t_ms = best_of(HERE, res, "torch", args)[0]
+                print(f"{'':<14} {'torch':<8} {_fmt(t_ms)[0]:>9} {_fmt(t_ms)[1]:>8}")
+            print(flush=True)
     print()
     limit_ms = 1000.0 / TARGET_STEPS_PER_S
     t = this_ms.get(TARGET_SIZE)
+    first = revs[0] if revs and not args.no_base else None
     goal = (f"target at {TARGET_SIZE}x{TARGET_SIZE}/5120f: >= {TARGET_STEPS_PER_S:.0f} steps/s "
-            f"(<= {limit_ms:.0f} ms) and >= {TARGET_SPEEDUP:.0f}x the base")
+            f"(<= {limit_ms:.0f} ms) and >= {TARGET_SPEEDUP:.0f}x the first base ({first})")
     if t is None or math.isnan(t):
         print(f"{goal}: not measured")
     else:
-        sp = ratio_at[TARGET_SIZE]
+        sp = ratio_at[TARGET_SIZE].get(first, math.nan) if first else math.nan
         ok = t <= limit_ms and not math.isnan(sp) and sp >= TARGET_SPEEDUP
         print(f"{goal}: {'met' if ok else 'NOT met'} ({t:.1f} ms/step, {1000.0 / t:.1f} "
               f"steps/s, {sp:.2f}x)")
