@@ -29,6 +29,10 @@ and the process CPU ms/step (``time.process_time``, all threads summed) with its
 which a loaded machine disturbs less than the wall clock. The target is 30 steps/s (at most
 33 ms a step) and 5x the first base at 128x128 with 5,120 faces.
 
+Results unchanged: each implementation runs ``--iou-steps`` (200) steps of the same fit at
+64x64 with 1,280 faces (the studio's demo size) and prints the hard silhouette IoU it reaches;
+the target is this checkout within :data:`IOU_TOLERANCE` of every base.
+
 Then the soft silhouette alone (this checkout, native CPU, the fitted icosphere's start in
 the six demo views): forward and forward + backward ms, their ratio (target <= 3), and the
 growth of the fwd+bwd cost with 4x the pixels (same faces) and 4x the faces (same pixels).
@@ -69,6 +73,7 @@ WARMUP = 3
 TARGET_SIZE = 128
 TARGET_STEPS_PER_S = 30.0
 TARGET_SPEEDUP = 5.0
+IOU_TOLERANCE = 0.002
 BASE_REVS = ("aa27edb", "0e45f15")
 """The bases timed by default: the implementation issue 14 measured (the last commit before any
 of its speed work), and the last commit before its items 2 and 3 (after the band-only soft
@@ -171,6 +176,38 @@ def child(args) -> None:
     print(json.dumps({"ms": 1000.0 * wall, "cpu_ms": 1000.0 * cpu}))
 
 
+def final_iou(resolution: int, steps: int) -> float:
+    """The hard silhouette IoU after ``steps`` steps of the benchmark's fit at ``resolution``
+    (its mean over the views, from the step after the last: the parameters ``steps`` reached)."""
+    fitter = Fitter(rc.icosphere(subdivisions=SIZES[resolution]), make_targets(resolution),
+                    make_config(resolution, "cpu"))
+    for _ in range(steps):
+        fitter.step()
+    return float(fitter.step().iou)
+
+
+def iou_child(args) -> None:
+    """``final_iou`` in this process (code from DIBR_BENCH_CODE); one JSON line."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps({"iou": final_iou(int(args.iou_child), args.iou_steps)}))
+
+
+def run_iou_child(code: Path, res: int, args) -> float:
+    """``final_iou`` of ``code``'s implementation, in a subprocess (nan if it fails)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--iou-child", str(res),
+           "--iou-steps", str(args.iou_steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    env = dict(os.environ, DIBR_BENCH_CODE=str(code), PYTHONPATH=str(code))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  ({code.name} failed the {res} fit: {tail})")
+        return math.nan
+    return json.loads(proc.stdout.strip().splitlines()[-1])["iou"]
+
+
 def run_child(code: Path, res: int, backend: str, args) -> tuple[float, float]:
     """(wall, CPU) ms/step of ``code``'s implementation, timed in a subprocess (nan if it
     fails)."""
@@ -229,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft-reps", type=int, default=7, help="soft silhouette repetitions")
     ap.add_argument("--rounds", type=int, default=2,
                     help="runs of each implementation, interleaved; the fastest counts")
+    ap.add_argument("--iou-steps", type=int, default=200,
+                    help="steps of the results check: each implementation's demo-size fit "
+                         "(64) reaches the same silhouette IoU (default 200; 0 skips it)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--iou-child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
@@ -237,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--threads must be >= 1")
     if args.child:
         child(args)
+        return 0
+    if args.iou_child:
+        iou_child(args)
         return 0
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -291,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
                 t_ms = best_of(HERE, res, "torch", args)[0]
                 print(f"{'':<14} {'torch':<8} {_fmt(t_ms)[0]:>9} {_fmt(t_ms)[1]:>8}")
             print(flush=True)
+        if args.iou_steps > 0:
+            print(f"results unchanged: hard silhouette IoU after a {args.iou_steps}-step fit at "
+                  f"64x64/1280f (target: within {IOU_TOLERANCE} of every base)")
+            ious = {name: run_iou_child(code, 64, args) for name, code in impls}
+            for name, _ in impls:
+                d = "" if name == "this" else f"  (this - base: {ious['this'] - ious[name]:+.4f})"
+                print(f"  {name:<8} {ious[name]:.4f}{d}")
+            print()
     print()
     limit_ms = 1000.0 / TARGET_STEPS_PER_S
     t = this_ms.get(TARGET_SIZE)
