@@ -1,8 +1,9 @@
 """Interactive speed of the studio's fit step: ms per :meth:`render_core.fit.Fitter.step`, this
-checkout against a base revision's implementation timed in the same run.
+checkout against base revisions' implementations timed in the same run.
 
     python benchmarks/fit_step.py [--steps 20] [--sizes 64,128,256] [--threads N]
-                                  [--base REV | --no-base] [--torch] [--views-per-step K]
+                                  [--base REV,... | --no-base] [--torch] [--views-per-step K]
+                                  [--iou-steps 200]
 
 The problem is the studio's demo scene (:mod:`studio.model.demo`): the six demo cameras see
 the demo object, rendered at the fit resolution, and an icosphere is fitted to them with the
