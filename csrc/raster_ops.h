@@ -206,11 +206,14 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   return {span, pairs};
 }
 
-// alpha [B,H,W] and the state its backward needs (indexed by SoftSaved).
+// alpha [B,H,W] and the state its backward needs (indexed by SoftSaved). `covered_in`, where
+// defined, is the [B,H,W] coverage (pixels inside some valid face) the caller already has, e.g.
+// from the hard rasterizer, in place of the coverage pass.
 template <class Exec>
 std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& valid_in,
                                      const at::Tensor& faces_in, int64_t h, int64_t w,
-                                     double sigma, double cut2, bool save_pairs = false) {
+                                     double sigma, double cut2, bool save_pairs = false,
+                                     const at::Tensor& covered_in = at::Tensor()) {
   TORCH_CHECK(xy_in.dim() == 3 && xy_in.size(2) == 2, "xy must be [B,V,2]");
   TORCH_CHECK(xy_in.scalar_type() == at::kFloat || xy_in.scalar_type() == at::kDouble,
               "xy must be float32 or float64");
@@ -224,18 +227,28 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.valid = valid.data_ptr<bool>();
     at::Tensor tri = at::empty({nf, TRI}, xy.options());
     at::Tensor box = at::empty({nf, 4}, xy.options().dtype(at::kInt));
-    at::Tensor inner = at::empty({nf, 4}, xy.options().dtype(at::kInt));
+    const bool given = covered_in.defined();
+    at::Tensor inner = given ? at::Tensor() : at::empty({nf, 4}, xy.options().dtype(at::kInt));
     p.tri = tri.data_ptr<scalar_t>();
     p.box = boxes(box);
-    p.inner = boxes(inner);
+    p.inner = given ? nullptr : boxes(inner);
     Exec::template launch<SoftSetup>(nf, p);
-    // Coverage, then the box of each tile's uncovered pixels.
-    at::Tensor covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
-    p.covered = covered.data_ptr<bool>();
-    if constexpr (Exec::kTilePerIndex) {
-      at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
+    // Coverage (unless given), then the box of each tile's uncovered pixels.
+    at::Tensor covered;
+    if (given) {
+      TORCH_CHECK(covered_in.dim() == 3 && covered_in.size(0) == p.B && covered_in.size(1) == p.H &&
+                      covered_in.size(2) == p.W && covered_in.device() == xy.device(),
+                  "covered must be [B,H,W] on the device of xy");
+      covered = covered_in.to(at::kBool).contiguous();
+      p.covered = covered.data_ptr<bool>();
     } else {
-      Exec::template launch<SoftCover>(nf, p);
+      covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
+      p.covered = covered.data_ptr<bool>();
+      if constexpr (Exec::kTilePerIndex) {
+        at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
+      } else {
+        Exec::template launch<SoftCover>(nf, p);
+      }
     }
     at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
     p.tile_open = boxes(tile_open);

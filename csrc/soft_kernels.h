@@ -35,7 +35,8 @@ struct SoftParams {
   T* tri;                   // [N,TRI] setup output: three isotropic 2D vertices, then their
                             //   bounding box (xmin, xmax, ymin, ymax) for a cheap distance bound
   PixBox* box;              // [N] setup output: pixel box grown by the cutoff (empty: skip)
-  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (coverage)
+  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (coverage;
+                            //   null where the caller gives the coverage)
   const int64_t* entries;   // [P] band bins: (tile, face) entries, tile-major, faces ascending
   const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
   const int64_t* band_off;  // [N+1] first pair slot of each face (its band tiles, row-major)
@@ -77,7 +78,7 @@ DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
   double x[3], y[3];
   gather_triangle(n, p.xy, p.faces, p.F, p.V, p.H, p.W, t, x, y);
   p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
-  p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
+  if (p.inner) p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
 }
 
 // A face certainly beyond the cutoff from p: its bounding box already is (with a margin far
