@@ -194,7 +194,8 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   at::Tensor base = at::empty({ntiles + 1}, opt.dtype(at::kLong));
   int64_t* bo = base.data_ptr<int64_t>();
   bo[0] = 0;
-  for (int64_t t = 0; t < ntiles; ++t) bo[t + 1] = bo[t] + soft_tile_bound(t, p);
+  for (int64_t t = 0; t < ntiles; ++t)  // the fill pass's soft_tile_bound, where it counted
+    bo[t + 1] = bo[t] + (p.tile_room ? p.tile_room[t] : soft_tile_bound(t, p));
   if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes) return {};
   at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
@@ -232,9 +233,10 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.tri = tri.data_ptr<scalar_t>();
     p.box = boxes(box);
     p.inner = given ? nullptr : boxes(inner);
-    Exec::template launch<SoftSetup>(nf, p);
     // Coverage (unless given), then the box of each tile's uncovered pixels.
     at::Tensor covered;
+    at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
+    p.tile_open = boxes(tile_open);
     if (given) {
       TORCH_CHECK(covered_in.dim() == 3 && covered_in.size(0) == p.B && covered_in.size(1) == p.H &&
                       covered_in.size(2) == p.W && covered_in.device() == xy.device(),
@@ -244,15 +246,23 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     } else {
       covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
       p.covered = covered.data_ptr<bool>();
-      if constexpr (Exec::kTilePerIndex) {
-        at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
-      } else {
-        Exec::template launch<SoftCover>(nf, p);
-      }
     }
-    at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
-    p.tile_open = boxes(tile_open);
-    Exec::template launch<SoftOpen>(ntiles, p);
+    if constexpr (Exec::kTilePerIndex) {
+      if (given) {  // setup and open boxes are independent: one parallel region for both
+        at::parallel_for(0, nf + ntiles, 128, [&](int64_t i0, int64_t i1) {
+          for (int64_t n = i0; n < std::min(i1, nf); ++n) soft_setup_body(n, p);
+          if (i1 > nf) soft_opens(std::max(i0, nf) - nf, i1 - nf, p);
+        });
+      } else {
+        Exec::template launch<SoftSetup>(nf, p);
+        at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
+        at::parallel_for(0, ntiles, 64, [&](int64_t t0, int64_t t1) { soft_opens(t0, t1, p); });
+      }
+    } else {
+      Exec::template launch<SoftSetup>(nf, p);
+      if (!given) Exec::template launch<SoftCover>(nf, p);
+      Exec::template launch<SoftOpen>(ntiles, p);
+    }
     // Band bins: count -> exclusive scans (per tile, and per face for the pair slots) -> fill.
     auto iopt = xy.options().dtype(at::kInt), lopt = xy.options().dtype(at::kLong);
     at::Tensor tile_count = at::zeros({ntiles}, iopt);
@@ -271,6 +281,11 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor entries = at::empty({total}, lopt);
     p.tile_cursor = cursor.data_ptr<int>();
     p.entries_out = entries.data_ptr<int64_t>();
+    at::Tensor tile_room;
+    if (Exec::kTilePerIndex && save_pairs) {
+      tile_room = at::zeros({ntiles}, lopt);
+      p.tile_room = tile_room.data_ptr<int64_t>();
+    }
     launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
     entries = Exec::finish_bins(entries);
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());

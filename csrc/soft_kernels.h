@@ -44,6 +44,8 @@ struct SoftParams {
   int* face_count;          // [N] band count pass: band tiles per face
   int* tile_cursor;         // [B*TY*TX] band fill pass: next free slot of each tile
   int64_t* entries_out;     // [P] band fill pass: entry keys t*N + n
+  int64_t* tile_room;       // [B*TY*TX] band fill pass (CPU, where not null): open pixels of
+                            //   each tile's entries' boxes (soft_tile_bound), zeroed
   T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
   T* exp_s;                 // [B*H*W] forward: exp(s), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
@@ -243,6 +245,10 @@ DIBR_HD void soft_band_fill_body(int64_t n, const SoftParams<T>& p) {
       if (in_band(p, bx, b, ti, tj)) {
         const int64_t t = soft_tile(p, b, ti, tj);
         p.entries_out[atomic_fetch_inc(&p.tile_cursor[t])] = t * nfaces + n;
+        if (p.tile_room) {  // serial per image on the CPU: plain adds
+          const PixBox c = box_intersect(bx, p.tile_open[t]);
+          p.tile_room[t] += (int64_t)(c.j1 - c.j0 + 1) * (c.i1 - c.i0 + 1);
+        }
       }
 }
 
