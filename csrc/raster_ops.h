@@ -269,24 +269,79 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    launch_per_image<Exec, SoftBandCount>(p.B, p.F, p);
-    at::Tensor tile_off = at::zeros({ntiles + 1}, lopt);
-    tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
-    at::Tensor band_off = at::zeros({nf + 1}, lopt);
-    band_off.slice(0, 1).copy_(face_count.cumsum(0));
-    const int64_t total = tile_off[ntiles].item<int64_t>();
-    TORCH_CHECK(total < std::numeric_limits<int>::max(),
-                "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
-    at::Tensor cursor = tile_off.slice(0, 0, ntiles).to(at::kInt);
-    at::Tensor entries = at::empty({total}, lopt);
-    p.tile_cursor = cursor.data_ptr<int>();
-    p.entries_out = entries.data_ptr<int64_t>();
-    at::Tensor tile_room;
-    if (Exec::kTilePerIndex && save_pairs) {
-      tile_room = at::zeros({ntiles}, lopt);
-      p.tile_room = tile_room.data_ptr<int64_t>();
+    at::Tensor tile_off, band_off, entries, cursor, tile_room;
+    if constexpr (Exec::kTilePerIndex) {
+      // One parallel region: an image's tiles and faces are its own, so each image counts,
+      // scans and fills its bins (faces in order: ascending bins) into a buffer of its own;
+      // the buffers are then joined in image order (the same entries as a global scan).
+      const int64_t tiles = (int64_t)p.tx * p.ty;
+      tile_off = at::empty({ntiles + 1}, lopt);
+      band_off = at::empty({nf + 1}, lopt);
+      cursor = at::empty({ntiles}, iopt);
+      if (save_pairs) {
+        tile_room = at::zeros({ntiles}, lopt);
+        p.tile_room = tile_room.data_ptr<int64_t>();
+      }
+      int64_t* to = tile_off.data_ptr<int64_t>();
+      int* cur = cursor.data_ptr<int>();
+      p.tile_cursor = cur;
+      std::vector<std::vector<int64_t>> local(p.B);
+      std::vector<char> too_many(p.B, 0);
+      at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          SoftParams<scalar_t> q = p;
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, q);
+          int64_t k = 0;
+          for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) {
+            to[t] = k;
+            cur[t] = (int)k;
+            k += p.tile_count[t];
+          }
+          if (k >= std::numeric_limits<int>::max()) {
+            too_many[b] = 1;
+            continue;
+          }
+          local[b].resize(k);
+          q.entries_out = local[b].data();
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_fill_body(n, q);
+        }
+      });
+      int64_t total = 0;
+      for (int b = 0; b < p.B; ++b) {
+        TORCH_CHECK(!too_many[b], "render_core: too many (tile, face) pairs; lower the resolution");
+        total += (int64_t)local[b].size();
+      }
+      TORCH_CHECK(total < std::numeric_limits<int>::max(),
+                  "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
+      entries = at::empty({total}, lopt);
+      int64_t* ent = entries.data_ptr<int64_t>();
+      int64_t base = 0;
+      for (int b = 0; b < p.B; ++b) {
+        if (!local[b].empty())
+          std::memcpy(ent + base, local[b].data(), local[b].size() * sizeof(int64_t));
+        for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) to[t] += base;
+        base += (int64_t)local[b].size();
+      }
+      to[ntiles] = total;
+      int64_t* bo = band_off.data_ptr<int64_t>();
+      const int* fc = p.face_count;
+      bo[0] = 0;
+      for (int64_t n = 0; n < nf; ++n) bo[n + 1] = bo[n] + fc[n];
+    } else {
+      launch_per_image<Exec, SoftBandCount>(p.B, p.F, p);
+      tile_off = at::zeros({ntiles + 1}, lopt);
+      tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
+      band_off = at::zeros({nf + 1}, lopt);
+      band_off.slice(0, 1).copy_(face_count.cumsum(0));
+      const int64_t total = tile_off[ntiles].item<int64_t>();
+      TORCH_CHECK(total < std::numeric_limits<int>::max(),
+                  "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
+      cursor = tile_off.slice(0, 0, ntiles).to(at::kInt);
+      entries = at::empty({total}, lopt);
+      p.tile_cursor = cursor.data_ptr<int>();
+      p.entries_out = entries.data_ptr<int64_t>();
+      launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
     }
-    launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
     entries = Exec::finish_bins(entries);
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
     at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
@@ -299,7 +354,8 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
     if constexpr (Exec::kTilePerIndex) {
       std::vector<at::Tensor> pairs;
-      if (save_pairs) pairs = soft_forward_save_pairs<Exec>(p, ntiles, total, xy.options());
+      if (save_pairs)
+        pairs = soft_forward_save_pairs<Exec>(p, ntiles, entries.size(0), xy.options());
       if (!pairs.empty()) {
         out.insert(out.end(), pairs.begin(), pairs.end());
       } else {
