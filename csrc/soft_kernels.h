@@ -3,7 +3,8 @@
 //
 // The band: a covered pixel (inside some valid face) has alpha exactly 1 and no gradient, so the
 // soft product only matters on the uncovered pixels within the cutoff of some face. The passes:
-// coverage (per face, over its own pixel box); the box of each tile's uncovered pixels (its
+// coverage (per face, over its own pixel box; skipped where the caller gives the coverage, e.g.
+// the hard rasterizer's mask of the same render); the box of each tile's uncovered pixels (its
 // "open" box); band bins: a face goes into a tile only where its cutoff-grown box meets the
 // tile's open box (so fully covered tiles, most of a mesh's interior, have empty bins); the
 // forward product and the backward pass over the band bins only. The per-pixel sums run over
