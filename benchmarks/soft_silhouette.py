@@ -27,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+# As render_core sets it for its users (render_core/_omp.py), before torch starts OpenMP: idle
+# threads sleep instead of spinning, which on a busy machine would take the cores the other
+# thread waits for.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout
