@@ -9,7 +9,9 @@ median over ``--runs`` interleaved runs of the native CPU soft-silhouette forwar
 forward + backward kernels (called directly, same inputs for both; the forward of fwd+bwd is the
 one a differentiated call runs, which saves its pixel-face pairs where the revision has it),
 old vs new, their ratio,
-the fwd+bwd / fwd ratio of each, and whether both give the same alpha and gradient bits.
+the fwd+bwd / fwd ratio of each, and whether both give the same alpha and gradient bits; then,
+where this checkout has it, the new kernels given the rasterizer's mask as the coverage (what
+the Renderer passes), against the old columns.
 Wall-clock medians by default: on a loaded machine compare the two columns of one run, not
 runs; ``--cpu-time`` times the process's CPU time instead (all threads summed), which other
 busy processes disturb less.
@@ -25,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+# As render_core sets it for its users (render_core/_omp.py), before torch starts OpenMP: idle
+# threads sleep instead of spinning, which on a busy machine would take the cores the other
+# thread waits for.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout
@@ -77,38 +84,51 @@ def old_module(ref: str):
 
 
 def scene(res: int, sub: int):
-    """xy [6,V,2], valid [6,F], faces [F,3] of an icosphere seen from 6 orbit cameras."""
+    """xy [6,V,2], valid [6,F], faces [F,3] of an icosphere seen from 6 orbit cameras, and the
+    rasterizer's mask [6,H,W] (what the Renderer passes as the coverage)."""
     mesh = rc.icosphere(sub)
     cams = [rc.Camera.orbit(a, 20.0, 3.2, fov=45.0) for a in range(0, 360, 360 // VIEWS)]
     clip = torch.cat([c.to_clip(mesh.vertices) for c in cams]).detach()
     valid = torch_ref.valid_faces(torch_ref.face_vertices(clip, mesh.faces))
-    return torch_ref.iso_xy(clip, res, res).contiguous(), valid, mesh.faces
+    mask = rc.rasterize(clip, mesh.faces, res, backend="cpu").mask
+    return torch_ref.iso_xy(clip, res, res).contiguous(), valid, mesh.faces, mask
 
 
 def bench_config(mods, res: int, sub: int, sigma: float, cut2: float, runs: int):
     """Median ms per (module, "f" | "fb"), whether both modules agree bit for bit, faces."""
-    xy, valid, faces = scene(res, sub)
+    xy, valid, faces, mask = scene(res, sub)
     grad = torch.rand(VIEWS, res, res, generator=torch.Generator().manual_seed(0))
 
-    def fwd(m):
+    def fwd(m, cov=False):
+        if cov:  # the coverage given: the rasterizer's mask, as the Renderer passes it
+            return m.soft_forward_covered_cpu(xy, valid, faces, mask, res, res, sigma, cut2,
+                                              False)
         return m.soft_forward_cpu(xy, valid, faces, res, res, sigma, cut2)
 
-    def fwd_bwd(m):
+    def fwd_bwd(m, cov=False):
         # What a differentiated call runs: the forward that saves its pixel-face pairs, where
         # the module has one.
-        fwd_pairs = getattr(m, "soft_forward_pairs_cpu", m.soft_forward_cpu)
-        saved = fwd_pairs(xy, valid, faces, res, res, sigma, cut2)
+        if cov:
+            saved = m.soft_forward_covered_cpu(xy, valid, faces, mask, res, res, sigma, cut2,
+                                               True)
+        else:
+            fwd_pairs = getattr(m, "soft_forward_pairs_cpu", m.soft_forward_cpu)
+            saved = fwd_pairs(xy, valid, faces, res, res, sigma, cut2)
         g = m.soft_backward_cpu(grad, xy, faces, saved, res, res, sigma, cut2, True)
         return saved[0], g
 
     outs = {k: fwd_bwd(m) for k, m in mods.items()}  # warm-up, and the bit comparison
     same = all(torch.equal(a, b) for a, b in zip(outs["old"], outs["new"], strict=True))
-    times = {(k, op): [] for k in mods for op in ("f", "fb")}
+    runs_of = {k: (lambda m=m: fwd(m), lambda m=m: fwd_bwd(m)) for k, m in mods.items()}
+    if hasattr(mods["new"], "soft_forward_covered_cpu"):
+        m = mods["new"]
+        runs_of["cov"] = (lambda: fwd(m, True), lambda: fwd_bwd(m, True))
+    times = {(k, op): [] for k in runs_of for op in ("f", "fb")}
     for _ in range(runs):
-        for k, m in mods.items():
-            for op, fn in (("f", fwd), ("fb", fwd_bwd)):
+        for k, (f, fb) in runs_of.items():
+            for op, fn in (("f", f), ("fb", fb)):
                 start = CLOCK()
-                fn(m)
+                fn()
                 times[(k, op)].append((CLOCK() - start) * 1e3)
     return {key: statistics.median(v) for key, v in times.items()}, same, faces.shape[0]
 
@@ -141,6 +161,10 @@ def main() -> None:
               f"{t['old', 'f'] / t['new', 'f']:5.2f} {t['old', 'fb']:8.2f} {t['new', 'fb']:8.2f} "
               f"{t['old', 'fb'] / t['new', 'fb']:5.2f} {t['old', 'fb'] / t['old', 'f']:9.2f} "
               f"{t['new', 'fb'] / t['new', 'f']:9.2f} {'yes' if same else 'NO':>5}")
+        if ("cov", "f") in t:
+            print(f"{'  with coverage':>16} {'':8} {t['cov', 'f']:8.2f} "
+                  f"{t['old', 'f'] / t['cov', 'f']:5.2f} {'':8} {t['cov', 'fb']:8.2f} "
+                  f"{t['old', 'fb'] / t['cov', 'fb']:5.2f}")
 
 if __name__ == "__main__":
     main()

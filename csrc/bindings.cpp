@@ -14,6 +14,9 @@ std::vector<at::Tensor> soft_forward_cpu(const at::Tensor&, const at::Tensor&, c
 std::vector<at::Tensor> soft_forward_pairs_cpu(const at::Tensor&, const at::Tensor&,
                                                const at::Tensor&, int64_t, int64_t, double,
                                                double);
+std::vector<at::Tensor> soft_forward_covered_cpu(const at::Tensor&, const at::Tensor&,
+                                                 const at::Tensor&, const at::Tensor&, int64_t,
+                                                 int64_t, double, double, bool);
 at::Tensor soft_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                              const std::vector<at::Tensor>&, int64_t, int64_t, double, double,
                              bool);
@@ -110,6 +113,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("soft_forward_cpu", &dibr::soft_forward_cpu, "alpha and saved state", nogil);
   m.def("soft_forward_pairs_cpu", &dibr::soft_forward_pairs_cpu,
         "alpha and saved state with the pixel-face pairs", nogil);
+  m.def("soft_forward_covered_cpu", &dibr::soft_forward_covered_cpu,
+        "either forward, with the coverage given", nogil);
   m.def("soft_backward_cpu", &dibr::soft_backward_cpu, "grad_xy [B,V,2]", nogil);
   m.def("bary_forward_cpu", &dibr::bary_forward_cpu, "bary, depth of each pixel's face", nogil);
   m.def("bary_backward_cpu", &dibr::bary_backward_cpu, "grad_clip [B,V,4]", nogil);

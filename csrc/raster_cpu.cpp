@@ -72,6 +72,16 @@ std::vector<at::Tensor> soft_forward_pairs_cpu(const at::Tensor& xy, const at::T
   return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, true);
 }
 
+// Either forward, with the coverage given ([B,H,W] bool, e.g. the hard rasterizer's mask).
+std::vector<at::Tensor> soft_forward_covered_cpu(const at::Tensor& xy, const at::Tensor& valid,
+                                                 const at::Tensor& faces,
+                                                 const at::Tensor& covered, int64_t h,
+                                                 int64_t w, double sigma, double cut2,
+                                                 bool save_pairs) {
+  TORCH_CHECK(xy.device().is_cpu(), "expected CPU tensors");
+  return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, save_pairs, covered);
+}
+
 at::Tensor soft_backward_cpu(const at::Tensor& grad_alpha, const at::Tensor& xy,
                              const at::Tensor& faces, const std::vector<at::Tensor>& saved,
                              int64_t h, int64_t w, double sigma, double cut2,

@@ -194,7 +194,8 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   at::Tensor base = at::empty({ntiles + 1}, opt.dtype(at::kLong));
   int64_t* bo = base.data_ptr<int64_t>();
   bo[0] = 0;
-  for (int64_t t = 0; t < ntiles; ++t) bo[t + 1] = bo[t] + soft_tile_bound(t, p);
+  for (int64_t t = 0; t < ntiles; ++t)  // the fill pass's soft_tile_bound, where it counted
+    bo[t + 1] = bo[t] + (p.tile_room ? p.tile_room[t] : soft_tile_bound(t, p));
   if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes) return {};
   at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
@@ -206,11 +207,14 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   return {span, pairs};
 }
 
-// alpha [B,H,W] and the state its backward needs (indexed by SoftSaved).
+// alpha [B,H,W] and the state its backward needs (indexed by SoftSaved). `covered_in`, where
+// defined, is the [B,H,W] coverage (pixels inside some valid face) the caller already has, e.g.
+// from the hard rasterizer, in place of the coverage pass.
 template <class Exec>
 std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& valid_in,
                                      const at::Tensor& faces_in, int64_t h, int64_t w,
-                                     double sigma, double cut2, bool save_pairs = false) {
+                                     double sigma, double cut2, bool save_pairs = false,
+                                     const at::Tensor& covered_in = at::Tensor()) {
   TORCH_CHECK(xy_in.dim() == 3 && xy_in.size(2) == 2, "xy must be [B,V,2]");
   TORCH_CHECK(xy_in.scalar_type() == at::kFloat || xy_in.scalar_type() == at::kDouble,
               "xy must be float32 or float64");
@@ -224,41 +228,120 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.valid = valid.data_ptr<bool>();
     at::Tensor tri = at::empty({nf, TRI}, xy.options());
     at::Tensor box = at::empty({nf, 4}, xy.options().dtype(at::kInt));
-    at::Tensor inner = at::empty({nf, 4}, xy.options().dtype(at::kInt));
+    const bool given = covered_in.defined();
+    at::Tensor inner = given ? at::Tensor() : at::empty({nf, 4}, xy.options().dtype(at::kInt));
     p.tri = tri.data_ptr<scalar_t>();
     p.box = boxes(box);
-    p.inner = boxes(inner);
-    Exec::template launch<SoftSetup>(nf, p);
-    // Coverage, then the box of each tile's uncovered pixels.
-    at::Tensor covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
-    p.covered = covered.data_ptr<bool>();
-    if constexpr (Exec::kTilePerIndex) {
-      at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
-    } else {
-      Exec::template launch<SoftCover>(nf, p);
-    }
+    p.inner = given ? nullptr : boxes(inner);
+    // Coverage (unless given), then the box of each tile's uncovered pixels.
+    at::Tensor covered;
     at::Tensor tile_open = at::empty({ntiles, 4}, xy.options().dtype(at::kInt));
     p.tile_open = boxes(tile_open);
-    Exec::template launch<SoftOpen>(ntiles, p);
+    if (given) {
+      TORCH_CHECK(covered_in.dim() == 3 && covered_in.size(0) == p.B && covered_in.size(1) == p.H &&
+                      covered_in.size(2) == p.W && covered_in.device() == xy.device(),
+                  "covered must be [B,H,W] on the device of xy");
+      covered = covered_in.to(at::kBool).contiguous();
+      p.covered = covered.data_ptr<bool>();
+    } else {
+      covered = at::zeros({(int64_t)p.B, p.H, p.W}, xy.options().dtype(at::kBool));
+      p.covered = covered.data_ptr<bool>();
+    }
+    if constexpr (Exec::kTilePerIndex) {
+      if (given) {  // setup and open boxes are independent: one parallel region for both
+        at::parallel_for(0, nf + ntiles, 128, [&](int64_t i0, int64_t i1) {
+          for (int64_t n = i0; n < std::min(i1, nf); ++n) soft_setup_body(n, p);
+          if (i1 > nf) soft_opens(std::max(i0, nf) - nf, i1 - nf, p);
+        });
+      } else {
+        Exec::template launch<SoftSetup>(nf, p);
+        at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
+        at::parallel_for(0, ntiles, 64, [&](int64_t t0, int64_t t1) { soft_opens(t0, t1, p); });
+      }
+    } else {
+      Exec::template launch<SoftSetup>(nf, p);
+      if (!given) Exec::template launch<SoftCover>(nf, p);
+      Exec::template launch<SoftOpen>(ntiles, p);
+    }
     // Band bins: count -> exclusive scans (per tile, and per face for the pair slots) -> fill.
     auto iopt = xy.options().dtype(at::kInt), lopt = xy.options().dtype(at::kLong);
     at::Tensor tile_count = at::zeros({ntiles}, iopt);
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    launch_per_image<Exec, SoftBandCount>(p.B, p.F, p);
-    at::Tensor tile_off = at::zeros({ntiles + 1}, lopt);
-    tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
-    at::Tensor band_off = at::zeros({nf + 1}, lopt);
-    band_off.slice(0, 1).copy_(face_count.cumsum(0));
-    const int64_t total = tile_off[ntiles].item<int64_t>();
-    TORCH_CHECK(total < std::numeric_limits<int>::max(),
-                "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
-    at::Tensor cursor = tile_off.slice(0, 0, ntiles).to(at::kInt);
-    at::Tensor entries = at::empty({total}, lopt);
-    p.tile_cursor = cursor.data_ptr<int>();
-    p.entries_out = entries.data_ptr<int64_t>();
-    launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
+    at::Tensor tile_off, band_off, entries, cursor, tile_room;
+    if constexpr (Exec::kTilePerIndex) {
+      // One parallel region: an image's tiles and faces are its own, so each image counts,
+      // scans and fills its bins (faces in order: ascending bins) into a buffer of its own;
+      // the buffers are then joined in image order (the same entries as a global scan).
+      const int64_t tiles = (int64_t)p.tx * p.ty;
+      tile_off = at::empty({ntiles + 1}, lopt);
+      band_off = at::empty({nf + 1}, lopt);
+      cursor = at::empty({ntiles}, iopt);
+      if (save_pairs) {
+        tile_room = at::zeros({ntiles}, lopt);
+        p.tile_room = tile_room.data_ptr<int64_t>();
+      }
+      int64_t* to = tile_off.data_ptr<int64_t>();
+      int* cur = cursor.data_ptr<int>();
+      p.tile_cursor = cur;
+      std::vector<std::vector<int64_t>> local(p.B);
+      std::vector<char> too_many(p.B, 0);
+      at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          SoftParams<scalar_t> q = p;
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, q);
+          int64_t k = 0;
+          for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) {
+            to[t] = k;
+            cur[t] = (int)k;
+            k += p.tile_count[t];
+          }
+          if (k >= std::numeric_limits<int>::max()) {
+            too_many[b] = 1;
+            continue;
+          }
+          local[b].resize(k);
+          q.entries_out = local[b].data();
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_fill_body(n, q);
+        }
+      });
+      int64_t total = 0;
+      for (int b = 0; b < p.B; ++b) {
+        TORCH_CHECK(!too_many[b], "render_core: too many (tile, face) pairs; lower the resolution");
+        total += (int64_t)local[b].size();
+      }
+      TORCH_CHECK(total < std::numeric_limits<int>::max(),
+                  "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
+      entries = at::empty({total}, lopt);
+      int64_t* ent = entries.data_ptr<int64_t>();
+      int64_t base = 0;
+      for (int b = 0; b < p.B; ++b) {
+        if (!local[b].empty())
+          std::memcpy(ent + base, local[b].data(), local[b].size() * sizeof(int64_t));
+        for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) to[t] += base;
+        base += (int64_t)local[b].size();
+      }
+      to[ntiles] = total;
+      int64_t* bo = band_off.data_ptr<int64_t>();
+      const int* fc = p.face_count;
+      bo[0] = 0;
+      for (int64_t n = 0; n < nf; ++n) bo[n + 1] = bo[n] + fc[n];
+    } else {
+      launch_per_image<Exec, SoftBandCount>(p.B, p.F, p);
+      tile_off = at::zeros({ntiles + 1}, lopt);
+      tile_off.slice(0, 1).copy_(tile_count.cumsum(0));
+      band_off = at::zeros({nf + 1}, lopt);
+      band_off.slice(0, 1).copy_(face_count.cumsum(0));
+      const int64_t total = tile_off[ntiles].item<int64_t>();
+      TORCH_CHECK(total < std::numeric_limits<int>::max(),
+                  "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
+      cursor = tile_off.slice(0, 0, ntiles).to(at::kInt);
+      entries = at::empty({total}, lopt);
+      p.tile_cursor = cursor.data_ptr<int>();
+      p.entries_out = entries.data_ptr<int64_t>();
+      launch_per_image<Exec, SoftBandFill>(p.B, p.F, p);
+    }
     entries = Exec::finish_bins(entries);
     at::Tensor alpha = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
     at::Tensor s = at::empty({(int64_t)p.B, p.H, p.W}, xy.options());
@@ -271,7 +354,8 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     out = {alpha, s, covered, tri, box, entries, tile_off, band_off, tile_open, exp_s};
     if constexpr (Exec::kTilePerIndex) {
       std::vector<at::Tensor> pairs;
-      if (save_pairs) pairs = soft_forward_save_pairs<Exec>(p, ntiles, total, xy.options());
+      if (save_pairs)
+        pairs = soft_forward_save_pairs<Exec>(p, ntiles, entries.size(0), xy.options());
       if (!pairs.empty()) {
         out.insert(out.end(), pairs.begin(), pairs.end());
       } else {

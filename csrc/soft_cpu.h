@@ -321,6 +321,25 @@ void soft_covers(int64_t n0, int64_t n1, const SoftParams<T>& p) {
   for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
 }
 
+// Open boxes of tiles [t0, t1) (CPU): soft_open_body, a row of the coverage at a time instead
+// of a division per pixel (box_add is a min/max: the same box in any order).
+template <typename T>
+void soft_opens(int64_t t0, int64_t t1, const SoftParams<T>& p) {
+  const int tiles = p.tx * p.ty;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int b = (int)(t / tiles), tl = (int)(t % tiles);
+    const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
+    const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
+    PixBox o = empty_box();
+    for (int i = 0; i < ni; ++i) {
+      const bool* row = p.covered + ((int64_t)b * p.H + oi + i) * p.W + oj;
+      for (int j = 0; j < nj; ++j)
+        if (!row[j]) box_add(&o, oi + i, oj + j);
+    }
+    p.tile_open[t] = o;
+  }
+}
+
 // Room soft_tile_forward_impl<T, true> may need for tile t: open pixels of its entries' boxes.
 template <typename T>
 DIBR_HD int64_t soft_tile_bound(int64_t t, const SoftParams<T>& p) {

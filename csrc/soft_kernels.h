@@ -3,7 +3,8 @@
 //
 // The band: a covered pixel (inside some valid face) has alpha exactly 1 and no gradient, so the
 // soft product only matters on the uncovered pixels within the cutoff of some face. The passes:
-// coverage (per face, over its own pixel box); the box of each tile's uncovered pixels (its
+// coverage (per face, over its own pixel box; skipped where the caller gives the coverage, e.g.
+// the hard rasterizer's mask of the same render); the box of each tile's uncovered pixels (its
 // "open" box); band bins: a face goes into a tile only where its cutoff-grown box meets the
 // tile's open box (so fully covered tiles, most of a mesh's interior, have empty bins); the
 // forward product and the backward pass over the band bins only. The per-pixel sums run over
@@ -35,7 +36,8 @@ struct SoftParams {
   T* tri;                   // [N,TRI] setup output: three isotropic 2D vertices, then their
                             //   bounding box (xmin, xmax, ymin, ymax) for a cheap distance bound
   PixBox* box;              // [N] setup output: pixel box grown by the cutoff (empty: skip)
-  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (coverage)
+  PixBox* inner;            // [N] setup output: pixel box of the triangle itself (coverage;
+                            //   null where the caller gives the coverage)
   const int64_t* entries;   // [P] band bins: (tile, face) entries, tile-major, faces ascending
   const int64_t* tile_off;  // [B*TY*TX+1] start of each tile's entries
   const int64_t* band_off;  // [N+1] first pair slot of each face (its band tiles, row-major)
@@ -43,6 +45,8 @@ struct SoftParams {
   int* face_count;          // [N] band count pass: band tiles per face
   int* tile_cursor;         // [B*TY*TX] band fill pass: next free slot of each tile
   int64_t* entries_out;     // [P] band fill pass: entry keys t*N + n
+  int64_t* tile_room;       // [B*TY*TX] band fill pass (CPU, where not null): open pixels of
+                            //   each tile's entries' boxes (soft_tile_bound), zeroed
   T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
   T* exp_s;                 // [B*H*W] forward: exp(s), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
@@ -77,7 +81,7 @@ DIBR_HD void soft_setup_body(int64_t n, const SoftParams<T>& p) {
   double x[3], y[3];
   gather_triangle(n, p.xy, p.faces, p.F, p.V, p.H, p.W, t, x, y);
   p.box[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, p.grow_px) : empty_box();
-  p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
+  if (p.inner) p.inner[n] = p.valid[n] ? pixel_box(x, y, p.H, p.W, 0.0) : empty_box();
 }
 
 // A face certainly beyond the cutoff from p: its bounding box already is (with a margin far
@@ -242,6 +246,10 @@ DIBR_HD void soft_band_fill_body(int64_t n, const SoftParams<T>& p) {
       if (in_band(p, bx, b, ti, tj)) {
         const int64_t t = soft_tile(p, b, ti, tj);
         p.entries_out[atomic_fetch_inc(&p.tile_cursor[t])] = t * nfaces + n;
+        if (p.tile_room) {  // serial per image on the CPU: plain adds
+          const PixBox c = box_intersect(bx, p.tile_open[t]);
+          p.tile_room[t] += (int64_t)(c.j1 - c.j0 + 1) * (c.i1 - c.i0 + 1);
+        }
       }
 }
 

@@ -72,11 +72,17 @@ class _NativeSoftSilhouette(torch.autograd.Function):
     """alpha = 1 - prod_j (1 - exp(-d_j / sigma)) with native forward and backward passes."""
 
     @staticmethod
-    def forward(ctx, xy, valid, faces, h, w, sigma, eps, name):  # type: ignore[override]
+    def forward(ctx, xy, valid, faces, h, w, sigma, eps, name, covered):  # type: ignore[override]
         cut2 = cutoff2(sigma, eps)
         # With a gradient to come, the CPU forward saves its pixel-face pairs for the backward.
-        op = "soft_forward_pairs" if name == "cpu" and ctx.needs_input_grad[0] else "soft_forward"
-        saved = _kernel(name, op)(xy.detach(), valid, faces, h, w, sigma, cut2)
+        pairs = name == "cpu" and ctx.needs_input_grad[0]
+        if covered is not None and name == "cpu":
+            saved = _kernel(name, "soft_forward_covered")(
+                xy.detach(), valid, faces, covered, h, w, sigma, cut2, pairs
+            )
+        else:
+            op = "soft_forward_pairs" if pairs else "soft_forward"
+            saved = _kernel(name, op)(xy.detach(), valid, faces, h, w, sigma, cut2)
         ctx.name, ctx.dims = name, (h, w, sigma, cut2)
         ctx.save_for_backward(xy, faces, *saved)
         return saved[0]
@@ -84,7 +90,7 @@ class _NativeSoftSilhouette(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_alpha):  # type: ignore[override]
         if not ctx.needs_input_grad[0]:
-            return (None,) * 8
+            return (None,) * 9
         xy, faces, *saved = ctx.saved_tensors
         h, w, sigma, cut2 = ctx.dims
         grad_xy = _kernel(ctx.name, "soft_backward")(
@@ -98,7 +104,7 @@ class _NativeSoftSilhouette(torch.autograd.Function):
             cut2,
             is_deterministic(),
         )
-        return grad_xy, None, None, None, None, None, None, None
+        return grad_xy, None, None, None, None, None, None, None, None
 
 
 def native_soft_silhouette(
@@ -110,15 +116,17 @@ def native_soft_silhouette(
     w: int,
     sigma: float,
     eps: float,
+    covered: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Native DIB-R soft silhouette: alpha [B,H,W], differentiable w.r.t. ``xy``.
 
     xy [B,V,2] float32/float64 isotropic-NDC vertex positions (see ``_torch_ref.iso_xy``),
     valid [B,F] bool faces in front of the eye, faces [F,3] int64. Same contract as
-    ``_torch_ref.SoftSilhouette``.
+    ``_torch_ref.SoftSilhouette``. ``covered`` [B,H,W] bool, where given, is the coverage the
+    CPU kernels take instead of computing it (see ``rasterize.soft_silhouette``).
     """
     _check_device(name, xy, valid, faces)
-    return _NativeSoftSilhouette.apply(xy, valid, faces, h, w, sigma, eps, name)
+    return _NativeSoftSilhouette.apply(xy, valid, faces, h, w, sigma, eps, name, covered)
 
 
 class _NativeBarycentrics(torch.autograd.Function):

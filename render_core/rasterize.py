@@ -103,6 +103,8 @@ def soft_silhouette(
     sigma: float = DEFAULT_SIGMA,
     backend: str = "auto",
     eps: float = torch_ref.SOFT_EPS,
+    *,
+    covered: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """DIB-R soft silhouette (eq. 5-6): ``A = 1 - prod_j (1 - exp(-d(p, f_j) / sigma))``.
 
@@ -125,6 +127,14 @@ def soft_silhouette(
         sigma: softness, squared isotropic-NDC units (> 0).
         backend: ``"auto"``, ``"torch"``, ``"cpu"`` or ``"cuda"``.
         eps: probability below which a face is skipped at a pixel (0 < eps < 1).
+        covered: optional [B,H,W] (or [H,W]) bool: ``rasterize(clip, faces, resolution).mask``
+            of the same arguments, which the native CPU backend then takes as the coverage
+            instead of testing every face's pixels again (covered pixels get alpha 1 and no
+            gradient). Only where every vertex lies inside the depth range (|z| < 0.999 w), so
+            that the rasterizer drops no fragment for its depth; otherwise, and on the other
+            backends, it is ignored. The mask and the silhouette's own test then differ at
+            most at pixel centres on an edge up to rounding, where alpha is 1 to within far
+            less than ``eps`` either way.
     Returns:
         alpha [B,H,W] in [0,1], differentiable w.r.t. ``clip``.
     """
@@ -141,7 +151,36 @@ def soft_silhouette(
     xy = torch_ref.iso_xy(clip, h, w)
     if name == "torch":
         return torch_ref.SoftSilhouette.apply(xy, valid, faces, h, w, float(sigma), float(eps))
-    return native_soft_silhouette(name, xy, valid, faces, h, w, float(sigma), float(eps))
+    if covered is not None:
+        covered = _check_covered(covered, clip.shape[0], h, w, clip.device)
+        if name != "cpu" or not _in_depth_range(clip):
+            covered = None
+    return native_soft_silhouette(
+        name, xy, valid, faces, h, w, float(sigma), float(eps), covered
+    )
+
+
+def _in_depth_range(clip: torch.Tensor) -> bool:
+    """Every vertex strictly inside the depth range, with a margin far above rounding: no
+    fragment of a face in front of the eye is dropped for its depth."""
+    c = clip.detach()
+    return bool((c[..., 2].abs() < 0.999 * c[..., 3]).all())
+
+
+def _check_covered(covered: torch.Tensor, b: int, h: int, w: int, device) -> torch.Tensor:
+    """``covered`` as a [B,H,W] bool tensor, or a clear error."""
+    if not isinstance(covered, torch.Tensor) or covered.dtype != torch.bool:
+        raise TypeError("soft_silhouette: covered must be a bool tensor")
+    if covered.dim() == 2:
+        covered = covered.unsqueeze(0)
+    if tuple(covered.shape) != (b, h, w):
+        raise ValueError(
+            f"soft_silhouette: covered must be [{b},{h},{w}] (images, height, width), "
+            f"got {list(covered.shape)}"
+        )
+    if covered.device != device:
+        raise ValueError(f"soft_silhouette: covered is on {covered.device}, clip on {device}")
+    return covered.detach()
 
 
 def available_backends() -> list[str]:

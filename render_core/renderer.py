@@ -153,8 +153,12 @@ class Renderer:
             topo = self._edge_topology(mesh.faces)
             rgb = antialias(rgb, frags, clip, mesh.faces, topo, backend=self.backend)
         if self.silhouette:
+            # The rasterizer's (float32) mask is the float32 silhouette's coverage: no second
+            # coverage pass.
+            covered = frags.mask if clip.dtype == torch.float32 else None
             alpha = soft_silhouette(
-                clip, mesh.faces, self.resolution, sigma=self.sigma, backend=self.backend
+                clip, mesh.faces, self.resolution, sigma=self.sigma, backend=self.backend,
+                covered=covered,
             )
         else:
             alpha = frags.mask.to(rgb.dtype)
