@@ -7,6 +7,14 @@ forward and backward, instead of about 20 full-image torch ops and their autogra
 equals ``(losses.iou(alpha, t_mask), losses.l1(linear_to_srgb(rgb.clamp(0, 1)), t_rgb))`` up
 to the rounding of the sums (tested against that composition, values and gradients); the torch
 backend, other shapes or differentiable targets use that composition itself.
+
+``lambertian_covered`` is the Renderer's Lambertian colour of the covered pixels of a render,
+``color * lambertian(normals, light, kd)`` with the light and ``kd`` gathered per pixel by its
+image, in one native pass per direction instead of about 20 small torch ops forward and 30
+backward (normalisations, dot, relu, products, the per-image gathers and their scatters).
+Tested against that composition; it covers directions ``[3]`` / ``[1 or B,3]`` and scalars that
+are numbers, 0-d, ``[1]`` or ``[B]`` on the CPU backend, and answers ``None`` otherwise (the
+Renderer then runs the composition).
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from __future__ import annotations
 import torch
 
 from . import _build
-from ._native import native_image_losses
+from ._native import native_image_losses, native_lambertian
 from .color import linear_to_srgb
 from .losses import iou, l1
+from .shading import _EPS, DirectionalLight
 
 
 def reference_image_losses(rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.Tensor,
@@ -51,3 +60,70 @@ def image_losses(rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.Tensor,
     if not fusable:
         return reference_image_losses(rgb, alpha, t_rgb, t_mask)
     return native_image_losses(name, rgb, alpha, t_rgb, t_mask)
+
+
+def _per_image_rows(x: torch.Tensor, batch: int) -> bool | None:
+    """Whether a parameter's leading dim picks an image (``batch`` > 1 rows): True, False for
+    one row shared by all, None for a row count the composition rejects (it raises)."""
+    n = x.shape[0]
+    if n == 1:
+        return False
+    return True if n == batch else None
+
+
+def lambertian_covered(color: torch.Tensor, normals: torch.Tensor, light: DirectionalLight,
+                       kd, cov, backend: str = "auto") -> torch.Tensor | None:
+    """The Lambertian colour [P,3] of a render's covered pixels, or None where not fused.
+
+    Args:
+        color, normals: [P,3] base colour and interpolated normals of the covered pixels
+            (float32/float64, one dtype and device); differentiable.
+        light: :class:`~render_core.shading.DirectionalLight`; ``direction`` [3] or [1 or B,3],
+            ``intensity``/``ambient`` numbers or 0-d, [1] or [B] tensors; differentiable.
+        kd: diffuse reflectance, a number or such a tensor; differentiable.
+        cov: the Renderer's covered pixels (``cov.shape[0]`` the batch B, ``cov.bidx`` [P] each
+            pixel's image).
+        backend: as for the rasterizer; the native CPU kernels serve ``"cpu"``.
+    Returns:
+        ``color * lambertian(normals, light, kd)`` with every parameter gathered per pixel by
+        its image (see :meth:`Renderer._lit`), or None for inputs the op does not cover:
+        then the caller runs that composition (which also raises for bad shapes).
+    """
+    dtype, device = normals.dtype, normals.device
+    if (
+        dtype not in (torch.float32, torch.float64) or color.dtype != dtype
+        or color.device != device or color.dim() != 2 or color.shape[1] != 3
+        or normals.shape != color.shape
+        or _build.resolve_backend(backend, device) != "cpu"
+    ):
+        return None
+    batch = cov.shape[0]
+    d = light.direction
+    if not torch.is_tensor(d):
+        d = torch.as_tensor(d, dtype=dtype, device=device)
+    if d.device != device or not (d.ndim in (1, 2) and d.shape[-1] == 3):
+        return None
+    per_image = d.ndim == 2 and _per_image_rows(d, batch)
+    if per_image is None:
+        return None
+    direction = d.to(dtype)
+    scalars: list[torch.Tensor | None] = []
+    values: list[float] = []
+    for x in (light.intensity, light.ambient, kd):
+        if not torch.is_tensor(x):
+            scalars.append(None)
+            values.append(float(x))
+            continue
+        if x.device != device or x.ndim > 1:
+            return None
+        if x.ndim == 1:
+            rows = _per_image_rows(x, batch)
+            if rows is None:
+                return None
+            per_image = per_image or rows
+        scalars.append(x.to(dtype))
+        values.append(0.0)
+    bidx = cov.bidx if per_image else None
+    slots = batch if per_image else 1
+    return native_lambertian("cpu", color, normals, direction, tuple(scalars), values, bidx,
+                             slots, _EPS)

@@ -334,3 +334,38 @@ def native_softras(name: str, xy: torch.Tensor, zn: torch.Tensor, colors: torch.
     return _NativeSoftRas.apply(xy.contiguous(), zn.contiguous(), colors.contiguous(), valid,
                                 faces.contiguous(), bg.contiguous(),
                                 (h, w, sigma, gamma, eps), name)
+
+
+class _NativeLambertian(torch.autograd.Function):
+    """Lambertian shading of covered pixels (``_fused.lambertian_covered``), native passes."""
+
+    @staticmethod
+    def forward(ctx, color, normal, direction, intensity, ambient, kd, bidx, values, slots,
+                eps, name):  # type: ignore[override]
+        args = (bidx, direction, intensity, ambient, kd, values, slots, eps)
+        ctx.name, ctx.consts = name, (values, slots, eps)
+        ctx.save_for_backward(color, normal, direction, intensity, ambient, kd, bidx)
+        return _kernel(name, "shade_forward")(color, normal, *args)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        color, normal, direction, intensity, ambient, kd, bidx = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = _kernel(ctx.name, "shade_backward")(
+            color, normal, bidx, direction, intensity, ambient, kd, *ctx.consts, grad,
+            any(need[2:6]))
+        return (*(g if n else None for g, n in zip(grads, need[:6], strict=True)),
+                None, None, None, None, None)
+
+
+def native_lambertian(name: str, color: torch.Tensor, normal: torch.Tensor,
+                      direction: torch.Tensor, scalars: tuple, values: list[float],
+                      bidx: torch.Tensor | None, slots: int, eps: float) -> torch.Tensor:
+    """Native ``render_core._fused.lambertian_covered``: color, normal [P,3], direction [3] or
+    [slots,3], scalars (intensity, ambient, kd) each a tensor of 1 or ``slots`` values or None
+    (then ``values`` holds the constant), bidx [P] int64 (None when ``slots`` is 1), all of one
+    float dtype -> lit [P,3], differentiable w.r.t. every tensor but ``bidx``."""
+    _check_device(name, color, normal, direction)
+    return _NativeLambertian.apply(color, normal, direction, *scalars, bidx, values, slots, eps,
+                                   name)

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._fused import lambertian_covered
 from ._validate import check_resolution
 from .antialias import antialias, antialias_topology
 from .camera import Camera
@@ -205,12 +206,17 @@ class Renderer:
             light = DirectionalLight(_default_light_dir(camera))
         if not isinstance(light, DirectionalLight):
             raise ValueError(f"{self.shading} shading needs a DirectionalLight")
+        material = material or PhongMaterial()
+        if self.shading == "lambertian":
+            # One native op for the composition below where it covers the parameters.
+            lit = lambertian_covered(color, normals, light, material.kd, cov, self.backend)
+            if lit is not None:
+                return lit
         light = DirectionalLight(
             cov.param(light.direction, 1, normals, "light.direction"),
             cov.param(light.intensity, 0, normals, "light.intensity"),
             cov.param(light.ambient, 0, normals, "light.ambient"),
         )
-        material = material or PhongMaterial()
         kd = cov.param(material.kd, 0, normals, "material.kd")
         if self.shading == "lambertian":
             return color * lambertian(normals, light, kd=kd)
