@@ -1,0 +1,216 @@
+"""The fused Lambertian shading of covered pixels (render_core._fused.lambertian_covered)
+against the torch composition it replaces, ``color * lambertian(normals, light, kd)`` with the
+parameters gathered per pixel by its image: values, gradients, gradcheck, the Renderer's image
+and gradients with and without it, and the cases it leaves to the composition."""
+
+import pytest
+import torch
+
+import render_core as rc
+import render_core.renderer as renderer_mod
+from render_core._fused import lambertian_covered
+from render_core.shading import DirectionalLight, lambertian
+
+
+class _Cov:
+    """The two things lambertian_covered asks of the Renderer's covered pixels."""
+
+    def __init__(self, bidx: torch.Tensor, batch: int):
+        self.bidx, self.shape = bidx, (batch, 1, 1)
+
+
+def _gather(x, bidx):
+    """A parameter per pixel, as the Renderer aligns it: rows of [B] / [B,3] picked by each
+    pixel's image, a single row broadcast, numbers and 0-d tensors left to broadcasting."""
+    if not torch.is_tensor(x) or x.ndim == 0:
+        return x
+    return x[bidx] if x.shape[0] > 1 else x.expand(bidx.shape[0], *x.shape[1:])
+
+
+def _reference(color, normals, direction, intensity, ambient, kd, bidx):
+    d = direction if direction.ndim == 1 else _gather(direction, bidx)
+    light = DirectionalLight(d, _gather(intensity, bidx), _gather(ambient, bidx))
+    return color * lambertian(normals, light, kd=_gather(kd, bidx))
+
+
+def _problem(dtype, seed, batch=3, pixels=2600, direction="batched", scalars="mixed"):
+    """Pixels sorted by image (as a render's are), with zero and back-facing normals."""
+    g = torch.Generator().manual_seed(seed)
+    bidx = torch.sort(torch.randint(0, batch, (pixels,), generator=g))[0]
+    color = torch.rand(pixels, 3, generator=g, dtype=dtype)
+    normals = torch.randn(pixels, 3, generator=g, dtype=dtype) * 2.0
+    normals[::97] = 0.0  # zero normals: ambient only, no gradient
+    shape = {"shared": (3,), "one": (1, 3), "batched": (batch, 3)}[direction]
+    d = torch.randn(shape, generator=g, dtype=dtype)
+    d = d + torch.tensor([0.0, 0.0, 0.5], dtype=dtype)
+
+    def scalar(kind, lo):
+        if kind == "float":
+            return lo + 0.5
+        if kind == "0d":
+            return torch.tensor(lo + 0.4, dtype=dtype)
+        if kind == "one":
+            return torch.tensor([lo + 0.3], dtype=dtype)
+        return lo + torch.rand(batch, generator=g, dtype=dtype)
+
+    kinds = {"mixed": ("batched", "0d", "float"), "float": ("float", "float", "float"),
+             "batched": ("batched", "batched", "batched"), "one": ("one", "0d", "one")}[scalars]
+    intensity, ambient, kd = (scalar(k, lo) for k, lo in zip(kinds, (0.6, 0.1, 0.5), strict=True))
+    return color, normals, d, intensity, ambient, kd, bidx
+
+
+def _values_and_grads(fn, problem, seed):
+    color, normals, d, intensity, ambient, kd, bidx = problem
+    leaves = [t.clone().requires_grad_(True) if torch.is_tensor(t) else t
+              for t in (color, normals, d, intensity, ambient, kd)]
+    out = fn(*leaves, bidx)
+    g = torch.Generator().manual_seed(seed + 100)
+    upstream = torch.randn(out.shape, generator=g, dtype=out.dtype)
+    diff = [t for t in leaves if torch.is_tensor(t)]
+    return [out.detach(), *torch.autograd.grad(out, diff, upstream)]
+
+
+def _fused(color, normals, d, intensity, ambient, kd, bidx):
+    batch = int(bidx.max()) + 1  # every image has pixels in these problems
+    out = lambertian_covered(color, normals, DirectionalLight(d, intensity, ambient), kd,
+                             _Cov(bidx, batch), backend="cpu")
+    assert out is not None, "the fused op covers these parameters"
+    return out
+
+
+@pytest.mark.parametrize("direction", ["shared", "one", "batched"])
+@pytest.mark.parametrize("scalars", ["mixed", "float", "batched", "one"])
+def test_fused_lambertian_matches_the_composition_float64(direction, scalars):
+    problem = _problem(torch.float64, 3, direction=direction, scalars=scalars)
+    normals = problem[1]
+    d = problem[2].reshape(-1, 3)[0]
+    # Some pixels face away from the light (cos < 0), some towards it.
+    cos = (torch.nn.functional.normalize(normals, dim=1) * torch.nn.functional.normalize(
+        d, dim=0)).sum(1)
+    assert (cos < -0.1).sum() > 100 and (cos > 0.1).sum() > 100
+    got = _values_and_grads(_fused, problem, 3)
+    want = _values_and_grads(_reference, problem, 3)
+    assert len(got) == len(want)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(got[1:], want[1:], strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_lambertian_zero_normals_get_ambient_and_no_gradient():
+    color, normals, d, intensity, ambient, kd, bidx = _problem(torch.float64, 4)
+    normals = normals.clone().requires_grad_(True)
+    out = _fused(color, normals, d, intensity, ambient, kd, bidx)
+    zero = normals.detach().abs().sum(1) == 0
+    assert zero.sum() > 10
+    torch.testing.assert_close(out[zero], color[zero] * ambient, rtol=1e-15, atol=0)
+    (grad,) = torch.autograd.grad(out.sum(), normals)
+    assert torch.isfinite(grad).all() and grad[zero].abs().max() == 0
+
+
+def test_fused_lambertian_float32():
+    problem = _problem(torch.float32, 5, direction="batched", scalars="mixed")
+    got = _values_and_grads(_fused, problem, 5)
+    want = _values_and_grads(_reference, problem, 5)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("direction,scalars", [("batched", "batched"), ("shared", "mixed")])
+def test_fused_lambertian_gradcheck(direction, scalars):
+    color, normals, d, intensity, ambient, kd, bidx = _problem(
+        torch.float64, 6, batch=2, pixels=40, direction=direction, scalars=scalars)
+    normals[normals.abs() < 0.05] = 0.3  # keep every cosine away from the relu's kink
+    inputs = [t.clone().requires_grad_(True) if torch.is_tensor(t) else t
+              for t in (color, normals, d, intensity, ambient, kd)]
+    idx = [i for i, t in enumerate(inputs) if torch.is_tensor(t)]
+
+    def fn(*xs):
+        args = list(inputs)
+        for i, x in zip(idx, xs, strict=True):
+            args[i] = x
+        return _fused(*args, bidx)
+
+    assert torch.autograd.gradcheck(fn, [inputs[i] for i in idx], eps=1e-6, atol=1e-8)
+
+
+def test_fused_lambertian_gradients_do_not_depend_on_threads():
+    problem = _problem(torch.float32, 7, pixels=9000, direction="batched", scalars="batched")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _values_and_grads(_fused, problem, 7)
+        torch.set_num_threads(2)
+        two = _values_and_grads(_fused, problem, 7)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+def test_fused_lambertian_leaves_other_cases_to_the_composition():
+    color, normals, d, intensity, ambient, kd, bidx = _problem(torch.float64, 8)
+    cov = _Cov(bidx, 3)
+    light = DirectionalLight(d, intensity, ambient)
+    assert lambertian_covered(color, normals, light, kd, cov, backend="cpu") is not None
+    # Torch backend, a per-pixel kd map, a batch the parameters do not match, mixed dtypes.
+    assert lambertian_covered(color, normals, light, kd, cov, backend="torch") is None
+    assert lambertian_covered(color, normals, light, torch.ones(3, 1, 1, 1, dtype=torch.float64),
+                              cov, backend="cpu") is None
+    assert lambertian_covered(color, normals, light, kd, _Cov(bidx, 4), backend="cpu") is None
+    assert lambertian_covered(color.float(), normals, light, kd, cov, backend="cpu") is None
+
+
+def _render_grads(monkeypatch, fused: bool, dtype, light_kind: str):
+    """The Renderer's lambertian image and its gradients (vertices, colours, light), with the
+    fused op or (``fused`` False) with the composition it replaces."""
+    calls = []
+
+    def spy(*args, **kwargs):
+        out = lambertian_covered(*args, **kwargs)
+        calls.append(out is not None)
+        return out if fused else None
+
+    with monkeypatch.context() as m:
+        m.setattr(renderer_mod, "lambertian_covered", spy)
+        result = _render(dtype, light_kind)
+    assert calls == [True]  # the fused op covers these renders (and is used when ``fused``)
+    return result
+
+
+def _render(dtype, light_kind: str):
+    mesh = rc.icosphere(subdivisions=2)
+    g = torch.Generator().manual_seed(11)
+    verts = (mesh.vertices.to(dtype) * 0.9).requires_grad_(True)
+    colors = torch.rand(verts.shape, generator=g, dtype=dtype).requires_grad_(True)
+    cams = rc.Camera.orbit([0.0, 120.0, 250.0], [15.0, -25.0, 40.0], 3.0, fov=40.0)
+    if light_kind == "shared":
+        d = torch.tensor([0.4, 0.8, 0.6], dtype=dtype, requires_grad=True)
+        extra = [torch.tensor(0.3, dtype=dtype, requires_grad=True)]
+        light = DirectionalLight(d, intensity=0.8, ambient=extra[0])
+        material = None
+    else:
+        d = torch.tensor([[0.4, 0.8, 0.6], [-0.5, 0.2, 0.9], [0.1, -0.3, 1.0]], dtype=dtype,
+                         requires_grad=True)
+        extra = [torch.tensor([0.7, 0.9, 1.1], dtype=dtype, requires_grad=True),
+                 torch.tensor([0.6, 0.8, 0.5], dtype=dtype, requires_grad=True)]
+        light = DirectionalLight(d, intensity=extra[0], ambient=0.25)
+        material = rc.PhongMaterial(kd=extra[1])
+    r = rc.Renderer((24, 20), shading="lambertian", backend="cpu", background=0.1)
+    out = r.render(rc.Mesh(verts, mesh.faces, vertex_colors=colors), cams, light, material)
+    w = torch.rand(out.rgb.shape, generator=g, dtype=dtype)
+    loss = (out.rgb * w).sum()
+    return [out.rgb.detach(), *torch.autograd.grad(loss, [verts, colors, d, *extra])]
+
+
+@pytest.mark.parametrize("light_kind", ["shared", "batched"])
+def test_renderer_lambertian_unchanged_by_the_fused_op(monkeypatch, light_kind):
+    got = _render_grads(monkeypatch, True, torch.float64, light_kind)
+    want = _render_grads(monkeypatch, False, torch.float64, light_kind)
+    assert (got[0] != 0.1).any()  # the mesh is in view
+    torch.testing.assert_close(got[0], want[0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    got = _render_grads(monkeypatch, True, torch.float32, light_kind)
+    want = _render_grads(monkeypatch, False, torch.float32, light_kind)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
