@@ -176,12 +176,14 @@ std::vector<at::Tensor> softras_backward_cpu(const at::Tensor& grad_rgb,
 
 // Fused Lambertian shading of covered pixels: the forward pass is per pixel; the backward pass
 // runs fixed chunks of pixels, whose per-image parameter sums one serial pass adds in order.
-at::Tensor shade_forward_cpu(const at::Tensor& color, const at::Tensor& normal,
-                             const std::optional<at::Tensor>& bidx, const at::Tensor& dir,
-                             const std::optional<at::Tensor>& intensity,
-                             const std::optional<at::Tensor>& ambient,
-                             const std::optional<at::Tensor>& kd,
-                             const std::vector<double>& values, int64_t slots, double eps) {
+std::vector<at::Tensor> shade_forward_cpu(const at::Tensor& color, const at::Tensor& normal,
+                                          const std::optional<at::Tensor>& bidx,
+                                          const at::Tensor& dir,
+                                          const std::optional<at::Tensor>& intensity,
+                                          const std::optional<at::Tensor>& ambient,
+                                          const std::optional<at::Tensor>& kd,
+                                          const std::vector<double>& values, int64_t slots,
+                                          double eps) {
   TORCH_CHECK(color.device().is_cpu() && normal.device().is_cpu(), "expected CPU tensors");
   return shade_forward<CpuExec>(
       shade_inputs(color, normal, bidx, dir, intensity, ambient, kd, values, slots, eps));
@@ -191,12 +193,12 @@ std::vector<at::Tensor> shade_backward_cpu(
     const at::Tensor& color, const at::Tensor& normal, const std::optional<at::Tensor>& bidx,
     const at::Tensor& dir, const std::optional<at::Tensor>& intensity,
     const std::optional<at::Tensor>& ambient, const std::optional<at::Tensor>& kd,
-    const std::vector<double>& values, int64_t slots, double eps, const at::Tensor& grad,
-    bool param_grads) {
+    const std::vector<double>& values, int64_t slots, double eps,
+    const std::vector<at::Tensor>& saved, const at::Tensor& grad, bool param_grads) {
   TORCH_CHECK(color.device().is_cpu() && normal.device().is_cpu(), "expected CPU tensors");
   return shade_backward<CpuExec>(
       shade_inputs(color, normal, bidx, dir, intensity, ambient, kd, values, slots, eps), dir,
-      grad, param_grads);
+      saved, grad, param_grads);
 }
 
 }  // namespace dibr

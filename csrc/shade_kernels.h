@@ -6,10 +6,12 @@
 // light's direction D [1 or B, 3] and the scalars (intensity, ambient, kd: a constant, one
 // value, or one per image) are looked up per pixel through the pixel's image index.
 //
-// The backward pass runs one index per fixed-size chunk of pixels (never depending on the
-// thread count): the per-pixel gradients of the colour and the normal, and the chunk's
-// per-image sums of the parameters' gradients in double, which one serial index then sums per
-// parameter in a fixed order (chunks, then images). No atomics.
+// The forward pass saves each pixel's 1/|N| and cosine and the unit light directions, so the
+// backward pass takes no square roots. Both passes run one index per fixed-size chunk of
+// pixels (never depending on the thread count). The backward pass writes the per-pixel
+// gradients of the colour and the normal, and each chunk's per-image sums of the parameters'
+// gradients in double, which one serial index then sums per parameter in a fixed order
+// (chunks, then images). No atomics.
 #pragma once
 
 #include "dibr_math.h"
@@ -17,7 +19,7 @@
 namespace dibr {
 
 constexpr int SHADE_SLOTS = 6;  // per image: d ambient, d intensity, d kd, d l (unit light, 3)
-constexpr int64_t SHADE_CHUNK = 1024;
+constexpr int64_t SHADE_CHUNK = 64;  // pixels per index of both passes
 
 template <typename T>
 struct ShadeScalar {
@@ -39,6 +41,8 @@ struct ShadeParams {
   int64_t P;
   int64_t slots;          // images the parameters distinguish (1 when bidx is null)
   T eps2;                 // eps^2 of safe_normalize
+  T* light;               // [nd,3] unit light directions (written first by the forward pass)
+  T* aux;                 // [P,2] forward output, backward input: 1/sqrt(|N|^2 + eps^2), cos
   T* out;                 // [P,3] forward
   const T* grad;          // [P,3] backward: upstream gradient
   T* grad_color;          // [P,3]
@@ -53,73 +57,88 @@ struct ShadeParams {
 DIBR_HD float m_rsqrt(float x) { return 1.0f / sqrtf(x); }
 DIBR_HD double m_rsqrt(double x) { return 1.0 / sqrt(x); }
 
-// The per-pixel quantities both passes need.
+// The unit light direction of each direction row (one index per row).
 template <typename T>
-struct ShadeLocal {
-  int64_t b;   // parameter slot (the pixel's image, or 0)
-  T N[3], r;   // normal and 1/sqrt(|N|^2 + eps^2)
-  T l[3];      // unit light direction
-  T cos;       // n . l before the relu
-  T ik;        // intensity * kd
-  T f;         // ambient + ik * relu(cos)
-};
-
-template <typename T>
-DIBR_HD ShadeLocal<T> shade_local(int64_t i, const ShadeParams<T>& p) {
-  ShadeLocal<T> s;
-  s.b = p.bidx ? p.bidx[i] : 0;
-  const T* D = p.dir + 3 * (p.nd == 1 ? 0 : s.b);
+DIBR_HD void shade_light_body(int64_t k, const ShadeParams<T>& p) {
+  const T* D = p.dir + 3 * k;
   const T sd = m_rsqrt((D[0] * D[0] + D[1] * D[1] + D[2] * D[2]) + p.eps2);
-  for (int k = 0; k < 3; ++k) {
-    s.N[k] = p.normal[3 * i + k];
-    s.l[k] = D[k] * sd;
+  for (int a = 0; a < 3; ++a) p.light[3 * k + a] = D[a] * sd;
+}
+
+template <typename T>
+DIBR_HD T shade_factor(const ShadeParams<T>& p, int64_t b, T cos) {
+  const T relu = cos > (T)0 ? cos : (T)0;
+  return p.ambient.at(b) + (p.intensity.at(b) * p.kd.at(b)) * relu;
+}
+
+// The pixels [begin, end) of chunk c.
+DIBR_HD void shade_chunk(int64_t c, int64_t P, int64_t* begin, int64_t* end) {
+  *begin = c * SHADE_CHUNK;
+  *end = *begin + SHADE_CHUNK < P ? *begin + SHADE_CHUNK : P;
+}
+
+// Forward (one index per chunk of SHADE_CHUNK pixels): the lit colour, and (r, cos) for the
+// backward pass. The parameters are copied to a local first: the stores to the outputs could
+// otherwise alias them, and every pixel would load them again.
+template <typename T>
+DIBR_HD void shade_forward_body(int64_t c, const ShadeParams<T>& params) {
+  const ShadeParams<T> p = params;
+  int64_t begin, end;
+  shade_chunk(c, p.P, &begin, &end);
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t b = p.bidx ? p.bidx[i] : 0;
+    const T* l = p.light + 3 * (p.nd == 1 ? 0 : b);
+    const T* N = p.normal + 3 * i;
+    const T r = m_rsqrt((N[0] * N[0] + N[1] * N[1] + N[2] * N[2]) + p.eps2);
+    const T cos = (N[0] * r) * l[0] + (N[1] * r) * l[1] + (N[2] * r) * l[2];
+    const T f = shade_factor(p, b, cos);
+    for (int k = 0; k < 3; ++k) p.out[3 * i + k] = p.color[3 * i + k] * f;
+    p.aux[2 * i] = r;
+    p.aux[2 * i + 1] = cos;
   }
-  s.r = m_rsqrt((s.N[0] * s.N[0] + s.N[1] * s.N[1] + s.N[2] * s.N[2]) + p.eps2);
-  s.cos = (s.N[0] * s.r) * s.l[0] + (s.N[1] * s.r) * s.l[1] + (s.N[2] * s.r) * s.l[2];
-  const T relu = s.cos > (T)0 ? s.cos : (T)0;
-  s.ik = p.intensity.at(s.b) * p.kd.at(s.b);
-  s.f = p.ambient.at(s.b) + s.ik * relu;
-  return s;
 }
 
-// Forward (one index per pixel).
+// Backward (one index per chunk of SHADE_CHUNK pixels). The parameter sums run in registers
+// while the pixels' image stays the same (a render's pixels come sorted by image).
 template <typename T>
-DIBR_HD void shade_forward_body(int64_t i, const ShadeParams<T>& p) {
-  const ShadeLocal<T> s = shade_local(i, p);
-  for (int k = 0; k < 3; ++k) p.out[3 * i + k] = p.color[3 * i + k] * s.f;
-}
-
-// Backward (one index per chunk of SHADE_CHUNK pixels).
-template <typename T>
-DIBR_HD void shade_backward_body(int64_t c, const ShadeParams<T>& p) {
-  const int64_t end = (c + 1) * SHADE_CHUNK < p.P ? (c + 1) * SHADE_CHUNK : p.P;
+DIBR_HD void shade_backward_body(int64_t c, const ShadeParams<T>& params) {
+  const ShadeParams<T> p = params;  // a local copy, as in the forward pass
+  int64_t begin, end;
+  shade_chunk(c, p.P, &begin, &end);
   double* part = p.partial + c * p.slots * SHADE_SLOTS;
-  for (int64_t i = c * SHADE_CHUNK; i < end; ++i) {
-    const ShadeLocal<T> s = shade_local(i, p);
+  double acc[SHADE_SLOTS] = {0, 0, 0, 0, 0, 0};
+  int64_t cur = -1;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t b = p.bidx ? p.bidx[i] : 0;
+    if (b != cur) {
+      if (cur >= 0)
+        for (int j = 0; j < SHADE_SLOTS; ++j) part[cur * SHADE_SLOTS + j] += acc[j], acc[j] = 0;
+      cur = b;
+    }
+    const T* l = p.light + 3 * (p.nd == 1 ? 0 : b);
+    const T* N = p.normal + 3 * i;
     const T* g = p.grad + 3 * i;
     const T* col = p.color + 3 * i;
-    T gf = (T)0;
-    for (int k = 0; k < 3; ++k) {
-      p.grad_color[3 * i + k] = g[k] * s.f;
-      gf += g[k] * col[k];
-    }
-    const T relu = s.cos > (T)0 ? s.cos : (T)0;
-    double* q = part + s.b * SHADE_SLOTS;
-    q[0] += (double)gf;
-    q[1] += (double)(gf * p.kd.at(s.b) * relu);
-    q[2] += (double)(gf * p.intensity.at(s.b) * relu);
+    const T r = p.aux[2 * i], cos = p.aux[2 * i + 1];
+    const T inten = p.intensity.at(b), kd = p.kd.at(b);
+    const T relu = cos > (T)0 ? cos : (T)0;
+    const T f = p.ambient.at(b) + (inten * kd) * relu;
+    const T gf = (g[0] * col[0] + g[1] * col[1]) + g[2] * col[2];
+    for (int k = 0; k < 3; ++k) p.grad_color[3 * i + k] = g[k] * f;
+    acc[0] += (double)gf;
+    acc[1] += (double)(gf * kd * relu);
+    acc[2] += (double)(gf * inten * relu);
     // relu passes the gradient where cos > 0 only.
-    const T gc = s.cos > (T)0 ? gf * s.ik : (T)0;
-    T gn[3], dot = (T)0;
-    for (int k = 0; k < 3; ++k) {
-      gn[k] = gc * s.l[k];
-      dot += gn[k] * s.N[k];
-      q[3 + k] += (double)(gc * (s.N[k] * s.r));
-    }
+    const T gc = cos > (T)0 ? gf * (inten * kd) : (T)0;
+    const T gn[3] = {gc * l[0], gc * l[1], gc * l[2]};
+    const T dot = (gn[0] * N[0] + gn[1] * N[1]) + gn[2] * N[2];
+    for (int k = 0; k < 3; ++k) acc[3 + k] += (double)(gc * (N[k] * r));
     // d/dN of N r(N): g r - N r^3 (g . N).
-    const T r3 = s.r * s.r * s.r;
-    for (int k = 0; k < 3; ++k) p.grad_normal[3 * i + k] = gn[k] * s.r - s.N[k] * r3 * dot;
+    const T r3 = r * r * r;
+    for (int k = 0; k < 3; ++k) p.grad_normal[3 * i + k] = gn[k] * r - N[k] * r3 * dot;
   }
+  if (cur >= 0)
+    for (int j = 0; j < SHADE_SLOTS; ++j) part[cur * SHADE_SLOTS + j] += acc[j];
 }
 
 // The parameters' gradients (one index): chunk sums in chunk order, per image or over all.

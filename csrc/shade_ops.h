@@ -16,6 +16,7 @@ namespace dibr {
     template <class P>                                           \
     static DIBR_HD void run(int64_t i, const P& p) { fn(i, p); } \
   };
+DIBR_SHADE_BODY(ShadeLight, shade_light_body)
 DIBR_SHADE_BODY(ShadeForward, shade_forward_body)
 DIBR_SHADE_BODY(ShadeBackward, shade_backward_body)
 DIBR_SHADE_BODY(ShadeParamGrads, shade_param_body)
@@ -99,24 +100,36 @@ inline ShadeInputs shade_inputs(const at::Tensor& color, const at::Tensor& norma
   return in;
 }
 
-// lit [P,3].
+// (lit [P,3], the saved state: aux [P,2] and the unit light directions [nd,3]).
 template <class Exec>
-at::Tensor shade_forward(const ShadeInputs& in) {
+std::vector<at::Tensor> shade_forward(const ShadeInputs& in) {
   at::Tensor out = at::empty_like(in.color);
+  at::Tensor aux = at::empty({in.color.size(0), 2}, in.color.options());
+  at::Tensor light = at::empty_like(in.dir);
   AT_DISPATCH_FLOATING_TYPES(in.color.scalar_type(), "shade_forward", [&] {
     ShadeParams<scalar_t> p = shade_params<scalar_t>(in);
+    p.light = light.data_ptr<scalar_t>();
+    p.aux = aux.data_ptr<scalar_t>();
     p.out = out.data_ptr<scalar_t>();
-    Exec::template launch<ShadeForward>(p.P, p);
+    Exec::template launch_serial<ShadeLight>(p.nd, p);
+    Exec::template launch<ShadeForward>((p.P + SHADE_CHUNK - 1) / SHADE_CHUNK, p);
   });
-  return out;
+  return {out, aux, light};
 }
 
+// Given the forward pass's saved (aux, light):
 // (grad_color [P,3], grad_normal [P,3], grad_dir (dir's shape), grad_intensity,
 // grad_ambient, grad_kd (each its scalar's shape; undefined for a constant)). The parameters'
 // gradients are computed only when `param_grads` is set (else all undefined).
 template <class Exec>
 std::vector<at::Tensor> shade_backward(const ShadeInputs& in, const at::Tensor& dir_in,
+                                       const std::vector<at::Tensor>& saved,
                                        const at::Tensor& grad_in, bool param_grads) {
+  TORCH_CHECK(saved.size() == 2, "the forward pass's (aux, light)");
+  const at::Tensor aux = saved[0].contiguous(), light = saved[1].contiguous();
+  TORCH_CHECK(aux.dim() == 2 && aux.size(0) == in.color.size(0) && aux.size(1) == 2 &&
+                  light.sizes() == in.dir.sizes(),
+              "saved state does not match the inputs");
   const at::Tensor grad = grad_in.to(in.color.scalar_type()).contiguous();
   TORCH_CHECK(grad.sizes() == in.color.sizes(), "grad must match the output [P,3]");
   at::Tensor grad_color = at::empty_like(in.color), grad_normal = at::empty_like(in.normal);
@@ -127,6 +140,8 @@ std::vector<at::Tensor> shade_backward(const ShadeInputs& in, const at::Tensor& 
     const int64_t chunks = (p.P + SHADE_CHUNK - 1) / SHADE_CHUNK;
     at::Tensor partial = at::zeros({chunks, p.slots, SHADE_SLOTS},
                                    in.color.options().dtype(at::kDouble));
+    p.light = const_cast<scalar_t*>(light.data_ptr<scalar_t>());
+    p.aux = const_cast<scalar_t*>(aux.data_ptr<scalar_t>());
     p.grad = grad.data_ptr<scalar_t>();
     p.grad_color = grad_color.data_ptr<scalar_t>();
     p.grad_normal = grad_normal.data_ptr<scalar_t>();

@@ -344,17 +344,18 @@ class _NativeLambertian(torch.autograd.Function):
                 eps, name):  # type: ignore[override]
         args = (bidx, direction, intensity, ambient, kd, values, slots, eps)
         ctx.name, ctx.consts = name, (values, slots, eps)
-        ctx.save_for_backward(color, normal, direction, intensity, ambient, kd, bidx)
-        return _kernel(name, "shade_forward")(color, normal, *args)
+        out, aux, light = _kernel(name, "shade_forward")(color, normal, *args)
+        ctx.save_for_backward(color, normal, direction, intensity, ambient, kd, bidx, aux, light)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        color, normal, direction, intensity, ambient, kd, bidx = ctx.saved_tensors
+        color, normal, direction, intensity, ambient, kd, bidx, aux, light = ctx.saved_tensors
         need = ctx.needs_input_grad
         grads = _kernel(ctx.name, "shade_backward")(
-            color, normal, bidx, direction, intensity, ambient, kd, *ctx.consts, grad,
-            any(need[2:6]))
+            color, normal, bidx, direction, intensity, ambient, kd, *ctx.consts, [aux, light],
+            grad, any(need[2:6]))
         return (*(g if n else None for g, n in zip(grads, need[:6], strict=True)),
                 None, None, None, None, None)
 
