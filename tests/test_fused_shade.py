@@ -147,6 +147,39 @@ def test_fused_lambertian_gradients_do_not_depend_on_threads():
     assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
 
 
+def test_fused_lambertian_converts_parameters_like_the_composition():
+    """Parameters of another dtype (and a direction given as a list) are converted, as the
+    composition's ``_as_tensor`` does, and keep their gradients in their own dtype."""
+    color, normals, _, _, _, _, bidx = _problem(torch.float64, 9)
+    d = torch.tensor([0.3, 0.9, 0.4], dtype=torch.float32, requires_grad=True)
+    kd = torch.tensor([0.5, 0.7, 0.9], dtype=torch.float32, requires_grad=True)
+    got = lambertian_covered(color, normals, DirectionalLight(d, 2, 0.25), kd, _Cov(bidx, 3))
+    want = _reference(color, normals, d, 2, 0.25, kd, bidx)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g_got = torch.autograd.grad(got.sum(), [d, kd])
+    g_want = torch.autograd.grad(want.sum(), [d, kd])
+    for a, b in zip(g_got, g_want, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b)
+    listed = lambertian_covered(color, normals, DirectionalLight([0.3, 0.9, 0.4]), 1.0,
+                                _Cov(bidx, 3))
+    torch.testing.assert_close(listed, _reference(color, normals, d.detach().double(), 1.0,
+                                                  0.0, 1.0, bidx), rtol=1e-7, atol=1e-7)
+
+
+def test_fused_lambertian_without_covered_pixels():
+    color = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
+    normals = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
+    d = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    kd = torch.tensor([0.5, 0.7], dtype=torch.float64, requires_grad=True)
+    out = lambertian_covered(color, normals, DirectionalLight(d, 0.8, 0.3), kd,
+                             _Cov(torch.zeros(0, dtype=torch.int64), 2))
+    assert out.shape == (0, 3)
+    grads = torch.autograd.grad(out.sum(), [color, normals, d, kd])
+    assert [tuple(g.shape) for g in grads] == [(0, 3), (0, 3), (2, 3), (2,)]
+    assert all(g.abs().sum() == 0 for g in grads)
+
+
 def test_fused_lambertian_leaves_other_cases_to_the_composition():
     color, normals, d, intensity, ambient, kd, bidx = _problem(torch.float64, 8)
     cov = _Cov(bidx, 3)
