@@ -98,13 +98,13 @@ std::vector<at::Tensor> softras_backward_cuda(const at::Tensor&, const at::Tenso
                                               const std::vector<at::Tensor>&, int64_t, int64_t,
                                               double, double, double, double, bool);
 #endif
-std::vector<at::Tensor> shade_forward_cpu(const at::Tensor&, const at::Tensor&,
+std::vector<at::Tensor> shade_forward_cpu(const at::Tensor&,
                                           const std::optional<at::Tensor>&, const at::Tensor&,
                                           const std::optional<at::Tensor>&,
                                           const std::optional<at::Tensor>&,
                                           const std::optional<at::Tensor>&,
                                           const std::vector<double>&, int64_t, double);
-std::vector<at::Tensor> shade_backward_cpu(const at::Tensor&, const at::Tensor&,
+std::vector<at::Tensor> shade_backward_cpu(const at::Tensor&,
                                            const std::optional<at::Tensor>&, const at::Tensor&,
                                            const std::optional<at::Tensor>&,
                                            const std::optional<at::Tensor>&,
@@ -142,7 +142,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("shade_forward_cpu", &dibr::shade_forward_cpu, "lit colour [P,3] of covered pixels, saved state",
         nogil);
   m.def("shade_backward_cpu", &dibr::shade_backward_cpu,
-        "grad_color, grad_normal, grad_dir, grad_intensity, grad_ambient, grad_kd", nogil);
+        "grad_attrs, grad_dir, grad_intensity, grad_ambient, grad_kd", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);

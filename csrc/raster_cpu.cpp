@@ -176,7 +176,7 @@ std::vector<at::Tensor> softras_backward_cpu(const at::Tensor& grad_rgb,
 
 // Fused Lambertian shading of covered pixels: the forward pass is per pixel; the backward pass
 // runs fixed chunks of pixels, whose per-image parameter sums one serial pass adds in order.
-std::vector<at::Tensor> shade_forward_cpu(const at::Tensor& color, const at::Tensor& normal,
+std::vector<at::Tensor> shade_forward_cpu(const at::Tensor& attrs,
                                           const std::optional<at::Tensor>& bidx,
                                           const at::Tensor& dir,
                                           const std::optional<at::Tensor>& intensity,
@@ -184,20 +184,20 @@ std::vector<at::Tensor> shade_forward_cpu(const at::Tensor& color, const at::Ten
                                           const std::optional<at::Tensor>& kd,
                                           const std::vector<double>& values, int64_t slots,
                                           double eps) {
-  TORCH_CHECK(color.device().is_cpu() && normal.device().is_cpu(), "expected CPU tensors");
+  TORCH_CHECK(attrs.device().is_cpu(), "expected CPU tensors");
   return shade_forward<CpuExec>(
-      shade_inputs(color, normal, bidx, dir, intensity, ambient, kd, values, slots, eps));
+      shade_inputs(attrs, bidx, dir, intensity, ambient, kd, values, slots, eps));
 }
 
 std::vector<at::Tensor> shade_backward_cpu(
-    const at::Tensor& color, const at::Tensor& normal, const std::optional<at::Tensor>& bidx,
+    const at::Tensor& attrs, const std::optional<at::Tensor>& bidx,
     const at::Tensor& dir, const std::optional<at::Tensor>& intensity,
     const std::optional<at::Tensor>& ambient, const std::optional<at::Tensor>& kd,
     const std::vector<double>& values, int64_t slots, double eps,
     const std::vector<at::Tensor>& saved, const at::Tensor& grad, bool param_grads) {
-  TORCH_CHECK(color.device().is_cpu() && normal.device().is_cpu(), "expected CPU tensors");
+  TORCH_CHECK(attrs.device().is_cpu(), "expected CPU tensors");
   return shade_backward<CpuExec>(
-      shade_inputs(color, normal, bidx, dir, intensity, ambient, kd, values, slots, eps), dir,
+      shade_inputs(attrs, bidx, dir, intensity, ambient, kd, values, slots, eps), dir,
       saved, grad, param_grads);
 }
 

@@ -1,7 +1,8 @@
 // Kernel bodies of the fused Lambertian shading of a render's covered pixels
 // (render_core/_fused.py, lambertian_covered), written once for both drivers:
 //   lit = color * (ambient + intensity * kd * relu(safe_normalize(N) . safe_normalize(D)))
-// per covered pixel, with the numerics of the torch composition in render_core.shading
+// per covered pixel (its colour and interpolated normal side by side in one [P,6] row, as one
+// interpolation of the two vertex attributes gives them), with the numerics of the torch composition in render_core.shading
 // (safe_normalize: x / sqrt(|x|^2 + eps^2); relu: a zero cosine passes no gradient). The
 // light's direction D [1 or B, 3] and the scalars (intensity, ambient, kd: a constant, one
 // value, or one per image) are looked up per pixel through the pixel's image index.
@@ -32,8 +33,7 @@ struct ShadeScalar {
 
 template <typename T>
 struct ShadeParams {
-  const T* color;         // [P,3] base colour
-  const T* normal;        // [P,3] interpolated normals (not unit)
+  const T* attrs;         // [P,6] base colour, then the interpolated normal (not unit)
   const int64_t* bidx;    // [P] each pixel's image, or null when every parameter is shared
   const T* dir;           // [nd,3] light direction (not unit), nd = 1 or the batch
   int64_t nd;
@@ -45,8 +45,7 @@ struct ShadeParams {
   T* aux;                 // [P,2] forward output, backward input: 1/sqrt(|N|^2 + eps^2), cos
   T* out;                 // [P,3] forward
   const T* grad;          // [P,3] backward: upstream gradient
-  T* grad_color;          // [P,3]
-  T* grad_normal;         // [P,3]
+  T* grad_attrs;          // [P,6]
   double* partial;        // [chunks, slots, SHADE_SLOTS]
   T* grad_dir;            // [nd,3] or null
   T* grad_intensity;      // [n] or null (likewise ambient, kd)
@@ -88,11 +87,12 @@ DIBR_HD void shade_forward_body(int64_t c, const ShadeParams<T>& params) {
   for (int64_t i = begin; i < end; ++i) {
     const int64_t b = p.bidx ? p.bidx[i] : 0;
     const T* l = p.light + 3 * (p.nd == 1 ? 0 : b);
-    const T* N = p.normal + 3 * i;
+    const T* col = p.attrs + 6 * i;
+    const T* N = col + 3;
     const T r = m_rsqrt((N[0] * N[0] + N[1] * N[1] + N[2] * N[2]) + p.eps2);
     const T cos = (N[0] * r) * l[0] + (N[1] * r) * l[1] + (N[2] * r) * l[2];
     const T f = shade_factor(p, b, cos);
-    for (int k = 0; k < 3; ++k) p.out[3 * i + k] = p.color[3 * i + k] * f;
+    for (int k = 0; k < 3; ++k) p.out[3 * i + k] = col[k] * f;
     p.aux[2 * i] = r;
     p.aux[2 * i + 1] = cos;
   }
@@ -116,15 +116,16 @@ DIBR_HD void shade_backward_body(int64_t c, const ShadeParams<T>& params) {
       cur = b;
     }
     const T* l = p.light + 3 * (p.nd == 1 ? 0 : b);
-    const T* N = p.normal + 3 * i;
+    const T* col = p.attrs + 6 * i;
+    const T* N = col + 3;
     const T* g = p.grad + 3 * i;
-    const T* col = p.color + 3 * i;
+    T* ga = p.grad_attrs + 6 * i;
     const T r = p.aux[2 * i], cos = p.aux[2 * i + 1];
     const T inten = p.intensity.at(b), kd = p.kd.at(b);
     const T relu = cos > (T)0 ? cos : (T)0;
     const T f = p.ambient.at(b) + (inten * kd) * relu;
     const T gf = (g[0] * col[0] + g[1] * col[1]) + g[2] * col[2];
-    for (int k = 0; k < 3; ++k) p.grad_color[3 * i + k] = g[k] * f;
+    for (int k = 0; k < 3; ++k) ga[k] = g[k] * f;
     acc[0] += (double)gf;
     acc[1] += (double)(gf * kd * relu);
     acc[2] += (double)(gf * inten * relu);
@@ -135,7 +136,7 @@ DIBR_HD void shade_backward_body(int64_t c, const ShadeParams<T>& params) {
     for (int k = 0; k < 3; ++k) acc[3 + k] += (double)(gc * (N[k] * r));
     // d/dN of N r(N): g r - N r^3 (g . N).
     const T r3 = r * r * r;
-    for (int k = 0; k < 3; ++k) p.grad_normal[3 * i + k] = gn[k] * r - N[k] * r3 * dot;
+    for (int k = 0; k < 3; ++k) ga[3 + k] = gn[k] * r - N[k] * r3 * dot;
   }
   if (cur >= 0)
     for (int j = 0; j < SHADE_SLOTS; ++j) part[cur * SHADE_SLOTS + j] += acc[j];

@@ -11,7 +11,9 @@ backend, other shapes or differentiable targets use that composition itself.
 ``lambertian_covered`` is the Renderer's Lambertian colour of the covered pixels of a render,
 ``color * lambertian(normals, light, kd)`` with the light and ``kd`` gathered per pixel by its
 image, in one native pass per direction instead of about 20 small torch ops forward and 30
-backward (normalisations, dot, relu, products, the per-image gathers and their scatters).
+backward (normalisations, dot, relu, products, the per-image gathers and their scatters). It
+takes each pixel's colour and normal side by side, ``[P,6]``, as one interpolation of the
+vertex colours and normals gives them (and one gradient flows back into it).
 Tested against that composition; it covers directions ``[3]`` / ``[1 or B,3]`` and scalars that
 are numbers, 0-d, ``[1]`` or ``[B]`` on the CPU backend, and answers ``None`` otherwise (the
 Renderer then runs the composition).
@@ -71,13 +73,13 @@ def _per_image_rows(x: torch.Tensor, batch: int) -> bool | None:
     return True if n == batch else None
 
 
-def lambertian_covered(color: torch.Tensor, normals: torch.Tensor, light: DirectionalLight,
-                       kd, cov, backend: str = "auto") -> torch.Tensor | None:
+def lambertian_covered(color_normals: torch.Tensor, light: DirectionalLight, kd, cov,
+                       backend: str = "auto") -> torch.Tensor | None:
     """The Lambertian colour [P,3] of a render's covered pixels, or None where not fused.
 
     Args:
-        color, normals: [P,3] base colour and interpolated normals of the covered pixels
-            (float32/float64, one dtype and device); differentiable.
+        color_normals: [P,6] each covered pixel's base colour, then its interpolated normal
+            (float32/float64); differentiable.
         light: :class:`~render_core.shading.DirectionalLight`; ``direction`` [3] or [1 or B,3],
             ``intensity``/``ambient`` numbers or 0-d, [1] or [B] tensors; differentiable.
         kd: diffuse reflectance, a number or such a tensor; differentiable.
@@ -89,11 +91,10 @@ def lambertian_covered(color: torch.Tensor, normals: torch.Tensor, light: Direct
         its image (see :meth:`Renderer._lit`), or None for inputs the op does not cover:
         then the caller runs that composition (which also raises for bad shapes).
     """
-    dtype, device = normals.dtype, normals.device
+    dtype, device = color_normals.dtype, color_normals.device
     if (
-        dtype not in (torch.float32, torch.float64) or color.dtype != dtype
-        or color.device != device or color.dim() != 2 or color.shape[1] != 3
-        or normals.shape != color.shape
+        dtype not in (torch.float32, torch.float64)
+        or color_normals.dim() != 2 or color_normals.shape[1] != 6
         or _build.resolve_backend(backend, device) != "cpu"
     ):
         return None
@@ -125,5 +126,5 @@ def lambertian_covered(color: torch.Tensor, normals: torch.Tensor, light: Direct
         values.append(0.0)
     bidx = cov.bidx if per_image else None
     slots = batch if per_image else 1
-    return native_lambertian("cpu", color, normals, direction, tuple(scalars), values, bidx,
+    return native_lambertian("cpu", color_normals, direction, tuple(scalars), values, bidx,
                              slots, _EPS)

@@ -193,11 +193,37 @@ class Renderer:
             return cov.interpolate(mesh.vertex_colors, frags, mesh.faces, self.backend)
         return cov.take(self.base_color(mesh, frags))
 
+    def _covered_color_normals(self, mesh: Mesh, frags: Fragments, cov: _Covered,
+                               vn: torch.Tensor) -> torch.Tensor | None:
+        """[P,6]: I_c and the interpolated vertex normals ``vn`` of the covered pixels side by
+        side, from one interpolation where both are shared vertex attributes of one dtype;
+        None where the two differ in dtype (then they stay apart)."""
+        vc = mesh.vertex_colors
+        textured = self.shading == "texture" or mesh.has_texture
+        if not textured and vc is not None and vc.dim() == vn.dim() == 2 and vc.dtype == vn.dtype:
+            return cov.interpolate(torch.cat([vc, vn], -1), frags, mesh.faces, self.backend)
+        color = self._covered_color(mesh, frags, cov)
+        normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
+        return torch.cat([color, normals], -1) if color.dtype == normals.dtype else None
+
     def _lit(self, mesh, camera, frags, cov, light, material) -> torch.Tensor:
         """Lit colour [P,3] of the covered pixels ``cov``."""
-        color = self._covered_color(mesh, frags, cov)
         vn = vertex_normals(mesh.vertices, mesh.faces)
-        normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
+        color = normals = None
+        if self.shading == "lambertian" and (light is None or isinstance(light, DirectionalLight)):
+            # One native op for the composition below where it covers the parameters.
+            if light is None:
+                light = DirectionalLight(_default_light_dir(camera))
+            material = material or PhongMaterial()
+            color_normals = self._covered_color_normals(mesh, frags, cov, vn)
+            if color_normals is not None:
+                lit = lambertian_covered(color_normals, light, material.kd, cov, self.backend)
+                if lit is not None:
+                    return lit
+                color, normals = color_normals[:, :3], color_normals[:, 3:]
+        if color is None:
+            color = self._covered_color(mesh, frags, cov)
+            normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
         if self.shading == "sh":
             if not isinstance(light, SHLight):
                 raise ValueError("sh shading needs an SHLight")
@@ -207,11 +233,6 @@ class Renderer:
         if not isinstance(light, DirectionalLight):
             raise ValueError(f"{self.shading} shading needs a DirectionalLight")
         material = material or PhongMaterial()
-        if self.shading == "lambertian":
-            # One native op for the composition below where it covers the parameters.
-            lit = lambertian_covered(color, normals, light, material.kd, cov, self.backend)
-            if lit is not None:
-                return lit
         light = DirectionalLight(
             cov.param(light.direction, 1, normals, "light.direction"),
             cov.param(light.intensity, 0, normals, "light.intensity"),

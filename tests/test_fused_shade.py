@@ -1,7 +1,8 @@
 """The fused Lambertian shading of covered pixels (render_core._fused.lambertian_covered)
 against the torch composition it replaces, ``color * lambertian(normals, light, kd)`` with the
 parameters gathered per pixel by its image: values, gradients, gradcheck, the Renderer's image
-and gradients with and without it, and the cases it leaves to the composition."""
+and gradients with and without it (the fused path interpolates vertex colours and normals in
+one pass), and the cases it leaves to the composition."""
 
 import pytest
 import torch
@@ -72,8 +73,9 @@ def _values_and_grads(fn, problem, seed):
 
 def _fused(color, normals, d, intensity, ambient, kd, bidx):
     batch = int(bidx.max()) + 1  # every image has pixels in these problems
-    out = lambertian_covered(color, normals, DirectionalLight(d, intensity, ambient), kd,
-                             _Cov(bidx, batch), backend="cpu")
+    out = lambertian_covered(torch.cat([color, normals], 1),
+                             DirectionalLight(d, intensity, ambient), kd, _Cov(bidx, batch),
+                             backend="cpu")
     assert out is not None, "the fused op covers these parameters"
     return out
 
@@ -153,7 +155,8 @@ def test_fused_lambertian_converts_parameters_like_the_composition():
     color, normals, _, _, _, _, bidx = _problem(torch.float64, 9)
     d = torch.tensor([0.3, 0.9, 0.4], dtype=torch.float32, requires_grad=True)
     kd = torch.tensor([0.5, 0.7, 0.9], dtype=torch.float32, requires_grad=True)
-    got = lambertian_covered(color, normals, DirectionalLight(d, 2, 0.25), kd, _Cov(bidx, 3))
+    cn = torch.cat([color, normals], 1)
+    got = lambertian_covered(cn, DirectionalLight(d, 2, 0.25), kd, _Cov(bidx, 3))
     want = _reference(color, normals, d, 2, 0.25, kd, bidx)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     g_got = torch.autograd.grad(got.sum(), [d, kd])
@@ -161,8 +164,7 @@ def test_fused_lambertian_converts_parameters_like_the_composition():
     for a, b in zip(g_got, g_want, strict=True):
         assert a.dtype == torch.float32
         torch.testing.assert_close(a, b)
-    listed = lambertian_covered(color, normals, DirectionalLight([0.3, 0.9, 0.4]), 1.0,
-                                _Cov(bidx, 3))
+    listed = lambertian_covered(cn, DirectionalLight([0.3, 0.9, 0.4]), 1.0, _Cov(bidx, 3))
     torch.testing.assert_close(listed, _reference(color, normals, d.detach().double(), 1.0,
                                                   0.0, 1.0, bidx), rtol=1e-7, atol=1e-7)
 
@@ -172,7 +174,7 @@ def test_fused_lambertian_without_covered_pixels():
     normals = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
     d = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
     kd = torch.tensor([0.5, 0.7], dtype=torch.float64, requires_grad=True)
-    out = lambertian_covered(color, normals, DirectionalLight(d, 0.8, 0.3), kd,
+    out = lambertian_covered(torch.cat([color, normals], 1), DirectionalLight(d, 0.8, 0.3), kd,
                              _Cov(torch.zeros(0, dtype=torch.int64), 2))
     assert out.shape == (0, 3)
     grads = torch.autograd.grad(out.sum(), [color, normals, d, kd])
@@ -184,29 +186,33 @@ def test_fused_lambertian_leaves_other_cases_to_the_composition():
     color, normals, d, intensity, ambient, kd, bidx = _problem(torch.float64, 8)
     cov = _Cov(bidx, 3)
     light = DirectionalLight(d, intensity, ambient)
-    assert lambertian_covered(color, normals, light, kd, cov, backend="cpu") is not None
-    # Torch backend, a per-pixel kd map, a batch the parameters do not match, mixed dtypes.
-    assert lambertian_covered(color, normals, light, kd, cov, backend="torch") is None
-    assert lambertian_covered(color, normals, light, torch.ones(3, 1, 1, 1, dtype=torch.float64),
-                              cov, backend="cpu") is None
-    assert lambertian_covered(color, normals, light, kd, _Cov(bidx, 4), backend="cpu") is None
-    assert lambertian_covered(color.float(), normals, light, kd, cov, backend="cpu") is None
+    cn = torch.cat([color, normals], 1)
+    assert lambertian_covered(cn, light, kd, cov, backend="cpu") is not None
+    # Torch backend, a per-pixel kd map, a batch the parameters do not match, no normals.
+    assert lambertian_covered(cn, light, kd, cov, backend="torch") is None
+    kd_map = torch.ones(3, 1, 1, 1, dtype=torch.float64)
+    assert lambertian_covered(cn, light, kd_map, cov, backend="cpu") is None
+    assert lambertian_covered(cn, light, kd, _Cov(bidx, 4), backend="cpu") is None
+    assert lambertian_covered(color, light, kd, cov, backend="cpu") is None  # [P,3], not [P,6]
 
 
 def _render_grads(monkeypatch, fused: bool, dtype, light_kind: str):
     """The Renderer's lambertian image and its gradients (vertices, colours, light), with the
-    fused op or (``fused`` False) with the composition it replaces."""
+    fused op or (``fused`` False) with the composition it replaces, on colours and normals
+    interpolated apart as before."""
     calls = []
 
     def spy(*args, **kwargs):
         out = lambertian_covered(*args, **kwargs)
         calls.append(out is not None)
-        return out if fused else None
+        return out
 
     with monkeypatch.context() as m:
         m.setattr(renderer_mod, "lambertian_covered", spy)
+        if not fused:
+            m.setattr(rc.Renderer, "_covered_color_normals", lambda *a: None)
         result = _render(dtype, light_kind)
-    assert calls == [True]  # the fused op covers these renders (and is used when ``fused``)
+    assert calls == ([True] if fused else [])  # the fused op covers these renders
     return result
 
 
@@ -216,7 +222,7 @@ def _render(dtype, light_kind: str):
     verts = (mesh.vertices.to(dtype) * 0.9).requires_grad_(True)
     colors = torch.rand(verts.shape, generator=g, dtype=dtype).requires_grad_(True)
     cams = rc.Camera.orbit([0.0, 120.0, 250.0], [15.0, -25.0, 40.0], 3.0, fov=40.0)
-    if light_kind == "shared":
+    if light_kind in ("shared", "grey"):
         d = torch.tensor([0.4, 0.8, 0.6], dtype=dtype, requires_grad=True)
         extra = [torch.tensor(0.3, dtype=dtype, requires_grad=True)]
         light = DirectionalLight(d, intensity=0.8, ambient=extra[0])
@@ -229,13 +235,16 @@ def _render(dtype, light_kind: str):
         light = DirectionalLight(d, intensity=extra[0], ambient=0.25)
         material = rc.PhongMaterial(kd=extra[1])
     r = rc.Renderer((24, 20), shading="lambertian", backend="cpu", background=0.1)
+    if light_kind == "grey":  # no vertex colours: a uniform grey base colour
+        colors = None
     out = r.render(rc.Mesh(verts, mesh.faces, vertex_colors=colors), cams, light, material)
     w = torch.rand(out.rgb.shape, generator=g, dtype=dtype)
     loss = (out.rgb * w).sum()
-    return [out.rgb.detach(), *torch.autograd.grad(loss, [verts, colors, d, *extra])]
+    wrt = [verts, *([] if colors is None else [colors]), d, *extra]
+    return [out.rgb.detach(), *torch.autograd.grad(loss, wrt)]
 
 
-@pytest.mark.parametrize("light_kind", ["shared", "batched"])
+@pytest.mark.parametrize("light_kind", ["shared", "batched", "grey"])
 def test_renderer_lambertian_unchanged_by_the_fused_op(monkeypatch, light_kind):
     got = _render_grads(monkeypatch, True, torch.float64, light_kind)
     want = _render_grads(monkeypatch, False, torch.float64, light_kind)
