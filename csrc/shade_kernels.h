@@ -53,20 +53,20 @@ struct ShadeParams {
   T* grad_kd;
 };
 
-DIBR_HD float m_rsqrt(float x) { return 1.0f / sqrtf(x); }
-DIBR_HD double m_rsqrt(double x) { return 1.0 / sqrt(x); }
+DIBR_HD float shade_rsqrt(float x) { return 1.0f / sqrtf(x); }
+DIBR_HD double shade_rsqrt(double x) { return 1.0 / sqrt(x); }
 
 // The unit light direction of each direction row (one index per row).
 template <typename T>
 DIBR_HD void shade_light_body(int64_t k, const ShadeParams<T>& p) {
   const T* D = p.dir + 3 * k;
-  const T sd = m_rsqrt((D[0] * D[0] + D[1] * D[1] + D[2] * D[2]) + p.eps2);
+  const T sd = shade_rsqrt((D[0] * D[0] + D[1] * D[1] + D[2] * D[2]) + p.eps2);
   for (int a = 0; a < 3; ++a) p.light[3 * k + a] = D[a] * sd;
 }
 
 template <typename T>
 DIBR_HD T shade_factor(const ShadeParams<T>& p, int64_t b, T cos) {
-  const T relu = cos > (T)0 ? cos : (T)0;
+  const T relu = cos <= (T)0 ? (T)0 : cos;  // NaN stays NaN, as torch.relu
   return p.ambient.at(b) + (p.intensity.at(b) * p.kd.at(b)) * relu;
 }
 
@@ -89,7 +89,7 @@ DIBR_HD void shade_forward_body(int64_t c, const ShadeParams<T>& params) {
     const T* l = p.light + 3 * (p.nd == 1 ? 0 : b);
     const T* col = p.attrs + 6 * i;
     const T* N = col + 3;
-    const T r = m_rsqrt((N[0] * N[0] + N[1] * N[1] + N[2] * N[2]) + p.eps2);
+    const T r = shade_rsqrt((N[0] * N[0] + N[1] * N[1] + N[2] * N[2]) + p.eps2);
     const T cos = (N[0] * r) * l[0] + (N[1] * r) * l[1] + (N[2] * r) * l[2];
     const T f = shade_factor(p, b, cos);
     for (int k = 0; k < 3; ++k) p.out[3 * i + k] = col[k] * f;
@@ -122,7 +122,7 @@ DIBR_HD void shade_backward_body(int64_t c, const ShadeParams<T>& params) {
     T* ga = p.grad_attrs + 6 * i;
     const T r = p.aux[2 * i], cos = p.aux[2 * i + 1];
     const T inten = p.intensity.at(b), kd = p.kd.at(b);
-    const T relu = cos > (T)0 ? cos : (T)0;
+    const T relu = cos <= (T)0 ? (T)0 : cos;  // NaN stays NaN, as torch.relu
     const T f = p.ambient.at(b) + (inten * kd) * relu;
     const T gf = (g[0] * col[0] + g[1] * col[1]) + g[2] * col[2];
     for (int k = 0; k < 3; ++k) ga[k] = g[k] * f;

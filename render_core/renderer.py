@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._fused import lambertian_covered
+from ._fused import lambertian_covered, lambertian_plan
 from ._validate import check_resolution
 from .antialias import antialias, antialias_topology
 from .camera import Camera
@@ -194,33 +194,36 @@ class Renderer:
         return cov.take(self.base_color(mesh, frags))
 
     def _covered_color_normals(self, mesh: Mesh, frags: Fragments, cov: _Covered,
-                               vn: torch.Tensor) -> torch.Tensor | None:
-        """[P,6]: I_c and the interpolated vertex normals ``vn`` of the covered pixels side by
-        side, from one interpolation where both are shared vertex attributes of one dtype;
-        None where the two differ in dtype (then they stay apart)."""
+                               vn: torch.Tensor):
+        """(I_c [P,3], normals [P,3], both side by side [P,6] or None) of the covered pixels,
+        the normals interpolated from the vertex normals ``vn``: from one interpolation where
+        both are shared [V,3] vertex attributes of one dtype, else apart (then the [P,6] is
+        their concatenation where they share ``vn``'s dtype, else None)."""
         vc = mesh.vertex_colors
         textured = self.shading == "texture" or mesh.has_texture
-        if not textured and vc is not None and vc.dim() == vn.dim() == 2 and vc.dtype == vn.dtype:
-            return cov.interpolate(torch.cat([vc, vn], -1), frags, mesh.faces, self.backend)
+        if (not textured and vc is not None and vc.dim() == 2 and vc.shape == vn.shape
+                and vc.dtype == vn.dtype):
+            both = cov.interpolate(torch.cat([vc, vn], -1), frags, mesh.faces, self.backend)
+            return both[:, :3], both[:, 3:], both
         color = self._covered_color(mesh, frags, cov)
         normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
-        return torch.cat([color, normals], -1) if color.dtype == normals.dtype else None
+        same = color.dtype == normals.dtype == vn.dtype
+        return color, normals, torch.cat([color, normals], -1) if same else None
 
     def _lit(self, mesh, camera, frags, cov, light, material) -> torch.Tensor:
         """Lit colour [P,3] of the covered pixels ``cov``."""
         vn = vertex_normals(mesh.vertices, mesh.faces)
         color = normals = None
         if self.shading == "lambertian" and (light is None or isinstance(light, DirectionalLight)):
-            # One native op for the composition below where it covers the parameters.
+            # One native op for the composition below where it covers the light and material.
             if light is None:
                 light = DirectionalLight(_default_light_dir(camera))
             material = material or PhongMaterial()
-            color_normals = self._covered_color_normals(mesh, frags, cov, vn)
-            if color_normals is not None:
-                lit = lambertian_covered(color_normals, light, material.kd, cov, self.backend)
-                if lit is not None:
-                    return lit
-                color, normals = color_normals[:, :3], color_normals[:, 3:]
+            plan = lambertian_plan(light, material.kd, cov, vn, self.backend)
+            if plan is not None:
+                color, normals, both = self._covered_color_normals(mesh, frags, cov, vn)
+                if both is not None and both.dtype == plan.dtype:
+                    return lambertian_covered(both, plan)
         if color is None:
             color = self._covered_color(mesh, frags, cov)
             normals = cov.interpolate(vn, frags, mesh.faces, self.backend)

@@ -9,7 +9,7 @@ import torch
 
 import render_core as rc
 import render_core.renderer as renderer_mod
-from render_core._fused import lambertian_covered
+from render_core._fused import lambertian_covered, lambertian_plan
 from render_core.shading import DirectionalLight, lambertian
 
 
@@ -18,6 +18,12 @@ class _Cov:
 
     def __init__(self, bidx: torch.Tensor, batch: int):
         self.bidx, self.shape = bidx, (batch, 1, 1)
+
+
+def _shade(color_normals, light, kd, cov, backend="auto"):
+    """The fused op where its plan covers the light, else None."""
+    plan = lambertian_plan(light, kd, cov, color_normals, backend)
+    return None if plan is None else lambertian_covered(color_normals, plan)
 
 
 def _gather(x, bidx):
@@ -73,9 +79,8 @@ def _values_and_grads(fn, problem, seed):
 
 def _fused(color, normals, d, intensity, ambient, kd, bidx):
     batch = int(bidx.max()) + 1  # every image has pixels in these problems
-    out = lambertian_covered(torch.cat([color, normals], 1),
-                             DirectionalLight(d, intensity, ambient), kd, _Cov(bidx, batch),
-                             backend="cpu")
+    out = _shade(torch.cat([color, normals], 1), DirectionalLight(d, intensity, ambient), kd,
+                 _Cov(bidx, batch), backend="cpu")
     assert out is not None, "the fused op covers these parameters"
     return out
 
@@ -108,6 +113,15 @@ def test_fused_lambertian_zero_normals_get_ambient_and_no_gradient():
     torch.testing.assert_close(out[zero], color[zero] * ambient, rtol=1e-15, atol=0)
     (grad,) = torch.autograd.grad(out.sum(), normals)
     assert torch.isfinite(grad).all() and grad[zero].abs().max() == 0
+
+
+def test_fused_lambertian_keeps_nan_like_the_composition():
+    color, normals, d, intensity, ambient, kd, bidx = _problem(torch.float64, 10)
+    normals[5] = float("nan")
+    got = _fused(color, normals, d, intensity, ambient, kd, bidx)
+    want = _reference(color, normals, d, intensity, ambient, kd, bidx)
+    assert torch.isnan(got[5]).all()
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
 
 
 def test_fused_lambertian_float32():
@@ -156,7 +170,7 @@ def test_fused_lambertian_converts_parameters_like_the_composition():
     d = torch.tensor([0.3, 0.9, 0.4], dtype=torch.float32, requires_grad=True)
     kd = torch.tensor([0.5, 0.7, 0.9], dtype=torch.float32, requires_grad=True)
     cn = torch.cat([color, normals], 1)
-    got = lambertian_covered(cn, DirectionalLight(d, 2, 0.25), kd, _Cov(bidx, 3))
+    got = _shade(cn, DirectionalLight(d, 2, 0.25), kd, _Cov(bidx, 3))
     want = _reference(color, normals, d, 2, 0.25, kd, bidx)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     g_got = torch.autograd.grad(got.sum(), [d, kd])
@@ -164,7 +178,7 @@ def test_fused_lambertian_converts_parameters_like_the_composition():
     for a, b in zip(g_got, g_want, strict=True):
         assert a.dtype == torch.float32
         torch.testing.assert_close(a, b)
-    listed = lambertian_covered(cn, DirectionalLight([0.3, 0.9, 0.4]), 1.0, _Cov(bidx, 3))
+    listed = _shade(cn, DirectionalLight([0.3, 0.9, 0.4]), 1.0, _Cov(bidx, 3))
     torch.testing.assert_close(listed, _reference(color, normals, d.detach().double(), 1.0,
                                                   0.0, 1.0, bidx), rtol=1e-7, atol=1e-7)
 
@@ -174,8 +188,8 @@ def test_fused_lambertian_without_covered_pixels():
     normals = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
     d = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
     kd = torch.tensor([0.5, 0.7], dtype=torch.float64, requires_grad=True)
-    out = lambertian_covered(torch.cat([color, normals], 1), DirectionalLight(d, 0.8, 0.3), kd,
-                             _Cov(torch.zeros(0, dtype=torch.int64), 2))
+    out = _shade(torch.cat([color, normals], 1), DirectionalLight(d, 0.8, 0.3), kd,
+                 _Cov(torch.zeros(0, dtype=torch.int64), 2))
     assert out.shape == (0, 3)
     grads = torch.autograd.grad(out.sum(), [color, normals, d, kd])
     assert [tuple(g.shape) for g in grads] == [(0, 3), (0, 3), (2, 3), (2,)]
@@ -187,32 +201,36 @@ def test_fused_lambertian_leaves_other_cases_to_the_composition():
     cov = _Cov(bidx, 3)
     light = DirectionalLight(d, intensity, ambient)
     cn = torch.cat([color, normals], 1)
-    assert lambertian_covered(cn, light, kd, cov, backend="cpu") is not None
-    # Torch backend, a per-pixel kd map, a batch the parameters do not match, no normals.
-    assert lambertian_covered(cn, light, kd, cov, backend="torch") is None
+    assert lambertian_plan(light, kd, cov, cn, backend="cpu") is not None
+    # Torch backend, a per-pixel kd map, a batch the parameters do not match, float16.
+    assert lambertian_plan(light, kd, cov, cn, backend="torch") is None
     kd_map = torch.ones(3, 1, 1, 1, dtype=torch.float64)
-    assert lambertian_covered(cn, light, kd_map, cov, backend="cpu") is None
-    assert lambertian_covered(cn, light, kd, _Cov(bidx, 4), backend="cpu") is None
-    assert lambertian_covered(color, light, kd, cov, backend="cpu") is None  # [P,3], not [P,6]
+    assert lambertian_plan(light, kd_map, cov, cn, backend="cpu") is None
+    assert lambertian_plan(light, kd, _Cov(bidx, 4), cn, backend="cpu") is None
+    assert lambertian_plan(light, kd, cov, cn.half(), backend="cpu") is None
+    # Pixels of the wrong shape or dtype for the plan are refused, by name.
+    plan = lambertian_plan(light, kd, cov, cn, backend="cpu")
+    with pytest.raises(ValueError, match=r"\[P,6\]"):
+        lambertian_covered(color, plan)
+    with pytest.raises(ValueError, match="float32"):
+        lambertian_covered(cn.float(), plan)
 
 
 def _render_grads(monkeypatch, fused: bool, dtype, light_kind: str):
     """The Renderer's lambertian image and its gradients (vertices, colours, light), with the
-    fused op or (``fused`` False) with the composition it replaces, on colours and normals
-    interpolated apart as before."""
+    fused op or (``fused`` False) with the composition it replaces, exactly as before it."""
     calls = []
 
     def spy(*args, **kwargs):
-        out = lambertian_covered(*args, **kwargs)
-        calls.append(out is not None)
-        return out
+        calls.append(1)
+        return lambertian_covered(*args, **kwargs)
 
     with monkeypatch.context() as m:
         m.setattr(renderer_mod, "lambertian_covered", spy)
         if not fused:
-            m.setattr(rc.Renderer, "_covered_color_normals", lambda *a: None)
+            m.setattr(renderer_mod, "lambertian_plan", lambda *a, **k: None)
         result = _render(dtype, light_kind)
-    assert calls == ([True] if fused else [])  # the fused op covers these renders
+    assert calls == ([1] if fused else [])  # the fused op covers these renders
     return result
 
 
