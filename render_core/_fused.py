@@ -13,10 +13,10 @@ backend, other shapes or differentiable targets use that composition itself.
 image, in one native pass per direction instead of about 20 small torch ops forward and 30
 backward (normalisations, dot, relu, products, the per-image gathers and their scatters). It
 takes each pixel's colour and normal side by side, ``[P,6]``, as one interpolation of the
-vertex colours and normals gives them (and one gradient flows back into it).
-Tested against that composition. :func:`lambertian_plan` says whether it covers a light: directions
-``[3]`` / ``[1 or B,3]`` and scalars that are numbers, 0-d, ``[1]`` or ``[B]``, on the CPU
-backend; otherwise the Renderer runs the composition, exactly as before.
+vertex colours and normals gives them (and one gradient flows back into it). Tested against
+that composition. :func:`lambertian_plan` says whether the op covers a light and material:
+directions ``[3]`` / ``[1 or B,3]`` and scalars that are numbers, 0-d, ``[1]`` or ``[B]``, on
+the CPU backend; otherwise the Renderer runs the composition, exactly as before.
 """
 
 from __future__ import annotations
