@@ -101,6 +101,20 @@ std::vector<at::Tensor> softras_backward_cuda(const at::Tensor&, const at::Tenso
                                               const std::vector<at::Tensor>&, int64_t, int64_t,
                                               double, double, double, double, bool);
 #endif
+std::vector<at::Tensor> shade_forward_cpu(const at::Tensor&,
+                                          const std::optional<at::Tensor>&, const at::Tensor&,
+                                          const std::optional<at::Tensor>&,
+                                          const std::optional<at::Tensor>&,
+                                          const std::optional<at::Tensor>&,
+                                          const std::vector<double>&, int64_t, double);
+std::vector<at::Tensor> shade_backward_cpu(const at::Tensor&,
+                                           const std::optional<at::Tensor>&, const at::Tensor&,
+                                           const std::optional<at::Tensor>&,
+                                           const std::optional<at::Tensor>&,
+                                           const std::optional<at::Tensor>&,
+                                           const std::vector<double>&, int64_t, double,
+                                           const std::vector<at::Tensor>&, const at::Tensor&,
+                                           bool);
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -130,6 +144,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("softras_forward_cpu", &dibr::softras_forward_cpu, "rgb, alpha and saved state", nogil);
   m.def("softras_backward_cpu", &dibr::softras_backward_cpu, "grad_xy, grad_zn, grad_color",
         nogil);
+  m.def("shade_forward_cpu", &dibr::shade_forward_cpu, "lit colour [P,3] of covered pixels, saved state",
+        nogil);
+  m.def("shade_backward_cpu", &dibr::shade_backward_cpu,
+        "grad_attrs, grad_dir, grad_intensity, grad_ambient, grad_kd", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);

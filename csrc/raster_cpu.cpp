@@ -17,6 +17,7 @@
 #include "loss_ops.h"
 #include "nmr_ops.h"
 #include "raster_ops.h"
+#include "shade_ops.h"
 #include "softras_ops.h"
 
 namespace dibr {
@@ -181,6 +182,33 @@ std::vector<at::Tensor> softras_backward_cpu(const at::Tensor& grad_rgb,
   TORCH_CHECK(xy.device().is_cpu() && color.device().is_cpu(), "expected CPU tensors");
   return sr_backward<CpuExec>(grad_rgb, grad_alpha, xy, zn, color, valid, faces, bg, saved, h,
                               w, sigma, gamma, eps, cut2, true);
+}
+
+// Fused Lambertian shading of covered pixels: the forward pass is per pixel; the backward pass
+// runs fixed chunks of pixels, whose per-image parameter sums one serial pass adds in order.
+std::vector<at::Tensor> shade_forward_cpu(const at::Tensor& attrs,
+                                          const std::optional<at::Tensor>& bidx,
+                                          const at::Tensor& dir,
+                                          const std::optional<at::Tensor>& intensity,
+                                          const std::optional<at::Tensor>& ambient,
+                                          const std::optional<at::Tensor>& kd,
+                                          const std::vector<double>& values, int64_t slots,
+                                          double eps) {
+  TORCH_CHECK(attrs.device().is_cpu(), "expected CPU tensors");
+  return shade_forward<CpuExec>(
+      shade_inputs(attrs, bidx, dir, intensity, ambient, kd, values, slots, eps));
+}
+
+std::vector<at::Tensor> shade_backward_cpu(
+    const at::Tensor& attrs, const std::optional<at::Tensor>& bidx,
+    const at::Tensor& dir, const std::optional<at::Tensor>& intensity,
+    const std::optional<at::Tensor>& ambient, const std::optional<at::Tensor>& kd,
+    const std::vector<double>& values, int64_t slots, double eps,
+    const std::vector<at::Tensor>& saved, const at::Tensor& grad, bool param_grads) {
+  TORCH_CHECK(attrs.device().is_cpu(), "expected CPU tensors");
+  return shade_backward<CpuExec>(
+      shade_inputs(attrs, bidx, dir, intensity, ambient, kd, values, slots, eps), dir,
+      saved, grad, param_grads);
 }
 
 }  // namespace dibr

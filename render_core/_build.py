@@ -51,6 +51,8 @@ _HEADERS = [
     "aa_ops.h",
     "loss_kernels.h",
     "loss_ops.h",
+    "shade_kernels.h",
+    "shade_ops.h",
     "nmr_kernels.h",
     "nmr_ops.h",
     "softras_kernels.h",

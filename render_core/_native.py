@@ -342,3 +342,39 @@ def native_softras(name: str, xy: torch.Tensor, zn: torch.Tensor, colors: torch.
     return _NativeSoftRas.apply(xy.contiguous(), zn.contiguous(), colors.contiguous(), valid,
                                 faces.contiguous(), bg.contiguous(),
                                 (h, w, sigma, gamma, eps), name)
+
+
+class _NativeLambertian(torch.autograd.Function):
+    """Lambertian shading of covered pixels (``_fused.lambertian_covered``), native passes."""
+
+    @staticmethod
+    def forward(ctx, attrs, direction, intensity, ambient, kd, bidx, values, slots, eps,
+                name):  # type: ignore[override]
+        args = (bidx, direction, intensity, ambient, kd, values, slots, eps)
+        ctx.name, ctx.consts = name, (values, slots, eps)
+        out, aux, light = _kernel(name, "shade_forward")(attrs, *args)
+        ctx.save_for_backward(attrs, direction, intensity, ambient, kd, bidx, aux, light)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        attrs, direction, intensity, ambient, kd, bidx, aux, light = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = _kernel(ctx.name, "shade_backward")(
+            attrs, bidx, direction, intensity, ambient, kd, *ctx.consts, [aux, light], grad,
+            any(need[1:5]))
+        return (*(g if n else None for g, n in zip(grads, need[:5], strict=True)),
+                None, None, None, None, None)
+
+
+def native_lambertian(name: str, attrs: torch.Tensor, direction: torch.Tensor, scalars: tuple,
+                      values: list[float], bidx: torch.Tensor | None, slots: int,
+                      eps: float) -> torch.Tensor:
+    """Native ``render_core._fused.lambertian_covered``: attrs [P,6] (colour, normal), direction
+    [3] or [1 or slots,3], scalars (intensity, ambient, kd) each a tensor of 1 or ``slots``
+    values or None (then ``values`` holds the constant), bidx [P] int64 (None when ``slots``
+    is 1), all of one float dtype -> lit [P,3], differentiable w.r.t. every tensor but
+    ``bidx``."""
+    _check_device(name, attrs, direction)
+    return _NativeLambertian.apply(attrs, direction, *scalars, bidx, values, slots, eps, name)

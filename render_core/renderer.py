@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._fused import lambertian_covered, lambertian_plan
 from ._validate import check_resolution
 from .antialias import antialias, antialias_topology
 from .camera import Camera
@@ -196,11 +197,40 @@ class Renderer:
             return cov.interpolate(mesh.vertex_colors, frags, mesh.faces, self.backend)
         return cov.take(self.base_color(mesh, frags))
 
+    def _covered_color_normals(self, mesh: Mesh, frags: Fragments, cov: _Covered,
+                               vn: torch.Tensor):
+        """(I_c [P,3], normals [P,3], both side by side [P,6] or None) of the covered pixels,
+        the normals interpolated from the vertex normals ``vn``: from one interpolation where
+        both are shared [V,3] vertex attributes of one dtype, else apart (then the [P,6] is
+        their concatenation where they share ``vn``'s dtype, else None)."""
+        vc = mesh.vertex_colors
+        textured = self.shading == "texture" or mesh.has_texture
+        if (not textured and vc is not None and vc.dim() == 2 and vc.shape == vn.shape
+                and vc.dtype == vn.dtype):
+            both = cov.interpolate(torch.cat([vc, vn], -1), frags, mesh.faces, self.backend)
+            return both[:, :3], both[:, 3:], both
+        color = self._covered_color(mesh, frags, cov)
+        normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
+        same = color.dtype == normals.dtype == vn.dtype
+        return color, normals, torch.cat([color, normals], -1) if same else None
+
     def _lit(self, mesh, camera, frags, cov, light, material) -> torch.Tensor:
         """Lit colour [P,3] of the covered pixels ``cov``."""
-        color = self._covered_color(mesh, frags, cov)
         vn = vertex_normals(mesh.vertices, mesh.faces)
-        normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
+        color = normals = None
+        if self.shading == "lambertian" and (light is None or isinstance(light, DirectionalLight)):
+            # One native op for the composition below where it covers the light and material.
+            if light is None:
+                light = DirectionalLight(_default_light_dir(camera))
+            material = material or PhongMaterial()
+            plan = lambertian_plan(light, material.kd, cov, vn, self.backend)
+            if plan is not None:
+                color, normals, both = self._covered_color_normals(mesh, frags, cov, vn)
+                if both is not None and both.dtype == plan.dtype:
+                    return lambertian_covered(both, plan)
+        if color is None:
+            color = self._covered_color(mesh, frags, cov)
+            normals = cov.interpolate(vn, frags, mesh.faces, self.backend)
         if self.shading == "sh":
             if not isinstance(light, SHLight):
                 raise ValueError("sh shading needs an SHLight")
@@ -209,12 +239,12 @@ class Renderer:
             light = DirectionalLight(_default_light_dir(camera))
         if not isinstance(light, DirectionalLight):
             raise ValueError(f"{self.shading} shading needs a DirectionalLight")
+        material = material or PhongMaterial()
         light = DirectionalLight(
             cov.param(light.direction, 1, normals, "light.direction"),
             cov.param(light.intensity, 0, normals, "light.intensity"),
             cov.param(light.ambient, 0, normals, "light.ambient"),
         )
-        material = material or PhongMaterial()
         kd = cov.param(material.kd, 0, normals, "material.kd")
         if self.shading == "lambertian":
             return color * lambertian(normals, light, kd=kd)
