@@ -98,6 +98,16 @@ std::vector<at::Tensor> softras_backward_cuda(const at::Tensor&, const at::Tenso
                                               const std::vector<at::Tensor>&, int64_t, int64_t,
                                               double, double, double, double, bool);
 #endif
+std::vector<at::Tensor> vertex_normals_forward_cpu(const at::Tensor&, const at::Tensor&,
+                                                   double);
+at::Tensor vertex_normals_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                       const at::Tensor&, double);
+std::vector<at::Tensor> mesh_reg_forward_cpu(const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, int64_t, int64_t, double);
+at::Tensor mesh_reg_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                 const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                                 double, double, double, double);
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -125,6 +135,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("softras_forward_cpu", &dibr::softras_forward_cpu, "rgb, alpha and saved state", nogil);
   m.def("softras_backward_cpu", &dibr::softras_backward_cpu, "grad_xy, grad_zn, grad_color",
         nogil);
+  m.def("vertex_normals_forward_cpu", &dibr::vertex_normals_forward_cpu,
+        "area-weighted vertex normals and their unnormalised sums", nogil);
+  m.def("vertex_normals_backward_cpu", &dibr::vertex_normals_backward_cpu, "grad_vertices",
+        nogil);
+  m.def("mesh_reg_forward_cpu", &dibr::mesh_reg_forward_cpu,
+        "[laplacian, normal consistency, edge length]", nogil);
+  m.def("mesh_reg_backward_cpu", &dibr::mesh_reg_backward_cpu, "grad_vertices", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);
