@@ -349,8 +349,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         zero = verts.sum() * 0
         geometry = self.config.groups["vertices"].enabled
         want = tuple(bool(geometry and w[k]) for k in ("laplacian", "normal", "edge"))
-        regs = mesh_regularizers(verts, self.faces, want, self.config.backend) if any(want) else ()
-        for k, term, on in zip(("laplacian", "normal", "edge"), regs or (zero,) * 3, want):
+        regs = (mesh_regularizers(verts, self.faces, want, self.config.backend)
+                if any(want) else (zero,) * 3)
+        for k, term, on in zip(("laplacian", "normal", "edge"), regs, want, strict=True):
             terms[k] = term if on else zero
         terms["texture_tv"] = (texture_tv(torch.sigmoid(self.tex_logit))
                                if self.config.groups["texture"].enabled and w["texture_tv"]

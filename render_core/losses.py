@@ -381,7 +381,8 @@ def mesh_regularizers(
     fns = ((_laplacian_torch, _normal_consistency_torch, _edge_length_torch)
            if backend == "torch" else (laplacian, normal_consistency, edge_length))
     zero = _zero_like_graph(vertices)
-    lap, normal, edge = (fn(vertices, faces) if flag else zero for flag, fn in zip(want, fns))
+    lap, normal, edge = (fn(vertices, faces) if flag else zero
+                         for flag, fn in zip(want, fns, strict=True))
     return lap, normal, edge
 
 

@@ -75,7 +75,7 @@ def test_vertex_normals_match_torch(dtype, batch):
     assert got[0].shape == v.shape
     # vertices of no face have zero normals
     assert torch.equal(got[0][..., -1, :], torch.zeros_like(got[0][..., -1, :]))
-    for a, b in zip(got, ref):
+    for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, **_tol(dtype))
 
 
@@ -96,7 +96,7 @@ def test_regularizer_matches_torch(name, public, reference, _k, dtype, batch):
     got = _value_and_grad(lambda x: public(x, f), v)
     ref = _value_and_grad(lambda x: reference(x, f), v)
     assert got[0].ndim == 0 and got[0] > 0
-    for a, b in zip(got, ref):
+    for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, **_tol(dtype))
 
 
@@ -105,13 +105,15 @@ def test_fused_regularizers_match_each_term(want):
     v, f = awkward_mesh(3, (2,))
     v.requires_grad_(True)
     terms = L.mesh_regularizers(v, f, want)
-    assert {type(t.grad_fn).__name__ for t in terms} == {"_NativeMeshRegularizersBackward"}
+    names = {type(t.grad_fn).__name__ for t in terms}
+    assert names == {"_NativeMeshRegularizersBackward"}
     weights = (0.7, -1.3, 2.1)
-    (grad,) = torch.autograd.grad(sum(w * t for w, t in zip(weights, terms)), v)
+    (grad,) = torch.autograd.grad(sum(w * t for w, t in zip(weights, terms, strict=True)), v)
     ref_terms = L.mesh_regularizers(v, f, want, backend="torch")
     assert all(t.grad_fn is None or "Native" not in type(t.grad_fn).__name__ for t in ref_terms)
-    (ref_grad,) = torch.autograd.grad(sum(w * t for w, t in zip(weights, ref_terms)), v)
-    for flag, t, r in zip(want, terms, ref_terms):
+    ref_total = sum(w * t for w, t in zip(weights, ref_terms, strict=True))
+    (ref_grad,) = torch.autograd.grad(ref_total, v)
+    for flag, t, r in zip(want, terms, ref_terms, strict=True):
         assert float(t.detach()) == pytest.approx(float(r.detach()), rel=1e-12, abs=1e-14)
         if not flag:
             assert float(t.detach()) == 0.0
@@ -136,9 +138,9 @@ def test_degenerate_topologies_match_torch():
                                   (L.normal_consistency, L._normal_consistency_torch),
                                   (L.edge_length, L._edge_length_torch),
                                   (vertex_normals, _vertex_normals_torch)]:
-            got = _value_and_grad(lambda x: public(x, f), v)
-            ref = _value_and_grad(lambda x: reference(x, f), v)
-            for a, b in zip(got, ref):
+            got = _value_and_grad(lambda x, fn=public, f=f: fn(x, f), v)
+            ref = _value_and_grad(lambda x, fn=reference, f=f: fn(x, f), v)
+            for a, b in zip(got, ref, strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
