@@ -107,7 +107,7 @@ std::vector<at::Tensor> mesh_reg_forward_cpu(const at::Tensor&, const at::Tensor
                                              const at::Tensor&, int64_t, int64_t, double);
 at::Tensor mesh_reg_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                  const at::Tensor&, const at::Tensor&, int64_t, int64_t,
-                                 double, double, double, double);
+                                 const at::Tensor&, double, double, double);
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -140,7 +140,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("vertex_normals_backward_cpu", &dibr::vertex_normals_backward_cpu, "grad_vertices",
         nogil);
   m.def("mesh_reg_forward_cpu", &dibr::mesh_reg_forward_cpu,
-        "[laplacian, normal consistency, edge length]", nogil);
+        "laplacian, normal consistency, edge length, saved state", nogil);
   m.def("mesh_reg_backward_cpu", &dibr::mesh_reg_backward_cpu, "grad_vertices", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,

@@ -53,6 +53,13 @@ DIBR_HD void mesh_normalize_backward(const T s[3], T r, const T g[3], T gs[3]) {
   for (int k = 0; k < 3; ++k) gs[k] = g[k] * r - s[k] * c;
 }
 
+// The same from the unit vector n = s * r and r: r (g - n (g . n)).
+template <typename T>
+DIBR_HD void mesh_unit_backward(const T n[3], T r, const T g[3], T gs[3]) {
+  const T gdotn = g[0] * n[0] + g[1] * n[1] + g[2] * n[2];
+  for (int k = 0; k < 3; ++k) gs[k] = r * (g[k] - n[k] * gdotn);
+}
+
 template <typename T>
 DIBR_HD void mesh_add3(T* dst, const T src[3]) {
   dst[0] += src[0];

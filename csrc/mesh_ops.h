@@ -6,7 +6,7 @@
 //
 // Conventions: vertices [B,V,3] contiguous float/double; faces [F,3], edges [E,2] (i < j) and
 // face pairs [P,2] int64, as render_core/_topology.py caches them; degree [V] of the vertices'
-// dtype (unique edges per vertex). Indices are checked against V.
+// dtype (unique edges per vertex). Every index must be in range (checked by the callers).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -17,13 +17,13 @@
 
 namespace dibr {
 
-inline void mesh_check_index(const at::Tensor& idx, int64_t cols, int64_t n, const char* what) {
+// Shape, dtype and layout of an index tensor. The index values are not checked here (a pass
+// over them costs as much as an op): as for the other kernels, the callers guarantee them
+// (render_core._native.mesh_module checks the faces; edges and pairs derive from them).
+inline void mesh_check_index(const at::Tensor& idx, int64_t cols, const char* what) {
   TORCH_CHECK(idx.dim() == 2 && idx.size(1) == cols && idx.scalar_type() == at::kLong &&
                   idx.is_contiguous() && idx.device().is_cpu(),
               what, " must be a contiguous CPU int64 tensor [N,", cols, "]");
-  const int64_t* p = idx.data_ptr<int64_t>();
-  for (int64_t k = 0; k < idx.numel(); ++k)
-    TORCH_CHECK(p[k] >= 0 && p[k] < n, what, " index ", p[k], " out of range [0, ", n, ")");
 }
 
 // The vertices as a contiguous [B,V,3] tensor (any leading dims flattened into B).
@@ -39,7 +39,7 @@ inline std::vector<at::Tensor> mesh_vertex_normals_forward(const at::Tensor& ver
                                                            const at::Tensor& faces, double eps) {
   const at::Tensor verts = mesh_flat_vertices(verts_in);
   const int64_t B = verts.size(0), V = verts.size(1), F = faces.size(0);
-  mesh_check_index(faces, 3, V, "faces");
+  mesh_check_index(faces, 3, "faces");
   at::Tensor summed = at::zeros_like(verts), normals = at::empty_like(verts);
   AT_DISPATCH_FLOATING_TYPES(verts.scalar_type(), "vertex_normals_forward", [&] {
     using T = scalar_t;
@@ -71,7 +71,7 @@ inline at::Tensor mesh_vertex_normals_backward(const at::Tensor& verts_in,
                                                const at::Tensor& grad, double eps) {
   const at::Tensor verts = mesh_flat_vertices(verts_in);
   const int64_t B = verts.size(0), V = verts.size(1), F = faces.size(0);
-  mesh_check_index(faces, 3, V, "faces");
+  mesh_check_index(faces, 3, "faces");
   TORCH_CHECK(summed.sizes() == verts_in.sizes() && grad.sizes() == verts_in.sizes(),
               "summed and grad must match the vertices");
   const at::Tensor g_in = grad.to(verts.scalar_type()).reshape(verts.sizes()).contiguous();
@@ -118,9 +118,9 @@ inline MeshTopo mesh_topo(const at::Tensor& verts, const at::Tensor& faces,
                           const at::Tensor& degree, int64_t n_connected) {
   MeshTopo t{};
   t.V = verts.size(1);
-  mesh_check_index(faces, 3, t.V, "faces");
-  mesh_check_index(edges, 2, t.V, "edges");
-  mesh_check_index(pairs, 2, faces.size(0), "pairs");
+  mesh_check_index(faces, 3, "faces");
+  mesh_check_index(edges, 2, "edges");
+  mesh_check_index(pairs, 2, "pairs");
   TORCH_CHECK(degree.dim() == 1 && degree.size(0) == t.V && degree.is_contiguous() &&
                   degree.scalar_type() == verts.scalar_type(),
               "degree must be a contiguous [V] tensor of the vertices' dtype");
@@ -149,44 +149,58 @@ T mesh_norm3(const T* x) {
   return m_sqrt(x[0] * x[0] + x[1] * x[1] + x[2] * x[2]);
 }
 
-// Three 0-d tensors: (laplacian, normal consistency, edge length) of the batch, 0 for the ones
-// not wanted or without terms (no connected vertex, no face pair, no edge).
+// Per mesh, what the backward pass reuses: the Laplacian offsets [V,3], the faces' unit
+// normals [F,3] and their 1 / sqrt(|cross|^2 + eps^2) [F] (only the wanted terms' parts).
+inline int64_t mesh_saved_size(const MeshTopo& t) { return 3 * t.V + 4 * t.F; }
+
+// Four tensors: (laplacian, normal consistency, edge length) of the batch as 0-d tensors, 0 for
+// the ones not wanted or without terms (no connected vertex, no face pair, no edge), and the
+// saved state [B, 3V + 4F] that the backward pass takes back.
 inline std::vector<at::Tensor> mesh_regularizers_forward(const at::Tensor& verts_in,
-                                            const at::Tensor& faces,
-                                            const at::Tensor& edges, const at::Tensor& pairs,
-                                            const at::Tensor& degree, int64_t n_connected,
-                                            int64_t want, double eps) {
+                                                         const at::Tensor& faces,
+                                                         const at::Tensor& edges,
+                                                         const at::Tensor& pairs,
+                                                         const at::Tensor& degree,
+                                                         int64_t n_connected, int64_t want,
+                                                         double eps) {
   const at::Tensor verts = mesh_flat_vertices(verts_in);
   const MeshTopo t = mesh_topo(verts, faces, edges, pairs, degree, n_connected);
-  const int64_t B = verts.size(0);
-  at::Tensor out = at::zeros({3}, verts.options());
+  const int64_t B = verts.size(0), S = mesh_saved_size(t);
+  const bool do_lap = (want & MESH_LAPLACIAN) && t.n_connected > 0;
+  const bool do_normal = (want & MESH_NORMAL) && t.P > 0, do_edge = (want & MESH_EDGE) && t.E > 0;
+  at::Tensor lap_t = at::zeros({}, verts.options()), normal_t = at::zeros({}, verts.options());
+  at::Tensor edge_t = at::zeros({}, verts.options());
+  at::Tensor saved = at::empty({B, S}, verts.options());
   AT_DISPATCH_FLOATING_TYPES(verts.scalar_type(), "mesh_regularizers_forward", [&] {
     using T = scalar_t;
     const T eps2 = (T)(eps * eps);
     const T* deg = degree.data_ptr<T>();
-    std::vector<T> buf(3 * (t.V > t.F ? t.V : t.F));
     double lap = 0, normal = 0, edge = 0;
     for (int64_t b = 0; b < B; ++b) {
       const T* v = verts.data_ptr<T>() + b * t.V * 3;
-      if ((want & MESH_LAPLACIAN) && t.n_connected > 0) {
-        mesh_laplacian_offsets(v, deg, t, buf.data());
+      T* off = saved.data_ptr<T>() + b * S;
+      T* nrm = off + 3 * t.V;
+      T* rn = nrm + 3 * t.F;
+      if (do_lap) {
+        mesh_laplacian_offsets(v, deg, t, off);
         for (int64_t i = 0; i < t.V; ++i)
-          if (deg[i] > T(0)) lap += mesh_norm3(&buf[3 * i]);
+          if (deg[i] > T(0)) lap += mesh_norm3(off + 3 * i);
       }
-      if ((want & MESH_NORMAL) && t.P > 0) {
+      if (do_normal) {
         for (int64_t i = 0; i < t.F; ++i) {
           T e1[3], e2[3], cr[3];
           mesh_face_cross(v, t.f + 3 * i, e1, e2, cr);
           const T r = mesh_rnorm(cr, eps2);
-          for (int k = 0; k < 3; ++k) buf[3 * i + k] = cr[k] * r;
+          rn[i] = r;
+          for (int k = 0; k < 3; ++k) nrm[3 * i + k] = cr[k] * r;
         }
         for (int64_t k = 0; k < t.P; ++k) {
-          const T* na = &buf[3 * t.p[2 * k]];
-          const T* nb = &buf[3 * t.p[2 * k + 1]];
+          const T* na = nrm + 3 * t.p[2 * k];
+          const T* nb = nrm + 3 * t.p[2 * k + 1];
           normal += T(1) - (na[0] * nb[0] + na[1] * nb[1] + na[2] * nb[2]);
         }
       }
-      if ((want & MESH_EDGE) && t.E > 0) {
+      if (do_edge) {
         for (int64_t k = 0; k < t.E; ++k) {
           const T* a = v + 3 * t.e[2 * k];
           const T* c = v + 3 * t.e[2 * k + 1];
@@ -195,46 +209,53 @@ inline std::vector<at::Tensor> mesh_regularizers_forward(const at::Tensor& verts
         }
       }
     }
-    T* o = out.data_ptr<T>();
-    if ((want & MESH_LAPLACIAN) && t.n_connected > 0) o[0] = (T)(lap / double(B * t.n_connected));
-    if ((want & MESH_NORMAL) && t.P > 0) o[1] = (T)(normal / double(B * t.P));
-    if ((want & MESH_EDGE) && t.E > 0) o[2] = (T)(edge / double(B * t.E));
+    if (do_lap) lap_t.fill_((T)(lap / double(B * t.n_connected)));
+    if (do_normal) normal_t.fill_((T)(normal / double(B * t.P)));
+    if (do_edge) edge_t.fill_((T)(edge / double(B * t.E)));
   });
-  return {out[0], out[1], out[2]};
+  return {lap_t, normal_t, edge_t, saved};
 }
 
-// grad_vertices (the vertices' shape) of the upstream gradients of the forward's three losses.
+// grad_vertices (the vertices' shape) of the upstream gradients of the forward's three losses,
+// given the forward's saved state.
 inline at::Tensor mesh_regularizers_backward(const at::Tensor& verts_in, const at::Tensor& faces,
                                              const at::Tensor& edges, const at::Tensor& pairs,
                                              const at::Tensor& degree, int64_t n_connected,
-                                             int64_t want, double g_lap, double g_normal,
-                                             double g_edge, double eps) {
+                                             int64_t want, const at::Tensor& saved_in,
+                                             double g_lap, double g_normal, double g_edge) {
   const at::Tensor verts = mesh_flat_vertices(verts_in);
   const MeshTopo t = mesh_topo(verts, faces, edges, pairs, degree, n_connected);
-  const int64_t B = verts.size(0);
-  const double g[3] = {g_lap, g_normal, g_edge};
+  const int64_t B = verts.size(0), S = mesh_saved_size(t);
+  TORCH_CHECK(saved_in.dim() == 2 && saved_in.size(0) == B && saved_in.size(1) == S &&
+                  saved_in.scalar_type() == verts.scalar_type(),
+              "saved must be the forward pass's [B, 3V + 4F] state");
+  const at::Tensor saved = saved_in.contiguous();
+  const bool do_lap = (want & MESH_LAPLACIAN) && t.n_connected > 0;
+  const bool do_normal = (want & MESH_NORMAL) && t.P > 0, do_edge = (want & MESH_EDGE) && t.E > 0;
   at::Tensor out = at::zeros_like(verts);
   AT_DISPATCH_FLOATING_TYPES(verts.scalar_type(), "mesh_regularizers_backward", [&] {
     using T = scalar_t;
-    const T eps2 = (T)(eps * eps);
     const T* deg = degree.data_ptr<T>();
-    std::vector<T> buf(3 * (t.V > t.F ? t.V : t.F)), gn(3 * t.F);
+    std::vector<T> go(do_lap ? 3 * t.V : 0), gn(do_normal ? 3 * t.F : 0);
     for (int64_t b = 0; b < B; ++b) {
       const T* v = verts.data_ptr<T>() + b * t.V * 3;
+      const T* off = saved.data_ptr<T>() + b * S;
+      const T* nrm = off + 3 * t.V;
+      const T* rn = nrm + 3 * t.F;
       T* gv = out.data_ptr<T>() + b * t.V * 3;
-      if ((want & MESH_LAPLACIAN) && t.n_connected > 0) {
+      if (do_lap) {
         // d|o_i|/do_i = o_i / |o_i| (0 at o_i = 0); o_i = v_i - sum_j v_j / d_i.
-        const T c = (T)(g[0] / double(B * t.n_connected));
-        T* go = buf.data();
-        mesh_laplacian_offsets(v, deg, t, go);
+        const T c = (T)(g_lap / double(B * t.n_connected));
         for (int64_t i = 0; i < t.V; ++i) {
-          T* oi = go + 3 * i;
+          const T* oi = off + 3 * i;
           const T len = mesh_norm3(oi);
           const T s = (deg[i] > T(0) && len > T(0)) ? c / len : T(0);
-          for (int k = 0; k < 3; ++k) oi[k] *= s;
-          mesh_add3(gv + 3 * i, oi);
           const T d = deg[i] < T(1) ? T(1) : deg[i];
-          for (int k = 0; k < 3; ++k) oi[k] /= d;
+          for (int k = 0; k < 3; ++k) {
+            const T gk = oi[k] * s;
+            gv[3 * i + k] += gk;
+            go[3 * i + k] = gk / d;
+          }
         }
         for (int64_t k = 0; k < t.E; ++k) {
           const int64_t i = t.e[2 * k], j = t.e[2 * k + 1];
@@ -244,34 +265,29 @@ inline at::Tensor mesh_regularizers_backward(const at::Tensor& verts_in, const a
           }
         }
       }
-      if ((want & MESH_NORMAL) && t.P > 0) {
-        const T c = (T)(g[1] / double(B * t.P));
-        for (int64_t i = 0; i < t.F; ++i) {
-          T e1[3], e2[3], cr[3];
-          mesh_face_cross(v, t.f + 3 * i, e1, e2, cr);
-          const T r = mesh_rnorm(cr, eps2);
-          for (int k = 0; k < 3; ++k) buf[3 * i + k] = cr[k] * r, gn[3 * i + k] = T(0);
-        }
+      if (do_normal) {
+        const T c = (T)(g_normal / double(B * t.P));
+        for (int64_t k = 0; k < 3 * t.F; ++k) gn[k] = T(0);
         for (int64_t k = 0; k < t.P; ++k) {
           const int64_t a = t.p[2 * k], bb = t.p[2 * k + 1];
           for (int q = 0; q < 3; ++q) {
-            gn[3 * a + q] -= c * buf[3 * bb + q];
-            gn[3 * bb + q] -= c * buf[3 * a + q];
+            gn[3 * a + q] -= c * nrm[3 * bb + q];
+            gn[3 * bb + q] -= c * nrm[3 * a + q];
           }
         }
         for (int64_t i = 0; i < t.F; ++i) {
           const int64_t* fi = t.f + 3 * i;
           T e1[3], e2[3], cr[3], gs[3], ga[3], gb[3], gc[3];
           mesh_face_cross(v, fi, e1, e2, cr);
-          mesh_normalize_backward(cr, mesh_rnorm(cr, eps2), &gn[3 * i], gs);
+          mesh_unit_backward(nrm + 3 * i, rn[i], &gn[3 * i], gs);
           mesh_cross_backward(e1, e2, gs, ga, gb, gc);
           mesh_add3(gv + 3 * fi[0], ga);
           mesh_add3(gv + 3 * fi[1], gb);
           mesh_add3(gv + 3 * fi[2], gc);
         }
       }
-      if ((want & MESH_EDGE) && t.E > 0) {
-        const T c = (T)(2.0 * g[2] / double(B * t.E));
+      if (do_edge) {
+        const T c = (T)(2.0 * g_edge / double(B * t.E));
         for (int64_t k = 0; k < t.E; ++k) {
           const int64_t i = t.e[2 * k], j = t.e[2 * k + 1];
           for (int q = 0; q < 3; ++q) {

@@ -196,9 +196,10 @@ std::vector<at::Tensor> mesh_reg_forward_cpu(const at::Tensor& verts, const at::
 at::Tensor mesh_reg_backward_cpu(const at::Tensor& verts, const at::Tensor& faces,
                                  const at::Tensor& edges, const at::Tensor& pairs,
                                  const at::Tensor& degree, int64_t n_connected, int64_t want,
-                                 double g_lap, double g_normal, double g_edge, double eps) {
-  return mesh_regularizers_backward(verts, faces, edges, pairs, degree, n_connected, want, g_lap,
-                                    g_normal, g_edge, eps);
+                                 const at::Tensor& saved, double g_lap, double g_normal,
+                                 double g_edge) {
+  return mesh_regularizers_backward(verts, faces, edges, pairs, degree, n_connected, want, saved,
+                                    g_lap, g_normal, g_edge);
 }
 
 }  // namespace dibr

@@ -399,17 +399,18 @@ def native_vertex_normals(mod, vertices: torch.Tensor, faces: torch.Tensor,
 class _NativeMeshRegularizers(torch.autograd.Function):
     @staticmethod
     def forward(ctx, vertices, mod, topo_args, want, eps):  # type: ignore[override]
-        out = mod.mesh_reg_forward_cpu(vertices.detach(), *topo_args, want, eps)
-        ctx.save_for_backward(vertices)
-        ctx.mod, ctx.topo_args, ctx.want, ctx.eps = mod, topo_args, want, eps
-        return tuple(out)
+        lap, normal, edge, saved = mod.mesh_reg_forward_cpu(vertices.detach(), *topo_args, want,
+                                                            eps)
+        ctx.save_for_backward(vertices, saved)
+        ctx.mod, ctx.topo_args, ctx.want = mod, topo_args, want
+        return lap, normal, edge
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_lap, g_normal, g_edge):  # type: ignore[override]
-        (vertices,) = ctx.saved_tensors
-        g = ctx.mod.mesh_reg_backward_cpu(vertices.detach(), *ctx.topo_args, ctx.want,
-                                          float(g_lap), float(g_normal), float(g_edge), ctx.eps)
+        vertices, saved = ctx.saved_tensors
+        g = ctx.mod.mesh_reg_backward_cpu(vertices.detach(), *ctx.topo_args, ctx.want, saved,
+                                          float(g_lap), float(g_normal), float(g_edge))
         return g, None, None, None, None
 
 

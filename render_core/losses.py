@@ -8,7 +8,10 @@ Every loss returns a 0-d tensor of the input dtype, accepts float32 and float64,
 leading batch dimension (meshes in a batch share ``faces``), and is differentiable with respect
 to the floating-point inputs named in its docstring. The regularisers take their topology (edges,
 face adjacency) from ``_topology``: derived from ``faces`` once, in O(F log F), and reused while
-the same faces tensor comes back unchanged (checked on every call).
+the same faces tensor comes back unchanged (checked on every call). On the CPU, once the native
+extension is loaded, the regularisers (``edge_length`` without a target) run as one native op
+with an analytic backward pass (``_native.native_mesh_regularizers``, not twice
+differentiable); the ``_*_torch`` functions are their torch references and the CUDA path.
 """
 
 from __future__ import annotations
