@@ -9,6 +9,11 @@ jittered float32 vertices that require grad: ms of the forward pass and of forwa
 ``normal_consistency``, ``edge_length`` and the Fitter's fused ``mesh_regularizers`` (all
 three), each against its torch reference. Each measurement is the best of 5 rounds of
 ``--reps`` calls, native and torch rounds interleaved; the table gives both and torch/native.
+
+With ``--fit-blocks N`` (default 6), then the fit_step benchmark's Fitter at 128x128 (5,120
+faces, its threads): blocks of 5 ``Fitter.step()`` calls alternate between the native mesh ops
+and their torch code (the native path switched off in-process), N blocks each, so both see the
+same load; the best block's wall and process CPU ms/step of each, and their difference.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subdivisions", type=int, default=4)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--fit-blocks", type=int, default=6)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,8 +91,41 @@ def main(argv: list[str] | None = None) -> int:
         (fn_, ft_), (bn, bt) = row
         print(f"{name:24s} {fn_:10.3f} {ft_:10.3f} {ft_ / fn_:6.1f} "
               f"{bn:10.3f} {bt:10.3f} {bt / bn:6.1f}")
+    if args.fit_blocks:
+        _fit_ab(args.fit_blocks)
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def _fit_ab(blocks: int, steps: int = 5) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import fit_step as fs
+
+    from render_core import _native
+
+    fitter = fs.Fitter(rc.icosphere(subdivisions=4), fs.make_targets(128),
+                       fs.make_config(128, "auto"))
+    loaded = _native.loaded_module
+    best = {"native": (float("inf"),) * 2, "torch": (float("inf"),) * 2}
+    for _ in range(3):
+        fitter.step()
+    try:
+        for _ in range(blocks):
+            for key in ("native", "torch"):
+                _native.loaded_module = loaded if key == "native" else (lambda: None)
+                fitter.step()  # one untimed step after switching
+                w0, c0 = time.perf_counter(), time.process_time()
+                for _ in range(steps):
+                    fitter.step()
+                w, c = time.perf_counter() - w0, time.process_time() - c0
+                best[key] = tuple(min(a, b / steps * 1e3) for a, b in zip(best[key], (w, c),
+                                                                           strict=True))
+    finally:
+        _native.loaded_module = loaded
+    (wn, cn), (wt, ct) = best["native"], best["torch"]
+    print(f"Fitter.step 128x128/5120f, {torch.get_num_threads()} threads, best of {blocks} "
+          f"blocks of {steps}: wall ms native {wn:.1f} torch {wt:.1f} (-{wt - wn:.2f}); "
+          f"cpu ms native {cn:.1f} torch {ct:.1f} (-{ct - cn:.2f})")
 
 
 if __name__ == "__main__":
