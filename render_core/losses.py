@@ -371,13 +371,13 @@ def mesh_regularizers(
 
     ``want`` selects the terms; the others come back as a 0 of the vertices' graph. With
     ``backend`` "auto" or "cpu" and the native extension loaded, CPU vertices take the native
-    op (one forward and one backward for all three); otherwise, and with "torch" or "cuda",
-    each term is its public function.
+    op (one forward and one backward pass for all three); otherwise each term is its public
+    function, and with "torch" its torch reference.
     """
     faces = _check_mesh(vertices, faces)
     if backend in ("auto", "cpu") and faces.shape[0] > 0 and any(want):
-        mask = ((_native.MESH_LAPLACIAN if want[0] else 0) | (_native.MESH_NORMAL if want[1]
-                else 0) | (_native.MESH_EDGE if want[2] else 0))
+        bits = (_native.MESH_LAPLACIAN, _native.MESH_NORMAL, _native.MESH_EDGE)
+        mask = sum(bit for bit, on in zip(bits, want, strict=True) if on)
         fast = _native_regularizers(vertices, faces, mask)
         if fast is not None:
             return fast
