@@ -115,6 +115,16 @@ std::vector<at::Tensor> shade_backward_cpu(const at::Tensor&,
                                            const std::vector<double>&, int64_t, double,
                                            const std::vector<at::Tensor>&, const at::Tensor&,
                                            bool);
+std::vector<at::Tensor> vertex_normals_forward_cpu(const at::Tensor&, const at::Tensor&,
+                                                   double);
+at::Tensor vertex_normals_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                       const at::Tensor&, double);
+std::vector<at::Tensor> mesh_reg_forward_cpu(const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, int64_t, int64_t, double);
+at::Tensor mesh_reg_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                 const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                                 const at::Tensor&, double, double, double);
 }  // namespace dibr
 
 // The kernels touch no Python objects: release the GIL so a GUI thread keeps running while
@@ -148,6 +158,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         nogil);
   m.def("shade_backward_cpu", &dibr::shade_backward_cpu,
         "grad_attrs, grad_dir, grad_intensity, grad_ambient, grad_kd", nogil);
+  m.def("vertex_normals_forward_cpu", &dibr::vertex_normals_forward_cpu,
+        "area-weighted vertex normals and their unnormalised sums", nogil);
+  m.def("vertex_normals_backward_cpu", &dibr::vertex_normals_backward_cpu, "grad_vertices",
+        nogil);
+  m.def("mesh_reg_forward_cpu", &dibr::mesh_reg_forward_cpu,
+        "laplacian, normal consistency, edge length, saved state", nogil);
+  m.def("mesh_reg_backward_cpu", &dibr::mesh_reg_backward_cpu, "grad_vertices", nogil);
 #ifdef DIBR_WITH_CUDA
   m.def("image_loss_forward_cuda", &dibr::image_loss_forward_cuda,
         "[iou, l1, (inter, union) per image], the sRGB render", nogil);

@@ -15,6 +15,7 @@
 #include "aa_ops.h"
 #include "frag_ops.h"
 #include "loss_ops.h"
+#include "mesh_ops.h"
 #include "nmr_ops.h"
 #include "raster_ops.h"
 #include "shade_ops.h"
@@ -209,6 +210,34 @@ std::vector<at::Tensor> shade_backward_cpu(
   return shade_backward<CpuExec>(
       shade_inputs(attrs, bidx, dir, intensity, ambient, kd, values, slots, eps), dir,
       saved, grad, param_grads);
+}
+
+// Mesh ops (vertex normals, regularisers): serial loops in a fixed order (mesh_ops.h).
+std::vector<at::Tensor> vertex_normals_forward_cpu(const at::Tensor& verts,
+                                                   const at::Tensor& faces, double eps) {
+  return mesh_vertex_normals_forward(verts, faces, eps);
+}
+
+at::Tensor vertex_normals_backward_cpu(const at::Tensor& verts, const at::Tensor& faces,
+                                       const at::Tensor& summed, const at::Tensor& grad,
+                                       double eps) {
+  return mesh_vertex_normals_backward(verts, faces, summed, grad, eps);
+}
+
+std::vector<at::Tensor> mesh_reg_forward_cpu(const at::Tensor& verts, const at::Tensor& faces,
+                                             const at::Tensor& edges, const at::Tensor& pairs,
+                                             const at::Tensor& degree, int64_t n_connected,
+                                             int64_t want, double eps) {
+  return mesh_regularizers_forward(verts, faces, edges, pairs, degree, n_connected, want, eps);
+}
+
+at::Tensor mesh_reg_backward_cpu(const at::Tensor& verts, const at::Tensor& faces,
+                                 const at::Tensor& edges, const at::Tensor& pairs,
+                                 const at::Tensor& degree, int64_t n_connected, int64_t want,
+                                 const at::Tensor& saved, double g_lap, double g_normal,
+                                 double g_edge) {
+  return mesh_regularizers_backward(verts, faces, edges, pairs, degree, n_connected, want, saved,
+                                    g_lap, g_normal, g_edge);
 }
 
 }  // namespace dibr

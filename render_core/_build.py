@@ -57,6 +57,8 @@ _HEADERS = [
     "nmr_ops.h",
     "softras_kernels.h",
     "softras_ops.h",
+    "mesh_kernels.h",
+    "mesh_ops.h",
 ]
 # No fused multiply-adds: the kernels then round exactly like the torch reference.
 # The C++ standard is left to torch (2.14 needs C++20, older ones add C++17 themselves).

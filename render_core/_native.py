@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch.autograd.function import once_differentiable
 
+from . import _build
 from ._build import native_module
 from ._torch_ref import cutoff2
 
@@ -378,3 +379,95 @@ def native_lambertian(name: str, attrs: torch.Tensor, direction: torch.Tensor, s
     ``bidx``."""
     _check_device(name, attrs, direction)
     return _NativeLambertian.apply(attrs, direction, *scalars, bidx, values, slots, eps, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mesh ops: area-weighted vertex normals (shading.vertex_normals) and the mesh regularisers of
+# losses.py, as serial CPU loops with analytic backward passes (csrc/mesh_ops.h). Each replaces
+# a composition of many small torch ops and autograd nodes. The public functions take this
+# path only where it applies (see :func:`mesh_module`) and otherwise run their torch code. The
+# backward passes are once-differentiable: no double backward through them.
+
+# Bits of ``want`` (MESH_LAPLACIAN, MESH_NORMAL, MESH_EDGE in csrc/mesh_ops.h).
+MESH_LAPLACIAN, MESH_NORMAL, MESH_EDGE = 1, 2, 4
+
+
+def mesh_module(vertices: torch.Tensor, topo) -> object | None:
+    """The extension module for the native mesh ops on ``vertices`` with topology ``topo``
+    (a ``_topology.Topology``), or None where they do not apply: vertices not float32/float64
+    on the CPU, face indices outside the vertices, or the extension not loaded yet. The mesh
+    ops never build the extension themselves: they use it once a native backend has loaded it
+    (the Renderer and Fitter do on their first native call)."""
+    if vertices.device.type != "cpu" or vertices.dtype not in (torch.float32, torch.float64):
+        return None
+    lo, hi = topo.index_range()
+    if lo < 0 or hi >= vertices.shape[-2]:
+        return None  # the torch code raises its usual error
+    return loaded_module()
+
+
+def loaded_module() -> object | None:
+    """The native extension if this process has loaded it (any variant), else None."""
+    if _build._disabled():
+        return None
+    for mod in list(_build._modules.values()):
+        if mod is not None and hasattr(mod, "mesh_reg_forward_cpu"):
+            return mod
+    return None
+
+
+class _NativeVertexNormals(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, vertices, faces, eps, mod):  # type: ignore[override]
+        normals, summed = mod.vertex_normals_forward_cpu(vertices.detach(), faces, eps)
+        ctx.save_for_backward(vertices, summed)
+        ctx.faces, ctx.eps, ctx.mod = faces, eps, mod
+        return normals
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        vertices, summed = ctx.saved_tensors
+        g = ctx.mod.vertex_normals_backward_cpu(vertices.detach(), ctx.faces, summed, grad,
+                                                ctx.eps)
+        return g, None, None, None
+
+
+def native_vertex_normals(mod, vertices: torch.Tensor, faces: torch.Tensor,
+                          eps: float) -> torch.Tensor:
+    """``shading.vertex_normals`` natively: vertices [...,V,3] on the CPU, faces [F,3]
+    contiguous int64 with indices in range (see :func:`mesh_module`)."""
+    return _NativeVertexNormals.apply(vertices, faces.contiguous(), float(eps), mod)
+
+
+class _NativeMeshRegularizers(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, vertices, mod, topo_args, want, eps):  # type: ignore[override]
+        lap, normal, edge, saved = mod.mesh_reg_forward_cpu(vertices.detach(), *topo_args, want,
+                                                            eps)
+        ctx.save_for_backward(vertices, saved)
+        ctx.mod, ctx.topo_args, ctx.want = mod, topo_args, want
+        return lap, normal, edge
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_lap, g_normal, g_edge):  # type: ignore[override]
+        vertices, saved = ctx.saved_tensors
+        g = ctx.mod.mesh_reg_backward_cpu(vertices.detach(), *ctx.topo_args, ctx.want, saved,
+                                          float(g_lap), float(g_normal), float(g_edge))
+        return g, None, None, None, None
+
+
+def native_mesh_regularizers(mod, vertices: torch.Tensor, topo, want: int,
+                             eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(laplacian, normal consistency, edge length) of ``losses`` natively, each a 0-d tensor
+    (0 where not in ``want``, a mask of MESH_*): vertices [...,V,3] on the CPU, ``topo`` the
+    faces' ``_topology.Topology`` with indices in range (see :func:`mesh_module`)."""
+    n = vertices.shape[-2]
+    degree, _ = topo.degree(n, vertices.dtype)
+    pairs = topo.adjacency() if want & MESH_NORMAL else _NO_PAIRS
+    args = (topo.faces.contiguous(), topo.edges(), pairs, degree, topo.n_connected(n))
+    return _NativeMeshRegularizers.apply(vertices, mod, args, int(want), float(eps))
+
+
+_NO_PAIRS = torch.zeros(0, 2, dtype=torch.int64)

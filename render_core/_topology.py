@@ -66,6 +66,15 @@ class Topology:
 
         return self._get(("degree", n_vertices, dtype), build)
 
+    def n_connected(self, n_vertices: int) -> int:
+        """How many of ``n_vertices`` vertices have at least one unique edge."""
+
+        def build():
+            deg, _ = self.degree(n_vertices, torch.float64)
+            return int((deg > 0).sum())
+
+        return self._get(("n_connected", n_vertices), build)
+
     def index_range(self) -> tuple[int, int]:
         """(min, max) vertex index of the faces ((0, -1) without faces)."""
         if self.faces.numel() == 0:

@@ -59,7 +59,7 @@ from .fit_config import (
     default_groups,
     default_weights,
 )
-from .losses import edge_length, hard_iou, laplacian, normal_consistency, texture_tv
+from .losses import hard_iou, mesh_regularizers, texture_tv
 from .mesh import Mesh
 from .objectives import Objective
 from .renderer import Renderer, RenderOutput
@@ -348,10 +348,11 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         terms = {"iou": iou_term, "l1": l1_term}
         zero = verts.sum() * 0
         geometry = self.config.groups["vertices"].enabled
-        terms["laplacian"] = laplacian(verts, self.faces) if geometry and w["laplacian"] else zero
-        terms["normal"] = (normal_consistency(verts, self.faces)
-                           if geometry and w["normal"] else zero)
-        terms["edge"] = edge_length(verts, self.faces) if geometry and w["edge"] else zero
+        want = tuple(bool(geometry and w[k]) for k in ("laplacian", "normal", "edge"))
+        regs = (mesh_regularizers(verts, self.faces, want, self.config.backend)
+                if any(want) else (zero,) * 3)
+        for k, term, on in zip(("laplacian", "normal", "edge"), regs, want, strict=True):
+            terms[k] = term if on else zero
         terms["texture_tv"] = (texture_tv(torch.sigmoid(self.tex_logit))
                                if self.config.groups["texture"].enabled and w["texture_tv"]
                                and self.tex_logit is not None else zero)

@@ -8,16 +8,19 @@ Every loss returns a 0-d tensor of the input dtype, accepts float32 and float64,
 leading batch dimension (meshes in a batch share ``faces``), and is differentiable with respect
 to the floating-point inputs named in its docstring. The regularisers take their topology (edges,
 face adjacency) from ``_topology``: derived from ``faces`` once, in O(F log F), and reused while
-the same faces tensor comes back unchanged (checked on every call).
+the same faces tensor comes back unchanged (checked on every call). On the CPU, once the native
+extension is loaded, the regularisers (``edge_length`` without a target) run as one native op
+with an analytic backward pass (``_native.native_mesh_regularizers``, not twice
+differentiable); the ``_*_torch`` functions are their torch references and the CUDA path.
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import _topology
+from . import _native, _topology
 from ._validate import check_faces
-from .shading import face_normals
+from .shading import _EPS, face_normals
 
 __all__ = [
     "edge_adjacency",
@@ -246,6 +249,16 @@ def laplacian(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     faces = _check_mesh(vertices, faces)
     if faces.shape[0] == 0:
         return _zero_like_graph(vertices)
+    fast = _native_regularizers(vertices, faces, _native.MESH_LAPLACIAN)
+    if fast is not None:
+        return fast[0]
+    return _laplacian_torch(vertices, faces)
+
+
+def _laplacian_torch(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """:func:`laplacian` in torch ops (checked faces): the native op's reference."""
+    if faces.shape[0] == 0:
+        return _zero_like_graph(vertices)
     offsets, degree, everywhere = _laplacian_offsets(vertices, faces)
     if not everywhere:
         connected = degree > 0
@@ -278,6 +291,17 @@ def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Ten
     pairs = _topology.of(faces).adjacency()
     if pairs.shape[0] == 0:
         return _zero_like_graph(vertices)
+    fast = _native_regularizers(vertices, faces, _native.MESH_NORMAL)
+    if fast is not None:
+        return fast[1]
+    return _normal_consistency_torch(vertices, faces)
+
+
+def _normal_consistency_torch(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """:func:`normal_consistency` in torch ops (checked faces): the native op's reference."""
+    pairs = _topology.of(faces).adjacency()
+    if pairs.shape[0] == 0:
+        return _zero_like_graph(vertices)
     normals = face_normals(vertices, faces)
     cos = (normals.index_select(-2, pairs[:, 0]) * normals.index_select(-2, pairs[:, 1])).sum(-1)
     return (1.0 - cos).mean()
@@ -304,6 +328,20 @@ def edge_length(
     edges = _topology.of(faces).edges()
     if edges.shape[0] == 0:
         return _zero_like_graph(vertices)
+    if target is None:
+        fast = _native_regularizers(vertices, faces, _native.MESH_EDGE)
+        if fast is not None:
+            return fast[2]
+    return _edge_length_torch(vertices, faces, target)
+
+
+def _edge_length_torch(
+    vertices: torch.Tensor, faces: torch.Tensor, target: float | torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`edge_length` in torch ops (checked faces): the native op's reference."""
+    edges = _topology.of(faces).edges()
+    if edges.shape[0] == 0:
+        return _zero_like_graph(vertices)
     e = vertices.index_select(-2, edges[:, 0]) - vertices.index_select(-2, edges[:, 1])
     sq = (e * e).sum(-1)
     if target is None:
@@ -312,6 +350,43 @@ def edge_length(
     length = torch.linalg.vector_norm(e, dim=-1)
     t = torch.as_tensor(target, dtype=vertices.dtype, device=vertices.device)
     return ((length - t) ** 2).mean()
+
+
+def _native_regularizers(vertices: torch.Tensor, faces: torch.Tensor, want: int):
+    """The native regularisers ``want`` (a mask of ``_native.MESH_*``) of checked faces, or
+    None where the native op does not apply (see ``_native.mesh_module``)."""
+    topo = _topology.of(faces)
+    mod = _native.mesh_module(vertices, topo)
+    if mod is None:
+        return None
+    return _native.native_mesh_regularizers(mod, vertices, topo, want, _EPS)
+
+
+def mesh_regularizers(
+    vertices: torch.Tensor, faces: torch.Tensor, want: tuple[bool, bool, bool] = (True,) * 3,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`laplacian`, :func:`normal_consistency` and :func:`edge_length` (no target) of one
+    mesh in one pass: the fitters' per-step regularisers (private).
+
+    ``want`` selects the terms; the others come back as a 0 of the vertices' graph. With
+    ``backend`` "auto" or "cpu" and the native extension loaded, CPU vertices take the native
+    op (one forward and one backward pass for all three); otherwise each term is its public
+    function, and with "torch" its torch reference.
+    """
+    faces = _check_mesh(vertices, faces)
+    if backend in ("auto", "cpu") and faces.shape[0] > 0 and any(want):
+        bits = (_native.MESH_LAPLACIAN, _native.MESH_NORMAL, _native.MESH_EDGE)
+        mask = sum(bit for bit, on in zip(bits, want, strict=True) if on)
+        fast = _native_regularizers(vertices, faces, mask)
+        if fast is not None:
+            return fast
+    fns = ((_laplacian_torch, _normal_consistency_torch, _edge_length_torch)
+           if backend == "torch" else (laplacian, normal_consistency, edge_length))
+    zero = _zero_like_graph(vertices)
+    lap, normal, edge = (fn(vertices, faces) if flag else zero
+                         for flag, fn in zip(want, fns, strict=True))
+    return lap, normal, edge
 
 
 # ---------------------------------------------------------------------------------------------

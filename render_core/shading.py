@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _topology
+from . import _native, _topology
 from ._validate import check_faces
 
 __all__ = [
@@ -138,9 +138,24 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EP
     Returns:
         Same shape, dtype and device as ``vertices``. Vertices used by no face (or whose face
         normals cancel) get a zero normal.
+
+    On the CPU, once the native extension is loaded, this runs as one native op with an
+    analytic backward pass (``_native.native_vertex_normals``; not twice differentiable);
+    elsewhere as the torch composition :func:`_vertex_normals_torch`.
     """
     _check_vertices(vertices)
     faces = check_faces(faces, vertices.device)
+    topo = _topology.of(faces)
+    mod = _native.mesh_module(vertices, topo)
+    if mod is not None:
+        return _native.native_vertex_normals(mod, vertices, topo.faces, eps)
+    return _vertex_normals_torch(vertices, faces, eps)
+
+
+def _vertex_normals_torch(vertices: torch.Tensor, faces: torch.Tensor,
+                          eps: float = _EPS) -> torch.Tensor:
+    """:func:`vertex_normals` in torch ops (``faces`` checked, on the vertices' device): the
+    reference of the native op, and the path of CUDA tensors."""
     cross = _face_cross(vertices, faces)
     # One scatter for the three corners: indices [3F] against the cross products repeated 3x.
     index = _topology.of(faces).corners()
