@@ -44,7 +44,7 @@ from ._camera_group import N_PARAMS, CameraGroup
 from ._fit_divergence import FitDivergence, snapshot_state
 from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
-from ._fused import image_losses
+from ._fused import hard_iou_of_counts, image_losses
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
 from ._views import step_views
@@ -93,7 +93,19 @@ def _logit(x: torch.Tensor) -> torch.Tensor:
 
 
 def _all_finite(ts) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in ts)
+    """Whether every tensor of ``ts`` (of one dtype) is finite, in one check."""
+    ts = [t.detach().reshape(-1) for t in ts]
+    if not ts:
+        return True
+    return bool(torch.isfinite(ts[0] if len(ts) == 1 else torch.cat(ts)).all())
+
+
+def _offenders(groups: list[tuple[str, list[torch.Tensor]]]) -> list[str]:
+    """The names of the groups ``(name, tensors)`` with a non-finite tensor: one check for
+    all of them, and one per group only when that finds something."""
+    if _all_finite(t for _, ts in groups for t in ts):
+        return []
+    return [n for n, ts in groups if not _all_finite(ts)]
 
 
 class Fitter(FitState, FitDivergence, FitRemesh):
@@ -344,7 +356,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         t_mask, t_rgb = ((self.t_mask, self.t_rgb) if views is None
                          else (self.t_mask[views], self.t_rgb[views]))
         # iou(alpha, t_mask) and l1(linear_to_srgb(rgb.clamp(0, 1)), t_rgb), in one pass.
-        iou_term, l1_term = image_losses(out.rgb, out.alpha, t_rgb, t_mask, self.config.backend)
+        # (The same pass counts the hard IoU's pixels, for step's metric.)
+        iou_term, l1_term, self._iou_counts = image_losses(
+            out.rgb, out.alpha, t_rgb, t_mask, self.config.backend, counts=True)
         terms = {"iou": iou_term, "l1": l1_term}
         zero = verts.sum() * 0
         geometry = self.config.groups["vertices"].enabled
@@ -387,13 +401,17 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         """
         self._follow_schedule()
         views = step_views(len(self.targets), self.config.views_per_step, self.steps)
+        self._iou_counts = None
         out, terms, total = self._forward(views)
         values = {k: float(v.detach()) for k, v in terms.items()}
         loss = float(total.detach())
-        ref = self.t_mask if views is None else self.t_mask[views]
         if self.objective is not None:  # the start's silhouettes from the objective's views
-            ref = self.objective.reference
-        iou = hard_iou(out.alpha.detach(), ref)
+            iou = hard_iou(out.alpha.detach(), self.objective.reference)
+        elif self._iou_counts is not None:  # counted by the image losses' pass (_losses)
+            iou = hard_iou_of_counts(self._iou_counts)
+        else:
+            iou = hard_iou(out.alpha.detach(),
+                           self.t_mask if views is None else self.t_mask[views])
         offenders: list[str] = []
         undone = False
         rolled_back = not math.isfinite(loss)
@@ -405,14 +423,14 @@ class Fitter(FitState, FitDivergence, FitRemesh):
             self._optimizer.zero_grad(set_to_none=True)
             total.backward()
             groups = [(pg["name"], pg["params"]) for pg in self._optimizer.param_groups]
-            offenders = [n for n, ps in groups
-                         if not _all_finite(p.grad for p in ps if p.grad is not None)]
+            offenders = _offenders([(n, [p.grad for p in ps if p.grad is not None])
+                                    for n, ps in groups])
             if not offenders:
                 saved = [p.detach().clone() for p in self._params]
                 state = snapshot_state(self._optimizer)
                 try:
                     self._optimizer.step()
-                    offenders = [n for n, ps in groups if not _all_finite(ps)]
+                    offenders = _offenders(groups)
                 except (RuntimeError, OverflowError):
                     # Adam refuses a step size beyond float range (lr near 1e38) before it
                     # updates anything; which group cannot be told, so all are slowed.
@@ -440,6 +458,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
     # (saved parameters, optimizer state, the optimizer, parameter versions) from before the
     # last accepted step, while nothing else has touched the parameters since.
     _last: tuple | None = None
+    # The hard IoU's pixel counts [B,2] of the render _losses last scored (its fused image
+    # losses count them); step reads them for its metric instead of counting again.
+    _iou_counts: torch.Tensor | None = None
 
     def _forward(self, views: list[int] | None = None
                  ) -> tuple[RenderOutput, dict[str, torch.Tensor], torch.Tensor]:
