@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ._camera_group import N_PARAMS, CameraGroup
-from ._fit_divergence import FitDivergence, snapshot_state
+from ._fit_divergence import FitDivergence
 from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
 from ._fused import hard_iou_of_counts, image_losses
@@ -426,8 +426,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
             offenders = _offenders([(n, [p.grad for p in ps if p.grad is not None])
                                     for n, ps in groups])
             if not offenders:
-                saved = [p.detach().clone() for p in self._params]
-                state = snapshot_state(self._optimizer)
+                with torch.no_grad():
+                    saved = torch._foreach_clone(self._params)
+                state = self._optimizer.snapshot()  # copy.deepcopy(state_dict()), faster
                 try:
                     self._optimizer.step()
                     offenders = _offenders(groups)
