@@ -108,17 +108,32 @@ DIBR_HD void loss_total_body(int64_t, const ImageLossParams<T>& p) {
   p.out[1] = (T)(l1 / ((double)p.B * p.H * p.W * 3));
 }
 
-// Backward (one index per pixel): d iou / d alpha, and d l1 / d rgb through the sRGB curve and
-// the clamp (torch's clamp passes the gradient on [0, 1] inclusive; |d| has slope 0 at 0).
+// Backward: d iou / d alpha, and d l1 / d rgb through the sRGB curve and the clamp (torch's
+// clamp passes the gradient on [0, 1] inclusive; |d| has slope 0 at 0). The factors shared by
+// an image's pixels, then one pixel.
 template <typename T>
-DIBR_HD void loss_backward_body(int64_t q, const ImageLossParams<T>& p) {
-  const int b = (int)(q / ((int64_t)p.H * p.W));
-  const T gi = p.grad[0], gl = p.grad[1];
-  const T inter = p.out[2 + 2 * b] + (T)IOU_EPS, uni = p.out[3 + 2 * b] + (T)IOU_EPS;
+struct LossBackwardImage {
+  T gi, inter, uni, uni2, nb, scale;
+};
+
+template <typename T>
+DIBR_HD LossBackwardImage<T> loss_backward_image(int b, const ImageLossParams<T>& p) {
+  LossBackwardImage<T> k;
+  k.gi = p.grad[0];
+  k.inter = p.out[2 + 2 * b] + (T)IOU_EPS;
+  k.uni = p.out[3 + 2 * b] + (T)IOU_EPS;
+  k.uni2 = k.uni * k.uni;
+  k.nb = (T)p.B;
+  k.scale = p.grad[1] / (T)((double)p.B * p.H * p.W * 3);
+  return k;
+}
+
+template <typename T>
+DIBR_HD void loss_backward_pixel(int64_t q, const LossBackwardImage<T>& k,
+                                 const ImageLossParams<T>& p) {
   const T m = p.t_mask[q];
   // loss = mean_b (1 - I/U): dI/da = m, dU/da = 1 - m.
-  p.grad_alpha[q] = -gi * ((m * uni - inter * ((T)1 - m)) / (uni * uni)) / (T)p.B;
-  const T scale = gl / (T)((double)p.B * p.H * p.W * 3);
+  p.grad_alpha[q] = -k.gi * ((m * k.uni - k.inter * ((T)1 - m)) / k.uni2) / k.nb;
   for (int c = 0; c < 3; ++c) {
     const T x0 = p.rgb[q * 3 + c];
     const T x = x0 < (T)0 ? (T)0 : (x0 > (T)1 ? (T)1 : x0);
@@ -126,8 +141,22 @@ DIBR_HD void loss_backward_body(int64_t q, const ImageLossParams<T>& p) {
     const T d = y - p.t_rgb[q * 3 + c];
     const T sgn = d > 0 ? (T)1 : (d < 0 ? (T)-1 : (T)0);
     const T pass = (x0 >= (T)0 && x0 <= (T)1) ? (T)1 : (T)0;
-    p.grad_rgb[q * 3 + c] = scale * sgn * srgb_slope(x, y) * pass;
+    p.grad_rgb[q * 3 + c] = k.scale * sgn * srgb_slope(x, y) * pass;
   }
+}
+
+// One index per pixel (the GPU's launch).
+template <typename T>
+DIBR_HD void loss_backward_body(int64_t q, const ImageLossParams<T>& p) {
+  loss_backward_pixel(q, loss_backward_image((int)(q / ((int64_t)p.H * p.W)), p), p);
+}
+
+// One index per image row (the CPU's launch): the image's factors once per row, not a 64-bit
+// division and a reload of every factor per pixel. The same values.
+template <typename T>
+DIBR_HD void loss_backward_row_body(int64_t r, const ImageLossParams<T>& p) {
+  const LossBackwardImage<T> k = loss_backward_image((int)(r / p.H), p);
+  for (int64_t q = r * p.W; q < (r + 1) * p.W; ++q) loss_backward_pixel(q, k, p);
 }
 
 }  // namespace dibr

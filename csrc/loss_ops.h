@@ -18,6 +18,7 @@ namespace dibr {
 DIBR_LOSS_BODY(LossRow, loss_row_body)
 DIBR_LOSS_BODY(LossTotal, loss_total_body)
 DIBR_LOSS_BODY(LossBackward, loss_backward_body)
+DIBR_LOSS_BODY(LossBackwardRow, loss_backward_row_body)
 #undef DIBR_LOSS_BODY
 
 template <typename T>
@@ -77,7 +78,10 @@ std::vector<at::Tensor> image_loss_backward(const at::Tensor& rgb_in, const at::
     p.grad = grad.data_ptr<scalar_t>();
     p.grad_rgb = grad_rgb.data_ptr<scalar_t>();
     p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
-    Exec::template launch<LossBackward>((int64_t)p.B * p.H * p.W, p);
+    if constexpr (Exec::kTilePerIndex)  // a CPU thread takes whole rows
+      Exec::template launch<LossBackwardRow>((int64_t)p.B * p.H, p);
+    else
+      Exec::template launch<LossBackward>((int64_t)p.B * p.H * p.W, p);
   });
   return {grad_rgb, grad_alpha};
 }
