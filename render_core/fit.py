@@ -420,7 +420,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
             undone = blamed is not None
             offenders = blamed or []
         elif self._optimizer is not None and total.requires_grad:
-            self._optimizer.zero_grad(set_to_none=True)
+            self._clear_grads()
             total.backward()
             groups = [(pg["name"], pg["params"]) for pg in self._optimizer.param_groups]
             offenders = _offenders([(n, [p.grad for p in ps if p.grad is not None])
@@ -444,7 +444,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
                     self._last = (saved, state, self._optimizer,
                                   [p._version for p in self._params])
             rolled_back = bool(offenders)
-            self._optimizer.zero_grad(set_to_none=True)
+            self._clear_grads()
         if rolled_back:
             self.rejected += 1
             self._last = None
@@ -477,6 +477,11 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         terms = self._losses(out, mesh.vertices, views)
         w = self.config.weights
         return out, terms, sum(w[k] * terms[k] for k in LOSS_TERMS)
+
+    def _clear_grads(self) -> None:
+        """``optimizer.zero_grad(set_to_none=True)``: the optimizer's tensors are ``_params``."""
+        for p in self._params:
+            p.grad = None
 
     def _set_params(self, values: Sequence[torch.Tensor]) -> None:
         with torch.no_grad():
