@@ -18,6 +18,7 @@ namespace dibr {
 DIBR_LOSS_BODY(LossRow, loss_row_body)
 DIBR_LOSS_BODY(LossTotal, loss_total_body)
 DIBR_LOSS_BODY(LossBackward, loss_backward_body)
+DIBR_LOSS_BODY(LossBackwardRow, loss_backward_row_body)
 #undef DIBR_LOSS_BODY
 
 template <typename T>
@@ -36,8 +37,9 @@ ImageLossParams<T> image_loss_params(const at::Tensor& rgb, const at::Tensor& al
   return p;
 }
 
-// ([2 + 2B]: the iou loss, the l1 loss, then each image's (intersection, union); the
-// sRGB-encoded render [B,H,W,3], which the backward pass takes back).
+// ([2 + 4B]: the iou loss, the l1 loss, then each image's (intersection, union), then each
+// image's hard (intersection, union) pixel counts; the sRGB-encoded render [B,H,W,3], which
+// the backward pass takes back).
 template <class Exec>
 std::vector<at::Tensor> image_loss_forward(const at::Tensor& rgb_in, const at::Tensor& alpha_in,
                               const at::Tensor& t_rgb_in, const at::Tensor& t_mask_in) {
@@ -46,8 +48,8 @@ std::vector<at::Tensor> image_loss_forward(const at::Tensor& rgb_in, const at::T
   at::Tensor out, enc = at::empty_like(rgb);
   AT_DISPATCH_FLOATING_TYPES(rgb.scalar_type(), "image_loss_forward", [&] {
     ImageLossParams<scalar_t> p = image_loss_params<scalar_t>(rgb, alpha, t_rgb, t_mask);
-    at::Tensor rows = at::empty({(int64_t)p.B * p.H, 3}, rgb.options().dtype(at::kDouble));
-    out = at::empty({2 + 2 * (int64_t)p.B}, rgb.options());
+    at::Tensor rows = at::empty({(int64_t)p.B * p.H, 5}, rgb.options().dtype(at::kDouble));
+    out = at::empty({2 + 4 * (int64_t)p.B}, rgb.options());
     p.rows = rows.data_ptr<double>();
     p.out = out.data_ptr<scalar_t>();
     p.enc = enc.data_ptr<scalar_t>();
@@ -76,7 +78,10 @@ std::vector<at::Tensor> image_loss_backward(const at::Tensor& rgb_in, const at::
     p.grad = grad.data_ptr<scalar_t>();
     p.grad_rgb = grad_rgb.data_ptr<scalar_t>();
     p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
-    Exec::template launch<LossBackward>((int64_t)p.B * p.H * p.W, p);
+    if constexpr (Exec::kTilePerIndex)  // a CPU thread takes whole rows
+      Exec::template launch<LossBackwardRow>((int64_t)p.B * p.H, p);
+    else
+      Exec::template launch<LossBackward>((int64_t)p.B * p.H * p.W, p);
   });
   return {grad_rgb, grad_alpha};
 }

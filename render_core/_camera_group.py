@@ -28,6 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .camera import Camera, intrinsics_projection, look_at_view, orbit_eye
 from .intrinsics import FovLayout, fov_layout
@@ -41,17 +43,73 @@ NEAR, FAR = 0.1, 100.0
 _OLD_SCALE = (10.0, 10.0, 1.0, 10.0)  # the orbit-only group's units (sessions of format 1)
 
 
-def _skew(w: torch.Tensor) -> torch.Tensor:
-    z = torch.zeros_like(w[..., 0])
-    return torch.stack([torch.stack([z, -w[..., 2], w[..., 1]], -1),
-                        torch.stack([w[..., 2], z, -w[..., 0]], -1),
-                        torch.stack([-w[..., 1], w[..., 0], z], -1)], -2)
+# [omega]x = (omega @ _SKEW).view(3, 3): the cross-product matrix, entry by entry +-omega_k.
+_SKEW = ((0, 0, 0, 0, 0, -1, 0, 1, 0),
+         (0, 0, 1, 0, 0, 0, -1, 0, 0),
+         (0, -1, 0, 1, 0, 0, 0, 0, 0))
+
+
+class _Rotation(torch.autograd.Function):
+    """``exp([omega]x)`` [N,3,3] of axis-angle vectors [N,3] in closed form (Rodrigues):
+    ``cos t I + (sin t / t) K + ((1 - cos t) / t^2) w w^T``, t = |w|, K = [w]x, with its
+    gradient in closed form too (a handful of small ops instead of an autograd graph of the
+    matrix exponential). At w = 0 it is the identity exactly and the gradient is the matrix
+    exponential's, ``<G, [e_k]x>``. The derivatives' ratios (cos t - sin t / t) / t^2 and
+    (sin t / t - 2 (1 - cos t) / t^2) / t^2 cancel for small t and lose relative precision
+    there, but they multiply terms of order t^2 and t^3, so the gradient's error stays at
+    rounding level (tested against the matrix exponential's in float64)."""
+
+    @staticmethod
+    def _consts(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(skew [3,9], identity [3,3], sinc arguments [2]) in ``w``'s dtype and device."""
+        key = (w.dtype, w.device)
+        if key not in _ROTATION_CONSTS:
+            _ROTATION_CONSTS[key] = (w.new_tensor(_SKEW), torch.eye(3).to(w),
+                                     w.new_tensor([1.0 / math.pi, 0.5 / math.pi]))
+        return _ROTATION_CONSTS[key]
+
+    @staticmethod
+    def forward(ctx, w):  # type: ignore[override]
+        skew, eye, sinc_arg = _Rotation._consts(w)
+        t2 = (w * w).sum(-1)
+        t = t2.sqrt()
+        c = t.cos()
+        # sin t / t and (1 - cos t) / t^2 = (sin(t/2) / (t/2))^2 / 2, without cancellation
+        # (b multiplies a first-order term in the gradient); 1 and 1/2 at t = 0.
+        s = torch.sinc(t[:, None] * sinc_arg)
+        a, b = s[:, 0], 0.5 * s[:, 1] * s[:, 1]
+        k = (w @ skew).view(-1, 3, 3)
+        r = (c[:, None, None] * eye + a[:, None, None] * k
+             + b[:, None, None] * (w[:, :, None] * w[:, None, :]))
+        ctx.save_for_backward(w, t2, c, a, b)
+        return r
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):  # type: ignore[override]
+        w, t2, c, a, b = ctx.saved_tensors
+        skew = _Rotation._consts(w)[0]
+        # dR/dw_k = -a w_k I + alpha w_k K + a [e_k]x + beta w_k w w^T + b (e_k w^T + w e_k^T)
+        # with alpha = (c - a) / t^2 and beta = (a - 2 b) / t^2 (d a / t dt, d b / t dt;
+        # both 0 / tiny = 0 at t = 0, where they multiply 0).
+        t2s = t2.clamp_min(torch.finfo(w.dtype).tiny)
+        alpha = (c - a) / t2s
+        beta = (a - 2.0 * b) / t2s
+        gs = ((g + g.transpose(-1, -2)) @ w[:, :, None])[..., 0]  # G w + G^T w
+        v = g.reshape(-1, 9) @ skew.T  # <G, [e_k]x>
+        tr = g.diagonal(0, -2, -1).sum(-1)
+        scal = -a * tr + alpha * (v * w).sum(-1) + (0.5 * beta) * (w * gs).sum(-1)
+        return scal[:, None] * w + a[:, None] * v + b[:, None] * gs
+
+
+_ROTATION_CONSTS: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
 
 def rotation(omega: torch.Tensor) -> torch.Tensor:
     """[N,3,3] rotations ``exp([omega])`` of axis-angle vectors [N,3] (radians); exact
-    identity and a finite gradient at zero (the matrix exponential, no division)."""
-    return torch.linalg.matrix_exp(_skew(omega))
+    identity and a finite gradient at zero (Rodrigues' formula, with its closed-form gradient:
+    ``_Rotation``)."""
+    return _Rotation.apply(omega)
 
 
 def log_rotation(R: np.ndarray) -> np.ndarray:
@@ -98,6 +156,7 @@ class CameraGroup:
         self.fov0 = cam0[:, 3]
         self._layout: FovLayout | None = None
         self._layout_key: tuple | None = None
+        self._sizes: dict[tuple, dict] = {}
 
     def refined(self, camera_views: Sequence[int] | None) -> list[bool]:
         """Whether each target's camera is refined: chosen by ``camera_views`` (None: all)
@@ -117,63 +176,119 @@ class CameraGroup:
             self._layout_key = key
         return self._layout
 
+    def _pose_consts(self, camera_views: Sequence[int] | None, like: torch.Tensor):
+        """(coef [N,6], fov_coef [N], fov_leader or None), cached per ``camera_views`` and
+        dtype: ``delta[:, :6] * coef`` is the rotation (radians) and the translation step of
+        each camera, zero for one not refined; the fovs are ``layout.start + fov_coef *
+        delta[leader, 6]`` (no gather where every target leads itself). Each factor is the
+        product the step's formula takes, so the values are those of the formula itself."""
+        key = (None if camera_views is None else tuple(int(i) for i in camera_views),
+               like.dtype, like.device)
+        if self._pose_key != key:
+            mask = torch.tensor([1.0 if r else 0.0 for r in self.refined(camera_views)],
+                                dtype=like.dtype, device=like.device)[:, None]
+            scale = like.new_tensor([PAN_SCALE, PAN_SCALE, DOLLY_SCALE])
+            d0 = self.d0.to(like)
+            coef = torch.cat([(mask * ROT_SCALE).expand(-1, 3), d0[:, None] * scale * mask], 1)
+            layout = self.layout(camera_views)
+            leader = layout.leader.to(like.device)
+            same = bool(torch.equal(leader.cpu(), torch.arange(len(self.targets))))
+            self._pose = (coef, layout.start.to(like), layout.free.to(like) * FOV_SCALE,
+                          None if same else leader)
+            self._pose_key = key
+        return self._pose
+
     def pose(self, delta: torch.Tensor, camera_views: Sequence[int] | None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(R [N,3,3], t [N,3])`` world-to-camera (OpenGL axes), differentiable in ``delta``."""
-        mask = delta.new_tensor([1.0 if r else 0.0 for r in self.refined(camera_views)])
-        d = delta[:, :6] * mask[:, None]
-        R = rotation(d[:, :3] * ROT_SCALE) @ self.R0
-        scale = d.new_tensor([PAN_SCALE, PAN_SCALE, DOLLY_SCALE])
-        t = self.t0 + self.d0[:, None] * scale * d[:, 3:6]
+        """``(R [N,3,3], t [N,3])`` world-to-camera (OpenGL axes), differentiable in ``delta``:
+        ``R = exp([omega]) R0``, ``t = t0 + d0 * scale * tau`` (the module docstring)."""
+        coef = self._pose_consts(camera_views, delta)[0]
+        d = delta[:, :6] * coef
         # R exp(0) is R0 exactly: a camera left alone is its own, bit for bit.
-        return R, t
+        return rotation(d[:, :3]) @ self.R0.to(delta), self.t0.to(delta) + d[:, 3:6]
 
     def fov(self, delta: torch.Tensor, camera_views: Sequence[int] | None) -> torch.Tensor:
-        """[N] vertical fovs in degrees (shared per camera group, locks kept)."""
-        return self.layout(camera_views).fov(delta[:, 6], FOV_SCALE).clamp(5.0, 150.0)
+        """[N] vertical fovs in degrees (shared per camera group, locks kept): the layout's
+        (:mod:`render_core.intrinsics`), clamped to [5, 150]."""
+        _, start, coef, leader = self._pose_consts(camera_views, delta)
+        d = delta[:, 6] if leader is None else delta[:, 6][leader]
+        return (start + coef * d).clamp(5.0, 150.0)
+
+    def _size_consts(self, size: tuple[int, int], like: torch.Tensor):
+        """Per render size and dtype (cached): the general targets' focal-length factors,
+        principal points, the projection without its focal terms, the view matrices' last
+        row and the cameras' constant fields."""
+        key = (tuple(size), like.dtype, like.device)
+        if key not in self._sizes:
+            if len(self._sizes) >= 4:  # a few render sizes at a time (fitted() asks for more)
+                self._sizes.clear()
+            h, w = size
+            n = len(self.targets)
+            kx, ky, kt, cx, cy = [], [], [], [], []
+            for i, t in enumerate(self.targets):
+                if self.orbit[i]:
+                    kx.append(1.0), ky.append(1.0), kt.append(1.0)
+                    cx.append(w / 2), cy.append(h / 2)
+                    continue
+                ih, iw = t.image.shape[:2]
+                f0x, f0y, c0x, c0y = t.pixel_intrinsics()
+                kx.append(f0x * w / iw)
+                ky.append(f0y * h / ih)
+                kt.append(math.tan(math.radians(float(self.fov0[i])) / 2))
+                cx.append(c0x * w / iw)
+                cy.append(c0y * h / ih)
+            vec = lambda v: like.new_tensor(v)  # noqa: E731
+            full = lambda v: like.new_full((n,), float(v))  # noqa: E731
+            orbit = torch.tensor(self.orbit, device=like.device)
+            cx_t, cy_t = vec(cx), vec(cy)
+            zero = like.new_zeros(n)
+            proj0 = intrinsics_projection(zero, zero, cx_t, cy_t, full(w), full(h), full(NEAR),
+                                          full(FAR))
+            self._sizes[key] = {
+                "mixed": None if all(self.orbit) else orbit[:, None],
+                "kxy": vec([kx, ky]).T, "kt": vec(kt), "cx": cx_t, "cy": cy_t,
+                "proj0": proj0, "wh": like.new_tensor([float(w), float(h)]),
+                "bottom": like.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(n, 1, 4),
+                "aspect": full(w / h), "near": full(NEAR), "far": full(FAR)}
+        return self._sizes[key]
+
+    def _focal(self, fov: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """[N,2] (fx, fy) for the fovs ``fov`` [N] (see :meth:`intrinsics`)."""
+        c = self._size_consts(size, fov)
+        half_tan = torch.tan(torch.deg2rad(fov) / 2)
+        f_orbit = size[0] / (2 * half_tan)
+        if c["mixed"] is None:  # every target an orbit's: fx = fy
+            return f_orbit[:, None].expand(-1, 2)
+        # (As tan(fov0 / 2) / tan(fov / 2) with a Python float: a reciprocal and a product.)
+        general = c["kxy"] * (half_tan.reciprocal() * c["kt"])[:, None]
+        return torch.where(c["mixed"], f_orbit[:, None], general)
+
+    _pose_key: tuple | None = None
 
     def intrinsics(self, fov: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
         """``(fx, fy, cx, cy)`` [N] in pixels of a ``size`` = (h, w) render, for the fovs
         ``fov`` [N]: an orbit target's are centred with square pixels (as ``Camera.orbit``);
         a general one's are its own, scaled to the render's pixels, and ``fov`` scales its
-        focal lengths from their start."""
-        h, w = size
-        fy_orbit = h / (2 * torch.tan(torch.deg2rad(fov) / 2))
-        if all(self.orbit):  # the same values as the loop below, without per-view ops
-            n = len(self.targets)
-            return fy_orbit, fy_orbit, fov.new_full((n,), w / 2), fov.new_full((n,), h / 2)
-        fx, fy, cx, cy = [], [], [], []
-        for i, t in enumerate(self.targets):
-            if self.orbit[i]:
-                fx.append(fy_orbit[i])
-                fy.append(fy_orbit[i])
-                cx.append(fov.new_tensor(w / 2))
-                cy.append(fov.new_tensor(h / 2))
-                continue
-            ih, iw = t.image.shape[:2]
-            f0x, f0y, c0x, c0y = t.pixel_intrinsics()
-            ratio = math.tan(math.radians(float(self.fov0[i])) / 2) / torch.tan(
-                torch.deg2rad(fov[i]) / 2)
-            fx.append(f0x * w / iw * ratio)
-            fy.append(f0y * h / ih * ratio)
-            cx.append(fov.new_tensor(c0x * w / iw))
-            cy.append(fov.new_tensor(c0y * h / ih))
-        return tuple(torch.stack(v) for v in (fx, fy, cx, cy))
+        focal lengths from their start (``f = f0 tan(fov0 / 2) / tan(fov / 2)``)."""
+        f = self._focal(fov, size)
+        c = self._size_consts(size, fov)
+        return f[:, 0], f[:, 1], c["cx"], c["cy"]
 
     def cameras(self, delta: torch.Tensor, camera_views: Sequence[int] | None,
                 size: tuple[int, int]) -> Camera:
-        """The targets' cameras [N] for a render of ``size`` = (h, w) (differentiable)."""
+        """The targets' cameras [N] for a render of ``size`` = (h, w) (differentiable): the
+        values ``Camera.from_intrinsics`` gives for :meth:`pose` and :meth:`intrinsics`."""
         R, t = self.pose(delta, camera_views)
-        fx, fy, cx, cy = self.intrinsics(self.fov(delta, camera_views), size)
-        h, w = size
-        n = len(self.targets)
-        view = torch.cat([torch.cat([R, t[:, :, None]], -1),
-                          delta.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(n, 1, 4)], -2)
-        full = lambda v: delta.new_full((n,), float(v))  # noqa: E731
-        proj = intrinsics_projection(fx, fy, cx, cy, full(w), full(h), full(NEAR), full(FAR))
+        f = self._focal(self.fov(delta, camera_views), size)
+        c = self._size_consts(size, delta)
+        h = size[0]
+        view = torch.cat([torch.cat([R, t[:, :, None]], -1), c["bottom"]], -2)
+        # intrinsics_projection's matrices: the focal terms 2 f / size on the diagonal, the
+        # rest (principal point, depth) constant.
+        proj = c["proj0"] + torch.diag_embed(F.pad(2 * f / c["wh"], (0, 2)))
         eye = -(R.transpose(-1, -2) @ t[:, :, None])[..., 0]
-        fov = torch.rad2deg(2 * torch.atan(h / (2 * fy)))
-        return Camera(view, proj, eye, fov, full(w / h), full(NEAR), full(FAR), None)
+        fov = torch.rad2deg(2 * torch.atan(h / (2 * f[:, 1])))
+        return Camera(view, proj, eye, fov, c["aspect"], c["near"], c["far"], None)
 
     def fitted(self, delta: torch.Tensor, camera_views: Sequence[int] | None) -> list:
         """``[(R [3,3], t [3], (fx, fy, cx, cy))]`` per target: the cameras for ``delta``,

@@ -205,7 +205,8 @@ def native_interpolate(
 
 
 class _NativeImageLosses(torch.autograd.Function):
-    """(soft IoU loss, sRGB L1 loss) of a render against its targets in one native pass."""
+    """(soft IoU loss, sRGB L1 loss) of a render against its targets in one native pass, and
+    the hard IoU's pixel counts (not differentiable)."""
 
     @staticmethod
     def forward(ctx, rgb, alpha, t_rgb, t_mask, name):  # type: ignore[override]
@@ -213,11 +214,13 @@ class _NativeImageLosses(torch.autograd.Function):
                                                        t_mask)
         ctx.name = name
         ctx.save_for_backward(rgb, alpha, t_rgb, t_mask, out, enc)
-        return out[0], out[1]
+        counts = out[2 + 2 * rgb.shape[0]:].view(-1, 2)
+        ctx.mark_non_differentiable(counts)
+        return out[0], out[1], counts
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_iou, grad_l1):  # type: ignore[override]
+    def backward(ctx, grad_iou, grad_l1, _grad_counts):  # type: ignore[override]
         rgb, alpha, t_rgb, t_mask, out, enc = ctx.saved_tensors
         grad = torch.stack([grad_iou, grad_l1])
         g_rgb, g_alpha = _kernel(ctx.name, "image_loss_backward")(
@@ -227,10 +230,12 @@ class _NativeImageLosses(torch.autograd.Function):
 
 
 def native_image_losses(name: str, rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.Tensor,
-                        t_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                        t_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Native ``render_core._fused.image_losses``: rgb [B,H,W,3] linear, alpha [B,H,W], t_rgb
     [B,H,W,3] sRGB and t_mask [B,H,W] (not differentiable), all of one float dtype ->
-    (iou loss, l1 loss), 0-d, differentiable w.r.t. ``rgb`` and ``alpha``."""
+    (iou loss, l1 loss), 0-d, differentiable w.r.t. ``rgb`` and ``alpha``, and the hard IoU's
+    pixel counts [B,2] (intersection, union of ``alpha > 0.5`` and ``t_mask > 0.5``; in the
+    float dtype, exact integers; not differentiable)."""
     _check_device(name, rgb, alpha, t_rgb, t_mask)
     return _NativeImageLosses.apply(rgb, alpha, t_rgb.contiguous(), t_mask.contiguous(), name)
 

@@ -32,7 +32,10 @@ Colour: renders are linear, targets are sRGB (as on disk); the L1 term encodes t
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -41,10 +44,10 @@ import torch
 import torch.nn.functional as F
 
 from ._camera_group import N_PARAMS, CameraGroup
-from ._fit_divergence import FitDivergence, snapshot_state
+from ._fit_divergence import FitDivergence
 from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
-from ._fused import image_losses
+from ._fused import hard_iou_of_counts, image_losses
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
 from ._views import step_views
@@ -92,8 +95,49 @@ def _logit(x: torch.Tensor) -> torch.Tensor:
     return torch.log(x) - torch.log1p(-x)
 
 
+# glibc's mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_HEAP_KEPT = False
+
+
+def _keep_freed_memory() -> None:
+    """Let the heap keep what a step frees for the next step (glibc, once per process).
+
+    A step allocates and frees the same few-MB buffers (images, fragments, the soft
+    silhouette's pairs) every time; with glibc's defaults part of them are fresh mmaps or come
+    after the heap was trimmed, so every step page-faulted ~350-900 new pages (0.4-2 ms of
+    system time a step at 128x128). Serving allocations up to 64 MiB from the heap and
+    trimming it only beyond 256 MiB free makes that ~50. ``DIBR_KEEP_HEAP=0`` leaves the
+    allocator alone."""
+    global _HEAP_KEPT
+    if _HEAP_KEPT or os.environ.get("DIBR_KEEP_HEAP", "1").strip() == "0":
+        return
+    _HEAP_KEPT = True
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(_M_MMAP_THRESHOLD, 64 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+
+
 def _all_finite(ts) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in ts)
+    """Whether every tensor of ``ts`` is finite. A finite sum has finite terms (NaN and inf
+    propagate), so one sum per tensor decides, and the elementwise check runs only where the
+    sum is not finite (also when finite values overflow it)."""
+    for t in ts:
+        t = t.detach()
+        if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
+            return False
+    return True
+
+
+def _offenders(groups: list[tuple[str, list[torch.Tensor]]]) -> list[str]:
+    """The names of the groups ``(name, tensors)`` with a non-finite tensor."""
+    return [n for n, ts in groups if not _all_finite(ts)]
 
 
 class Fitter(FitState, FitDivergence, FitRemesh):
@@ -110,6 +154,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
     def __init__(self, mesh: Mesh, targets: Sequence[TargetView], config: FitConfig):
         if not targets:
             raise ValueError("a fit needs at least one target")
+        _keep_freed_memory()
         config = config.copy()
         config.validate()
         self.config = config
@@ -344,7 +389,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         t_mask, t_rgb = ((self.t_mask, self.t_rgb) if views is None
                          else (self.t_mask[views], self.t_rgb[views]))
         # iou(alpha, t_mask) and l1(linear_to_srgb(rgb.clamp(0, 1)), t_rgb), in one pass.
-        iou_term, l1_term = image_losses(out.rgb, out.alpha, t_rgb, t_mask, self.config.backend)
+        # (The same pass counts the hard IoU's pixels, for step's metric.)
+        iou_term, l1_term, self._iou_counts = image_losses(
+            out.rgb, out.alpha, t_rgb, t_mask, self.config.backend, counts=True)
         terms = {"iou": iou_term, "l1": l1_term}
         zero = verts.sum() * 0
         geometry = self.config.groups["vertices"].enabled
@@ -388,13 +435,17 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         """
         self._follow_schedule()
         views = step_views(len(self.targets), self.config.views_per_step, self.steps)
+        self._iou_counts = None
         out, terms, total = self._forward(views)
         values = {k: float(v.detach()) for k, v in terms.items()}
         loss = float(total.detach())
-        ref = self.t_mask if views is None else self.t_mask[views]
         if self.objective is not None:  # the start's silhouettes from the objective's views
-            ref = self.objective.reference
-        iou = hard_iou(out.alpha.detach(), ref)
+            iou = hard_iou(out.alpha.detach(), self.objective.reference)
+        elif self._iou_counts is not None:  # counted by the image losses' pass (_losses)
+            iou = hard_iou_of_counts(self._iou_counts)
+        else:
+            iou = hard_iou(out.alpha.detach(),
+                           self.t_mask if views is None else self.t_mask[views])
         offenders: list[str] = []
         undone = False
         rolled_back = not math.isfinite(loss)
@@ -403,17 +454,18 @@ class Fitter(FitState, FitDivergence, FitRemesh):
             undone = blamed is not None
             offenders = blamed or []
         elif self._optimizer is not None and total.requires_grad:
-            self._optimizer.zero_grad(set_to_none=True)
+            self._clear_grads()
             total.backward()
             groups = [(pg["name"], pg["params"]) for pg in self._optimizer.param_groups]
-            offenders = [n for n, ps in groups
-                         if not _all_finite(p.grad for p in ps if p.grad is not None)]
+            offenders = _offenders([(n, [p.grad for p in ps if p.grad is not None])
+                                    for n, ps in groups])
             if not offenders:
-                saved = [p.detach().clone() for p in self._params]
-                state = snapshot_state(self._optimizer)
+                with torch.no_grad():
+                    saved = torch._foreach_clone(self._params)
+                state = self._optimizer.snapshot()  # copy.deepcopy(state_dict()), faster
                 try:
                     self._optimizer.step()
-                    offenders = [n for n, ps in groups if not _all_finite(ps)]
+                    offenders = _offenders(groups)
                 except (RuntimeError, OverflowError):
                     # Adam refuses a step size beyond float range (lr near 1e38) before it
                     # updates anything; which group cannot be told, so all are slowed.
@@ -426,7 +478,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
                     self._last = (saved, state, self._optimizer,
                                   [p._version for p in self._params])
             rolled_back = bool(offenders)
-            self._optimizer.zero_grad(set_to_none=True)
+            self._clear_grads()
         if rolled_back:
             self.rejected += 1
             self._last = None
@@ -441,6 +493,9 @@ class Fitter(FitState, FitDivergence, FitRemesh):
     # (saved parameters, optimizer state, the optimizer, parameter versions) from before the
     # last accepted step, while nothing else has touched the parameters since.
     _last: tuple | None = None
+    # The hard IoU's pixel counts [B,2] of the render _losses last scored (its fused image
+    # losses count them); step reads them for its metric instead of counting again.
+    _iou_counts: torch.Tensor | None = None
 
     def _forward(self, views: list[int] | None = None
                  ) -> tuple[RenderOutput, dict[str, torch.Tensor], torch.Tensor]:
@@ -456,6 +511,11 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         terms = self._losses(out, mesh.vertices, views)
         w = self.config.weights
         return out, terms, sum(w[k] * terms[k] for k in LOSS_TERMS)
+
+    def _clear_grads(self) -> None:
+        """``optimizer.zero_grad(set_to_none=True)``: the optimizer's tensors are ``_params``."""
+        for p in self._params:
+            p.grad = None
 
     def _set_params(self, values: Sequence[torch.Tensor]) -> None:
         with torch.no_grad():

@@ -1,11 +1,18 @@
 """The fused per-pixel paths of a fit step (render_core._fused) against the public ops they
 replace, on random scenes: values and gradients."""
 
+import numpy as np
 import pytest
 import torch
 
 import render_core as rc
-from render_core._fused import image_losses, reference_image_losses
+from render_core._fused import (
+    hard_counts,
+    hard_iou_of_counts,
+    image_losses,
+    reference_image_losses,
+)
+from render_core.losses import hard_iou
 
 
 def _scene(device, dtype, seed, b=3, h=19, w=23):
@@ -64,6 +71,37 @@ def test_fused_image_losses_gradcheck(native_backend, device):
     assert torch.autograd.gradcheck(
         lambda r, a: image_losses(r, a, t_rgb, t_mask, backend=native_backend),
         (rgb, alpha), eps=1e-7, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_pass_counts_the_hard_iou(native_backend, device, dtype):
+    """The image losses' pass also counts the hard IoU's pixels (alpha > 0.5 against
+    mask > 0.5): the counts of a numpy oracle, and from them exactly losses.hard_iou, also
+    with empty masks (both empty counts as 0) and values at the 0.5 threshold."""
+    g = torch.Generator().manual_seed(11)
+    b, h, w = 5, 13, 17
+    rgb = torch.rand(b, h, w, 3, generator=g, dtype=dtype)
+    alpha = torch.rand(b, h, w, generator=g, dtype=dtype)
+    t_mask = (torch.rand(b, h, w, generator=g, dtype=dtype) > 0.5).to(dtype)
+    t_mask[1, :4] = 0.5  # soft target edges: not inside
+    t_mask[1, 4:6] = 0.51
+    alpha[2, :, :5] = 0.5
+    alpha[3] = 0.2  # empty render
+    t_mask[4] = 0.0  # empty target ...
+    alpha[4] = 0.3  # ... and empty render: the IoU counts it as 0
+    t_rgb = torch.rand(b, h, w, 3, generator=g, dtype=dtype) * t_mask[..., None]
+    a, t = alpha.numpy() > 0.5, t_mask.numpy() > 0.5
+    want = np.stack([(a & t).sum((1, 2)), (a | t).sum((1, 2))], 1)
+    args = [x.to(device) for x in (rgb, alpha, t_rgb, t_mask)]
+    for backend in (native_backend, "torch"):
+        i, l1, counts = image_losses(*args, backend=backend, counts=True)
+        np.testing.assert_array_equal(counts.cpu().numpy(), want)
+        assert hard_iou_of_counts(counts) == hard_iou(alpha, t_mask)
+        # Asking for the counts changes nothing else.
+        i2, l12 = image_losses(*args, backend=backend)
+        assert torch.equal(i, i2) and torch.equal(l1, l12)
+    assert torch.equal(hard_counts(alpha, t_mask), torch.from_numpy(want))
+    assert hard_iou(alpha[4:], t_mask[4:]) == 0.0 and want[4, 1] == 0
 
 
 @pytest.mark.parametrize("shading", ["lambertian", "phong"])
