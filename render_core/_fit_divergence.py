@@ -7,7 +7,6 @@ for a non-finite loss is its own question, not part of building or stepping a fi
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 
@@ -16,16 +15,20 @@ import torch
 from .fit_config import ParamGroup
 
 
-def snapshot_state(optimizer: torch.optim.Optimizer) -> dict:
-    """``copy.deepcopy(optimizer.state_dict())`` for the undo, without deepcopy's per-object
-    bookkeeping: every state tensor cloned, every group's settings copied (a step a frame, so
-    this runs every step). Restored with ``optimizer.load_state_dict``."""
-    sd = optimizer.state_dict()
-    state = {i: {k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in s.items()}
-             for i, s in sd["state"].items()}
-    groups = [{k: list(v) if k == "params" else copy.deepcopy(v) for k, v in g.items()}
-              for g in sd["param_groups"]]
-    return {"state": state, "param_groups": groups}
+def all_finite(ts) -> bool:
+    """Whether every tensor of ``ts`` is finite. A finite sum has finite terms (NaN and inf
+    propagate), so one sum per tensor decides, and the elementwise check runs only where the
+    sum is not finite (also when finite values overflow it)."""
+    for t in ts:
+        t = t.detach()
+        if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
+            return False
+    return True
+
+
+def offenders_of(groups: list[tuple[str, list[torch.Tensor]]]) -> list[str]:
+    """The names of the groups ``(name, tensors)`` with a non-finite tensor."""
+    return [n for n, ts in groups if not all_finite(ts)]
 
 
 class FitDivergence:

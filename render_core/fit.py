@@ -32,10 +32,7 @@ Colour: renders are linear, targets are sRGB (as on disk); the L1 term encodes t
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import sys
 import warnings
 from collections.abc import Sequence
 
@@ -44,10 +41,11 @@ import torch
 import torch.nn.functional as F
 
 from ._camera_group import N_PARAMS, CameraGroup
-from ._fit_divergence import FitDivergence
+from ._fit_divergence import FitDivergence, offenders_of
 from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
 from ._fused import hard_iou_of_counts, image_losses
+from ._heap import keep_freed_memory
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
 from ._views import step_views
@@ -95,51 +93,6 @@ def _logit(x: torch.Tensor) -> torch.Tensor:
     return torch.log(x) - torch.log1p(-x)
 
 
-# glibc's mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_HEAP_KEPT = False
-
-
-def _keep_freed_memory() -> None:
-    """Let the heap keep what a step frees for the next step (glibc, once per process).
-
-    A step allocates and frees the same few-MB buffers (images, fragments, the soft
-    silhouette's pairs) every time; with glibc's defaults part of them are fresh mmaps or come
-    after the heap was trimmed, so every step page-faulted ~350-900 new pages (0.4-2 ms of
-    system time a step at 128x128). Serving allocations up to 64 MiB from the heap and
-    trimming it only beyond 256 MiB free makes that ~50. ``DIBR_KEEP_HEAP=0`` leaves the
-    allocator alone."""
-    global _HEAP_KEPT
-    if _HEAP_KEPT or os.environ.get("DIBR_KEEP_HEAP", "1").strip() == "0":
-        return
-    _HEAP_KEPT = True
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt(_M_MMAP_THRESHOLD, 64 << 20)
-    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
-
-
-def _all_finite(ts) -> bool:
-    """Whether every tensor of ``ts`` is finite. A finite sum has finite terms (NaN and inf
-    propagate), so one sum per tensor decides, and the elementwise check runs only where the
-    sum is not finite (also when finite values overflow it)."""
-    for t in ts:
-        t = t.detach()
-        if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
-            return False
-    return True
-
-
-def _offenders(groups: list[tuple[str, list[torch.Tensor]]]) -> list[str]:
-    """The names of the groups ``(name, tensors)`` with a non-finite tensor."""
-    return [n for n, ts in groups if not _all_finite(ts)]
-
-
 class Fitter(FitState, FitDivergence, FitRemesh):
     """Builds the parameters and Adam optimizer for a problem and runs one step at a time.
 
@@ -154,7 +107,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
     def __init__(self, mesh: Mesh, targets: Sequence[TargetView], config: FitConfig):
         if not targets:
             raise ValueError("a fit needs at least one target")
-        _keep_freed_memory()
+        keep_freed_memory()
         config = config.copy()
         config.validate()
         self.config = config
@@ -457,7 +410,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
             self._clear_grads()
             total.backward()
             groups = [(pg["name"], pg["params"]) for pg in self._optimizer.param_groups]
-            offenders = _offenders([(n, [p.grad for p in ps if p.grad is not None])
+            offenders = offenders_of([(n, [p.grad for p in ps if p.grad is not None])
                                     for n, ps in groups])
             if not offenders:
                 with torch.no_grad():
@@ -465,7 +418,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
                 state = self._optimizer.snapshot()  # copy.deepcopy(state_dict()), faster
                 try:
                     self._optimizer.step()
-                    offenders = _offenders(groups)
+                    offenders = offenders_of(groups)
                 except (RuntimeError, OverflowError):
                     # Adam refuses a step size beyond float range (lr near 1e38) before it
                     # updates anything; which group cannot be told, so all are slowed.

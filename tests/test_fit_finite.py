@@ -1,7 +1,7 @@
-"""The fit step's finiteness check of gradients and new parameters (render_core.fit._all_finite,
-one sum per tensor with the elementwise check as the fall-back) against torch.isfinite: NaN and
-infinities anywhere, finite values whose sum overflows, empty tensors, both float dtypes; and
-the blame per group."""
+"""The fit step's finiteness check of gradients and new parameters
+(``render_core._fit_divergence.all_finite``: one sum per tensor with the elementwise check as
+the fall-back) against torch.isfinite: NaN and infinities anywhere, finite values whose sum
+overflows, empty tensors, both float dtypes; and the blame per group."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import itertools
 import pytest
 import torch
 
-from render_core.fit import _all_finite, _offenders
+from render_core._fit_divergence import all_finite as _all_finite
+from render_core._fit_divergence import offenders_of as _offenders
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
