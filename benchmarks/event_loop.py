@@ -11,6 +11,7 @@ machine, so a busy machine moves both. Not a test: it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -48,7 +49,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument("--fit-threads", type=int, default=None,
+                    help="the fit process's threads (DIBR_FIT_THREADS; default: its own choice)")
     args = ap.parse_args()
+    if args.fit_threads:
+        os.environ["DIBR_FIT_THREADS"] = str(args.fit_threads)  # read by the spawned fit
 
     from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
@@ -77,7 +82,10 @@ def main() -> int:
         print(f"{name:8s} ticks {len(values):5d}  median {np.median(values):6.1f} ms  "
               f"p95 {np.percentile(values, 95):6.1f} ms")
     ratio = (np.percentile(running, 95) + 1.0) / (np.percentile(idle, 95) + 1.0)
-    print(f"p95 lateness running / idle (each +1 ms): {ratio:.2f}; {steps} steps while running")
+    from studio.model.fitproc import fit_threads
+
+    print(f"p95 lateness running / idle (each +1 ms): {ratio:.2f}; {steps} steps while running "
+          f"(fit threads {fit_threads()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f})")
     return 0
 
 

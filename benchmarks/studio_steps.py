@@ -2,7 +2,8 @@
 way the status bar reads it, at the default demo settings and at 128² with a 5,120-face
 sphere; beside each, the same problem stepped headless by a Fitter in this process, in the
 same run, as the baseline (the ratio is what the window, the child process and the frames
-cost).
+cost). Each case runs with the fit process on every core (the default) and on all but one (the
+policy before), through ``DIBR_FIT_THREADS``.
 
     xvfb-run -a python benchmarks/studio_steps.py [--seconds 6]
 
@@ -65,9 +66,11 @@ def _headless_rate(resolution: int, subdivisions: int | None, seconds: float) ->
     if subdivisions is not None:
         session.new_primitive("sphere", subdivisions)
     session.set_option(resolution=resolution)
+    from studio.model.fitproc import fit_threads
+
     fitter = rc.Fitter(session.initial_mesh, session.targets, session.config)
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # the fit child's share
+    torch.set_num_threads(fit_threads())  # the fit child's share
     try:
         for _ in range(3):
             fitter.step()
@@ -92,11 +95,19 @@ def main() -> int:
     set_default_gl_format()
     app = QApplication.instance() or QApplication(sys.argv)
     print(f"load average at start: {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
-    print(f"{'case':26s} {'studio steps/s':>15s} {'headless steps/s':>17s} {'ratio':>6s}")
+    cores = os.cpu_count() or 1
+    policies = [("all cores", str(cores))]
+    if cores > 1:
+        policies.append(("cores - 1", str(cores - 1)))  # the policy before issue 14's last round
+    print(f"{'case':26s} {'fit threads':>14s} {'studio steps/s':>15s} {'headless steps/s':>17s} "
+          f"{'ratio':>6s}")
     for name, res, sub in CASES:
-        gui = _gui_rate(app, res, sub, args.seconds)
-        head = _headless_rate(res, sub, args.seconds)
-        print(f"{name:26s} {gui:15.1f} {head:17.1f} {gui / head:6.2f}")
+        for label, threads in policies:
+            os.environ["DIBR_FIT_THREADS"] = threads  # read by the spawned fit process
+            gui = _gui_rate(app, res, sub, args.seconds)
+            head = _headless_rate(res, sub, args.seconds)
+            print(f"{name:26s} {label + ' (' + threads + ')':>14s} {gui:15.1f} {head:17.1f} "
+                  f"{gui / head:6.2f}", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 

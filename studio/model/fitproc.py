@@ -28,8 +28,14 @@ from . import child
 
 
 def fit_threads() -> int:
-    """Intra-op threads for the fit: leave one core to the GUI."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """Intra-op threads for the fit process: ``DIBR_FIT_THREADS`` when set to a positive
+    integer, else every core. The process runs at a lower priority (``child.NICENESS``), so the
+    window still comes first whenever it needs a core; OpenMP's passive waits
+    (``render_core._omp``) keep the fit's idle threads off the cores it does not use."""
+    value = os.environ.get("DIBR_FIT_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, os.cpu_count() or 1)
 
 
 def _serve(conn) -> None:
