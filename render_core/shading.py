@@ -124,7 +124,8 @@ def face_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EPS)
     return safe_normalize(_face_cross(vertices, faces), eps)
 
 
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EPS, *,
+                   backend: str = "auto") -> torch.Tensor:
     """Area-weighted unit vertex normals.
 
     Each vertex sums the unnormalised cross products of its faces (so larger faces weigh more,
@@ -134,6 +135,9 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EP
         vertices: ``[V,3]`` or ``[B,V,3]`` float32/float64 (any leading dims), differentiable.
         faces: ``[F,3]`` integer, counter-clockwise seen from the front.
         eps: normalisation epsilon (see :func:`safe_normalize`).
+        backend: ``"torch"`` always runs the torch composition (the Renderer passes its own
+            backend, so a torch-backend render stays pure torch); ``"auto"``, ``"cpu"`` and
+            ``"cuda"`` take the native op where it applies (below).
 
     Returns:
         Same shape, dtype and device as ``vertices``. Vertices used by no face (or whose face
@@ -145,6 +149,8 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EP
     """
     _check_vertices(vertices)
     faces = check_faces(faces, vertices.device)
+    if backend == "torch":
+        return _vertex_normals_torch(vertices, faces, eps)
     topo = _topology.of(faces)
     mod = _native.mesh_module(vertices, topo)
     if mod is not None:
