@@ -24,6 +24,7 @@
 #include "group_ops.h"
 #include "soft_cpu.h"
 #include "soft_kernels.h"
+#include "vis_cpu.h"
 
 namespace dibr {
 
@@ -123,7 +124,8 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   p.tile_off = bins.tile_off.data_ptr<int64_t>();
   p.face_idx = face_idx.data_ptr<int64_t>();
   if constexpr (Exec::kTilePerIndex) {
-    Exec::template launch<VisTile>((int64_t)B * tx * ty, p);
+    at::parallel_for(0, (int64_t)B * tx * ty, 16,
+                     [&](int64_t t0, int64_t t1) { vis_tiles(t0, t1, p); });
   } else {
     // KEY_BG is all ones: the int64 -1 pattern.
     at::Tensor zbuf = at::full({(int64_t)B, H, W}, -1, clip.options().dtype(at::kLong));
