@@ -110,22 +110,33 @@ DIBR_HD void bary_eval(const BaryParams<T>& p, const BaryFace<T>& fc, int64_t q,
   e->num_w = (e->bn[0] * fc.v[0][3] + e->bn[1] * fc.v[1][3]) + e->bn[2] * fc.v[2][3];
 }
 
+// Forward of covered pixel q, whose face is set up in fc.
+template <typename T>
+DIBR_HD void bary_forward_pixel(int64_t q, const BaryParams<T>& p, const BaryFace<T>& fc) {
+  BaryEval<T> e;
+  bary_eval(p, fc, q, &e);
+  for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = e.bn[k];
+  p.depth[q] = e.num_z / (e.num_w != (T)0 ? e.num_w : (T)1);
+}
+
+template <typename T>
+DIBR_HD void bary_forward_background(int64_t q, const BaryParams<T>& p) {
+  for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = 0;
+  p.depth[q] = 1;
+}
+
 // Forward (one index per pixel).
 template <typename T>
 DIBR_HD void bary_forward_body(int64_t q, const BaryParams<T>& p) {
   const int64_t f = p.face_idx[q];
   if (f < 0) {
-    for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = 0;
-    p.depth[q] = 1;
+    bary_forward_background(q, p);
     return;
   }
   int i, j;
   BaryFace<T> fc;
   bary_face_setup(p, pixel_of(q, p, &i, &j), f, &fc);
-  BaryEval<T> e;
-  bary_eval(p, fc, q, &e);
-  for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = e.bn[k];
-  p.depth[q] = e.num_z / (e.num_w != (T)0 ? e.num_w : (T)1);
+  bary_forward_pixel(q, p, fc);
 }
 
 // Gradient g[3][4] of one covered pixel w.r.t. its face's clip vertices (x, y, z, w).

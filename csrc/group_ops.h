@@ -51,6 +51,25 @@ struct GroupFill {
   static DIBR_HD void run(int64_t i, const P& p) { group_fill_body(i, p); }
 };
 
+// group_count_body (fill = false) or group_fill_body (fill = true) for every item in index
+// order, on the host, without a division per item.
+inline void group_serial(const GroupParams& p, bool fill) {
+  for (int64_t i0 = 0, off = 0; i0 < p.n; i0 += p.stride, off += p.step) {
+    const int64_t i1 = i0 + p.stride < p.n ? i0 + p.stride : p.n;
+    const int64_t* key = p.key;
+    if (fill) {
+      for (int64_t i = i0; i < i1; ++i)
+        if (key[i] >= 0) {
+          const int64_t k = key[i] + off;
+          p.out[p.cursor[k]++] = p.composite ? k * p.n + i : i;
+        }
+    } else {
+      for (int64_t i = i0; i < i1; ++i)
+        if (key[i] >= 0) ++p.count[key[i] + off];
+    }
+  }
+}
+
 struct Groups {
   at::Tensor off;    // [nkeys+1] int64: items of key k are items[off[k] .. off[k+1])
   at::Tensor items;  // [total] int64 item indices, grouped by key, ascending within a key
@@ -67,7 +86,12 @@ Groups group_by(const at::Tensor& key_in, int64_t nkeys, int64_t stride, int64_t
   at::Tensor count = at::zeros({nkeys}, iopt);
   GroupParams gp{key.data_ptr<int64_t>(), n, stride > 0 ? stride : 1, step,
                  count.data_ptr<int>(), nullptr, nullptr, Exec::kAtomicAdds};
-  Exec::template launch_serial<GroupCount>(n, gp);
+  if constexpr (!Exec::kAtomicAdds) {
+    // The host: the same serial passes, image by image instead of a division per item.
+    group_serial(gp, false);
+  } else {
+    Exec::template launch_serial<GroupCount>(n, gp);
+  }
   at::Tensor off = at::zeros({nkeys + 1}, key.options());
   off.slice(0, 1).copy_(count.cumsum(0));
   const int64_t total = nkeys ? off[nkeys].item<int64_t>() : 0;
@@ -75,7 +99,11 @@ Groups group_by(const at::Tensor& key_in, int64_t nkeys, int64_t stride, int64_t
   at::Tensor items = at::empty({total}, key.options());
   gp.cursor = cursor.data_ptr<int>();
   gp.out = items.data_ptr<int64_t>();
-  Exec::template launch_serial<GroupFill>(n, gp);
+  if constexpr (!Exec::kAtomicAdds) {
+    group_serial(gp, true);
+  } else {
+    Exec::template launch_serial<GroupFill>(n, gp);
+  }
   if (gp.composite && total) {
     items = std::get<0>(at::sort(items, /*stable=*/false, 0, false)).remainder(n);
   }
