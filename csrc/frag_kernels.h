@@ -294,11 +294,38 @@ DIBR_HD void interp_backward_pixel_body(int64_t q, const InterpParams<T>& p) {
 
 // Backward to attr, deterministic mode (one index per face n of all images): per corner,
 // sum_pixels bary_k * grad_out, pixels in ascending order.
+// Up to this many channels, interp_face_body sums in local accumulators (the same additions in
+// the same order, without reloading sums through a pointer that might alias the inputs).
+constexpr int INTERP_LOCAL_C = 8;
+
 template <typename T>
 DIBR_HD void interp_face_body(int64_t n, const InterpParams<T>& p) {
+  const int64_t s0 = p.pix_off[n], s1 = p.pix_off[n + 1];
+  if (p.C <= INTERP_LOCAL_C) {
+    T loc[3 * INTERP_LOCAL_C];
+    const int C = p.C;
+    for (int l = 0; l < 3 * C; ++l) loc[l] = 0;
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t q = p.pix[s];
+#if !defined(__CUDA_ARCH__)
+      if (s + 4 < s1) {  // the pixels of a face are scattered over the images: fetch ahead
+        __builtin_prefetch(p.grad_out + p.pix[s + 4] * C);
+        __builtin_prefetch(p.bary + p.pix[s + 4] * 3);
+      }
+#endif
+      const T* g = p.grad_out + q * C;
+      for (int k = 0; k < 3; ++k) {
+        const T bk = p.bary[q * 3 + k];
+        for (int c = 0; c < C; ++c) loc[k * C + c] += bk * g[c];
+      }
+    }
+    T* out = p.face_grad + n * 3 * C;
+    for (int l = 0; l < 3 * C; ++l) out[l] = loc[l];
+    return;
+  }
   T* acc = p.face_grad + n * 3 * p.C;
   for (int l = 0; l < 3 * p.C; ++l) acc[l] = 0;
-  for (int64_t s = p.pix_off[n]; s < p.pix_off[n + 1]; ++s) {
+  for (int64_t s = s0; s < s1; ++s) {
     const int64_t q = p.pix[s];
     const T* g = p.grad_out + q * p.C;
     for (int k = 0; k < 3; ++k) {
