@@ -219,6 +219,9 @@ DIBR_HD void bary_face_body(int64_t n, const BaryParams<T>& p) {
   BaryFace<T> fc;
   if (s1 > s0) bary_face_setup(p, (int)(n / p.F), n % p.F, &fc);
   for (int64_t s = s0; s < s1; ++s) {
+#if !defined(__CUDA_ARCH__)
+    if (s + 4 < s1 && p.grad_bary) __builtin_prefetch(p.grad_bary + p.pix[s + 4] * 3);
+#endif
     T g[3][4];
     bary_pixel_grad(p.pix[s], fc, p, g);
     for (int k = 0; k < 3; ++k)
@@ -351,9 +354,22 @@ struct VertGatherParams {
 template <typename T>
 DIBR_HD void vert_gather_body(int64_t q, const VertGatherParams<T>& p) {
   const int ba = (int)(q / p.V), v = (int)(q % p.V);
+  const int b0 = p.BA == 1 ? 0 : ba, b1 = p.BA == 1 ? p.B : ba + 1;
+  if (p.D <= INTERP_LOCAL_C) {  // local sums: the same additions in the same order
+    T acc[INTERP_LOCAL_C];
+    const int D = p.D;
+    for (int d = 0; d < D; ++d) acc[d] = 0;
+    for (int b = b0; b < b1; ++b)
+      for (int64_t s = p.corner_off[v]; s < p.corner_off[v + 1]; ++s) {
+        const int64_t c = p.corner[s];
+        const T* g = p.face_grad + (((int64_t)b * p.F + c / 3) * 3 + c % 3) * D;
+        for (int d = 0; d < D; ++d) acc[d] += g[d];
+      }
+    for (int d = 0; d < D; ++d) p.out[q * D + d] = acc[d];
+    return;
+  }
   T* o = p.out + q * p.D;
   for (int d = 0; d < p.D; ++d) o[d] = 0;
-  const int b0 = p.BA == 1 ? 0 : ba, b1 = p.BA == 1 ? p.B : ba + 1;
   for (int b = b0; b < b1; ++b)
     for (int64_t s = p.corner_off[v]; s < p.corner_off[v + 1]; ++s) {
       const int64_t c = p.corner[s];
