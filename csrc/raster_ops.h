@@ -117,7 +117,11 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   at::Tensor box = at::empty({nf, 4}, clip.options().dtype(at::kInt));
   p.fdata = reinterpret_cast<VisFace*>(fdata.data_ptr<float>());
   p.box = boxes(box);
-  Exec::template launch<VisSetup>(nf, p);
+  if constexpr (Exec::kTilePerIndex) {
+    at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { vis_setups(n0, n1, p); });
+  } else {
+    Exec::template launch<VisSetup>(nf, p);
+  }
   Bins bins = make_bins<Exec>(box, B, F, tx, ty);
   at::Tensor face_idx = at::empty({(int64_t)B, H, W}, clip.options().dtype(at::kLong));
   p.entries = bins.entries.data_ptr<int64_t>();

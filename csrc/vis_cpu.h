@@ -123,9 +123,29 @@ inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
 #endif
   for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
 }
+
+// Setup of faces [n0, n1) (CPU): vis_setup_body, in an AVX2 clone where the host has it (the
+// pixel box's ceil and floor become single rounding instructions; the same values).
+#if defined(VIS_AVX2_CLONE)
+__attribute__((target("avx2"), flatten)) inline void vis_setups_avx2(int64_t n0, int64_t n1,
+                                                                      const VisParams& p) {
+  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
+}
+#endif
+
+inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
+#if defined(VIS_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return vis_setups_avx2(n0, n1, p);
+#endif
+  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
+}
 #else
 inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
   for (int64_t t = t0; t < t1; ++t) vis_tile_body(t, p);
+}
+inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
+  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
 }
 #endif  // !__CUDACC__
 
