@@ -3,12 +3,14 @@
 // face, corners by vertex) instead of scattering them with order-dependent adds.
 //
 // count (one index per item) -> exclusive scan -> fill (one index per item). The CPU driver
-// runs both bodies serially, so the fill already writes each group in ascending index order;
+// runs both passes in index order (images with disjoint keys side by side, see group_serial),
+// so the fill already writes each group in ascending index order;
 // on the GPU the fill order depends on scheduling, so the bodies write composite keys
 // key * n + index, which one sort (ATen, both devices) puts in order before they are decoded.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <limits>
 
@@ -51,10 +53,11 @@ struct GroupFill {
   static DIBR_HD void run(int64_t i, const P& p) { group_fill_body(i, p); }
 };
 
-// group_count_body (fill = false) or group_fill_body (fill = true) for every item in index
-// order, on the host, without a division per item.
-inline void group_serial(const GroupParams& p, bool fill) {
-  for (int64_t i0 = 0, off = 0; i0 < p.n; i0 += p.stride, off += p.step) {
+// group_count_body (fill = false) or group_fill_body (fill = true) for the items of images
+// [b0, b1) in index order, on the host, without a division per item.
+inline void group_images(const GroupParams& p, bool fill, int64_t b0, int64_t b1) {
+  for (int64_t i0 = b0 * p.stride, off = b0 * p.step; i0 < p.n && i0 < b1 * p.stride;
+       i0 += p.stride, off += p.step) {
     const int64_t i1 = i0 + p.stride < p.n ? i0 + p.stride : p.n;
     const int64_t* key = p.key;
     if (fill) {
@@ -67,6 +70,18 @@ inline void group_serial(const GroupParams& p, bool fill) {
       for (int64_t i = i0; i < i1; ++i)
         if (key[i] >= 0) ++p.count[key[i] + off];
     }
+  }
+}
+
+// Every item (host). Images whose keys are offset by step > 0 have disjoint key ranges (keys
+// are below step), so they are counted and filled in parallel: the same counts, and each key's
+// items still in ascending order.
+inline void group_serial(const GroupParams& p, bool fill) {
+  const int64_t nimg = (p.n + p.stride - 1) / p.stride;
+  if (p.step > 0 && nimg > 1) {
+    at::parallel_for(0, nimg, 1, [&](int64_t b0, int64_t b1) { group_images(p, fill, b0, b1); });
+  } else {
+    group_images(p, fill, 0, nimg);
   }
 }
 
