@@ -151,6 +151,7 @@ struct VisFace {
   float e[3][3];  // homogeneous edge coefficients, row k = V_{k+1} x V_{k+2}
   float z[3];     // clip z of the vertices
   float w[3];     // clip w of the vertices
+  float zmin;     // below the NDC depth z/w of every fragment (CPU tile body's depth cull)
 };
 
 struct VisParams {
@@ -196,10 +197,20 @@ DIBR_HD void vis_setup_body(int64_t n, const VisParams& p) {
   if (!(fabsf(area) >= AREA_EPS_PX)) return;
   VisFace& fd = p.fdata[n];
   homogeneous_edges(v, fd.e);
+  float zlo = 0.0f, zabs = 0.0f;
   for (int k = 0; k < 3; ++k) {
     fd.z[k] = z[k];
     fd.w[k] = v[k][2];
+    const float r = z[k] / v[k][2];
+    zlo = k == 0 || r < zlo ? r : zlo;
+    zabs = fabsf(r) > zabs ? fabsf(r) : zabs;
   }
+  // A fragment's depth num_z / num_w is a convex combination of the vertices' z/w (the edge
+  // functions share a sign inside and w > 0), up to the roundings of the three-term sums and
+  // the quotient (a few ulps of max |z/w|): a margin of ~130 ulps of it, and a tiny absolute one
+  // for results near zero, keeps zmin below every fragment's computed depth.
+  const float zmin = zlo - (8e-6f * zabs + 1e-12f);
+  fd.zmin = zmin == zmin ? zmin : -INFINITY;  // inf - inf: no bound
   const double dx[3] = {nx[0], nx[1], nx[2]}, dy[3] = {ny[0], ny[1], ny[2]};
   p.box[n] = pixel_box(dx, dy, p.H, p.W, 0.0);
 }

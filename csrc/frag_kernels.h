@@ -110,22 +110,33 @@ DIBR_HD void bary_eval(const BaryParams<T>& p, const BaryFace<T>& fc, int64_t q,
   e->num_w = (e->bn[0] * fc.v[0][3] + e->bn[1] * fc.v[1][3]) + e->bn[2] * fc.v[2][3];
 }
 
+// Forward of covered pixel q, whose face is set up in fc.
+template <typename T>
+DIBR_HD void bary_forward_pixel(int64_t q, const BaryParams<T>& p, const BaryFace<T>& fc) {
+  BaryEval<T> e;
+  bary_eval(p, fc, q, &e);
+  for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = e.bn[k];
+  p.depth[q] = e.num_z / (e.num_w != (T)0 ? e.num_w : (T)1);
+}
+
+template <typename T>
+DIBR_HD void bary_forward_background(int64_t q, const BaryParams<T>& p) {
+  for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = 0;
+  p.depth[q] = 1;
+}
+
 // Forward (one index per pixel).
 template <typename T>
 DIBR_HD void bary_forward_body(int64_t q, const BaryParams<T>& p) {
   const int64_t f = p.face_idx[q];
   if (f < 0) {
-    for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = 0;
-    p.depth[q] = 1;
+    bary_forward_background(q, p);
     return;
   }
   int i, j;
   BaryFace<T> fc;
   bary_face_setup(p, pixel_of(q, p, &i, &j), f, &fc);
-  BaryEval<T> e;
-  bary_eval(p, fc, q, &e);
-  for (int k = 0; k < 3; ++k) p.bary[q * 3 + k] = e.bn[k];
-  p.depth[q] = e.num_z / (e.num_w != (T)0 ? e.num_w : (T)1);
+  bary_forward_pixel(q, p, fc);
 }
 
 // Gradient g[3][4] of one covered pixel w.r.t. its face's clip vertices (x, y, z, w).
@@ -208,6 +219,9 @@ DIBR_HD void bary_face_body(int64_t n, const BaryParams<T>& p) {
   BaryFace<T> fc;
   if (s1 > s0) bary_face_setup(p, (int)(n / p.F), n % p.F, &fc);
   for (int64_t s = s0; s < s1; ++s) {
+#if !defined(__CUDA_ARCH__)
+    if (s + 4 < s1 && p.grad_bary) __builtin_prefetch(p.grad_bary + p.pix[s + 4] * 3);
+#endif
     T g[3][4];
     bary_pixel_grad(p.pix[s], fc, p, g);
     for (int k = 0; k < 3; ++k)
@@ -283,11 +297,38 @@ DIBR_HD void interp_backward_pixel_body(int64_t q, const InterpParams<T>& p) {
 
 // Backward to attr, deterministic mode (one index per face n of all images): per corner,
 // sum_pixels bary_k * grad_out, pixels in ascending order.
+// Up to this many channels, interp_face_body sums in local accumulators (the same additions in
+// the same order, without reloading sums through a pointer that might alias the inputs).
+constexpr int INTERP_LOCAL_C = 8;
+
 template <typename T>
 DIBR_HD void interp_face_body(int64_t n, const InterpParams<T>& p) {
+  const int64_t s0 = p.pix_off[n], s1 = p.pix_off[n + 1];
+  if (p.C <= INTERP_LOCAL_C) {
+    T loc[3 * INTERP_LOCAL_C];
+    const int C = p.C;
+    for (int l = 0; l < 3 * C; ++l) loc[l] = 0;
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t q = p.pix[s];
+#if !defined(__CUDA_ARCH__)
+      if (s + 4 < s1) {  // the pixels of a face are scattered over the images: fetch ahead
+        __builtin_prefetch(p.grad_out + p.pix[s + 4] * C);
+        __builtin_prefetch(p.bary + p.pix[s + 4] * 3);
+      }
+#endif
+      const T* g = p.grad_out + q * C;
+      for (int k = 0; k < 3; ++k) {
+        const T bk = p.bary[q * 3 + k];
+        for (int c = 0; c < C; ++c) loc[k * C + c] += bk * g[c];
+      }
+    }
+    T* out = p.face_grad + n * 3 * C;
+    for (int l = 0; l < 3 * C; ++l) out[l] = loc[l];
+    return;
+  }
   T* acc = p.face_grad + n * 3 * p.C;
   for (int l = 0; l < 3 * p.C; ++l) acc[l] = 0;
-  for (int64_t s = p.pix_off[n]; s < p.pix_off[n + 1]; ++s) {
+  for (int64_t s = s0; s < s1; ++s) {
     const int64_t q = p.pix[s];
     const T* g = p.grad_out + q * p.C;
     for (int k = 0; k < 3; ++k) {
@@ -313,9 +354,22 @@ struct VertGatherParams {
 template <typename T>
 DIBR_HD void vert_gather_body(int64_t q, const VertGatherParams<T>& p) {
   const int ba = (int)(q / p.V), v = (int)(q % p.V);
+  const int b0 = p.BA == 1 ? 0 : ba, b1 = p.BA == 1 ? p.B : ba + 1;
+  if (p.D <= INTERP_LOCAL_C) {  // local sums: the same additions in the same order
+    T acc[INTERP_LOCAL_C];
+    const int D = p.D;
+    for (int d = 0; d < D; ++d) acc[d] = 0;
+    for (int b = b0; b < b1; ++b)
+      for (int64_t s = p.corner_off[v]; s < p.corner_off[v + 1]; ++s) {
+        const int64_t c = p.corner[s];
+        const T* g = p.face_grad + (((int64_t)b * p.F + c / 3) * 3 + c % 3) * D;
+        for (int d = 0; d < D; ++d) acc[d] += g[d];
+      }
+    for (int d = 0; d < D; ++d) p.out[q * D + d] = acc[d];
+    return;
+  }
   T* o = p.out + q * p.D;
   for (int d = 0; d < p.D; ++d) o[d] = 0;
-  const int b0 = p.BA == 1 ? 0 : ba, b1 = p.BA == 1 ? p.B : ba + 1;
   for (int b = b0; b < b1; ++b)
     for (int64_t s = p.corner_off[v]; s < p.corner_off[v + 1]; ++s) {
       const int64_t c = p.corner[s];

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <vector>
 
@@ -48,6 +49,81 @@ void gather_vertices(const at::Tensor& face_grad, const at::Tensor& faces, int B
   Exec::template launch<VertGather>((int64_t)BA * V, vp);
 }
 
+#if !defined(__CUDACC__)
+// Host loops of the barycentrics passes, with a clone for x86-64 hosts with AVX2 and FMA (the
+// explicit fma of diff_of_products becomes one instruction; -ffp-contract=off still keeps
+// every other operation as written, so the same bits).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FRAG_AVX2_CLONE 1
+#endif
+
+// Forward of pixels [q0, q1): a face is set up once for a run of pixels of the same face.
+template <typename T>
+inline void bary_forward_range(int64_t q0, int64_t q1, const BaryParams<T>& p) {
+  int64_t last = -1;
+  BaryFace<T> fc;
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t f = p.face_idx[q];
+    if (f < 0) {
+      bary_forward_background(q, p);
+      continue;
+    }
+    int i, j;
+    const int b = pixel_of(q, p, &i, &j);
+    const int64_t n = (int64_t)b * p.F + f;
+    if (n != last) {
+      bary_face_setup(p, b, f, &fc);
+      last = n;
+    }
+    bary_forward_pixel(q, p, fc);
+  }
+}
+
+template <typename T>
+inline void bary_face_range(int64_t n0, int64_t n1, const BaryParams<T>& p) {
+  for (int64_t n = n0; n < n1; ++n) bary_face_body(n, p);
+}
+
+#if defined(FRAG_AVX2_CLONE)
+template <typename T>
+__attribute__((target("avx2,fma"), flatten)) void bary_forward_range_avx2(
+    int64_t q0, int64_t q1, const BaryParams<T>& p) {
+  bary_forward_range(q0, q1, p);
+}
+
+template <typename T>
+__attribute__((target("avx2,fma"), flatten)) void bary_face_range_avx2(int64_t n0, int64_t n1,
+                                                                       const BaryParams<T>& p) {
+  bary_face_range(n0, n1, p);
+}
+
+inline bool frag_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+#endif
+
+template <typename T>
+void bary_forward_host(int64_t n, const BaryParams<T>& p) {
+  at::parallel_for(0, n, 2048, [&](int64_t q0, int64_t q1) {
+#if defined(FRAG_AVX2_CLONE)
+    if (frag_avx2()) return bary_forward_range_avx2(q0, q1, p);
+#endif
+    bary_forward_range(q0, q1, p);
+  });
+}
+
+template <typename T>
+void bary_face_sums_host(int64_t n, const BaryParams<T>& p) {
+  at::parallel_for(0, n, 256, [&](int64_t n0, int64_t n1) {
+#if defined(FRAG_AVX2_CLONE)
+    if (frag_avx2()) return bary_face_range_avx2(n0, n1, p);
+#endif
+    bary_face_range(n0, n1, p);
+  });
+}
+#endif  // !__CUDACC__
+
 template <typename T>
 BaryParams<T> bary_params(const at::Tensor& clip, const at::Tensor& faces,
                           const at::Tensor& face_idx) {
@@ -87,6 +163,12 @@ std::vector<at::Tensor> bary_forward(const at::Tensor& clip_in, const at::Tensor
     BaryParams<scalar_t> p = bary_params<scalar_t>(clip, faces, face_idx);
     p.bary = bary.data_ptr<scalar_t>();
     p.depth = depth.data_ptr<scalar_t>();
+#if !defined(__CUDACC__)
+    if constexpr (!Exec::kAtomicAdds) {
+      bary_forward_host(B * H * W, p);
+      return;
+    }
+#endif
     Exec::template launch<BaryForward>(B * H * W, p);
   });
   return {bary, depth};
@@ -123,7 +205,15 @@ at::Tensor bary_backward(const at::Tensor& clip_in, const at::Tensor& faces_in,
     p.face_grad = face_grad.data_ptr<scalar_t>();
     p.pix_off = px.off.data_ptr<int64_t>();
     p.pix = px.items.data_ptr<int64_t>();
+#if !defined(__CUDACC__)
+    if constexpr (!Exec::kAtomicAdds) {
+      bary_face_sums_host(B * F, p);
+    } else {
+      Exec::template launch<BaryFaceSum>(B * F, p);
+    }
+#else
     Exec::template launch<BaryFaceSum>(B * F, p);
+#endif
     gather_vertices<Exec, scalar_t>(face_grad, faces, (int)B, (int)B, (int)V, (int)F, 4,
                                     grad_clip);
   });

@@ -3,12 +3,14 @@
 // face, corners by vertex) instead of scattering them with order-dependent adds.
 //
 // count (one index per item) -> exclusive scan -> fill (one index per item). The CPU driver
-// runs both bodies serially, so the fill already writes each group in ascending index order;
+// runs both passes in index order (images with disjoint keys side by side, see group_serial),
+// so the fill already writes each group in ascending index order;
 // on the GPU the fill order depends on scheduling, so the bodies write composite keys
 // key * n + index, which one sort (ATen, both devices) puts in order before they are decoded.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <limits>
 
@@ -51,6 +53,38 @@ struct GroupFill {
   static DIBR_HD void run(int64_t i, const P& p) { group_fill_body(i, p); }
 };
 
+// group_count_body (fill = false) or group_fill_body (fill = true) for the items of images
+// [b0, b1) in index order, on the host, without a division per item.
+inline void group_images(const GroupParams& p, bool fill, int64_t b0, int64_t b1) {
+  for (int64_t i0 = b0 * p.stride, off = b0 * p.step; i0 < p.n && i0 < b1 * p.stride;
+       i0 += p.stride, off += p.step) {
+    const int64_t i1 = i0 + p.stride < p.n ? i0 + p.stride : p.n;
+    const int64_t* key = p.key;
+    if (fill) {
+      for (int64_t i = i0; i < i1; ++i)
+        if (key[i] >= 0) {
+          const int64_t k = key[i] + off;
+          p.out[p.cursor[k]++] = p.composite ? k * p.n + i : i;
+        }
+    } else {
+      for (int64_t i = i0; i < i1; ++i)
+        if (key[i] >= 0) ++p.count[key[i] + off];
+    }
+  }
+}
+
+// Every item (host). Images whose keys are offset by step > 0 have disjoint key ranges (keys
+// are below step), so they are counted and filled in parallel: the same counts, and each key's
+// items still in ascending order.
+inline void group_serial(const GroupParams& p, bool fill) {
+  const int64_t nimg = (p.n + p.stride - 1) / p.stride;
+  if (p.step > 0 && nimg > 1) {
+    at::parallel_for(0, nimg, 1, [&](int64_t b0, int64_t b1) { group_images(p, fill, b0, b1); });
+  } else {
+    group_images(p, fill, 0, nimg);
+  }
+}
+
 struct Groups {
   at::Tensor off;    // [nkeys+1] int64: items of key k are items[off[k] .. off[k+1])
   at::Tensor items;  // [total] int64 item indices, grouped by key, ascending within a key
@@ -67,7 +101,12 @@ Groups group_by(const at::Tensor& key_in, int64_t nkeys, int64_t stride, int64_t
   at::Tensor count = at::zeros({nkeys}, iopt);
   GroupParams gp{key.data_ptr<int64_t>(), n, stride > 0 ? stride : 1, step,
                  count.data_ptr<int>(), nullptr, nullptr, Exec::kAtomicAdds};
-  Exec::template launch_serial<GroupCount>(n, gp);
+  if constexpr (!Exec::kAtomicAdds) {
+    // The host: the same serial passes, image by image instead of a division per item.
+    group_serial(gp, false);
+  } else {
+    Exec::template launch_serial<GroupCount>(n, gp);
+  }
   at::Tensor off = at::zeros({nkeys + 1}, key.options());
   off.slice(0, 1).copy_(count.cumsum(0));
   const int64_t total = nkeys ? off[nkeys].item<int64_t>() : 0;
@@ -75,7 +114,11 @@ Groups group_by(const at::Tensor& key_in, int64_t nkeys, int64_t stride, int64_t
   at::Tensor items = at::empty({total}, key.options());
   gp.cursor = cursor.data_ptr<int>();
   gp.out = items.data_ptr<int64_t>();
-  Exec::template launch_serial<GroupFill>(n, gp);
+  if constexpr (!Exec::kAtomicAdds) {
+    group_serial(gp, true);
+  } else {
+    Exec::template launch_serial<GroupFill>(n, gp);
+  }
   if (gp.composite && total) {
     items = std::get<0>(at::sort(items, /*stable=*/false, 0, false)).remainder(n);
   }

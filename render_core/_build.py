@@ -43,6 +43,7 @@ _HEADERS = [
     "dibr_kernels.h",
     "soft_kernels.h",
     "soft_cpu.h",
+    "vis_cpu.h",
     "raster_ops.h",
     "group_ops.h",
     "frag_kernels.h",

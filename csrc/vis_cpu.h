@@ -1,0 +1,152 @@
+// CPU-only visibility pass (the CPU driver runs it; nvcc still parses this header through
+// raster_ops.h, so device builds see the shared body): vis_tile_body with a tile row of pixels
+// as 8-lane vectors (GCC's vector extensions), with an AVX2 clone picked at run time. Every
+// lane is the same IEEE operation as the scalar vis_fragment / depth_order (no fused
+// multiply-adds: the build uses -ffp-contract=off), so each pixel gets the same face.
+//
+// Two shortcuts that cannot change a result: a row whose pixels are all outside the face (or
+// outside its box) skips the depth division, and a face whose nearest possible depth (VisFace::
+// zmin, a conservative bound) is behind every pixel of an already fully covered tile is
+// skipped (a later face only wins by being strictly nearer).
+#pragma once
+
+#include <string.h>
+
+#include "dibr_kernels.h"
+
+namespace dibr {
+
+#if !defined(__CUDACC__)
+typedef float VisRow __attribute__((vector_size(TILE * sizeof(float))));
+typedef int32_t VisRowI __attribute__((vector_size(TILE * sizeof(int32_t))));
+
+// Whether any lane is set: two halvings as 64-bit lanes, then one scalar test.
+__attribute__((always_inline)) inline bool vis_any(VisRowI m) {
+  typedef int64_t V4 __attribute__((vector_size(TILE * sizeof(int32_t))));
+  V4 a;
+  memcpy(&a, &m, sizeof(a));
+  a |= __builtin_shuffle(a, V4{2, 3, 0, 1});
+  a |= __builtin_shuffle(a, V4{1, 0, 3, 2});
+  return a[0] != 0;
+}
+
+// depth_order of every lane: orderable_bits(z) ^ 0x80000000 as a signed integer, i.e. the bits
+// of z where z >= 0 (sign bit clear) and bits ^ 0x7FFFFFFF where the sign bit is set.
+__attribute__((always_inline)) inline VisRowI vis_depth_order(VisRow z) {
+  VisRowI s;
+  memcpy(&s, &z, sizeof(s));
+  return s ^ ((s >> 31) & 0x7FFFFFFF);
+}
+
+__attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisParams& p) {
+  const int tiles = p.tx * p.ty;
+  const int b = (int)(t / tiles), tl = (int)(t % tiles);
+  const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
+  VisRowI zo[TILE], fi[TILE];
+  for (int r = 0; r < TILE; ++r) {
+    zo[r] = VisRowI{} + 0x7FFFFFFF;
+    fi[r] = VisRowI{} - 1;
+  }
+  VisRow px;
+  VisRowI col;
+  for (int c = 0; c < TILE; ++c) {
+    px[c] = pixel_x(oj + c, p.two_over_w);
+    col[c] = oj + c;
+  }
+  // Farthest depth order in the tile: INT32_MAX until every pixel is covered, then kept up to
+  // date after each face that wins a pixel.
+  int32_t zmax = 0x7FFFFFFF;
+  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
+  const int64_t e1 = p.tile_off[t + 1];
+  const VisRow zero = VisRow{} + 0.0f;
+  for (int64_t e = p.tile_off[t]; e < e1; ++e) {
+    const int64_t n = p.entries[e] - base;
+    if (e + 4 < e1) __builtin_prefetch(&p.fdata[p.entries[e + 4] - base]);
+    const VisFace& fd = p.fdata[n];
+    if (depth_order(fd.zmin) > zmax) continue;
+    const PixBox bx = p.box[n];
+    const int32_t face = (int32_t)(n - (int64_t)b * p.F);
+    const int i0 = oi > bx.i0 ? oi : bx.i0;
+    const int i1 = oi + TILE - 1 < bx.i1 ? oi + TILE - 1 : bx.i1;
+    const VisRowI incol = (col >= bx.j0) & (col <= bx.j1);
+    VisRowI won = VisRowI{};
+    for (int i = i0; i <= i1; ++i) {
+      const float py = pixel_y(i, p.two_over_h);
+      const VisRow ev0 = px * fd.e[0][0] + py * fd.e[0][1] + fd.e[0][2];
+      const VisRow ev1 = px * fd.e[1][0] + py * fd.e[1][1] + fd.e[1][2];
+      const VisRow ev2 = px * fd.e[2][0] + py * fd.e[2][1] + fd.e[2][2];
+      const VisRow den = (ev0 + ev1) + ev2;
+      const VisRowI pos = (ev0 >= zero) & (ev1 >= zero) & (ev2 >= zero) & (den > zero);
+      const VisRowI neg = (ev0 <= zero) & (ev1 <= zero) & (ev2 <= zero) & (den < zero);
+      const VisRowI in = (pos | neg) & incol;
+      if (!vis_any(in)) continue;
+      const VisRow num_w = (ev0 * fd.w[0] + ev1 * fd.w[1]) + ev2 * fd.w[2];
+      const VisRow num_z = (ev0 * fd.z[0] + ev1 * fd.z[1]) + ev2 * fd.z[2];
+      const VisRow zz = num_z / num_w;
+      const VisRowI ok = in & (num_w != zero) & (zz >= zero - 1.0f) & (zz <= zero + 1.0f);
+      VisRowI& zr = zo[i - oi];
+      VisRowI& fr = fi[i - oi];
+      const VisRowI k = vis_depth_order(zz);
+      const VisRowI win = ok & (k < zr);
+      zr = win ? k : zr;
+      fr = win ? VisRowI{} + face : fr;
+      won |= win;
+    }
+    if (vis_any(won)) {
+      VisRowI m = zo[0];
+      for (int r = 1; r < TILE; ++r) m = zo[r] > m ? zo[r] : m;
+      int32_t mx = m[0];
+      for (int c = 1; c < TILE; ++c) mx = m[c] > mx ? m[c] : mx;
+      zmax = mx;
+    }
+  }
+  const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
+  for (int i = 0; i < ni; ++i) {
+    int64_t* out = p.face_idx + ((int64_t)b * p.H + oi + i) * p.W + oj;
+    for (int j = 0; j < nj; ++j) out[j] = fi[i][j];
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VIS_AVX2_CLONE 1
+__attribute__((target("avx2"))) inline void vis_tiles_avx2(int64_t t0, int64_t t1,
+                                                            const VisParams& p) {
+  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
+}
+#endif
+
+// Tiles [t0, t1) of the visibility pass (CPU).
+inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
+#if defined(VIS_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return vis_tiles_avx2(t0, t1, p);
+#endif
+  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
+}
+
+// Setup of faces [n0, n1) (CPU): vis_setup_body, in an AVX2 clone where the host has it (the
+// pixel box's ceil and floor become single rounding instructions; the same values).
+#if defined(VIS_AVX2_CLONE)
+__attribute__((target("avx2"), flatten)) inline void vis_setups_avx2(int64_t n0, int64_t n1,
+                                                                      const VisParams& p) {
+  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
+}
+#endif
+
+inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
+#if defined(VIS_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return vis_setups_avx2(n0, n1, p);
+#endif
+  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
+}
+#else
+inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
+  for (int64_t t = t0; t < t1; ++t) vis_tile_body(t, p);
+}
+inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
+  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
+}
+#endif  // !__CUDACC__
+
+}  // namespace dibr
