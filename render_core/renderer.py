@@ -216,7 +216,7 @@ class Renderer:
 
     def _lit(self, mesh, camera, frags, cov, light, material) -> torch.Tensor:
         """Lit colour [P,3] of the covered pixels ``cov``."""
-        vn = vertex_normals(mesh.vertices, mesh.faces, backend=self.backend)
+        vn = vertex_normals(mesh.vertices, mesh.faces)
         color = normals = None
         if self.shading == "lambertian" and (light is None or isinstance(light, DirectionalLight)):
             # One native op for the composition below where it covers the light and material.

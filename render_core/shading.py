@@ -135,9 +135,10 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = _EP
         vertices: ``[V,3]`` or ``[B,V,3]`` float32/float64 (any leading dims), differentiable.
         faces: ``[F,3]`` integer, counter-clockwise seen from the front.
         eps: normalisation epsilon (see :func:`safe_normalize`).
-        backend: ``"torch"`` always runs the torch composition (the Renderer passes its own
-            backend, so a torch-backend render stays pure torch); ``"auto"``, ``"cpu"`` and
-            ``"cuda"`` take the native op where it applies (below).
+        backend: ``"torch"`` always runs the torch composition; ``"auto"``, ``"cpu"`` and
+            ``"cuda"`` take the native op where it applies (below). The Renderer leaves the
+            default, whatever its own backend: its torch and native renders then share the
+            same normals bit for bit, which its tests compare exactly.
 
     Returns:
         Same shape, dtype and device as ``vertices``. Vertices used by no face (or whose face
