@@ -47,8 +47,8 @@ struct SoftParams {
   int64_t* entries_out;     // [P] band fill pass: entry keys t*N + n
   int64_t* tile_room;       // [B*TY*TX] band fill pass (CPU, where not null): open pixels of
                             //   each tile's entries' boxes (soft_tile_bound), zeroed
-  T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
-  T* exp_s;                 // [B*H*W] forward: exp(s), for the backward coefficients
+  T* s;                     // [B*H*W] forward: log(prod_j (1 - p_j)) over uncovered pixels
+  T* exp_s;                 // [B*H*W] forward: prod_j (1 - p_j), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
   bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
   PixBox* tile_open;        // [B*TY*TX] forward: box of each tile's uncovered pixels (empty:
@@ -267,26 +267,25 @@ DIBR_HD int64_t band_slot(const SoftParams<T>& p, int64_t n, int b, int ti, int 
   return k;
 }
 
-// log(1 - p) of a face at pixel (px, py), p = exp(-d / sigma): false when the face does not
-// count there (d >= cut2, checked first against its bounding box). Shared by both forward
-// bodies, so the per-pixel sums are the same on both devices.
+// 1 - p of a face at pixel (px, py), p = exp(-d / sigma) (soft_p_terms): false when the face
+// does not count there (d >= cut2, checked first against its bounding box).
 template <typename T>
-DIBR_HD bool soft_log_term(T px, T py, const T* tri, const SoftParams<T>& p, T* log_q,
-                           const EdgeBound<T>* eb = nullptr) {
-  if (beyond_cutoff(px, py, tri, p.cut2)) return false;
-  if (eb && beyond_edges(px, py, *eb)) return false;
-  const T d = tri_dist2(px, py, tri);
-  if (!(d < p.cut2)) return false;
-  T x = d / p.sigma;
-  x = x < (T)MIN_X ? (T)MIN_X : x;
-  *log_q = log1m_exp_neg(x);
-  return true;
+DIBR_HD bool soft_keep_term(T px, T py, const T* tri, const SoftParams<T>& p, T* keep);
+
+// A pixel's outputs from the product of its faces' 1 - p (1 where none counts): alpha =
+// 1 - prod, exp_s = prod and s = log(prod), one log per pixel instead of one per face (and
+// none where no face counts: most of the image). Shared by both forward passes.
+template <typename T>
+DIBR_HD void soft_pixel_out(const SoftParams<T>& p, int64_t pix, T prod) {
+  const T a = (T)1 - prod;
+  p.s[pix] = prod == (T)1 ? (T)0 : m_log(prod);
+  p.exp_s[pix] = prod;
+  p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
 // Forward (one index per pixel, tile-major), after the covered pass: a gather over the
-// pixel's bin, so no atomics and the sum runs in ascending face order on both devices (the
-// reference's order, too). Covered pixels are 1 whatever the sum: their log/exp terms are
-// never evaluated.
+// pixel's bin, so no atomics and the product runs in ascending face order on both devices.
+// Covered pixels are 1 whatever the product: their terms are never evaluated.
 template <typename T>
 DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   int64_t t;
@@ -301,17 +300,14 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   }
   const T px = pixel_x(j, p.two_over_w) * p.iso_scale, py = pixel_y(i, p.two_over_h);
   const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
-  T s = 0;
+  T prod = 1;
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] - t * nfaces;
     const T* tri = p.tri + n * TRI;
-    T log_q;
-    if (in_box(p.box[n], i, j) && soft_log_term(px, py, tri, p, &log_q)) s += log_q;
+    T keep;
+    if (in_box(p.box[n], i, j) && soft_keep_term(px, py, tri, p, &keep)) prod *= keep;
   }
-  const T a = s == 0 ? -s : -m_expm1(s);  // expm1(0) is 0: most of the image
-  p.s[pix] = s;
-  p.exp_s[pix] = s == 0 ? (T)1 : m_exp(s);
-  p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+  soft_pixel_out(p, pix, prod);
 }
 
 // exp(-x) and 1 - exp(-x), x > 0, each as accurately as its size allows: above x = 1/2 the
@@ -333,6 +329,18 @@ DIBR_HD void soft_p_terms(T x, T* e, T* om) {
 // from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1) per
 // pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
 // underflow (S < -60) the terms are recombined in the exponent instead.
+template <typename T>
+DIBR_HD bool soft_keep_term(T px, T py, const T* tri, const SoftParams<T>& p, T* keep) {
+  if (beyond_cutoff(px, py, tri, p.cut2)) return false;
+  const T d = tri_dist2(px, py, tri);
+  if (!(d < p.cut2)) return false;
+  T x = d / p.sigma;
+  x = x < (T)MIN_X ? (T)MIN_X : x;
+  T e;
+  soft_p_terms(x, &e, keep);
+  return true;
+}
+
 template <typename T>
 DIBR_HD T soft_pair_ratio(T x) {
   T e, om;
