@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -178,6 +179,19 @@ inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
   return k.narrow(0, 0, rows);
 }
 
+// f(i0, i1) over [0, n) in chunks of `chunk` that the threads take in turn (CPU): the soft
+// silhouette's tiles and entries carry very uneven work (all of it near the silhouette), and a
+// thread that the OS holds up leaves its share to the others instead of to the end. Chunks
+// write disjoint outputs, so the results do not depend on which thread runs which.
+template <class F>
+void soft_parallel_chunks(int64_t n, int64_t chunk, const F& f) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
+    for (int64_t b = next.fetch_add(chunk); b < n; b = next.fetch_add(chunk))
+      f(b, std::min(n, b + chunk));
+  });
+}
+
 // The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
 // each tile writes its records into its own stretch of one buffer, as long as the tile's
 // bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
@@ -201,7 +215,7 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
   p.pairs = pairs.data_ptr<T>();
   int64_t* sp = span.data_ptr<int64_t>();
-  at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
+  soft_parallel_chunks(ntiles, 8, [&](int64_t tb, int64_t te) {
     soft_tiles_forward<T, true>(tb, te, p, bo, sp);
   });
   return {span, pairs};
@@ -359,7 +373,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       if (!pairs.empty()) {
         out.insert(out.end(), pairs.begin(), pairs.end());
       } else {
-        at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
+        soft_parallel_chunks(ntiles, 8, [&](int64_t tb, int64_t te) {
           soft_tiles_forward<scalar_t, false>(tb, te, p, nullptr, nullptr);
         });
       }
@@ -406,7 +420,13 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     if (from_pairs) {
       p.pair_span = saved[kPairSpan].data_ptr<int64_t>();
       p.pairs = saved[kPairs].data_ptr<scalar_t>();
-      Exec::template launch<SoftSavedBackward>(entries.size(0), p);
+      if constexpr (Exec::kTilePerIndex) {
+        soft_parallel_chunks(entries.size(0), 512, [&](int64_t e0, int64_t e1) {
+          for (int64_t e = e0; e < e1; ++e) soft_saved_backward_body(e, p);
+        });
+      } else {
+        Exec::template launch<SoftSavedBackward>(entries.size(0), p);
+      }
     } else {
       Exec::template launch<SoftBackward>(entries.size(0), p);
     }
