@@ -263,7 +263,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     }
     if constexpr (Exec::kTilePerIndex) {
       if (given) {  // setup and open boxes are independent: one parallel region for both
-        at::parallel_for(0, nf + ntiles, 128, [&](int64_t i0, int64_t i1) {
+        soft_parallel_chunks(nf + ntiles, 1024, [&](int64_t i0, int64_t i1) {
           for (int64_t n = i0; n < std::min(i1, nf); ++n) soft_setup_body(n, p);
           if (i1 > nf) soft_opens(std::max(i0, nf) - nf, i1 - nf, p);
         });
@@ -301,7 +301,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       p.tile_cursor = cur;
       std::vector<std::vector<int64_t>> local(p.B);
       std::vector<char> too_many(p.B, 0);
-      at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      soft_parallel_chunks(p.B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           SoftParams<scalar_t> q = p;
           for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, q);
