@@ -138,9 +138,9 @@ SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][T
 
 // Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
 // as soft_forward_body, with the loops turned inside out (a face's setup is read once per
-// tile, and only the open pixels of its box are visited); each pixel still multiplies its faces' 1 - p in
-// ascending order. With Save, each pair within the cutoff also gets a PAIR record in
-// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
+// tile, and only the open pixels of its box are visited); each pixel still multiplies its
+// faces' 1 - p in ascending order. With Save, each pair within the cutoff also gets a PAIR
+// record in p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
 // soft_tile_bound), and entry e's records are pair_span[2e] ... pair_span[2e+1] - 1.
 template <typename T, bool Save>
 SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, int64_t rec0,
@@ -173,7 +173,7 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
       // The whole tile row at once, branch-free so that it vectorizes: which columns count
       // (in the box, open, d < cut2) and their distances, computed as soft_keep_term and
       // tri_dist2_grad_within compute them (their cheap bounds only ever skip pairs that fail
-      // d < cut2, so they are left out here); then the logs (and, with Save, the gradients)
+      // d < cut2, so they are left out here); then the 1 - p (and, with Save, the gradients)
       // of the few that count.
       const bool* crow = cov + (i - oi) * TILE;
       T dist[TILE], xs[TILE];
