@@ -11,9 +11,9 @@
 // over the same faces in the same (ascending) order as a walk over every face's grown box
 // would, so the result is the same to the last bit. The product of the 1 - p_j is formed
 // directly (one log per pixel for S, not one per face): in float32 its error against float64
-// is that of the reference's sum of logs (both ~1e-6 at 128^2 with 5,120 faces). The CPU's whole-tile forward (which can also save
-// each pixel-face pair for soft_saved_backward_body) and its vectorized coverage pass are in
-// soft_cpu.h.
+// is that of the reference's sum of logs (both ~1e-6 at 128^2 with 5,120 faces). The CPU's
+// whole-tile forward (which can also save each pixel-face pair for soft_saved_backward_body)
+// and its vectorized coverage pass are in soft_cpu.h.
 #pragma once
 
 #include "dibr_kernels.h"
@@ -326,10 +326,10 @@ DIBR_HD void soft_p_terms(T x, T* e, T* om) {
   }
 }
 
-// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
-// pixel with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S)
-// (the product itself) from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1) per
-// pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
+// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a pixel
+// with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S) (the product
+// itself) from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1)
+// per pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
 // underflow (S < -60) the terms are recombined in the exponent instead.
 template <typename T>
 DIBR_HD bool soft_keep_term(T px, T py, const T* tri, const SoftParams<T>& p, T* keep) {
