@@ -14,7 +14,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -179,19 +178,6 @@ inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
   return k.narrow(0, 0, rows);
 }
 
-// f(i0, i1) over [0, n) in chunks of `chunk` that the threads take in turn (CPU): the soft
-// silhouette's tiles and entries carry very uneven work (all of it near the silhouette), and a
-// thread that the OS holds up leaves its share to the others instead of to the end. Chunks
-// write disjoint outputs, so the results do not depend on which thread runs which.
-template <class F>
-void soft_parallel_chunks(int64_t n, int64_t chunk, const F& f) {
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
-    for (int64_t b = next.fetch_add(chunk); b < n; b = next.fetch_add(chunk))
-      f(b, std::min(n, b + chunk));
-  });
-}
-
 // The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
 // each tile writes its records into its own stretch of one buffer, as long as the tile's
 // bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
@@ -215,7 +201,7 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
   p.pairs = pairs.data_ptr<T>();
   int64_t* sp = span.data_ptr<int64_t>();
-  soft_parallel_chunks(ntiles, 8, [&](int64_t tb, int64_t te) {
+  at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
     soft_tiles_forward<T, true>(tb, te, p, bo, sp);
   });
   return {span, pairs};
@@ -263,7 +249,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     }
     if constexpr (Exec::kTilePerIndex) {
       if (given) {  // setup and open boxes are independent: one parallel region for both
-        soft_parallel_chunks(nf + ntiles, 1024, [&](int64_t i0, int64_t i1) {
+        at::parallel_for(0, nf + ntiles, 128, [&](int64_t i0, int64_t i1) {
           for (int64_t n = i0; n < std::min(i1, nf); ++n) soft_setup_body(n, p);
           if (i1 > nf) soft_opens(std::max(i0, nf) - nf, i1 - nf, p);
         });
@@ -301,7 +287,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       p.tile_cursor = cur;
       std::vector<std::vector<int64_t>> local(p.B);
       std::vector<char> too_many(p.B, 0);
-      soft_parallel_chunks(p.B, 1, [&](int64_t b0, int64_t b1) {
+      at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           SoftParams<scalar_t> q = p;
           for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, q);
@@ -373,7 +359,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       if (!pairs.empty()) {
         out.insert(out.end(), pairs.begin(), pairs.end());
       } else {
-        soft_parallel_chunks(ntiles, 8, [&](int64_t tb, int64_t te) {
+        at::parallel_for(0, ntiles, 4, [&](int64_t tb, int64_t te) {
           soft_tiles_forward<scalar_t, false>(tb, te, p, nullptr, nullptr);
         });
       }
@@ -420,13 +406,7 @@ at::Tensor soft_backward(const at::Tensor& grad_alpha_in, const at::Tensor& xy_i
     if (from_pairs) {
       p.pair_span = saved[kPairSpan].data_ptr<int64_t>();
       p.pairs = saved[kPairs].data_ptr<scalar_t>();
-      if constexpr (Exec::kTilePerIndex) {
-        soft_parallel_chunks(entries.size(0), 512, [&](int64_t e0, int64_t e1) {
-          for (int64_t e = e0; e < e1; ++e) soft_saved_backward_body(e, p);
-        });
-      } else {
-        Exec::template launch<SoftSavedBackward>(entries.size(0), p);
-      }
+      Exec::template launch<SoftSavedBackward>(entries.size(0), p);
     } else {
       Exec::template launch<SoftBackward>(entries.size(0), p);
     }
