@@ -176,12 +176,8 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
       // d < cut2, so they are left out here); then the 1 - p (and, with Save, the gradients)
       // of the few that count.
       const bool* crow = cov + (i - oi) * TILE;
-      T dist[TILE], xs[TILE];
+      T dist[TILE];
       tri_dist2_row(px, py, tri, dist);
-      for (int q = 0; q < TILE; ++q) {  // x = max(d / sigma, MIN_X), a row at a time
-        const T x = dist[q] / p.sigma;
-        xs[q] = x < (T)MIN_X ? (T)MIN_X : x;
-      }
       const int ja = c.j0 - oj, jb = c.j1 - oj;
 #if !defined(__CUDACC__)
       T grow[6][TILE];
@@ -190,7 +186,8 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
       for (int q = ja; q <= jb; ++q) {
         if (crow[q] || !(dist[q] < p.cut2)) continue;
         const int l = (i - oi) * TILE + q;
-        const T x = xs[q];
+        T x = dist[q] / p.sigma;
+        x = x < (T)MIN_X ? (T)MIN_X : x;
         if constexpr (Save) {
           T* r = const_cast<T*>(p.pairs) + (rec0 + written) * PAIR;
 #if !defined(__CUDACC__)
