@@ -138,9 +138,9 @@ SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][T
 
 // Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
 // as soft_forward_body, with the loops turned inside out (a face's setup is read once per
-// tile, and only the open pixels of its box are visited); each pixel still sums its faces in
-// ascending order. With Save, each pair within the cutoff also gets a PAIR record in
-// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
+// tile, and only the open pixels of its box are visited); each pixel still multiplies its
+// faces' 1 - p in ascending order. With Save, each pair within the cutoff also gets a PAIR
+// record in p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
 // soft_tile_bound), and entry e's records are pair_span[2e] ... pair_span[2e+1] - 1.
 template <typename T, bool Save>
 SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, int64_t rec0,
@@ -159,7 +159,7 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
   for (int l = 0; l < TILE_PIX; ++l) {
     const int i = l / TILE, j = l % TILE;
     cov[l] = i >= ni || j >= nj || p.covered[((int64_t)b * p.H + oi + i) * p.W + oj + j];
-    s[l] = 0;
+    s[l] = 1;  // the product of the pixel's 1 - p
   }
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] - base;
@@ -171,9 +171,9 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
       const T py = pixel_y(i, p.two_over_h);
       if (row_beyond_cutoff(py, tri, p.cut2)) continue;
       // The whole tile row at once, branch-free so that it vectorizes: which columns count
-      // (in the box, open, d < cut2) and their distances, computed as soft_log_term and
+      // (in the box, open, d < cut2) and their distances, computed as soft_keep_term and
       // tri_dist2_grad_within compute them (their cheap bounds only ever skip pairs that fail
-      // d < cut2, so they are left out here); then the logs (and, with Save, the gradients)
+      // d < cut2, so they are left out here); then the 1 - p (and, with Save, the gradients)
       // of the few that count.
       const bool* crow = cov + (i - oi) * TILE;
       T dist[TILE];
@@ -202,13 +202,15 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
 #endif
           T ex, om;
           soft_p_terms(x, &ex, &om);
-          s[l] += m_log(om);  // log1m_exp_neg(x)
+          s[l] *= om;
           r[PAIR_L] = (T)l;
           r[PAIR_X] = x;
           r[PAIR_R] = ex / om;  // soft_pair_ratio(x)
           ++written;
         } else {
-          s[l] += log1m_exp_neg(x);
+          T ex, om;
+          soft_p_terms(x, &ex, &om);
+          s[l] *= om;
         }
       }
     }
@@ -226,10 +228,7 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
         p.exp_s[row + j] = 1;
         p.alpha[row + j] = 1;
       } else {
-        const T a = s[l] == 0 ? -s[l] : -m_expm1(s[l]);  // expm1(0) is 0: most of the image
-        p.s[row + j] = s[l];
-        p.exp_s[row + j] = s[l] == 0 ? (T)1 : m_exp(s[l]);
-        p.alpha[row + j] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+        soft_pixel_out(p, row + j, s[l]);
       }
     }
   }

@@ -7,11 +7,13 @@
 // the hard rasterizer's mask of the same render); the box of each tile's uncovered pixels (its
 // "open" box); band bins: a face goes into a tile only where its cutoff-grown box meets the
 // tile's open box (so fully covered tiles, most of a mesh's interior, have empty bins); the
-// forward product and the backward pass over the band bins only. The per-pixel sums run over
-// the same faces in the same (ascending) order as a walk over every face's grown box would, so
-// the result is the same to the last bit. The CPU's whole-tile forward (which can also save
-// each pixel-face pair for soft_saved_backward_body) and its vectorized coverage pass are in
-// soft_cpu.h.
+// forward product and the backward pass over the band bins only. The per-pixel products run
+// over the same faces in the same (ascending) order as a walk over every face's grown box
+// would, so the result is the same to the last bit. The product of the 1 - p_j is formed
+// directly (one log per pixel for S, not one per face): in float32 its error against float64
+// is that of the reference's sum of logs (both ~1e-6 at 128^2 with 5,120 faces). The CPU's
+// whole-tile forward (which can also save each pixel-face pair for soft_saved_backward_body)
+// and its vectorized coverage pass are in soft_cpu.h.
 #pragma once
 
 #include "dibr_kernels.h"
@@ -47,8 +49,8 @@ struct SoftParams {
   int64_t* entries_out;     // [P] band fill pass: entry keys t*N + n
   int64_t* tile_room;       // [B*TY*TX] band fill pass (CPU, where not null): open pixels of
                             //   each tile's entries' boxes (soft_tile_bound), zeroed
-  T* s;                     // [B*H*W] forward: sum of log(1 - p_j) over uncovered pixels
-  T* exp_s;                 // [B*H*W] forward: exp(s), for the backward coefficients
+  T* s;                     // [B*H*W] forward: log(prod_j (1 - p_j)) over uncovered pixels
+  T* exp_s;                 // [B*H*W] forward: prod_j (1 - p_j), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
   bool* covered;            // [B*H*W] forward: pixel inside some valid face (alpha = 1)
   PixBox* tile_open;        // [B*TY*TX] forward: box of each tile's uncovered pixels (empty:
@@ -267,26 +269,25 @@ DIBR_HD int64_t band_slot(const SoftParams<T>& p, int64_t n, int b, int ti, int 
   return k;
 }
 
-// log(1 - p) of a face at pixel (px, py), p = exp(-d / sigma): false when the face does not
-// count there (d >= cut2, checked first against its bounding box). Shared by both forward
-// bodies, so the per-pixel sums are the same on both devices.
+// 1 - p of a face at pixel (px, py), p = exp(-d / sigma) (soft_p_terms): false when the face
+// does not count there (d >= cut2, checked first against its bounding box).
 template <typename T>
-DIBR_HD bool soft_log_term(T px, T py, const T* tri, const SoftParams<T>& p, T* log_q,
-                           const EdgeBound<T>* eb = nullptr) {
-  if (beyond_cutoff(px, py, tri, p.cut2)) return false;
-  if (eb && beyond_edges(px, py, *eb)) return false;
-  const T d = tri_dist2(px, py, tri);
-  if (!(d < p.cut2)) return false;
-  T x = d / p.sigma;
-  x = x < (T)MIN_X ? (T)MIN_X : x;
-  *log_q = log1m_exp_neg(x);
-  return true;
+DIBR_HD bool soft_keep_term(T px, T py, const T* tri, const SoftParams<T>& p, T* keep);
+
+// A pixel's outputs from the product of its faces' 1 - p (1 where none counts): alpha =
+// 1 - prod, exp_s = prod and s = log(prod), one log per pixel instead of one per face (and
+// none where no face counts: most of the image). Shared by both forward passes.
+template <typename T>
+DIBR_HD void soft_pixel_out(const SoftParams<T>& p, int64_t pix, T prod) {
+  const T a = (T)1 - prod;
+  p.s[pix] = prod == (T)1 ? (T)0 : m_log(prod);
+  p.exp_s[pix] = prod;
+  p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
 }
 
 // Forward (one index per pixel, tile-major), after the covered pass: a gather over the
-// pixel's bin, so no atomics and the sum runs in ascending face order on both devices (the
-// reference's order, too). Covered pixels are 1 whatever the sum: their log/exp terms are
-// never evaluated.
+// pixel's bin, so no atomics and the product runs in ascending face order on both devices.
+// Covered pixels are 1 whatever the product: their terms are never evaluated.
 template <typename T>
 DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   int64_t t;
@@ -301,22 +302,19 @@ DIBR_HD void soft_forward_body(int64_t q, const SoftParams<T>& p) {
   }
   const T px = pixel_x(j, p.two_over_w) * p.iso_scale, py = pixel_y(i, p.two_over_h);
   const int64_t nfaces = (int64_t)p.B * p.F, e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
-  T s = 0;
+  T prod = 1;
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] - t * nfaces;
     const T* tri = p.tri + n * TRI;
-    T log_q;
-    if (in_box(p.box[n], i, j) && soft_log_term(px, py, tri, p, &log_q)) s += log_q;
+    T keep;
+    if (in_box(p.box[n], i, j) && soft_keep_term(px, py, tri, p, &keep)) prod *= keep;
   }
-  const T a = s == 0 ? -s : -m_expm1(s);  // expm1(0) is 0: most of the image
-  p.s[pix] = s;
-  p.exp_s[pix] = s == 0 ? (T)1 : m_exp(s);
-  p.alpha[pix] = a < 0 ? (T)0 : (a > 1 ? (T)1 : a);
+  soft_pixel_out(p, pix, prod);
 }
 
 // exp(-x) and 1 - exp(-x), x > 0, each as accurately as its size allows: above x = 1/2 the
-// (much cheaper) exp, below it expm1 (1 - exp(-x) cancels). Shared by log(1 - p) in the
-// forward and the pair weight below, so both see the same two values.
+// (much cheaper) exp, below it expm1 (1 - exp(-x) cancels). Shared by the forward's product
+// of 1 - p and the pair weight below, so both see the same two values.
 template <typename T>
 DIBR_HD void soft_p_terms(T x, T* e, T* om) {
   if (x > (T)0.5) {
@@ -328,11 +326,23 @@ DIBR_HD void soft_p_terms(T x, T* e, T* om) {
   }
 }
 
-// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a
-// pixel with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S)
-// from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1) per
-// pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
+// exp(S - L) * exp(-x) = prod_{j != k} (1 - p_j) * p_k for a face with p_k = exp(-x) at a pixel
+// with S = sum_j log(1 - p_j), L = log(1 - p_k): exp(S) * p_k / (1 - p_k), with exp(S) (the product
+// itself) from the forward pass and r = p_k / (1 - p_k) (soft_pair_ratio), so one exp (or expm1)
+// per pair instead of exp, log and exp, and none where the forward saved r. Where exp(S) is near
 // underflow (S < -60) the terms are recombined in the exponent instead.
+template <typename T>
+DIBR_HD bool soft_keep_term(T px, T py, const T* tri, const SoftParams<T>& p, T* keep) {
+  if (beyond_cutoff(px, py, tri, p.cut2)) return false;
+  const T d = tri_dist2(px, py, tri);
+  if (!(d < p.cut2)) return false;
+  T x = d / p.sigma;
+  x = x < (T)MIN_X ? (T)MIN_X : x;
+  T e;
+  soft_p_terms(x, &e, keep);
+  return true;
+}
+
 template <typename T>
 DIBR_HD T soft_pair_ratio(T x) {
   T e, om;
