@@ -194,38 +194,36 @@ def iou_child(args) -> None:
     print(json.dumps({"iou": final_iou(int(args.iou_child), args.iou_steps)}))
 
 
-def run_iou_child(code: Path, res: int, args) -> float:
-    """``final_iou`` of ``code``'s implementation, in a subprocess (nan if it fails)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--iou-child", str(res),
-           "--iou-steps", str(args.iou_steps)]
+def _run_json(code: Path, extra: list[str], args, what: str) -> dict | None:
+    """Run this script with ``extra`` arguments on ``code``'s implementation in a subprocess;
+    its last stdout line parsed as JSON, or None (after printing why) if it fails."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *extra]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     env = dict(os.environ, DIBR_BENCH_CODE=str(code), PYTHONPATH=str(code))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"  ({code.name} failed the {res} fit: {tail})")
-        return math.nan
-    return json.loads(proc.stdout.strip().splitlines()[-1])["iou"]
+        print(f"  ({code.name} failed {what}: {tail})")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_iou_child(code: Path, res: int, args) -> float:
+    """``final_iou`` of ``code``'s implementation, in a subprocess (nan if it fails)."""
+    got = _run_json(code, ["--iou-child", str(res), "--iou-steps", str(args.iou_steps)], args,
+                    f"the {res} fit")
+    return math.nan if got is None else got["iou"]
 
 
 def run_child(code: Path, res: int, backend: str, args) -> tuple[float, float]:
     """(wall, CPU) ms/step of ``code``'s implementation, timed in a subprocess (nan if it
     fails)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(res), backend,
-           "--steps", str(args.steps)]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
+    extra = ["--child", str(res), backend, "--steps", str(args.steps)]
     if args.views_per_step:
-        cmd += ["--views-per-step", str(args.views_per_step)]
-    env = dict(os.environ, DIBR_BENCH_CODE=str(code), PYTHONPATH=str(code))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"  ({code.name} {backend} failed at {res}: {tail})")
-        return math.nan, math.nan
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    return got["ms"], got["cpu_ms"]
+        extra += ["--views-per-step", str(args.views_per_step)]
+    got = _run_json(code, extra, args, f"{backend} at {res}")
+    return (math.nan, math.nan) if got is None else (got["ms"], got["cpu_ms"])
 
 
 def best_of(code: Path, res: int, backend: str, args) -> tuple[float, float]:
