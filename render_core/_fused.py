@@ -8,7 +8,7 @@ equals ``(losses.iou(alpha, t_mask), losses.l1(linear_to_srgb(rgb.clamp(0, 1)), 
 to the rounding of the sums (tested against that composition, values and gradients); the torch
 backend, other shapes or differentiable targets use that composition itself. Asked for
 ``counts``, it also gives the pixel counts of the hard IoU (``losses.hard_iou``, the metric a fit
-step reports), counted by the same native pass; :func:`hard_iou_of_counts` turns them into
+step reports), counted by the same native pass; ``losses.hard_iou_of_counts`` turns them into
 exactly the value ``losses.hard_iou`` gives.
 
 ``lambertian_covered`` is the Renderer's Lambertian colour of the covered pixels of a render,
@@ -31,7 +31,7 @@ import torch
 from . import _build
 from ._native import native_image_losses, native_lambertian
 from .color import linear_to_srgb
-from .losses import iou, l1
+from .losses import hard_counts, hard_iou_of_counts, iou, l1  # noqa: F401 (the counts API of image_losses)
 from .shading import _EPS, DirectionalLight
 
 
@@ -39,21 +39,6 @@ def reference_image_losses(rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.
                            t_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The public composition :func:`image_losses` fuses."""
     return iou(alpha, t_mask), l1(linear_to_srgb(rgb.clamp(0.0, 1.0)), t_rgb)
-
-
-def hard_counts(alpha: torch.Tensor, t_mask: torch.Tensor) -> torch.Tensor:
-    """[B,2] int64 (intersection, union) pixel counts of ``alpha > 0.5`` and ``t_mask > 0.5``
-    ([B,H,W] each), as ``losses.hard_iou`` counts them."""
-    a, t = alpha.detach() > 0.5, t_mask > 0.5
-    return torch.stack([torch.count_nonzero((a & t).flatten(1), dim=1),
-                        torch.count_nonzero((a | t).flatten(1), dim=1)], 1)
-
-
-def hard_iou_of_counts(counts: torch.Tensor) -> float:
-    """``losses.hard_iou`` from its pixel counts [B,2] (intersection, union; exact integers of
-    any dtype): the same float32 arithmetic, so the same value."""
-    c = counts.float()
-    return float((c[:, 0] / c[:, 1].clamp(min=1)).mean())
 
 
 def image_losses(rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.Tensor,
@@ -69,9 +54,9 @@ def image_losses(rgb: torch.Tensor, alpha: torch.Tensor, t_rgb: torch.Tensor,
         counts: also return the hard IoU's pixel counts.
     Returns:
         Two 0-d tensors, as :func:`reference_image_losses`; with ``counts`` a third, the [B,2]
-        (intersection, union) pixel counts of :func:`hard_counts` (not differentiable; exact
+        (intersection, union) pixel counts of ``losses.hard_counts`` (not differentiable; exact
         integers, in the render's float dtype from the native pass), for
-        :func:`hard_iou_of_counts`.
+        ``losses.hard_iou_of_counts``.
     """
     name = _build.resolve_backend(backend, rgb.device)
     fusable = (

@@ -59,10 +59,23 @@ def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 def hard_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
     """The hard IoU of ``pred > 0.5`` against ``target > 0.5`` ([B,H,W] each), averaged over
     the batch (a view with both masks empty counts as 0). A metric: not differentiable."""
-    a, t = pred > 0.5, target > 0.5
-    inter = torch.count_nonzero((a & t).flatten(1), dim=1).float()
-    union = torch.count_nonzero((a | t).flatten(1), dim=1).float().clamp(min=1)
-    return float((inter / union).mean())
+    return hard_iou_of_counts(hard_counts(pred, target))
+
+
+def hard_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[B,2] int64 (intersection, union) pixel counts of ``pred > 0.5`` and ``target > 0.5``
+    ([B,H,W] each), the counts :func:`hard_iou` averages (a fit step gets them from its fused
+    image-loss pass instead)."""
+    a, t = pred.detach() > 0.5, target > 0.5
+    return torch.stack([torch.count_nonzero((a & t).flatten(1), dim=1),
+                        torch.count_nonzero((a | t).flatten(1), dim=1)], 1)
+
+
+def hard_iou_of_counts(counts: torch.Tensor) -> float:
+    """:func:`hard_iou` from its pixel counts [B,2] (intersection, union; exact integers of any
+    dtype): intersection / max(union, 1) in float32, averaged over the batch."""
+    c = counts.float()
+    return float((c[:, 0] / c[:, 1].clamp(min=1)).mean())
 
 
 def iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
