@@ -17,6 +17,7 @@ std::vector<at::Tensor> soft_forward_pairs_cpu(const at::Tensor&, const at::Tens
 std::vector<at::Tensor> soft_forward_covered_cpu(const at::Tensor&, const at::Tensor&,
                                                  const at::Tensor&, const at::Tensor&, int64_t,
                                                  int64_t, double, double, bool);
+int64_t release_buffers_cpu();
 at::Tensor soft_backward_cpu(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                              const std::vector<at::Tensor>&, int64_t, int64_t, double, double,
                              bool);
@@ -140,6 +141,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("soft_forward_covered_cpu", &dibr::soft_forward_covered_cpu,
         "either forward, with the coverage given", nogil);
   m.def("soft_backward_cpu", &dibr::soft_backward_cpu, "grad_xy [B,V,2]", nogil);
+  m.def("release_buffers_cpu", &dibr::release_buffers_cpu,
+        "free the kept soft-silhouette pair buffers; the bytes they spanned", nogil);
   m.def("bary_forward_cpu", &dibr::bary_forward_cpu, "bary, depth of each pixel's face", nogil);
   m.def("bary_backward_cpu", &dibr::bary_backward_cpu, "grad_clip [B,V,4]", nogil);
   m.def("interp_forward_cpu", &dibr::interp_forward_cpu, "interpolated [B,H,W,C]", nogil);

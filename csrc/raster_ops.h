@@ -166,22 +166,45 @@ SoftParams<T> soft_params(const at::Tensor& xy, const at::Tensor& faces, int64_t
 
 // The buffer of the saved pairs: the last one again once nothing else holds it (the previous
 // step's backward pass is done), so a fit's steps reuse memory already mapped instead of
-// faulting in tens of megabytes each; a new one otherwise. One kept per scalar type, and only
-// up to kKeepPairBytes (a larger one is freed with the step's graph).
-constexpr int64_t kKeepPairBytes = int64_t(128) << 20;
+// faulting in tens to hundreds of megabytes each (at 256x256 with 20k faces, ~45k page faults
+// and ~40 ms a step); a new one otherwise. One kept per scalar type, of any size the forward
+// takes (at most kMaxPairBytes, below), until release_pair_buffers().
+constexpr int64_t kMaxPairBytes = int64_t(512) << 20;
+
+struct KeptPairs {
+  std::mutex mu;
+  at::Tensor buf[2];  // float32, float64
+};
+
+inline KeptPairs& kept_pairs() {
+  static KeptPairs* k = new KeptPairs();  // never destroyed: no teardown-order issues
+  return *k;
+}
 
 inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
-  static std::mutex mu;
-  static at::Tensor* kept = new at::Tensor[2];  // never destroyed: no teardown-order issues
   const int64_t row_bytes = PAIR * (int64_t)at::elementSize(at::typeMetaToScalarType(opt.dtype()));
-  const int64_t want = rows + rows / 4;
-  if (want * row_bytes > kKeepPairBytes) return at::empty({rows, PAIR}, opt);
-  std::lock_guard<std::mutex> lock(mu);
-  at::Tensor& k = kept[opt.dtype() == at::kDouble ? 1 : 0];
+  const int64_t want = std::max(rows, std::min(rows + rows / 4, kMaxPairBytes / row_bytes));
+  KeptPairs& kp = kept_pairs();
+  std::lock_guard<std::mutex> lock(kp.mu);
+  at::Tensor& k = kp.buf[opt.dtype() == at::kDouble ? 1 : 0];
   if (k.defined() && k.storage().use_count() == 1 && k.size(0) >= rows)
     return k.narrow(0, 0, rows);
+  k = at::Tensor();  // let go of the old one before mapping the new one
   k = at::empty({want, PAIR}, opt);
   return k.narrow(0, 0, rows);
+}
+
+// Drops the kept pair buffers (memory still used by a live graph is freed with it); returns
+// the bytes the kept buffers spanned.
+inline int64_t release_pair_buffers() {
+  KeptPairs& kp = kept_pairs();
+  std::lock_guard<std::mutex> lock(kp.mu);
+  int64_t bytes = 0;
+  for (at::Tensor& k : kp.buf) {
+    if (k.defined()) bytes += k.numel() * (int64_t)k.element_size();
+    k = at::Tensor();
+  }
+  return bytes;
 }
 
 // The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
@@ -192,8 +215,6 @@ inline at::Tensor pair_buffer(int64_t rows, const at::TensorOptions& opt) {
 // pairs grow with the square of the cutoff radius in pixels (a fixed sigma at a higher
 // resolution), and the kept buffer would hold that memory; the caller then runs the plain
 // forward, whose backward measures the pairs again.
-constexpr int64_t kMaxPairBytes = int64_t(512) << 20;
-
 template <class Exec, typename T>
 std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles,
                                                 int64_t nentries, const at::TensorOptions& opt) {

@@ -8,7 +8,7 @@ from . import _omp  # noqa: F401
 
 # isort: split
 from . import losses
-from ._native import is_deterministic, set_deterministic
+from ._native import empty_cache, is_deterministic, set_deterministic
 from .antialias import antialias, antialias_topology
 from .bake import bake_vertex_colors, prepare_export, texture_to_vertex_colors
 from .camera import Camera
@@ -137,6 +137,7 @@ __all__ = [
     "available_backends",
     "bake_vertex_colors",
     "cube",
+    "empty_cache",
     "face_normals",
     "get_limits",
     "generate_uvs",

@@ -78,3 +78,41 @@ def test_saved_states_alive_together_do_not_share_the_buffer(kernels):
         assert torch.equal(got_a, want_a)
         assert torch.equal(got_b, want_b)
         del sa, sb
+
+
+def test_pair_buffer_is_kept_between_calls_until_empty_cache(kernels):
+    """A fit's steps reuse one pair buffer (no fresh memory to fault in each step), also one
+    past the old 128 MiB limit (256x256, 20k faces: ~370 MB); render_core.empty_cache() lets
+    it go, and a state still alive keeps its own pairs through it."""
+    import render_core
+
+    mesh = icosphere(5)
+    cams = [Camera.orbit(a, 15.0, 3.2, fov=45.0) for a in (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)]
+    clip = torch.cat([c.to_clip(mesh.vertices) for c in cams]).detach()
+    h = w = 256
+    sigma = 3 / 7000
+    cut2 = torch_ref.cutoff2(sigma)
+    valid = torch_ref.valid_faces(torch_ref.face_vertices(clip, mesh.faces))
+    xy = torch_ref.iso_xy(clip, h, w).contiguous()
+    grad = torch.rand(clip.shape[0], h, w, generator=torch.Generator().manual_seed(5))
+
+    def forward():
+        return kernels.soft_forward_pairs_cpu(xy, valid, mesh.faces, h, w, sigma, cut2)
+
+    render_core.empty_cache()
+    s1 = forward()
+    pairs = s1[-1]
+    assert pairs.numel() * pairs.element_size() > 128 << 20  # past the old limit
+    ptr = pairs.data_ptr()
+    want = kernels.soft_backward_cpu(grad, xy, mesh.faces, s1, h, w, sigma, cut2, True)
+    del s1, pairs
+    s2 = forward()
+    assert s2[-1].data_ptr() == ptr  # the same memory again
+    assert render_core.empty_cache() > 128 << 20  # s2 still holds it: freed with s2
+    assert render_core.empty_cache() == 0
+    got = kernels.soft_backward_cpu(grad, xy, mesh.faces, s2, h, w, sigma, cut2, True)
+    assert torch.equal(got, want)
+    del s2
+    s3 = forward()  # a new buffer after the release, same results
+    assert torch.equal(kernels.soft_backward_cpu(grad, xy, mesh.faces, s3, h, w, sigma, cut2,
+                                                 True), want)
