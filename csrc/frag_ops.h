@@ -5,8 +5,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <type_traits>
 #include <vector>
 
+#include "frag_cpu.h"
 #include "frag_kernels.h"
 #include "group_ops.h"
 
@@ -26,24 +28,41 @@ DIBR_FRAG_BODY(InterpFace, interp_face_body)
 DIBR_FRAG_BODY(VertGather, vert_gather_body)
 #undef DIBR_FRAG_BODY
 
+// Memos of the groupings below (group_by_memo): one for pixels by face, shared by the two
+// backward passes of a step, and one for corners by vertex per op.
+inline GroupMemo& pixel_memo() {
+  static GroupMemo m;
+  return m;
+}
+inline GroupMemo& corner_memo(int op) {
+  static GroupMemo m[2];
+  return m[op];
+}
+inline void clear_frag_memos() {
+  pixel_memo().clear();
+  corner_memo(0).clear();
+  corner_memo(1).clear();
+}
+
 // Pixels grouped by face n = b*F + face_idx (background left out).
 template <class Exec>
 Groups pixels_by_face(const at::Tensor& face_idx, int64_t B, int64_t F) {
   const int64_t hw = B ? face_idx.numel() / B : 1;
-  return group_by<Exec>(face_idx, B * F, hw, F);
+  return group_by_memo<Exec>(pixel_memo(), face_idx, B * F, hw, F);
 }
 
-// Corners f*3+k of each of V vertices, ascending.
+// Corners f*3+k of each of V vertices, ascending (memo `op`: 0 barycentrics, 1 interpolation).
 template <class Exec>
-Groups corners_by_vertex(const at::Tensor& faces, int64_t V) {
-  return group_by<Exec>(faces, V, faces.numel() > 0 ? faces.numel() : 1, 0);
+Groups corners_by_vertex(const at::Tensor& faces, int64_t V, int op) {
+  return group_by_memo<Exec>(corner_memo(op), faces, V, faces.numel() > 0 ? faces.numel() : 1,
+                             0);
 }
 
 // Sum per-face corner sums [B*F,3,D] into [BA,V,D] in a fixed order.
 template <class Exec, typename T>
 void gather_vertices(const at::Tensor& face_grad, const at::Tensor& faces, int B, int BA,
-                     int V, int F, int D, at::Tensor& out) {
-  Groups g = corners_by_vertex<Exec>(faces, V);
+                     int V, int F, int D, at::Tensor& out, int op) {
+  Groups g = corners_by_vertex<Exec>(faces, V, op);
   VertGatherParams<T> vp{face_grad.data_ptr<T>(), g.off.data_ptr<int64_t>(),
                          g.items.data_ptr<int64_t>(), B, BA, V, F, D, out.data_ptr<T>()};
   Exec::template launch<VertGather>((int64_t)BA * V, vp);
@@ -116,6 +135,11 @@ void bary_forward_host(int64_t n, const BaryParams<T>& p) {
 template <typename T>
 void bary_face_sums_host(int64_t n, const BaryParams<T>& p) {
   at::parallel_for(0, n, 256, [&](int64_t n0, int64_t n1) {
+#if defined(FRAG_BARY_SIMD)
+    if constexpr (std::is_same<T, float>::value) {
+      if (bary_simd_ok()) return bary_face_range_simd(n0, n1, p);
+    }
+#endif
 #if defined(FRAG_AVX2_CLONE)
     if (frag_avx2()) return bary_face_range_avx2(n0, n1, p);
 #endif
@@ -215,7 +239,7 @@ at::Tensor bary_backward(const at::Tensor& clip_in, const at::Tensor& faces_in,
     Exec::template launch<BaryFaceSum>(B * F, p);
 #endif
     gather_vertices<Exec, scalar_t>(face_grad, faces, (int)B, (int)B, (int)V, (int)F, 4,
-                                    grad_clip);
+                                    grad_clip, 0);
   });
   return grad_clip;
 }
@@ -298,7 +322,7 @@ std::vector<at::Tensor> interp_backward(const at::Tensor& attr_in, const at::Ten
     p.pix = px.items.data_ptr<int64_t>();
     Exec::template launch<InterpFace>(B * F, p);
     gather_vertices<Exec, scalar_t>(face_grad, faces, (int)B, p.BA, p.V, (int)F, p.C,
-                                    grad_attr);
+                                    grad_attr, 1);
   });
   return {grad_attr, grad_bary};
 }

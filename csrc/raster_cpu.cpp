@@ -84,8 +84,12 @@ std::vector<at::Tensor> soft_forward_covered_cpu(const at::Tensor& xy, const at:
   return soft_forward<CpuExec>(xy, valid, faces, h, w, sigma, cut2, save_pairs, covered);
 }
 
-// Frees the soft silhouette's kept pair buffers (see pair_buffer); the bytes they spanned.
-int64_t release_buffers_cpu() { return release_pair_buffers(); }
+// Frees the soft silhouette's kept pair buffers (see pair_buffer); the bytes they spanned. Also
+// drops the fragment ops' grouping memos (the tensors they keep).
+int64_t release_buffers_cpu() {
+  clear_frag_memos();
+  return release_pair_buffers();
+}
 
 at::Tensor soft_backward_cpu(const at::Tensor& grad_alpha, const at::Tensor& xy,
                              const at::Tensor& faces, const std::vector<at::Tensor>& saved,

@@ -48,6 +48,7 @@ _HEADERS = [
     "group_ops.h",
     "frag_kernels.h",
     "frag_ops.h",
+    "frag_cpu.h",
     "aa_kernels.h",
     "aa_ops.h",
     "loss_kernels.h",
