@@ -3,9 +3,12 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <type_traits>
 #include <vector>
 
+#include "loss_cpu.h"
 #include "loss_kernels.h"
 
 namespace dibr {
@@ -59,6 +62,23 @@ std::vector<at::Tensor> image_loss_forward(const at::Tensor& rgb_in, const at::T
   return {out, enc};
 }
 
+// The host's vector pass over every row where it applies (float32 on an AVX2 host); false
+// where the caller runs the row bodies.
+template <typename T>
+bool loss_backward_host(const ImageLossParams<T>& p) {
+#if defined(LOSS_SIMD)
+  if constexpr (std::is_same<T, float>::value) {
+    if (loss_simd_ok()) {
+      at::parallel_for(0, (int64_t)p.B * p.H, 256,
+                       [&](int64_t r0, int64_t r1) { loss_backward_rows_simd(r0, r1, p); });
+      return true;
+    }
+  }
+#endif
+  (void)p;
+  return false;
+}
+
 // (grad_rgb [B,H,W,3], grad_alpha [B,H,W]) for upstream grad [2] of (iou, l1), given the
 // forward pass's two outputs.
 template <class Exec>
@@ -78,10 +98,12 @@ std::vector<at::Tensor> image_loss_backward(const at::Tensor& rgb_in, const at::
     p.grad = grad.data_ptr<scalar_t>();
     p.grad_rgb = grad_rgb.data_ptr<scalar_t>();
     p.grad_alpha = grad_alpha.data_ptr<scalar_t>();
-    if constexpr (Exec::kTilePerIndex)  // a CPU thread takes whole rows
+    if constexpr (Exec::kTilePerIndex) {  // a CPU thread takes whole rows
+      if (loss_backward_host(p)) return;
       Exec::template launch<LossBackwardRow>((int64_t)p.B * p.H, p);
-    else
+    } else {
       Exec::template launch<LossBackward>((int64_t)p.B * p.H * p.W, p);
+    }
   });
   return {grad_rgb, grad_alpha};
 }

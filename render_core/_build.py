@@ -52,6 +52,7 @@ _HEADERS = [
     "aa_kernels.h",
     "aa_ops.h",
     "loss_kernels.h",
+    "loss_cpu.h",
     "loss_ops.h",
     "shade_kernels.h",
     "shade_ops.h",
