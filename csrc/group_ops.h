@@ -14,6 +14,7 @@
 
 #include <limits>
 #include <mutex>
+#include <string.h>
 
 #include "dibr_math.h"
 
@@ -128,39 +129,34 @@ Groups group_by(const at::Tensor& key_in, int64_t nkeys, int64_t stride, int64_t
 
 // A one-entry memo of group_by for keys that repeat: a fit step groups the same face_idx by
 // face in two backward passes (interpolation, then barycentrics) and the same faces by vertex in
-// every step. An entry is reused only for the very same tensor (it keeps a reference, so the
-// address cannot be reused by another tensor) at the same version (an in-place write bumps it),
-// shape, data and grouping; anything else groups again. Host only: the same Groups either way.
+// every step. An entry is reused only where the key holds the very same values as the kept copy
+// of the last one (compared byte for byte: a memcmp is far cheaper than the grouping, and unlike
+// a tensor's version counter it also sees writes through a shared numpy array), with the same
+// shape and grouping; anything else groups again. Host only: the same Groups either way.
 struct GroupMemo {
   std::mutex m;
-  at::Tensor key;
-  int64_t version = -1, nkeys = -1, stride = -1, step = -1;
-  const void* data = nullptr;
+  at::Tensor key;  // a copy of the last key's values
+  int64_t nkeys = -1, stride = -1, step = -1;
   Groups g;
   void clear() {
     std::lock_guard<std::mutex> lk(m);
     key = at::Tensor();
     g = Groups{};
-    data = nullptr;
   }
 };
 
 template <class Exec>
 Groups group_by_memo(GroupMemo& memo, const at::Tensor& key, int64_t nkeys, int64_t stride,
                      int64_t step) {
-  if (Exec::kAtomicAdds || key.is_inference() || !key.is_contiguous() ||
-      key.scalar_type() != at::kLong)
+  if (Exec::kAtomicAdds || !key.is_contiguous() || key.scalar_type() != at::kLong)
     return group_by<Exec>(key, nkeys, stride, step);
-  const int64_t version = key._version();
   std::lock_guard<std::mutex> lk(memo.m);
-  if (memo.key.defined() && memo.key.unsafeGetTensorImpl() == key.unsafeGetTensorImpl() &&
-      memo.version == version && memo.data == key.data_ptr() && memo.key.sizes() == key.sizes() &&
-      memo.nkeys == nkeys && memo.stride == stride && memo.step == step)
+  if (memo.key.defined() && memo.key.sizes() == key.sizes() && memo.nkeys == nkeys &&
+      memo.stride == stride && memo.step == step &&
+      memcmp(memo.key.data_ptr(), key.data_ptr(), key.numel() * sizeof(int64_t)) == 0)
     return memo.g;
   Groups g = group_by<Exec>(key, nkeys, stride, step);
-  memo.key = key;
-  memo.version = version;
-  memo.data = key.data_ptr();
+  memo.key = key.clone();
   memo.nkeys = nkeys, memo.stride = stride, memo.step = step;
   memo.g = g;
   return g;
