@@ -47,7 +47,9 @@ def empty_cache() -> int:
     faulting it in again every step: tens of MB at 128x128, a few hundred at 256x256 with 20k
     faces (at most 512 MiB, per float type). Call this after a fit to give that memory back, as
     ``torch.cuda.empty_cache()`` does for the CUDA caching allocator; a buffer still held by a
-    live autograd graph is freed with the graph. Builds nothing: with no native module loaded
+    live autograd graph is freed with the graph. The fragment ops' backward passes also keep
+    their last groupings (pixels by face, corners by vertex, with a copy of the keys they were
+    made from, reused only for equal keys): those go too. Builds nothing: with no native module loaded
     it frees nothing and returns 0.
     """
     freed = 0
