@@ -143,8 +143,12 @@ class Renderer:
             cov = _Covered(frags)
             lit = self._lit(mesh, camera, frags, cov, light, material)
             bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
-            canvas = bg.expand(cov.npix, 3).contiguous()
-            rgb = canvas.index_copy(0, cov.sel, lit).view(*cov.shape, 3)
+            # (A fresh canvas filled in place: the copy of the expanded background and the
+            # out-of-place index_copy's second copy of it cost more than the scatter.)
+            canvas = (lit.new_full((cov.npix, 3), float(bg))
+                      if bg.dim() == 0 and not bg.requires_grad
+                      else bg.expand(cov.npix, 3).contiguous())
+            rgb = canvas.index_copy_(0, cov.sel, lit).view(*cov.shape, 3)
         if self.model == "nmr":
             alpha = frags.mask.to(rgb.dtype)
             both = nmr_edges(torch.cat([rgb, alpha.unsqueeze(-1)], -1), frags, clip,
@@ -297,10 +301,11 @@ class _Covered:
             return self.take(interpolate(attr, frags, faces, backend=backend))
         if self._frags is None:
             p = self.sel.shape[0]
+            # (interpolate reads face_idx and bary only: no depth gathered.)
             self._frags = Fragments(
                 frags.face_idx.reshape(-1).index_select(0, self.sel).view(1, 1, p),
                 frags.bary.reshape(-1, 3).index_select(0, self.sel).view(1, 1, p, 3),
-                frags.depth.reshape(-1).index_select(0, self.sel).view(1, 1, p),
+                None,
             )
         return interpolate(attr, self._frags, faces, backend=backend).view(-1, attr.shape[-1])
 
