@@ -61,7 +61,7 @@ from .fit_config import (
     default_groups,
     default_weights,
 )
-from .losses import hard_iou, mesh_regularizers, texture_tv
+from .losses import hard_iou, mesh_regularizers, texture_tv, weighted_sum
 from .mesh import Mesh
 from .objectives import Objective
 from .renderer import Renderer, RenderOutput
@@ -472,7 +472,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         out = self.renderer.render(mesh, cams, light=self._light())
         terms = self._losses(out, mesh.vertices, views)
         w = self.config.weights
-        return out, terms, sum(w[k] * terms[k] for k in LOSS_TERMS)
+        return out, terms, weighted_sum([terms[k] for k in LOSS_TERMS], [w[k] for k in LOSS_TERMS])
 
     def _clear_grads(self) -> None:
         """``optimizer.zero_grad(set_to_none=True)``: the optimizer's tensors are ``_params``."""
