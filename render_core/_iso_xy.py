@@ -6,9 +6,9 @@ zeros and add it into ``clip``'s gradient. :func:`iso_xy` computes the same forw
 with the same ops, and its backward pass evaluates the formulas autograd applies to that
 composition (``mul``: ``g * scale``; ``div``: ``g / safe`` and the sum over x and y of
 ``-g * ((xy / safe) / safe)``; ``where``: the latter where ``|w| > W_EPS``, else 0), in the
-same order, into one ``[B,V,4]`` gradient: the same values, bit for bit (one difference: a
-zero gradient component keeps its sign here, where autograd's sum with the other slice's
-zeros makes it +0).
+same order, into one ``[B,V,4]`` gradient: the same values, bit for bit. Where every ``w``
+is kept (on the CPU, checked once) the ``where`` is skipped, and for a square image the scale
+of 1 (``x * 1.0`` is ``x``).
 """
 
 from __future__ import annotations
@@ -24,20 +24,38 @@ class _IsoXY(torch.autograd.Function):
     def forward(ctx, clip, h, w):  # type: ignore[override]
         wv = clip[..., 3:4]
         keep = wv.abs() > W_EPS
-        safe = torch.where(keep, wv, torch.full_like(wv, W_EPS))
+        # Every w kept (the usual case, tested on the CPU only: no device sync): where() would
+        # return wv itself, value for value.
+        if clip.device.type == "cpu" and bool(keep.all()):
+            safe, keep = wv, None
+        else:
+            safe = torch.where(keep, wv, torch.full_like(wv, W_EPS))
         xy = clip[..., :2] / safe
-        scale = torch.tensor([w / h, 1.0], dtype=clip.dtype, device=clip.device)
-        ctx.save_for_backward(clip, keep, safe, scale)
-        return xy * scale
+        # (x * 1.0 is x, bit for bit: a square image needs no scale.)
+        scale = None if w == h else torch.tensor([w / h, 1.0], dtype=clip.dtype,
+                                                  device=clip.device)
+        ctx.keep, ctx.scale = keep, scale
+        ctx.save_for_backward(safe, xy)
+        return xy if scale is None else xy * scale
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):  # type: ignore[override]
-        clip, keep, safe, scale = ctx.saved_tensors
-        g = g * scale
-        g_w = (-g * ((clip[..., :2] / safe) / safe)).sum(-1, keepdim=True)
-        g_w = torch.where(keep, g_w, 0)
-        return torch.cat([g / safe, torch.zeros_like(g_w), g_w], -1), None, None
+        safe, xy = ctx.saved_tensors
+        if ctx.scale is not None:
+            g = g * ctx.scale
+        # xy is clip[..., :2] / safe as autograd saves it; (xy / safe) is its (self / other) /
+        # other.
+        g_w = (-g * (xy / safe)).sum(-1, keepdim=True)
+        if ctx.keep is not None:
+            g_w = torch.where(ctx.keep, g_w, 0)
+        out = g.new_empty(*g.shape[:-1], 4)
+        torch.div(g, safe, out=out[..., :2])
+        out[..., 2].zero_()
+        out[..., 3:].copy_(g_w)
+        # Autograd sums the two slices' gradients (each zero outside its slice): + 0 turns a
+        # -0 into +0 as that sum does, and changes nothing else.
+        return out.add_(0.0), None, None
 
 
 def iso_xy(clip: torch.Tensor, h: int, w: int) -> torch.Tensor:
