@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch.autograd.function import once_differentiable
 
-from . import _build
+from . import _build, _glue_threads
 from ._build import native_module
 from ._torch_ref import cutoff2
 
@@ -60,10 +60,13 @@ def empty_cache() -> int:
 
 
 def _kernel(name: str, op: str) -> Callable:
-    """The kernel ``op`` (e.g. ``"soft_forward"``) of backend ``name`` ("cpu" or "cuda")."""
+    """The kernel ``op`` (e.g. ``"soft_forward"``) of backend ``name`` ("cpu" or "cuda");
+    inside ``_glue_threads.serial_glue`` a CPU kernel runs on the intra-op threads it set
+    aside."""
     mod = native_module(name)
     assert mod is not None, name
-    return getattr(mod, f"{op}_{name}")
+    fn = getattr(mod, f"{op}_{name}")
+    return fn if name != "cpu" else _glue_threads.kernel(fn)
 
 
 def _cuda_flags(name: str) -> tuple[bool, ...]:

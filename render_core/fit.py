@@ -45,6 +45,7 @@ from ._fit_divergence import FitDivergence, offenders_of
 from ._fit_remesh import FitRemesh
 from ._fit_state import FitState
 from ._fused import hard_iou_of_counts, image_losses
+from ._glue_threads import all_threads, step_glue
 from ._heap import keep_freed_memory
 from ._offset_space import OffsetSpace
 from ._optim import MixedAdam
@@ -60,7 +61,7 @@ from .fit_config import (
     default_groups,
     default_weights,
 )
-from .losses import hard_iou, mesh_regularizers, texture_tv
+from .losses import hard_iou, mesh_regularizers, texture_tv, weighted_sum
 from .mesh import Mesh
 from .objectives import Objective
 from .renderer import Renderer, RenderOutput
@@ -385,7 +386,14 @@ class Fitter(FitState, FitDivergence, FitRemesh):
           one, or right after an undo or a settings change), or if the loss is not finite
           before that step either, nothing is undone and no rate is halved: a non-finite loss
           at unchanged parameters comes from the data, not from the step size.
+
+        Threads: where the render is native CPU kernels, the step's torch ops between them run
+        on one thread and the kernels on all (:mod:`render_core._glue_threads`).
         """
+        with step_glue(self.config, self._effective_shading(), self.base.vertices.device):
+            return self._step()
+
+    def _step(self) -> StepResult:
         self._follow_schedule()
         views = step_views(len(self.targets), self.config.views_per_step, self.steps)
         self._iou_counts = None
@@ -437,7 +445,8 @@ class Fitter(FitState, FitDivergence, FitRemesh):
             self._last = None
         else:
             self.steps += 1
-            self._after_accepted_step()  # remeshing (render_core._fit_remesh), when due
+            with all_threads():  # remeshing (render_core._fit_remesh), when due
+                self._after_accepted_step()
         self._halve_lr(offenders)
         return StepResult(loss, values, iou,
                           self.steps, rolled_back, undone,
@@ -463,7 +472,7 @@ class Fitter(FitState, FitDivergence, FitRemesh):
         out = self.renderer.render(mesh, cams, light=self._light())
         terms = self._losses(out, mesh.vertices, views)
         w = self.config.weights
-        return out, terms, sum(w[k] * terms[k] for k in LOSS_TERMS)
+        return out, terms, weighted_sum([terms[k] for k in LOSS_TERMS], [w[k] for k in LOSS_TERMS])
 
     def _clear_grads(self) -> None:
         """``optimizer.zero_grad(set_to_none=True)``: the optimizer's tensors are ``_params``."""

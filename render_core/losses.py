@@ -402,6 +402,30 @@ def mesh_regularizers(
     return lap, normal, edge
 
 
+class _WeightedSum(torch.autograd.Function):
+    """``sum(w * t for w, t in zip(weights, terms))`` as one autograd node (the chain of
+    products and sums is one node per op): the same forward ops, and the gradient autograd
+    gives that chain, ``grad * w`` per term."""
+
+    @staticmethod
+    def forward(ctx, weights, *terms):  # type: ignore[override]
+        ctx.weights = weights
+        return sum(w * t for w, t in zip(weights, terms, strict=True))
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        need = ctx.needs_input_grad[1:]
+        return None, *(grad * w if n else None for w, n in zip(ctx.weights, need, strict=True))
+
+
+def weighted_sum(terms: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """``sum(w * t)`` of 0-d loss ``terms`` and float ``weights`` (the same value and gradient
+    as the Python expression), one autograd node: a fit step's total loss."""
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in terms):
+        return sum(w * t for w, t in zip(weights, terms, strict=True))
+    return _WeightedSum.apply(tuple(float(w) for w in weights), *terms)
+
+
 # ---------------------------------------------------------------------------------------------
 # Texture regulariser
 

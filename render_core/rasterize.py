@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from . import _build, _topology
+from . import _build, _iso_xy, _topology
 from . import _torch_ref as torch_ref
 from ._native import native_barycentrics, native_soft_silhouette, native_visibility
 from ._validate import check_resolution
@@ -148,9 +148,10 @@ def soft_silhouette(
     if faces.shape[0] == 0:
         return clip.new_zeros(clip.shape[0], h, w) + 0 * clip.sum()
     valid = torch_ref.valid_faces_of(clip.detach(), faces)
-    xy = torch_ref.iso_xy(clip, h, w)
     if name == "torch":
+        xy = torch_ref.iso_xy(clip, h, w)
         return torch_ref.SoftSilhouette.apply(xy, valid, faces, h, w, float(sigma), float(eps))
+    xy = _iso_xy.iso_xy(clip, h, w)  # the same values in one autograd node
     if covered is not None:
         covered = _check_covered(covered, clip.shape[0], h, w, clip.device)
         if name != "cpu" or not _in_depth_range(clip):

@@ -131,22 +131,27 @@ class Renderer:
         frags = rasterize(clip, mesh.faces, self.resolution, backend=self.backend)
         if self.model == "softras":
             return self._softras(mesh, clip, frags)
+        mask = frags.mask  # (one comparison of face_idx for every use below)
         if self.shading in ("vertex_color", "texture"):
             rgb = self.base_color(mesh, frags)
             bg = torch.as_tensor(self.background, dtype=rgb.dtype, device=rgb.device)
-            fg = frags.mask.unsqueeze(-1)
+            fg = mask.unsqueeze(-1)
             rgb = torch.where(fg, rgb, bg.expand_as(rgb) if bg.dim() else bg)
         else:
             # Lighting runs on the covered pixels only (a [P,C] list gathered once), then is
             # scattered onto the background: the same per-pixel values as shading the whole
             # image and masking it, at the cost of the covered area.
-            cov = _Covered(frags)
+            cov = _Covered(frags, mask)
             lit = self._lit(mesh, camera, frags, cov, light, material)
             bg = torch.as_tensor(self.background, dtype=lit.dtype, device=lit.device)
-            canvas = bg.expand(cov.npix, 3).contiguous()
-            rgb = canvas.index_copy(0, cov.sel, lit).view(*cov.shape, 3)
+            # (A fresh canvas filled in place: the copy of the expanded background and the
+            # out-of-place index_copy's second copy of it cost more than the scatter.)
+            canvas = (lit.new_full((cov.npix, 3), float(bg))
+                      if bg.dim() == 0 and not bg.requires_grad
+                      else bg.expand(cov.npix, 3).contiguous())
+            rgb = canvas.index_copy_(0, cov.sel, lit).view(*cov.shape, 3)
         if self.model == "nmr":
-            alpha = frags.mask.to(rgb.dtype)
+            alpha = mask.to(rgb.dtype)
             both = nmr_edges(torch.cat([rgb, alpha.unsqueeze(-1)], -1), frags, clip,
                              mesh.faces, backend=self.backend)
             return RenderOutput(both[..., :3], both[..., 3], frags)
@@ -156,13 +161,13 @@ class Renderer:
         if self.silhouette:
             # The rasterizer's (float32) mask is the float32 silhouette's coverage: no second
             # coverage pass.
-            covered = frags.mask if clip.dtype == torch.float32 else None
+            covered = mask if clip.dtype == torch.float32 else None
             alpha = soft_silhouette(
                 clip, mesh.faces, self.resolution, sigma=self.sigma, backend=self.backend,
                 covered=covered,
             )
         else:
-            alpha = frags.mask.to(rgb.dtype)
+            alpha = mask.to(rgb.dtype)
         return RenderOutput(rgb, alpha, frags)
 
     def _softras(self, mesh: Mesh, clip: torch.Tensor, frags: Fragments) -> RenderOutput:
@@ -267,10 +272,11 @@ class _Covered:
     ``[B,H,W,...]`` map (gathered with ``sel``).
     """
 
-    def __init__(self, frags: Fragments):
+    def __init__(self, frags: Fragments, mask: torch.Tensor | None = None):
         self.shape = tuple(frags.face_idx.shape)
         self.npix = frags.face_idx.numel()
-        self.sel = frags.face_idx.reshape(-1).ge(0).nonzero().squeeze(1)
+        mask = frags.mask if mask is None else mask  # [B,H,W] bool: frags.mask
+        self.sel = mask.reshape(-1).nonzero().squeeze(1)
 
     _bidx: torch.Tensor | None = None
 
@@ -297,10 +303,11 @@ class _Covered:
             return self.take(interpolate(attr, frags, faces, backend=backend))
         if self._frags is None:
             p = self.sel.shape[0]
+            # (interpolate reads face_idx and bary only: no depth gathered.)
             self._frags = Fragments(
                 frags.face_idx.reshape(-1).index_select(0, self.sel).view(1, 1, p),
                 frags.bary.reshape(-1, 3).index_select(0, self.sel).view(1, 1, p, 3),
-                frags.depth.reshape(-1).index_select(0, self.sel).view(1, 1, p),
+                None,
             )
         return interpolate(attr, self._frags, faces, backend=backend).view(-1, attr.shape[-1])
 
