@@ -210,11 +210,12 @@ inline int64_t release_pair_buffers() {
 // The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
 // each tile writes its records into its own stretch of one buffer, as long as the tile's
 // bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
-// (the rest of each stretch is left unwritten). Returns {pair_span [P,2] int64, pairs
+// (the rest of each stretch is left unwritten). Returns {pair_span [P,3] int64, pairs
 // [Q,PAIR]}, or nothing (and no forward run) where the buffer would exceed kMaxPairBytes: the
 // pairs grow with the square of the cutoff radius in pixels (a fixed sigma at a higher
-// resolution), and the kept buffer would hold that memory; the caller then runs the plain
-// forward, whose backward measures the pairs again.
+// resolution), and the kept buffer would hold that memory (or where B*H*W, which the records
+// hold as int32 pixel indices, reaches 2^31); the caller then runs the plain forward, whose
+// backward measures the pairs again.
 template <class Exec, typename T>
 std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles,
                                                 int64_t nentries, const at::TensorOptions& opt) {
@@ -223,8 +224,10 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   bo[0] = 0;
   for (int64_t t = 0; t < ntiles; ++t)  // the fill pass's soft_tile_bound, where it counted
     bo[t + 1] = bo[t] + (p.tile_room ? p.tile_room[t] : soft_tile_bound(t, p));
-  if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes) return {};
-  at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
+  if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes ||
+      (int64_t)p.B * p.H * p.W > std::numeric_limits<int32_t>::max())
+    return {};
+  at::Tensor span = at::empty({nentries, 3}, opt.dtype(at::kLong));
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
   p.pairs = pairs.data_ptr<T>();
   int64_t* sp = span.data_ptr<int64_t>();
@@ -296,7 +299,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    at::Tensor tile_off, band_off, entries, cursor, tile_room;
+    at::Tensor tile_off, band_off, entries, cursor, tile_room, entry_rank;
     if constexpr (Exec::kTilePerIndex) {
       // One parallel region: an image's tiles and faces are its own, so each image counts,
       // scans and fills its bins (faces in order: ascending bins) into a buffer of its own;
@@ -313,6 +316,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       int* cur = cursor.data_ptr<int>();
       p.tile_cursor = cur;
       std::vector<std::vector<int64_t>> local(p.B);
+      std::vector<std::vector<int>> local_rank(save_pairs ? p.B : 0);
       std::vector<char> too_many(p.B, 0);
       at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
@@ -330,6 +334,10 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
           }
           local[b].resize(k);
           q.entries_out = local[b].data();
+          if (save_pairs) {
+            local_rank[b].resize(k);
+            q.entry_rank = local_rank[b].data();
+          }
           for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_fill_body(n, q);
         }
       });
@@ -342,10 +350,18 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
                   "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
       entries = at::empty({total}, lopt);
       int64_t* ent = entries.data_ptr<int64_t>();
+      int* rank = nullptr;
+      if (save_pairs) {
+        entry_rank = at::empty({total}, iopt);
+        rank = entry_rank.data_ptr<int>();
+        p.entry_rank = rank;
+      }
       int64_t base = 0;
       for (int b = 0; b < p.B; ++b) {
-        if (!local[b].empty())
+        if (!local[b].empty()) {
           std::memcpy(ent + base, local[b].data(), local[b].size() * sizeof(int64_t));
+          if (rank) std::memcpy(rank + base, local_rank[b].data(), local[b].size() * sizeof(int));
+        }
         for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) to[t] += base;
         base += (int64_t)local[b].size();
       }
@@ -375,6 +391,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor exp_s = at::empty_like(s);
     p.entries = entries.data_ptr<int64_t>();
     p.tile_off = tile_off.data_ptr<int64_t>();
+    p.band_off = band_off.data_ptr<int64_t>();
     p.s = s.data_ptr<scalar_t>();
     p.exp_s = exp_s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();
