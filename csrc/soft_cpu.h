@@ -132,9 +132,24 @@ SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][T
 // Bit q set where lane q of a row comparison holds.
 template <typename M>
 __attribute__((always_inline)) inline unsigned row_bits(const M& m) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(m[0]) == 4) {  // the sign bits of the two 4-lane halves
+    typedef float F4 __attribute__((vector_size(16)));
+    F4 h[2];
+    memcpy(h, &m, sizeof(h));
+    return (unsigned)__builtin_ia32_movmskps(h[0]) | (unsigned)__builtin_ia32_movmskps(h[1]) << 4;
+  } else {
+    typedef double D2 __attribute__((vector_size(16)));
+    D2 h[4];
+    memcpy(h, &m, sizeof(h));
+    return (unsigned)__builtin_ia32_movmskpd(h[0]) | (unsigned)__builtin_ia32_movmskpd(h[1]) << 2 |
+           (unsigned)__builtin_ia32_movmskpd(h[2]) << 4 | (unsigned)__builtin_ia32_movmskpd(h[3]) << 6;
+  }
+#else
   unsigned bits = 0;
   for (int q = 0; q < TILE; ++q) bits |= (m[q] ? 1u : 0u) << q;
   return bits;
+#endif
 }
 
 template <typename T, bool Save>
