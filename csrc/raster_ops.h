@@ -301,9 +301,10 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     p.face_count = face_count.data_ptr<int>();
     at::Tensor tile_off, band_off, entries, cursor, tile_room, entry_rank;
     if constexpr (Exec::kTilePerIndex) {
-      // One parallel region: an image's tiles and faces are its own, so each image counts,
-      // scans and fills its bins (faces in order: ascending bins) into a buffer of its own;
-      // the buffers are then joined in image order (the same entries as a global scan).
+      // An image's tiles and faces are its own: each image counts and scans its bins in one
+      // parallel region, and after a scan over the images, fills them (faces in order:
+      // ascending bins) straight into the joint entries in another (the same entries as a
+      // global scan), only the faces that have band tiles.
       const int64_t tiles = (int64_t)p.tx * p.ty;
       tile_off = at::empty({ntiles + 1}, lopt);
       band_off = at::empty({nf + 1}, lopt);
@@ -315,56 +316,42 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       int64_t* to = tile_off.data_ptr<int64_t>();
       int* cur = cursor.data_ptr<int>();
       p.tile_cursor = cur;
-      std::vector<std::vector<int64_t>> local(p.B);
-      std::vector<std::vector<int>> local_rank(save_pairs ? p.B : 0);
-      std::vector<char> too_many(p.B, 0);
+      std::vector<int64_t> image_entries(p.B + 1, 0);
       at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
-          SoftParams<scalar_t> q = p;
-          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, q);
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, p);
           int64_t k = 0;
           for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) {
             to[t] = k;
-            cur[t] = (int)k;
             k += p.tile_count[t];
           }
-          if (k >= std::numeric_limits<int>::max()) {
-            too_many[b] = 1;
-            continue;
-          }
-          local[b].resize(k);
-          q.entries_out = local[b].data();
-          if (save_pairs) {
-            local_rank[b].resize(k);
-            q.entry_rank = local_rank[b].data();
-          }
-          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_fill_body(n, q);
+          image_entries[b + 1] = k;
         }
       });
-      int64_t total = 0;
       for (int b = 0; b < p.B; ++b) {
-        TORCH_CHECK(!too_many[b], "render_core: too many (tile, face) pairs; lower the resolution");
-        total += (int64_t)local[b].size();
+        TORCH_CHECK(image_entries[b + 1] < std::numeric_limits<int>::max(),
+                    "render_core: too many (tile, face) pairs; lower the resolution");
+        image_entries[b + 1] += image_entries[b];
       }
+      const int64_t total = image_entries[p.B];
       TORCH_CHECK(total < std::numeric_limits<int>::max(),
                   "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
       entries = at::empty({total}, lopt);
-      int64_t* ent = entries.data_ptr<int64_t>();
-      int* rank = nullptr;
+      p.entries_out = entries.data_ptr<int64_t>();
       if (save_pairs) {
         entry_rank = at::empty({total}, iopt);
-        rank = entry_rank.data_ptr<int>();
-        p.entry_rank = rank;
+        p.entry_rank = entry_rank.data_ptr<int>();
       }
-      int64_t base = 0;
-      for (int b = 0; b < p.B; ++b) {
-        if (!local[b].empty()) {
-          std::memcpy(ent + base, local[b].data(), local[b].size() * sizeof(int64_t));
-          if (rank) std::memcpy(rank + base, local_rank[b].data(), local[b].size() * sizeof(int));
+      at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) {
+            to[t] += image_entries[b];
+            cur[t] = (int)to[t];
+          }
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n)
+            if (p.face_count[n]) soft_band_fill_body(n, p);
         }
-        for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) to[t] += base;
-        base += (int64_t)local[b].size();
-      }
+      });
       to[ntiles] = total;
       int64_t* bo = band_off.data_ptr<int64_t>();
       const int* fc = p.face_count;
