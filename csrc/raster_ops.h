@@ -280,11 +280,11 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     if constexpr (Exec::kTilePerIndex) {
       if (given) {  // setup and open boxes are independent: one parallel region for both
         at::parallel_for(0, nf + ntiles, 128, [&](int64_t i0, int64_t i1) {
-          for (int64_t n = i0; n < std::min(i1, nf); ++n) soft_setup_body(n, p);
+          if (i0 < nf) soft_setups(i0, std::min(i1, nf), p);
           if (i1 > nf) soft_opens(std::max(i0, nf) - nf, i1 - nf, p);
         });
       } else {
-        Exec::template launch<SoftSetup>(nf, p);
+        at::parallel_for(0, nf, 128, [&](int64_t n0, int64_t n1) { soft_setups(n0, n1, p); });
         at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
         at::parallel_for(0, ntiles, 64, [&](int64_t t0, int64_t t1) { soft_opens(t0, t1, p); });
       }

@@ -276,6 +276,25 @@ void soft_tiles_forward(int64_t t0, int64_t t1, const SoftParams<T>& p, const in
 #endif
 }
 
+// Setup of faces [n0, n1) (CPU): soft_setup_body, in an AVX2 clone where the host has it (so
+// the pixel boxes' ceil and floor are single rounding instructions: the same values).
+#if defined(SOFT_AVX2_CLONE)
+template <typename T>
+__attribute__((target("avx2"), flatten)) void soft_setups_avx2(int64_t n0, int64_t n1,
+                                                               const SoftParams<T>& p) {
+  for (int64_t n = n0; n < n1; ++n) soft_setup_body(n, p);
+}
+#endif
+
+template <typename T>
+void soft_setups(int64_t n0, int64_t n1, const SoftParams<T>& p) {
+#if defined(SOFT_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return soft_setups_avx2(n0, n1, p);
+#endif
+  for (int64_t n = n0; n < n1; ++n) soft_setup_body(n, p);
+}
+
 // Coverage of faces [n0, n1) (CPU): soft_cover_body, a row of up to TILE pixels at a time with
 // the edge functions as 8-lane vectors (the same operations as point_in_triangle: the same
 // flags); an AVX2 clone where the host has it.
