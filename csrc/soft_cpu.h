@@ -1,8 +1,9 @@
 // CPU-only soft-silhouette passes (the CPU driver runs them; nvcc still parses this header
-// through raster_ops.h, so device builds see plain-loop fallbacks): the forward of whole tiles,
-// optionally saving each pixel-face pair for the backward (soft_saved_backward_body), and the
-// coverage pass, a tile row of pixels at a time as 8-lane vectors with an AVX2 clone picked at
-// run time. Every lane is an exact IEEE operation of the scalar code in soft_kernels.h and
+// through raster_ops.h, so device builds see plain-loop fallbacks or, for the tile forward
+// that the GPU driver never instantiates, an empty body): the forward of whole tiles,
+// optionally saving each pixel-face pair for the backward (soft_saved_backward_body), the
+// face setup and the coverage pass, a tile row of pixels at a time as 8-lane vectors, with
+// AVX2 clones picked at run time. Every lane is an exact IEEE operation of the scalar code in soft_kernels.h and
 // dibr_math.h (no fused multiply-adds: the build uses -ffp-contract=off), so the results are
 // the same bits as the shared bodies'.
 #pragma once
@@ -118,16 +119,6 @@ SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][T
 }
 #endif
 
-// Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
-// as soft_forward_body, with the loops turned inside out (a face's setup is read once per
-// tile, and only the open pixels of its box are visited); each pixel still multiplies its
-// faces' 1 - p in ascending order. A tile row is one 8-lane vector: its distances (and, with
-// Save, their gradients) for all columns at once, then a bit mask of the columns that count
-// (in the face's box, uncovered, d < cut2), whose set bits are walked in ascending order, so
-// no branch per column. With Save, each pair within the cutoff also gets a PAIR record in
-// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
-// soft_tile_bound), and entry e's records are pair_span[3e] ... pair_span[3e+1] - 1, its pair
-// slot (band_slot) pair_span[3e+2]. Host only: the GPU driver runs soft_forward_body.
 #if !defined(__CUDACC__)
 // Bit q set where lane q of a row comparison holds.
 template <typename M>
@@ -151,7 +142,19 @@ __attribute__((always_inline)) inline unsigned row_bits(const M& m) {
   return bits;
 #endif
 }
+#endif
 
+// Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
+// as soft_forward_body, with the loops turned inside out (a face's setup is read once per
+// tile, and only the open pixels of its box are visited); each pixel still multiplies its
+// faces' 1 - p in ascending order. A tile row is one 8-lane vector: its distances (and, with
+// Save, their gradients) for all columns at once, then a bit mask of the columns that count
+// (in the face's box, uncovered, d < cut2), whose set bits are walked in ascending order, so
+// no branch per column. With Save, each pair within the cutoff also gets a PAIR record in
+// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
+// soft_tile_bound), and entry e's records are pair_span[3e] ... pair_span[3e+1] - 1, its pair
+// slot (band_slot) pair_span[3e+2]. Host only: the GPU driver runs soft_forward_body.
+#if !defined(__CUDACC__)
 template <typename T, bool Save>
 __attribute__((always_inline)) inline void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p,
                                                                   int64_t rec0,
