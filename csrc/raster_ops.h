@@ -210,11 +210,12 @@ inline int64_t release_pair_buffers() {
 // The CPU forward that also saves its pixel-face pairs (soft_tile_forward_impl<T, true>):
 // each tile writes its records into its own stretch of one buffer, as long as the tile's
 // bound (soft_tile_bound), so the tiles run in any order on any thread and nothing is copied
-// (the rest of each stretch is left unwritten). Returns {pair_span [P,2] int64, pairs
+// (the rest of each stretch is left unwritten). Returns {pair_span [P,3] int64, pairs
 // [Q,PAIR]}, or nothing (and no forward run) where the buffer would exceed kMaxPairBytes: the
 // pairs grow with the square of the cutoff radius in pixels (a fixed sigma at a higher
-// resolution), and the kept buffer would hold that memory; the caller then runs the plain
-// forward, whose backward measures the pairs again.
+// resolution), and the kept buffer would hold that memory (or where B*H*W, which the records
+// hold as int32 pixel indices, reaches 2^31); the caller then runs the plain forward, whose
+// backward measures the pairs again.
 template <class Exec, typename T>
 std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles,
                                                 int64_t nentries, const at::TensorOptions& opt) {
@@ -223,8 +224,10 @@ std::vector<at::Tensor> soft_forward_save_pairs(SoftParams<T>& p, int64_t ntiles
   bo[0] = 0;
   for (int64_t t = 0; t < ntiles; ++t)  // the fill pass's soft_tile_bound, where it counted
     bo[t + 1] = bo[t] + (p.tile_room ? p.tile_room[t] : soft_tile_bound(t, p));
-  if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes) return {};
-  at::Tensor span = at::empty({nentries, 2}, opt.dtype(at::kLong));
+  if (bo[ntiles] * PAIR * (int64_t)sizeof(T) > kMaxPairBytes ||
+      (int64_t)p.B * p.H * p.W > std::numeric_limits<int32_t>::max())
+    return {};
+  at::Tensor span = at::empty({nentries, 3}, opt.dtype(at::kLong));
   at::Tensor pairs = pair_buffer(bo[ntiles], opt);
   p.pairs = pairs.data_ptr<T>();
   int64_t* sp = span.data_ptr<int64_t>();
@@ -277,11 +280,11 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     if constexpr (Exec::kTilePerIndex) {
       if (given) {  // setup and open boxes are independent: one parallel region for both
         at::parallel_for(0, nf + ntiles, 128, [&](int64_t i0, int64_t i1) {
-          for (int64_t n = i0; n < std::min(i1, nf); ++n) soft_setup_body(n, p);
+          if (i0 < nf) soft_setups(i0, std::min(i1, nf), p);
           if (i1 > nf) soft_opens(std::max(i0, nf) - nf, i1 - nf, p);
         });
       } else {
-        Exec::template launch<SoftSetup>(nf, p);
+        at::parallel_for(0, nf, 128, [&](int64_t n0, int64_t n1) { soft_setups(n0, n1, p); });
         at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { soft_covers(n0, n1, p); });
         at::parallel_for(0, ntiles, 64, [&](int64_t t0, int64_t t1) { soft_opens(t0, t1, p); });
       }
@@ -296,11 +299,12 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor face_count = at::empty({nf}, iopt);
     p.tile_count = tile_count.data_ptr<int>();
     p.face_count = face_count.data_ptr<int>();
-    at::Tensor tile_off, band_off, entries, cursor, tile_room;
+    at::Tensor tile_off, band_off, entries, cursor, tile_room, entry_rank;
     if constexpr (Exec::kTilePerIndex) {
-      // One parallel region: an image's tiles and faces are its own, so each image counts,
-      // scans and fills its bins (faces in order: ascending bins) into a buffer of its own;
-      // the buffers are then joined in image order (the same entries as a global scan).
+      // An image's tiles and faces are its own: each image counts and scans its bins in one
+      // parallel region, and after a scan over the images, fills them (faces in order:
+      // ascending bins) straight into the joint entries in another (the same entries as a
+      // global scan), only the faces that have band tiles.
       const int64_t tiles = (int64_t)p.tx * p.ty;
       tile_off = at::empty({ntiles + 1}, lopt);
       band_off = at::empty({nf + 1}, lopt);
@@ -312,43 +316,42 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
       int64_t* to = tile_off.data_ptr<int64_t>();
       int* cur = cursor.data_ptr<int>();
       p.tile_cursor = cur;
-      std::vector<std::vector<int64_t>> local(p.B);
-      std::vector<char> too_many(p.B, 0);
+      std::vector<int64_t> image_entries(p.B + 1, 0);
       at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
-          SoftParams<scalar_t> q = p;
-          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, q);
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_count_body(n, p);
           int64_t k = 0;
           for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) {
             to[t] = k;
-            cur[t] = (int)k;
             k += p.tile_count[t];
           }
-          if (k >= std::numeric_limits<int>::max()) {
-            too_many[b] = 1;
-            continue;
-          }
-          local[b].resize(k);
-          q.entries_out = local[b].data();
-          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n) soft_band_fill_body(n, q);
+          image_entries[b + 1] = k;
         }
       });
-      int64_t total = 0;
       for (int b = 0; b < p.B; ++b) {
-        TORCH_CHECK(!too_many[b], "render_core: too many (tile, face) pairs; lower the resolution");
-        total += (int64_t)local[b].size();
+        TORCH_CHECK(image_entries[b + 1] < std::numeric_limits<int>::max(),
+                    "render_core: too many (tile, face) pairs; lower the resolution");
+        image_entries[b + 1] += image_entries[b];
       }
+      const int64_t total = image_entries[p.B];
       TORCH_CHECK(total < std::numeric_limits<int>::max(),
                   "render_core: too many (tile, face) pairs (", total, "); lower the resolution");
       entries = at::empty({total}, lopt);
-      int64_t* ent = entries.data_ptr<int64_t>();
-      int64_t base = 0;
-      for (int b = 0; b < p.B; ++b) {
-        if (!local[b].empty())
-          std::memcpy(ent + base, local[b].data(), local[b].size() * sizeof(int64_t));
-        for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) to[t] += base;
-        base += (int64_t)local[b].size();
+      p.entries_out = entries.data_ptr<int64_t>();
+      if (save_pairs) {
+        entry_rank = at::empty({total}, iopt);
+        p.entry_rank = entry_rank.data_ptr<int>();
       }
+      at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          for (int64_t t = b * tiles; t < (b + 1) * tiles; ++t) {
+            to[t] += image_entries[b];
+            cur[t] = (int)to[t];
+          }
+          for (int64_t n = b * p.F; n < (b + 1) * p.F; ++n)
+            if (p.face_count[n]) soft_band_fill_body(n, p);
+        }
+      });
       to[ntiles] = total;
       int64_t* bo = band_off.data_ptr<int64_t>();
       const int* fc = p.face_count;
@@ -375,6 +378,7 @@ std::vector<at::Tensor> soft_forward(const at::Tensor& xy_in, const at::Tensor& 
     at::Tensor exp_s = at::empty_like(s);
     p.entries = entries.data_ptr<int64_t>();
     p.tile_off = tile_off.data_ptr<int64_t>();
+    p.band_off = band_off.data_ptr<int64_t>();
     p.s = s.data_ptr<scalar_t>();
     p.exp_s = exp_s.data_ptr<scalar_t>();
     p.alpha = alpha.data_ptr<scalar_t>();

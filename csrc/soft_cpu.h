@@ -1,8 +1,9 @@
 // CPU-only soft-silhouette passes (the CPU driver runs them; nvcc still parses this header
-// through raster_ops.h, so device builds see plain-loop fallbacks): the forward of whole tiles,
-// optionally saving each pixel-face pair for the backward (soft_saved_backward_body), and the
-// coverage pass, a tile row of pixels at a time as 8-lane vectors with an AVX2 clone picked at
-// run time. Every lane is an exact IEEE operation of the scalar code in soft_kernels.h and
+// through raster_ops.h, so device builds see plain-loop fallbacks or, for the tile forward
+// that the GPU driver never instantiates, an empty body): the forward of whole tiles,
+// optionally saving each pixel-face pair for the backward (soft_saved_backward_body), the
+// face setup and the coverage pass, a tile row of pixels at a time as 8-lane vectors, with
+// AVX2 clones picked at run time. Every lane is an exact IEEE operation of the scalar code in soft_kernels.h and
 // dibr_math.h (no fused multiply-adds: the build uses -ffp-contract=off), so the results are
 // the same bits as the shared bodies'.
 #pragma once
@@ -44,24 +45,6 @@ __attribute__((always_inline)) inline void seg_dist2_row(const V& px, T py, T ax
 #else
 #define SOFT_ROW_INLINE __attribute__((always_inline)) inline  // into the AVX2 clone below
 #endif
-
-template <typename T>
-SOFT_ROW_INLINE void tri_dist2_row(const T* px, T py, const T* t, T* dist) {
-#if !defined(__CUDACC__)
-  typedef typename RowVec<T>::type V;
-  V x;
-  memcpy(&x, px, sizeof(V));
-  V s0, s1, s2;
-  seg_dist2_row<T>(x, py, t[0], t[1], t[2], t[3], &s0);
-  seg_dist2_row<T>(x, py, t[2], t[3], t[4], t[5], &s1);
-  seg_dist2_row<T>(x, py, t[4], t[5], t[0], t[1], &s2);
-  const V m = s0 < s1 ? s0 : s1;
-  const V d = m < s2 ? m : s2;
-  memcpy(dist, &d, sizeof(V));
-#else
-  for (int q = 0; q < TILE; ++q) dist[q] = tri_dist2(px[q], py, t);
-#endif
-}
 
 #if !defined(__CUDACC__)
 // seg_dist2_grad for a row of pixels (lanes of px): the same operations, lane by lane.
@@ -136,94 +119,126 @@ SOFT_ROW_INLINE void tri_dist2_grad_row(const T* pxs, T py, const T* t, T g[6][T
 }
 #endif
 
+#if !defined(__CUDACC__)
+// Bit q set where lane q of a row comparison holds.
+template <typename M>
+__attribute__((always_inline)) inline unsigned row_bits(const M& m) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(m[0]) == 4) {  // the sign bits of the two 4-lane halves
+    typedef float F4 __attribute__((vector_size(16)));
+    F4 h[2];
+    memcpy(h, &m, sizeof(h));
+    return (unsigned)__builtin_ia32_movmskps(h[0]) | (unsigned)__builtin_ia32_movmskps(h[1]) << 4;
+  } else {
+    typedef double D2 __attribute__((vector_size(16)));
+    D2 h[4];
+    memcpy(h, &m, sizeof(h));
+    return (unsigned)__builtin_ia32_movmskpd(h[0]) | (unsigned)__builtin_ia32_movmskpd(h[1]) << 2 |
+           (unsigned)__builtin_ia32_movmskpd(h[2]) << 4 | (unsigned)__builtin_ia32_movmskpd(h[3]) << 6;
+  }
+#else
+  unsigned bits = 0;
+  for (int q = 0; q < TILE; ++q) bits |= (m[q] ? 1u : 0u) << q;
+  return bits;
+#endif
+}
+#endif
+
 // Forward pass of a whole tile (CPU), after coverage and binning: the same per-pixel results
 // as soft_forward_body, with the loops turned inside out (a face's setup is read once per
 // tile, and only the open pixels of its box are visited); each pixel still multiplies its
-// faces' 1 - p in ascending order. With Save, each pair within the cutoff also gets a PAIR
-// record in p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
-// soft_tile_bound), and entry e's records are pair_span[2e] ... pair_span[2e+1] - 1.
+// faces' 1 - p in ascending order. A tile row is one 8-lane vector: its distances (and, with
+// Save, their gradients) for all columns at once, then a bit mask of the columns that count
+// (in the face's box, uncovered, d < cut2), whose set bits are walked in ascending order, so
+// no branch per column. With Save, each pair within the cutoff also gets a PAIR record in
+// p.pairs from record rec0 on (room for every open pixel of the entries' boxes:
+// soft_tile_bound), and entry e's records are pair_span[3e] ... pair_span[3e+1] - 1, its pair
+// slot (band_slot) pair_span[3e+2]. Host only: the GPU driver runs soft_forward_body.
+#if !defined(__CUDACC__)
 template <typename T, bool Save>
-SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, int64_t rec0,
-                                            int64_t* pair_span) {
+__attribute__((always_inline)) inline void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p,
+                                                                  int64_t rec0,
+                                                                  int64_t* pair_span) {
+  typedef typename RowVec<T>::type V;
   const int tiles = p.tx * p.ty;
   const int b = (int)(t / tiles), tl = (int)(t % tiles);
   const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
   const int ni = p.H - oi < TILE ? p.H - oi : TILE, nj = p.W - oj < TILE ? p.W - oj : TILE;
   const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
   const int64_t e0 = p.tile_off[t], e1 = p.tile_off[t + 1];
+  const int64_t pix0 = ((int64_t)b * p.H + oi) * p.W + oj;  // the tile's first pixel
   const PixBox o = p.tile_open[t];
-  T px[TILE], s[TILE_PIX];
-  bool cov[TILE_PIX];
+  T pxs[TILE], s[TILE_PIX];
+  unsigned open[TILE];  // bit q of row i: pixel (oi + i, oj + q) is on the image, uncovered
   int64_t written = 0;
-  for (int c = 0; c < TILE; ++c) px[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
-  for (int l = 0; l < TILE_PIX; ++l) {
-    const int i = l / TILE, j = l % TILE;
-    cov[l] = i >= ni || j >= nj || p.covered[((int64_t)b * p.H + oi + i) * p.W + oj + j];
-    s[l] = 1;  // the product of the pixel's 1 - p
+  for (int c = 0; c < TILE; ++c) pxs[c] = pixel_x(oj + c, p.two_over_w) * p.iso_scale;
+  V px;
+  memcpy(&px, pxs, sizeof(V));
+  for (int i = 0; i < TILE; ++i) {
+    open[i] = 0;
+    for (int j = 0; j < TILE; ++j) {
+      if (i < ni && j < nj && !p.covered[pix0 + (int64_t)i * p.W + j]) open[i] |= 1u << j;
+      s[i * TILE + j] = 1;  // the product of the pixel's 1 - p
+    }
   }
+  const V cut2 = V{} + p.cut2, min_x = V{} + (T)MIN_X;
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t n = p.entries[e] - base;
     const PixBox c = box_intersect(o, p.box[n]);
-    T tri[TRI];
-    for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
     const int64_t first = written;
-    for (int i = c.i0; i <= c.i1; ++i) {
-      const T py = pixel_y(i, p.two_over_h);
-      if (row_beyond_cutoff(py, tri, p.cut2)) continue;
-      // The whole tile row at once, branch-free so that it vectorizes: which columns count
-      // (in the box, open, d < cut2) and their distances, computed as soft_keep_term and
-      // tri_dist2_grad_within compute them (their cheap bounds only ever skip pairs that fail
-      // d < cut2, so they are left out here); then the 1 - p (and, with Save, the gradients)
-      // of the few that count.
-      const bool* crow = cov + (i - oi) * TILE;
-      T dist[TILE];
-      tri_dist2_row(px, py, tri, dist);
-      const int ja = c.j0 - oj, jb = c.j1 - oj;
-#if !defined(__CUDACC__)
-      T grow[6][TILE];
-      bool have_grad = false;
-#endif
-      for (int q = ja; q <= jb; ++q) {
-        if (crow[q] || !(dist[q] < p.cut2)) continue;
-        const int l = (i - oi) * TILE + q;
-        T x = dist[q] / p.sigma;
-        x = x < (T)MIN_X ? (T)MIN_X : x;
-        if constexpr (Save) {
-          T* r = const_cast<T*>(p.pairs) + (rec0 + written) * PAIR;
-#if !defined(__CUDACC__)
-          if (!have_grad) {  // the row's gradients, once it has a pair
-            tri_dist2_grad_row(px, py, tri, grow);
-            have_grad = true;
+    if (c.j0 <= c.j1) {
+      T tri[TRI];
+      for (int k = 0; k < TRI; ++k) tri[k] = p.tri[n * TRI + k];
+      // Columns [j0, j1] of the box, as bits of the tile's columns.
+      const unsigned cols = (2u << (c.j1 - oj)) - (1u << (c.j0 - oj));
+      for (int i = c.i0; i <= c.i1; ++i) {
+        const unsigned want = open[i - oi] & cols;
+        if (!want) continue;
+        const T py = pixel_y(i, p.two_over_h);
+        if (row_beyond_cutoff(py, tri, p.cut2)) continue;
+        // The distances as tri_dist2 computes them (soft_keep_term's cheap bounds only ever
+        // skip pairs that fail d < cut2, so they are left out here), and x = d / sigma.
+        V s0, s1, s2;
+        seg_dist2_row<T>(px, py, tri[0], tri[1], tri[2], tri[3], &s0);
+        seg_dist2_row<T>(px, py, tri[2], tri[3], tri[4], tri[5], &s1);
+        seg_dist2_row<T>(px, py, tri[4], tri[5], tri[0], tri[1], &s2);
+        const V m = s0 < s1 ? s0 : s1;
+        const V d = m < s2 ? m : s2;
+        unsigned k = want & row_bits(d < cut2);
+        if (!k) continue;
+        const V xq = d / p.sigma;
+        const V x = xq < min_x ? min_x : xq;
+        T grow[6][TILE];
+        if constexpr (Save) tri_dist2_grad_row(pxs, py, tri, grow);
+        const int l0 = (i - oi) * TILE;
+        do {
+          const int q = __builtin_ctz(k);
+          k &= k - 1;
+          T ex, om;
+          soft_p_terms(x[q], &ex, &om);
+          s[l0 + q] *= om;
+          if constexpr (Save) {
+            T* r = const_cast<T*>(p.pairs) + (rec0 + written) * PAIR;
+            pair_put_pixel(r, (int32_t)(pix0 + (int64_t)(i - oi) * p.W + q));
+            r[PAIR_X] = x[q];
+            r[PAIR_R] = ex / om;  // soft_pair_ratio(x)
+            for (int g = 0; g < 6; ++g) r[PAIR_G + g] = grow[g][q];
+            ++written;
           }
-          for (int k = 0; k < 6; ++k) r[PAIR_G + k] = grow[k][q];
-#else
-          T d;
-          tri_dist2_grad_within(px[q], py, tri, p.cut2, &d, r + PAIR_G);
-#endif
-          T ex, om;
-          soft_p_terms(x, &ex, &om);
-          s[l] *= om;
-          r[PAIR_L] = (T)l;
-          r[PAIR_X] = x;
-          r[PAIR_R] = ex / om;  // soft_pair_ratio(x)
-          ++written;
-        } else {
-          T ex, om;
-          soft_p_terms(x, &ex, &om);
-          s[l] *= om;
-        }
+        } while (k);
       }
     }
     if constexpr (Save) {
-      pair_span[2 * e] = rec0 + first;
-      pair_span[2 * e + 1] = rec0 + written;
+      pair_span[3 * e] = rec0 + first;
+      pair_span[3 * e + 1] = rec0 + written;
+      pair_span[3 * e + 2] = p.band_off[n] + p.entry_rank[e];
     }
   }
   for (int i = 0; i < ni; ++i) {
-    const int64_t row = ((int64_t)b * p.H + oi + i) * p.W + oj;
+    const int64_t row = pix0 + (int64_t)i * p.W;
     for (int j = 0; j < nj; ++j) {
       const int l = i * TILE + j;
-      if (cov[l]) {
+      if (!(open[i] >> j & 1u)) {
         p.s[row + j] = 0;
         p.exp_s[row + j] = 1;
         p.alpha[row + j] = 1;
@@ -233,10 +248,12 @@ SOFT_ROW_INLINE void soft_tile_forward_impl(int64_t t, const SoftParams<T>& p, i
     }
   }
 }
+#endif
 
 // The forward of tiles [t0, t1) (CPU; with Save, tile t's records from rec0[t] on). x86-64
 // hosts with AVX2 run a clone of the same code compiled for AVX2, so a tile row's distances
 // take one 8-lane instruction per operation: the same IEEE operations, hence the same bits.
+// Never instantiated for the GPU (its driver runs soft_forward_body): nvcc sees an empty body.
 #if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__)
 #define SOFT_AVX2_CLONE 1
 template <typename T, bool Save>
@@ -252,12 +269,33 @@ __attribute__((target("avx2"))) void soft_tiles_forward_avx2(int64_t t0, int64_t
 template <typename T, bool Save>
 void soft_tiles_forward(int64_t t0, int64_t t1, const SoftParams<T>& p, const int64_t* rec0,
                         int64_t* pair_span) {
+#if !defined(__CUDACC__)
 #if defined(SOFT_AVX2_CLONE)
   static const bool avx2 = __builtin_cpu_supports("avx2");
   if (avx2) return soft_tiles_forward_avx2<T, Save>(t0, t1, p, rec0, pair_span);
 #endif
   for (int64_t t = t0; t < t1; ++t)
     soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
+#endif
+}
+
+// Setup of faces [n0, n1) (CPU): soft_setup_body, in an AVX2 clone where the host has it (so
+// the pixel boxes' ceil and floor are single rounding instructions: the same values).
+#if defined(SOFT_AVX2_CLONE)
+template <typename T>
+__attribute__((target("avx2"), flatten)) void soft_setups_avx2(int64_t n0, int64_t n1,
+                                                               const SoftParams<T>& p) {
+  for (int64_t n = n0; n < n1; ++n) soft_setup_body(n, p);
+}
+#endif
+
+template <typename T>
+void soft_setups(int64_t n0, int64_t n1, const SoftParams<T>& p) {
+#if defined(SOFT_AVX2_CLONE)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return soft_setups_avx2(n0, n1, p);
+#endif
+  for (int64_t n = n0; n < n1; ++n) soft_setup_body(n, p);
 }
 
 // Coverage of faces [n0, n1) (CPU): soft_cover_body, a row of up to TILE pixels at a time with

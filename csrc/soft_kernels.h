@@ -49,6 +49,9 @@ struct SoftParams {
   int64_t* entries_out;     // [P] band fill pass: entry keys t*N + n
   int64_t* tile_room;       // [B*TY*TX] band fill pass (CPU, where not null): open pixels of
                             //   each tile's entries' boxes (soft_tile_bound), zeroed
+  int* entry_rank;          // [P] band fill pass (CPU, where not null): each entry's place
+                            //   among its face's band tiles (row-major), so band_off[n] + it
+                            //   is the entry's pair slot (band_slot)
   T* s;                     // [B*H*W] forward: log(prod_j (1 - p_j)) over uncovered pixels
   T* exp_s;                 // [B*H*W] forward: prod_j (1 - p_j), for the backward coefficients
   T* alpha;                 // [B*H*W] forward output
@@ -61,7 +64,8 @@ struct SoftParams {
   bool atomic_grad;         // backward: add into grad_xy with atomics instead of pair_grad
   const int64_t* vert_ptr;  // [V+1] gather: start of each vertex's corners in vert_corner
   const int64_t* vert_corner;  // [3F] gather: corners f*3+k of each vertex, ascending
-  const int64_t* pair_span;  // [P,2] saved pairs (CPU): records [first, end) of each entry
+  const int64_t* pair_span;  // [P,3] saved pairs (CPU): records [first, end) of each entry,
+                             //   then its pair slot (band_slot)
   const T* pairs;            // [Q,PAIR] saved pairs (CPU): records of the forward, see below
 };
 
@@ -71,10 +75,26 @@ constexpr int TRI = 10;  // scalars per face in SoftParams::tri
 // of a face within the cutoff of an uncovered pixel, so the backward neither tests nor
 // measures again. Records of one band entry are contiguous, pixels in row-major order.
 constexpr int PAIR = 9;   // scalars per record:
-constexpr int PAIR_L = 0;   // the pixel's index in its tile (exact in any float type)
+constexpr int PAIR_P = 0;   // the pixel's index in [B,H,W], an int32 in the scalar's bytes
 constexpr int PAIR_X = 1;   // x = max(d / sigma, MIN_X)
 constexpr int PAIR_R = 2;   // p / (1 - p), p = exp(-x)
 constexpr int PAIR_G = 3;   // dd/d(vertex coordinates), 6 scalars
+
+// The pixel index of a record, stored as the bits of an int32 (any B*H*W below 2^31; the
+// driver saves no pairs beyond that).
+template <typename T>
+DIBR_HD void pair_put_pixel(T* r, int32_t pix) {
+  T v = 0;
+  memcpy(&v, &pix, sizeof(pix));
+  r[PAIR_P] = v;
+}
+
+template <typename T>
+DIBR_HD int32_t pair_pixel(const T* r) {
+  int32_t pix;
+  memcpy(&pix, r + PAIR_P, sizeof(pix));
+  return pix;
+}
 
 // Setup (one index per face): gather the triangle, grow its pixel box by the cutoff.
 template <typename T>
@@ -243,11 +263,14 @@ DIBR_HD void soft_band_fill_body(int64_t n, const SoftParams<T>& p) {
   if (bx.j0 > bx.j1) return;
   const int b = (int)(n / p.F);
   const int64_t nfaces = (int64_t)p.B * p.F;
+  int rank = 0;
   for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
     for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj)
       if (in_band(p, bx, b, ti, tj)) {
         const int64_t t = soft_tile(p, b, ti, tj);
-        p.entries_out[atomic_fetch_inc(&p.tile_cursor[t])] = t * nfaces + n;
+        const int at = atomic_fetch_inc(&p.tile_cursor[t]);
+        p.entries_out[at] = t * nfaces + n;
+        if (p.entry_rank) p.entry_rank[at] = rank++;
         if (p.tile_room) {  // serial per image on the CPU: plain adds
           const PixBox c = box_intersect(bx, p.tile_open[t]);
           p.tile_room[t] += (int64_t)(c.j1 - c.j0 + 1) * (c.i1 - c.i0 + 1);
@@ -412,17 +435,15 @@ DIBR_HD void soft_backward_body(int64_t e, const SoftParams<T>& p) {
 }
 
 // Backward from the saved pairs (one index per band entry, CPU): the same sums as
-// soft_backward_body, term for term and in the same order, read from the forward's records.
+// soft_backward_body, term for term and in the same order, read from the forward's records
+// (which also give the pixels and the entry's pair slot: nothing to decode or search).
 template <typename T>
 DIBR_HD void soft_saved_backward_body(int64_t e, const SoftParams<T>& p) {
-  const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
-  const int64_t n = en.n;
-  const int b = en.b, oi = en.ti * TILE, oj = en.tj * TILE;
+  const int64_t* span = p.pair_span + 3 * e;
   T acc[6] = {0, 0, 0, 0, 0, 0};
-  for (int64_t q = p.pair_span[2 * e]; q < p.pair_span[2 * e + 1]; ++q) {
+  for (int64_t q = span[0]; q < span[1]; ++q) {
     const T* r = p.pairs + q * PAIR;
-    const int l = (int)r[PAIR_L];
-    const int64_t pix = ((int64_t)b * p.H + oi + l / TILE) * p.W + oj + l % TILE;
+    const int64_t pix = pair_pixel(r);
     const T g = p.grad_alpha[pix];
     if (g == 0) continue;
     const T w = soft_pair_weight_r(r[PAIR_X], r[PAIR_R], p.s[pix], p.exp_s[pix]);
@@ -430,15 +451,15 @@ DIBR_HD void soft_saved_backward_body(int64_t e, const SoftParams<T>& p) {
     for (int k = 0; k < 6; ++k) acc[k] += coeff * r[PAIR_G + k];
   }
   if (p.atomic_grad) {
-    const int f = (int)(n % p.F);
+    const BinEntry en = decode_entry(p.entries[e], p.B, p.F, p.tx, p.ty);
+    const int f = (int)(en.n % p.F);
     for (int k = 0; k < 3; ++k) {
-      T* gp = p.grad_xy + ((int64_t)b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
+      T* gp = p.grad_xy + ((int64_t)en.b * p.V + p.faces[(int64_t)f * 3 + k]) * 2;
       atomic_add(gp, acc[2 * k]);
       atomic_add(gp + 1, acc[2 * k + 1]);
     }
   } else {
-    const int64_t slot = band_slot(p, n, b, en.ti, en.tj);
-    for (int k = 0; k < 6; ++k) p.pair_grad[slot * 6 + k] = acc[k];
+    for (int k = 0; k < 6; ++k) p.pair_grad[span[2] * 6 + k] = acc[k];
   }
 }
 

@@ -59,6 +59,27 @@ def test_pairs_match_recomputed_backward_bit_for_bit(kernels, dtype, seed, sigma
     assert torch.equal(g1, g0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pairs_across_images_with_an_empty_one(kernels, dtype):
+    """Images with no band at all (every face invalid) between and before others: each
+    image's bins, pair records (which hold their pixel's index in [B,H,W]) and pair slots
+    land in their own places, so both paths still agree to the bit, and the pixels of the
+    empty images get no alpha and no gradient."""
+    xy, valid, faces, grad, h, w = scene(5, dtype)
+    none = torch.zeros_like(valid[:1])
+    xy3 = torch.cat([xy[:1], xy[1:], xy[:1], xy[1:]]).contiguous()
+    valid3 = torch.cat([none, valid[:1], none, valid[1:]])
+    grad3 = torch.cat([grad, grad.flip(0)])
+    sigma = 3 / 7000
+    a0, g0 = run(kernels, "soft_forward_cpu", xy3, valid3, faces, grad3, h, w, sigma)
+    a1, g1 = run(kernels, "soft_forward_pairs_cpu", xy3, valid3, faces, grad3, h, w, sigma)
+    assert torch.equal(a1, a0)
+    assert torch.equal(g1, g0)
+    assert float(a0[0].abs().max()) == 0 and float(a0[2].abs().max()) == 0
+    assert float(g0[0].abs().max()) == 0 and float(g0[2].abs().max()) == 0
+    assert float(g0[1].abs().max()) > 0 and float(g0[3].abs().max()) > 0
+
+
 def test_saved_states_alive_together_do_not_share_the_buffer(kernels):
     """Two forwards held at once (two renders in one graph), then their backward passes in
     either order; then the same again once both are released (the buffer reused)."""
