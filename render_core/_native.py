@@ -49,8 +49,8 @@ def empty_cache() -> int:
     ``torch.cuda.empty_cache()`` does for the CUDA caching allocator; a buffer still held by a
     live autograd graph is freed with the graph. The fragment ops' backward passes also keep
     their last groupings (pixels by face, corners by vertex, with a copy of the keys they were
-    made from, reused only for equal keys): those go too. Builds nothing: with no native module loaded
-    it frees nothing and returns 0.
+    made from, reused only for equal keys): those go too. Builds nothing: with no native module
+    loaded it frees nothing and returns 0.
     """
     freed = 0
     for mod in list(_build._modules.values()):
