@@ -14,6 +14,12 @@
 
 #include "dibr_kernels.h"
 
+#if !defined(__CUDACC__)
+#include <ATen/Parallel.h>
+
+#include <vector>
+#endif
+
 namespace dibr {
 
 #if !defined(__CUDACC__)
@@ -38,7 +44,16 @@ __attribute__((always_inline)) inline VisRowI vis_depth_order(VisRow z) {
   return s ^ ((s >> 31) & 0x7FFFFFFF);
 }
 
-__attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisParams& p) {
+// Bins of one image for the CPU tile pass: the faces f (ascending) of tile tl of the image are
+// ent[off[tl] .. off[tl+1]) (the same runs as make_bins' entries, as image-local face indices).
+struct VisImageBins {
+  std::vector<int32_t> off;  // [TY*TX+1]
+  std::vector<int32_t> ent;
+  bool overflow = false;     // more than INT32_MAX entries: ent not filled
+};
+
+__attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisParams& p,
+                                                         const VisImageBins* bins) {
   const int tiles = p.tx * p.ty;
   const int b = (int)(t / tiles), tl = (int)(t % tiles);
   const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
@@ -56,16 +71,18 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
   // Farthest depth order in the tile: INT32_MAX until every pixel is covered, then kept up to
   // date after each face that wins a pixel.
   int32_t zmax = 0x7FFFFFFF;
-  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
-  const int64_t e1 = p.tile_off[t + 1];
+  const VisImageBins& bn = bins[b];
+  const int32_t* ent = bn.ent.data();
+  const VisFace* fdata = p.fdata + (int64_t)b * p.F;
+  const PixBox* box = p.box + (int64_t)b * p.F;
+  const int32_t e1 = bn.off[tl + 1];
   const VisRow zero = VisRow{} + 0.0f;
-  for (int64_t e = p.tile_off[t]; e < e1; ++e) {
-    const int64_t n = p.entries[e] - base;
-    if (e + 4 < e1) __builtin_prefetch(&p.fdata[p.entries[e + 4] - base]);
-    const VisFace& fd = p.fdata[n];
+  for (int32_t e = bn.off[tl]; e < e1; ++e) {
+    const int32_t face = ent[e];
+    if (e + 4 < e1) __builtin_prefetch(&fdata[ent[e + 4]]);
+    const VisFace& fd = fdata[face];
     if (depth_order(fd.zmin) > zmax) continue;
-    const PixBox bx = p.box[n];
-    const int32_t face = (int32_t)(n - (int64_t)b * p.F);
+    const PixBox bx = box[face];
     const int i0 = oi > bx.i0 ? oi : bx.i0;
     const int i1 = oi + TILE - 1 < bx.i1 ? oi + TILE - 1 : bx.i1;
     const VisRowI incol = (col >= bx.j0) & (col <= bx.j1);
@@ -107,21 +124,54 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
   }
 }
 
+// Bins of image b from its faces' pixel boxes: count, exclusive scan, fill in face order (the
+// fill advances each tile's start to the next tile's, then the starts are shifted back).
+inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
+  const int tiles = p.tx * p.ty;
+  bins.off.assign(tiles + 1, 0);
+  int32_t* off = bins.off.data();
+  const PixBox* box = p.box + (int64_t)b * p.F;
+  for (int f = 0; f < p.F; ++f) {
+    const PixBox bx = box[f];
+    if (bx.j0 > bx.j1) continue;
+    for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
+      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) ++off[ti * p.tx + tj + 1];
+  }
+  int64_t total = 0;
+  for (int t = 1; t <= tiles; ++t) {
+    total += off[t];
+    off[t] = (int32_t)total;
+  }
+  bins.overflow = total >= 0x7FFFFFFF;
+  if (bins.overflow) return;
+  bins.ent.resize(total);
+  int32_t* ent = bins.ent.data();
+  for (int f = 0; f < p.F; ++f) {
+    const PixBox bx = box[f];
+    if (bx.j0 > bx.j1) continue;
+    for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
+      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) ent[off[ti * p.tx + tj]++] = f;
+  }
+  for (int t = tiles; t > 0; --t) off[t] = off[t - 1];
+  off[0] = 0;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VIS_AVX2_CLONE 1
 __attribute__((target("avx2"))) inline void vis_tiles_avx2(int64_t t0, int64_t t1,
-                                                            const VisParams& p) {
-  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
+                                                            const VisParams& p,
+                                                            const VisImageBins* bins) {
+  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p, bins);
 }
 #endif
 
-// Tiles [t0, t1) of the visibility pass (CPU).
-inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
+// Tiles [t0, t1) of the visibility pass (CPU), from the images' bins.
+inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p, const VisImageBins* bins) {
 #if defined(VIS_AVX2_CLONE)
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return vis_tiles_avx2(t0, t1, p);
+  if (avx2) return vis_tiles_avx2(t0, t1, p, bins);
 #endif
-  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
+  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p, bins);
 }
 
 // Setup of faces [n0, n1) (CPU): vis_setup_body, in an AVX2 clone where the host has it (the
@@ -140,13 +190,49 @@ inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
 #endif
   for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
 }
+
+// The CPU visibility pass after the driver's allocations: setup, per-image bins, tiles. Each
+// parallel region wakes the pool's other threads (passive waits: tens of microseconds each),
+// so where the images split evenly over the threads (the static split at::parallel_for makes:
+// the same tiles per thread as a split over all tiles) one region does an image at a time from
+// setup to face indices; otherwise setup (over faces where there are fewer images than
+// threads) and bins in one region, the tiles in a second. False where an image has more than
+// INT32_MAX (tile, face) pairs (face_idx then unwritten).
+inline bool vis_run_cpu(const VisParams& p) {
+  const int64_t tiles = (int64_t)p.tx * p.ty, nt = at::get_num_threads();
+  std::vector<VisImageBins> bins(p.B);
+  bool ok = true;
+  if (p.B % nt == 0) {
+    at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        vis_setups(b * p.F, (b + 1) * p.F, p);
+        vis_bin_image((int)b, p, bins[b]);
+        if (!bins[b].overflow) vis_tiles(b * tiles, (b + 1) * tiles, p, bins.data());
+      }
+    });
+  } else {
+    const bool by_face = p.B < nt;
+    if (by_face) {
+      at::parallel_for(0, (int64_t)p.B * p.F, 256,
+                       [&](int64_t n0, int64_t n1) { vis_setups(n0, n1, p); });
+    }
+    at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        if (!by_face) vis_setups(b * p.F, (b + 1) * p.F, p);
+        vis_bin_image((int)b, p, bins[b]);
+      }
+    });
+    for (const VisImageBins& bn : bins) ok = ok && !bn.overflow;
+    if (ok) {
+      at::parallel_for(0, p.B * tiles, 16,
+                       [&](int64_t t0, int64_t t1) { vis_tiles(t0, t1, p, bins.data()); });
+    }
+  }
+  for (const VisImageBins& bn : bins) ok = ok && !bn.overflow;
+  return ok;
+}
 #else
-inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
-  for (int64_t t = t0; t < t1; ++t) vis_tile_body(t, p);
-}
-inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
-  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
-}
+inline bool vis_run_cpu(const VisParams&) { return false; }  // host only: never called here
 #endif  // !__CUDACC__
 
 }  // namespace dibr
