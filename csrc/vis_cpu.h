@@ -7,7 +7,10 @@
 // Two shortcuts that cannot change a result: a row whose pixels are all outside the face (or
 // outside its box) skips the depth division, and a face whose nearest possible depth (VisFace::
 // zmin, a conservative bound) is behind every pixel of an already fully covered tile is
-// skipped (a later face only wins by being strictly nearer).
+// skipped (a face only wins a pixel by being strictly nearer, or as near and lower).
+//
+// vis_run_cpu drives it: setup, per-image bins (front faces first, so that the faces behind
+// meet covered tiles), tiles, in as few parallel regions as the split allows.
 #pragma once
 
 #include <string.h>
@@ -44,10 +47,15 @@ __attribute__((always_inline)) inline VisRowI vis_depth_order(VisRow z) {
   return s ^ ((s >> 31) & 0x7FFFFFFF);
 }
 
-// Bins of one image for the CPU tile pass: the faces f (ascending) of tile tl of the image are
-// ent[off[tl] .. off[tl+1]) (the same runs as make_bins' entries, as image-local face indices).
+// Bins of one image for the CPU tile pass: the faces f of tile tl of the image are
+// ent[off[tl] .. off[tl+1]) (make_bins' entries as image-local face indices), the
+// counter-clockwise (front) faces first, in ascending order, then the others in descending
+// order: in a closed mesh the faces behind come after the tile is covered, where the depth
+// cull skips them (the tile pass breaks depth ties by the lower face, so any order gives the
+// same face indices).
 struct VisImageBins {
   std::vector<int32_t> off;  // [TY*TX+1]
+  std::vector<int32_t> front, back;  // fill cursors
   std::vector<int32_t> ent;
   bool overflow = false;     // more than INT32_MAX entries: ent not filled
 };
@@ -104,7 +112,7 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
       VisRowI& zr = zo[i - oi];
       VisRowI& fr = fi[i - oi];
       const VisRowI k = vis_depth_order(zz);
-      const VisRowI win = ok & (k < zr);
+      const VisRowI win = ok & ((k < zr) | ((k == zr) & (face < fr)));
       zr = win ? k : zr;
       fr = win ? VisRowI{} + face : fr;
       won |= win;
@@ -124,18 +132,19 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
   }
 }
 
-// Bins of image b from its faces' pixel boxes: count, exclusive scan, fill in face order (the
-// fill advances each tile's start to the next tile's, then the starts are shifted back).
+// Bins of image b from its faces' pixel boxes: count, exclusive scan, fill in face order (front
+// faces from a tile's start up, the others from its end down).
 inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
   const int tiles = p.tx * p.ty;
   bins.off.assign(tiles + 1, 0);
   int32_t* off = bins.off.data();
+  const int tx = p.tx;
   const PixBox* box = p.box + (int64_t)b * p.F;
   for (int f = 0; f < p.F; ++f) {
     const PixBox bx = box[f];
     if (bx.j0 > bx.j1) continue;
     for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
-      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) ++off[ti * p.tx + tj + 1];
+      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) ++off[ti * tx + tj + 1];
   }
   int64_t total = 0;
   for (int t = 1; t <= tiles; ++t) {
@@ -145,15 +154,24 @@ inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
   bins.overflow = total >= 0x7FFFFFFF;
   if (bins.overflow) return;
   bins.ent.resize(total);
+  bins.front.assign(off, off + tiles);
+  bins.back.assign(off + 1, off + tiles + 1);
   int32_t* ent = bins.ent.data();
+  const VisFace* fdata = p.fdata + (int64_t)b * p.F;
   for (int f = 0; f < p.F; ++f) {
     const PixBox bx = box[f];
     if (bx.j0 > bx.j1) continue;
+    const bool front = fdata[f].ccw != 0.0f;
+    int32_t* cur = front ? bins.front.data() : bins.back.data();
     for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
-      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) ent[off[ti * p.tx + tj]++] = f;
+      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) {
+        int32_t& c = cur[ti * tx + tj];
+        if (front)
+          ent[c++] = f;
+        else
+          ent[--c] = f;
+      }
   }
-  for (int t = tiles; t > 0; --t) off[t] = off[t - 1];
-  off[0] = 0;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
