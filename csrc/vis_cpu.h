@@ -132,8 +132,23 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
   }
 }
 
+// The tiles of a non-empty pixel box: rows ti0..ti1, columns tj0..tj1 (coordinates >= 0, so
+// the divisions are shifts); small where it spans at most 2 x 2 tiles.
+struct VisTileSpan {
+  int ti0, ti1, tj0, tj1;
+  bool small() const { return ti1 - ti0 <= 1 && tj1 - tj0 <= 1; }
+};
+
+inline VisTileSpan tile_span(const PixBox& bx) {
+  return VisTileSpan{(int)((unsigned)bx.i0 / TILE), (int)((unsigned)bx.i1 / TILE),
+                     (int)((unsigned)bx.j0 / TILE), (int)((unsigned)bx.j1 / TILE)};
+}
+
 // Bins of image b from its faces' pixel boxes: count, exclusive scan, fill in face order (front
-// faces from a tile's start up, the others from its end down).
+// faces from a tile's start up, the others from its end down). A face of at most 2 x 2 tiles
+// (nearly all of them) visits its four corner tiles without branches, the repeats masked
+// (adding 0, or storing to the spare slot past the end): the loops' trip counts and the
+// orientations vary from face to face unpredictably.
 inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
   const int tiles = p.tx * p.ty;
   bins.off.assign(tiles + 1, 0);
@@ -143,33 +158,58 @@ inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
   for (int f = 0; f < p.F; ++f) {
     const PixBox bx = box[f];
     if (bx.j0 > bx.j1) continue;
-    for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
-      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) ++off[ti * tx + tj + 1];
+    const VisTileSpan s = tile_span(bx);
+    int32_t* o = off + 1 + s.ti0 * tx + s.tj0;
+    if (s.small()) {
+      const int di = (s.ti1 - s.ti0) * tx, dj = s.tj1 - s.tj0;
+      o[0] += 1;
+      o[dj] += dj;
+      o[di] += di != 0;
+      o[di + dj] += (di != 0) & dj;
+      continue;
+    }
+    for (int ti = s.ti0; ti <= s.ti1; ++ti)
+      for (int tj = s.tj0; tj <= s.tj1; ++tj) ++off[ti * tx + tj + 1];
   }
   int64_t total = 0;
   for (int t = 1; t <= tiles; ++t) {
     total += off[t];
     off[t] = (int32_t)total;
   }
-  bins.overflow = total >= 0x7FFFFFFF;
+  bins.overflow = total >= 0x7FFFFFFF - 1;
   if (bins.overflow) return;
-  bins.ent.resize(total);
+  bins.ent.resize(total + 1);  // + the spare slot
   bins.front.assign(off, off + tiles);
   bins.back.assign(off + 1, off + tiles + 1);
   int32_t* ent = bins.ent.data();
+  const int32_t spare = (int32_t)total;
   const VisFace* fdata = p.fdata + (int64_t)b * p.F;
   for (int f = 0; f < p.F; ++f) {
     const PixBox bx = box[f];
     if (bx.j0 > bx.j1) continue;
+    // Front faces store at the cursor and advance it, the others step it back and store there.
     const bool front = fdata[f].ccw != 0.0f;
     int32_t* cur = front ? bins.front.data() : bins.back.data();
-    for (int ti = bx.i0 / TILE; ti <= bx.i1 / TILE; ++ti)
-      for (int tj = bx.j0 / TILE; tj <= bx.j1 / TILE; ++tj) {
+    const int32_t pre = front ? 0 : -1, step = front ? 1 : -1;
+    const VisTileSpan s = tile_span(bx);
+    if (s.small()) {
+      int32_t* c = cur + s.ti0 * tx + s.tj0;
+      const int di = (s.ti1 - s.ti0) * tx, dj = s.tj1 - s.tj0;
+      const int32_t m[4] = {1, dj, di != 0, (di != 0) & dj};
+      const int d[4] = {0, dj, di, di + dj};
+      for (int k = 0; k < 4; ++k) {
+        int32_t& ck = c[d[k]];
+        ent[m[k] ? ck + pre : spare] = f;
+        ck += m[k] * step;
+      }
+      continue;
+    }
+    for (int ti = s.ti0; ti <= s.ti1; ++ti)
+      for (int tj = s.tj0; tj <= s.tj1; ++tj) {
         int32_t& c = cur[ti * tx + tj];
-        if (front)
-          ent[c++] = f;
-        else
-          ent[--c] = f;
+        c += pre;
+        ent[c] = f;
+        c += 1 + pre;
       }
   }
 }
