@@ -152,6 +152,7 @@ struct VisFace {
   float z[3];     // clip z of the vertices
   float w[3];     // clip w of the vertices
   float zmin;     // below the NDC depth z/w of every fragment (CPU tile body's depth cull)
+  float ccw;      // 1 where the face is counter-clockwise on screen, else 0 (CPU bins' order)
 };
 
 struct VisParams {
@@ -196,6 +197,7 @@ DIBR_HD void vis_setup_body(int64_t n, const VisParams& p) {
   const float area = 0.5f * cross * p.half_w * p.half_h;
   if (!(fabsf(area) >= AREA_EPS_PX)) return;
   VisFace& fd = p.fdata[n];
+  fd.ccw = cross > 0.0f ? 1.0f : 0.0f;
   homogeneous_edges(v, fd.e);
   float zlo = 0.0f, zabs = 0.0f;
   for (int k = 0; k < 3; ++k) {

@@ -117,20 +117,16 @@ at::Tensor vis_forward(const at::Tensor& clip_in, const at::Tensor& faces_in, in
   at::Tensor box = at::empty({nf, 4}, clip.options().dtype(at::kInt));
   p.fdata = reinterpret_cast<VisFace*>(fdata.data_ptr<float>());
   p.box = boxes(box);
-  if constexpr (Exec::kTilePerIndex) {
-    at::parallel_for(0, nf, 256, [&](int64_t n0, int64_t n1) { vis_setups(n0, n1, p); });
-  } else {
-    Exec::template launch<VisSetup>(nf, p);
-  }
-  Bins bins = make_bins<Exec>(box, B, F, tx, ty);
   at::Tensor face_idx = at::empty({(int64_t)B, H, W}, clip.options().dtype(at::kLong));
-  p.entries = bins.entries.data_ptr<int64_t>();
-  p.tile_off = bins.tile_off.data_ptr<int64_t>();
   p.face_idx = face_idx.data_ptr<int64_t>();
   if constexpr (Exec::kTilePerIndex) {
-    at::parallel_for(0, (int64_t)B * tx * ty, 16,
-                     [&](int64_t t0, int64_t t1) { vis_tiles(t0, t1, p); });
+    TORCH_CHECK(vis_run_cpu(p),
+                "render_core: too many (tile, face) pairs in one image; lower the resolution");
   } else {
+    Exec::template launch<VisSetup>(nf, p);
+    Bins bins = make_bins<Exec>(box, B, F, tx, ty);
+    p.entries = bins.entries.data_ptr<int64_t>();
+    p.tile_off = bins.tile_off.data_ptr<int64_t>();
     // KEY_BG is all ones: the int64 -1 pattern.
     at::Tensor zbuf = at::full({(int64_t)B, H, W}, -1, clip.options().dtype(at::kLong));
     p.zbuf = reinterpret_cast<u64*>(zbuf.data_ptr<int64_t>());

@@ -7,12 +7,21 @@
 // Two shortcuts that cannot change a result: a row whose pixels are all outside the face (or
 // outside its box) skips the depth division, and a face whose nearest possible depth (VisFace::
 // zmin, a conservative bound) is behind every pixel of an already fully covered tile is
-// skipped (a later face only wins by being strictly nearer).
+// skipped (a face only wins a pixel by being strictly nearer, or as near and lower).
+//
+// vis_run_cpu drives it: setup, per-image bins (front faces first, so that the faces behind
+// meet covered tiles), tiles, in as few parallel regions as the split allows.
 #pragma once
 
 #include <string.h>
 
 #include "dibr_kernels.h"
+
+#if !defined(__CUDACC__)
+#include <ATen/Parallel.h>
+
+#include <vector>
+#endif
 
 namespace dibr {
 
@@ -38,7 +47,21 @@ __attribute__((always_inline)) inline VisRowI vis_depth_order(VisRow z) {
   return s ^ ((s >> 31) & 0x7FFFFFFF);
 }
 
-__attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisParams& p) {
+// Bins of one image for the CPU tile pass: the faces f of tile tl of the image are
+// ent[off[tl] .. off[tl+1]) (make_bins' entries as image-local face indices), the
+// counter-clockwise (front) faces first, in ascending order, then the others in descending
+// order: in a closed mesh the faces behind come after the tile is covered, where the depth
+// cull skips them (the tile pass breaks depth ties by the lower face, so any order gives the
+// same face indices).
+struct VisImageBins {
+  std::vector<int32_t> off;  // [TY*TX+1]
+  std::vector<int32_t> front, back;  // fill cursors
+  std::vector<int32_t> ent;
+  bool overflow = false;     // more than INT32_MAX entries: ent not filled
+};
+
+__attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisParams& p,
+                                                         const VisImageBins* bins) {
   const int tiles = p.tx * p.ty;
   const int b = (int)(t / tiles), tl = (int)(t % tiles);
   const int oi = (tl / p.tx) * TILE, oj = (tl % p.tx) * TILE;
@@ -56,16 +79,18 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
   // Farthest depth order in the tile: INT32_MAX until every pixel is covered, then kept up to
   // date after each face that wins a pixel.
   int32_t zmax = 0x7FFFFFFF;
-  const int64_t nfaces = (int64_t)p.B * p.F, base = t * nfaces;
-  const int64_t e1 = p.tile_off[t + 1];
+  const VisImageBins& bn = bins[b];
+  const int32_t* ent = bn.ent.data();
+  const VisFace* fdata = p.fdata + (int64_t)b * p.F;
+  const PixBox* box = p.box + (int64_t)b * p.F;
+  const int32_t e1 = bn.off[tl + 1];
   const VisRow zero = VisRow{} + 0.0f;
-  for (int64_t e = p.tile_off[t]; e < e1; ++e) {
-    const int64_t n = p.entries[e] - base;
-    if (e + 4 < e1) __builtin_prefetch(&p.fdata[p.entries[e + 4] - base]);
-    const VisFace& fd = p.fdata[n];
+  for (int32_t e = bn.off[tl]; e < e1; ++e) {
+    const int32_t face = ent[e];
+    if (e + 4 < e1) __builtin_prefetch(&fdata[ent[e + 4]]);
+    const VisFace& fd = fdata[face];
     if (depth_order(fd.zmin) > zmax) continue;
-    const PixBox bx = p.box[n];
-    const int32_t face = (int32_t)(n - (int64_t)b * p.F);
+    const PixBox bx = box[face];
     const int i0 = oi > bx.i0 ? oi : bx.i0;
     const int i1 = oi + TILE - 1 < bx.i1 ? oi + TILE - 1 : bx.i1;
     const VisRowI incol = (col >= bx.j0) & (col <= bx.j1);
@@ -87,7 +112,7 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
       VisRowI& zr = zo[i - oi];
       VisRowI& fr = fi[i - oi];
       const VisRowI k = vis_depth_order(zz);
-      const VisRowI win = ok & (k < zr);
+      const VisRowI win = ok & ((k < zr) | ((k == zr) & (face < fr)));
       zr = win ? k : zr;
       fr = win ? VisRowI{} + face : fr;
       won |= win;
@@ -107,21 +132,104 @@ __attribute__((always_inline)) inline void vis_tile_impl(int64_t t, const VisPar
   }
 }
 
+// The tiles of a non-empty pixel box: rows ti0..ti1, columns tj0..tj1 (coordinates >= 0, so
+// the divisions are shifts); small where it spans at most 2 x 2 tiles.
+struct VisTileSpan {
+  int ti0, ti1, tj0, tj1;
+  bool small() const { return ti1 - ti0 <= 1 && tj1 - tj0 <= 1; }
+};
+
+inline VisTileSpan tile_span(const PixBox& bx) {
+  return VisTileSpan{(int)((unsigned)bx.i0 / TILE), (int)((unsigned)bx.i1 / TILE),
+                     (int)((unsigned)bx.j0 / TILE), (int)((unsigned)bx.j1 / TILE)};
+}
+
+// Bins of image b from its faces' pixel boxes: count, exclusive scan, fill in face order (front
+// faces from a tile's start up, the others from its end down). A face of at most 2 x 2 tiles
+// (nearly all of them) visits its four corner tiles without branches, the repeats masked
+// (adding 0, or storing to the spare slot past the end): the loops' trip counts and the
+// orientations vary from face to face unpredictably.
+inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
+  const int tiles = p.tx * p.ty;
+  bins.off.assign(tiles + 1, 0);
+  int32_t* off = bins.off.data();
+  const int tx = p.tx;
+  const PixBox* box = p.box + (int64_t)b * p.F;
+  for (int f = 0; f < p.F; ++f) {
+    const PixBox bx = box[f];
+    if (bx.j0 > bx.j1) continue;
+    const VisTileSpan s = tile_span(bx);
+    int32_t* o = off + 1 + s.ti0 * tx + s.tj0;
+    if (s.small()) {
+      const int di = (s.ti1 - s.ti0) * tx, dj = s.tj1 - s.tj0;
+      o[0] += 1;
+      o[dj] += dj;
+      o[di] += di != 0;
+      o[di + dj] += (di != 0) & dj;
+      continue;
+    }
+    for (int ti = s.ti0; ti <= s.ti1; ++ti)
+      for (int tj = s.tj0; tj <= s.tj1; ++tj) ++off[ti * tx + tj + 1];
+  }
+  int64_t total = 0;
+  for (int t = 1; t <= tiles; ++t) {
+    total += off[t];
+    off[t] = (int32_t)total;
+  }
+  bins.overflow = total >= 0x7FFFFFFF - 1;
+  if (bins.overflow) return;
+  bins.ent.resize(total + 1);  // + the spare slot
+  bins.front.assign(off, off + tiles);
+  bins.back.assign(off + 1, off + tiles + 1);
+  int32_t* ent = bins.ent.data();
+  const int32_t spare = (int32_t)total;
+  const VisFace* fdata = p.fdata + (int64_t)b * p.F;
+  for (int f = 0; f < p.F; ++f) {
+    const PixBox bx = box[f];
+    if (bx.j0 > bx.j1) continue;
+    // Front faces store at the cursor and advance it, the others step it back and store there.
+    const bool front = fdata[f].ccw != 0.0f;
+    int32_t* cur = front ? bins.front.data() : bins.back.data();
+    const int32_t pre = front ? 0 : -1, step = front ? 1 : -1;
+    const VisTileSpan s = tile_span(bx);
+    if (s.small()) {
+      int32_t* c = cur + s.ti0 * tx + s.tj0;
+      const int di = (s.ti1 - s.ti0) * tx, dj = s.tj1 - s.tj0;
+      const int32_t m[4] = {1, dj, di != 0, (di != 0) & dj};
+      const int d[4] = {0, dj, di, di + dj};
+      for (int k = 0; k < 4; ++k) {
+        int32_t& ck = c[d[k]];
+        ent[m[k] ? ck + pre : spare] = f;
+        ck += m[k] * step;
+      }
+      continue;
+    }
+    for (int ti = s.ti0; ti <= s.ti1; ++ti)
+      for (int tj = s.tj0; tj <= s.tj1; ++tj) {
+        int32_t& c = cur[ti * tx + tj];
+        c += pre;
+        ent[c] = f;
+        c += 1 + pre;
+      }
+  }
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VIS_AVX2_CLONE 1
 __attribute__((target("avx2"))) inline void vis_tiles_avx2(int64_t t0, int64_t t1,
-                                                            const VisParams& p) {
-  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
+                                                            const VisParams& p,
+                                                            const VisImageBins* bins) {
+  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p, bins);
 }
 #endif
 
-// Tiles [t0, t1) of the visibility pass (CPU).
-inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
+// Tiles [t0, t1) of the visibility pass (CPU), from the images' bins.
+inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p, const VisImageBins* bins) {
 #if defined(VIS_AVX2_CLONE)
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return vis_tiles_avx2(t0, t1, p);
+  if (avx2) return vis_tiles_avx2(t0, t1, p, bins);
 #endif
-  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p);
+  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p, bins);
 }
 
 // Setup of faces [n0, n1) (CPU): vis_setup_body, in an AVX2 clone where the host has it (the
@@ -140,13 +248,49 @@ inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
 #endif
   for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
 }
+
+// The CPU visibility pass after the driver's allocations: setup, per-image bins, tiles. Each
+// parallel region wakes the pool's other threads (passive waits: tens of microseconds each),
+// so where the images split evenly over the threads (the static split at::parallel_for makes:
+// the same tiles per thread as a split over all tiles) one region does an image at a time from
+// setup to face indices; otherwise setup (over faces where there are fewer images than
+// threads) and bins in one region, the tiles in a second. False where an image has more than
+// INT32_MAX (tile, face) pairs (face_idx then unwritten).
+inline bool vis_run_cpu(const VisParams& p) {
+  const int64_t tiles = (int64_t)p.tx * p.ty, nt = at::get_num_threads();
+  std::vector<VisImageBins> bins(p.B);
+  bool ok = true;
+  if (p.B % nt == 0) {
+    at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        vis_setups(b * p.F, (b + 1) * p.F, p);
+        vis_bin_image((int)b, p, bins[b]);
+        if (!bins[b].overflow) vis_tiles(b * tiles, (b + 1) * tiles, p, bins.data());
+      }
+    });
+  } else {
+    const bool by_face = p.B < nt;
+    if (by_face) {
+      at::parallel_for(0, (int64_t)p.B * p.F, 256,
+                       [&](int64_t n0, int64_t n1) { vis_setups(n0, n1, p); });
+    }
+    at::parallel_for(0, p.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        if (!by_face) vis_setups(b * p.F, (b + 1) * p.F, p);
+        vis_bin_image((int)b, p, bins[b]);
+      }
+    });
+    for (const VisImageBins& bn : bins) ok = ok && !bn.overflow;
+    if (ok) {
+      at::parallel_for(0, p.B * tiles, 16,
+                       [&](int64_t t0, int64_t t1) { vis_tiles(t0, t1, p, bins.data()); });
+    }
+  }
+  for (const VisImageBins& bn : bins) ok = ok && !bn.overflow;
+  return ok;
+}
 #else
-inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p) {
-  for (int64_t t = t0; t < t1; ++t) vis_tile_body(t, p);
-}
-inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
-  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
-}
+inline bool vis_run_cpu(const VisParams&) { return false; }  // host only: never called here
 #endif  // !__CUDACC__
 
 }  // namespace dibr

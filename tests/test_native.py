@@ -88,6 +88,25 @@ def test_visibility_matches_torch(seed, size, native_backend, device):
     assert _tie_free_mismatches(clip, faces, ref, got) == 0
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_visibility_exact_ties_go_to_the_lower_face(flip, native_backend, device):
+    """Every face given twice (exact depth ties) in shuffled order, either orientation: each
+    pixel gets the lower position of its face (the CPU pass bins counter-clockwise faces first
+    and the others in descending order, so the tie-break, not the order, decides)."""
+    clip, faces = (t.to(device) for t in random_scene(3))
+    faces = faces.flip(1) if flip else faces
+    h, w = 37, 53
+    once = _native.native_visibility(native_backend, clip, faces, h, w)
+    f = faces.shape[0]
+    perm = torch.randperm(2 * f, generator=torch.Generator().manual_seed(0)).to(device)
+    got = _native.native_visibility(native_backend, clip, torch.cat([faces, faces])[perm], h, w)
+    pos = torch.empty_like(perm)
+    pos[perm] = torch.arange(2 * f, device=device)
+    lower = torch.minimum(pos[:f], pos[f:])
+    assert int((once >= 0).sum()) > 100
+    assert torch.equal(got, torch.where(once >= 0, lower[once.clamp(min=0)], once))
+
+
 def test_rasterize_bary_depth_match(native_backend, device):
     clip, faces = (t.to(device) for t in random_scene(3, bsz=3))
     clip = clip.double()
