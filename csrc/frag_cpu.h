@@ -112,10 +112,6 @@ __attribute__((target("avx2,fma"))) inline void bary_face_range_simd(int64_t n0,
   }
 }
 
-inline bool bary_simd_ok() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
 #endif
 
 }  // namespace dibr

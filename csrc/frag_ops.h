@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_range.h"
 #include "frag_cpu.h"
 #include "frag_kernels.h"
 #include "group_ops.h"
@@ -116,17 +117,13 @@ __attribute__((target("avx2,fma"), flatten)) void bary_face_range_avx2(int64_t n
   bary_face_range(n0, n1, p);
 }
 
-inline bool frag_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
 #endif
 
 template <typename T>
 void bary_forward_host(int64_t n, const BaryParams<T>& p) {
   at::parallel_for(0, n, 2048, [&](int64_t q0, int64_t q1) {
 #if defined(FRAG_AVX2_CLONE)
-    if (frag_avx2()) return bary_forward_range_avx2(q0, q1, p);
+    if (cpu_has_avx2_fma()) return bary_forward_range_avx2(q0, q1, p);
 #endif
     bary_forward_range(q0, q1, p);
   });
@@ -137,11 +134,11 @@ void bary_face_sums_host(int64_t n, const BaryParams<T>& p) {
   at::parallel_for(0, n, 256, [&](int64_t n0, int64_t n1) {
 #if defined(FRAG_BARY_SIMD)
     if constexpr (std::is_same<T, float>::value) {
-      if (bary_simd_ok()) return bary_face_range_simd(n0, n1, p);
+      if (cpu_has_avx2_fma()) return bary_face_range_simd(n0, n1, p);
     }
 #endif
 #if defined(FRAG_AVX2_CLONE)
-    if (frag_avx2()) return bary_face_range_avx2(n0, n1, p);
+    if (cpu_has_avx2_fma()) return bary_face_range_avx2(n0, n1, p);
 #endif
     bary_face_range(n0, n1, p);
   });

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "cpu_range.h"
 #include "loss_kernels.h"
 
 namespace dibr {
@@ -68,10 +69,6 @@ __attribute__((target("avx2"))) inline void loss_backward_rows_simd(
   }
 }
 
-inline bool loss_simd_ok() {
-  static const bool ok = __builtin_cpu_supports("avx2");
-  return ok;
-}
 #endif
 
 }  // namespace dibr

@@ -68,7 +68,7 @@ template <typename T>
 bool loss_backward_host(const ImageLossParams<T>& p) {
 #if defined(LOSS_SIMD)
   if constexpr (std::is_same<T, float>::value) {
-    if (loss_simd_ok()) {
+    if (cpu_has_avx2()) {
       at::parallel_for(0, (int64_t)p.B * p.H, 256,
                        [&](int64_t r0, int64_t r1) { loss_backward_rows_simd(r0, r1, p); });
       return true;

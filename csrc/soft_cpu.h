@@ -2,14 +2,15 @@
 // through raster_ops.h, so device builds see plain-loop fallbacks or, for the tile forward
 // that the GPU driver never instantiates, an empty body): the forward of whole tiles,
 // optionally saving each pixel-face pair for the backward (soft_saved_backward_body), the
-// face setup and the coverage pass, a tile row of pixels at a time as 8-lane vectors, with
-// AVX2 clones picked at run time. Every lane is an exact IEEE operation of the scalar code in soft_kernels.h and
-// dibr_math.h (no fused multiply-adds: the build uses -ffp-contract=off), so the results are
-// the same bits as the shared bodies'.
+// face setup and the coverage pass, a tile row of pixels at a time as 8-lane vectors, through
+// cpu_range's AVX2 clones where the host has AVX2. Every lane is an exact IEEE operation of the
+// scalar code in soft_kernels.h and dibr_math.h (no fused multiply-adds: the build uses
+// -ffp-contract=off), so the results are the same bits as the shared bodies'.
 #pragma once
 
 #include <string.h>
 
+#include "cpu_range.h"
 #include "soft_kernels.h"
 
 namespace dibr {
@@ -250,52 +251,30 @@ __attribute__((always_inline)) inline void soft_tile_forward_impl(int64_t t, con
 }
 #endif
 
-// The forward of tiles [t0, t1) (CPU; with Save, tile t's records from rec0[t] on). x86-64
-// hosts with AVX2 run a clone of the same code compiled for AVX2, so a tile row's distances
-// take one 8-lane instruction per operation: the same IEEE operations, hence the same bits.
-// Never instantiated for the GPU (its driver runs soft_forward_body): nvcc sees an empty body.
-#if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__)
-#define SOFT_AVX2_CLONE 1
-template <typename T, bool Save>
-__attribute__((target("avx2"))) void soft_tiles_forward_avx2(int64_t t0, int64_t t1,
-                                                             const SoftParams<T>& p,
-                                                             const int64_t* rec0,
-                                                             int64_t* pair_span) {
-  for (int64_t t = t0; t < t1; ++t)
-    soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
-}
-#endif
-
+// The forward of tiles [t0, t1) (CPU; with Save, tile t's records from rec0[t] on), through
+// cpu_range's AVX2 clone where the host has it: a tile row's distances take one 8-lane
+// instruction per operation, the same IEEE operations, hence the same bits. Never
+// instantiated for the GPU (its driver runs soft_forward_body): nvcc sees an empty body.
 template <typename T, bool Save>
 void soft_tiles_forward(int64_t t0, int64_t t1, const SoftParams<T>& p, const int64_t* rec0,
                         int64_t* pair_span) {
 #if !defined(__CUDACC__)
-#if defined(SOFT_AVX2_CLONE)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return soft_tiles_forward_avx2<T, Save>(t0, t1, p, rec0, pair_span);
-#endif
-  for (int64_t t = t0; t < t1; ++t)
+  cpu_range(t0, t1, [&](int64_t t) {
     soft_tile_forward_impl<T, Save>(t, p, Save ? rec0[t] : 0, pair_span);
+  });
 #endif
 }
 
-// Setup of faces [n0, n1) (CPU): soft_setup_body, in an AVX2 clone where the host has it (so
-// the pixel boxes' ceil and floor are single rounding instructions: the same values).
-#if defined(SOFT_AVX2_CLONE)
-template <typename T>
-__attribute__((target("avx2"), flatten)) void soft_setups_avx2(int64_t n0, int64_t n1,
-                                                               const SoftParams<T>& p) {
-  for (int64_t n = n0; n < n1; ++n) soft_setup_body(n, p);
-}
-#endif
-
+// Setup of faces [n0, n1) (CPU): soft_setup_body, through cpu_range's AVX2 clone where the
+// host has it (so the pixel boxes' ceil and floor are single rounding instructions: the same
+// values).
 template <typename T>
 void soft_setups(int64_t n0, int64_t n1, const SoftParams<T>& p) {
-#if defined(SOFT_AVX2_CLONE)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return soft_setups_avx2(n0, n1, p);
-#endif
+#if !defined(__CUDACC__)
+  cpu_range(n0, n1, [&](int64_t n) { soft_setup_body(n, p); });
+#else
   for (int64_t n = n0; n < n1; ++n) soft_setup_body(n, p);
+#endif
 }
 
 // Coverage of faces [n0, n1) (CPU): soft_cover_body, a row of up to TILE pixels at a time with
@@ -341,21 +320,13 @@ SOFT_ROW_INLINE void soft_cover_row_impl(int64_t n, const SoftParams<T>& p) {
 #endif
 }
 
-#if defined(SOFT_AVX2_CLONE)
-template <typename T>
-__attribute__((target("avx2"))) void soft_covers_avx2(int64_t n0, int64_t n1,
-                                                      const SoftParams<T>& p) {
-  for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
-}
-#endif
-
 template <typename T>
 void soft_covers(int64_t n0, int64_t n1, const SoftParams<T>& p) {
-#if defined(SOFT_AVX2_CLONE)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return soft_covers_avx2(n0, n1, p);
-#endif
+#if !defined(__CUDACC__)
+  cpu_range(n0, n1, [&](int64_t n) { soft_cover_row_impl(n, p); });
+#else
   for (int64_t n = n0; n < n1; ++n) soft_cover_row_impl(n, p);
+#endif
 }
 
 // Open boxes of tiles [t0, t1) (CPU): soft_open_body, a row of the coverage at a time instead

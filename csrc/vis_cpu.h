@@ -15,6 +15,7 @@
 
 #include <string.h>
 
+#include "cpu_range.h"
 #include "dibr_kernels.h"
 
 #if !defined(__CUDACC__)
@@ -214,39 +215,16 @@ inline void vis_bin_image(int b, const VisParams& p, VisImageBins& bins) {
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define VIS_AVX2_CLONE 1
-__attribute__((target("avx2"))) inline void vis_tiles_avx2(int64_t t0, int64_t t1,
-                                                            const VisParams& p,
-                                                            const VisImageBins* bins) {
-  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p, bins);
-}
-#endif
-
-// Tiles [t0, t1) of the visibility pass (CPU), from the images' bins.
+// Tiles [t0, t1) of the visibility pass (CPU), from the images' bins, through cpu_range's
+// AVX2 clone where the host has it.
 inline void vis_tiles(int64_t t0, int64_t t1, const VisParams& p, const VisImageBins* bins) {
-#if defined(VIS_AVX2_CLONE)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return vis_tiles_avx2(t0, t1, p, bins);
-#endif
-  for (int64_t t = t0; t < t1; ++t) vis_tile_impl(t, p, bins);
+  cpu_range(t0, t1, [&](int64_t t) { vis_tile_impl(t, p, bins); });
 }
 
-// Setup of faces [n0, n1) (CPU): vis_setup_body, in an AVX2 clone where the host has it (the
-// pixel box's ceil and floor become single rounding instructions; the same values).
-#if defined(VIS_AVX2_CLONE)
-__attribute__((target("avx2"), flatten)) inline void vis_setups_avx2(int64_t n0, int64_t n1,
-                                                                      const VisParams& p) {
-  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
-}
-#endif
-
+// Setup of faces [n0, n1) (CPU): vis_setup_body, through cpu_range's AVX2 clone where the host
+// has it (the pixel box's ceil and floor become single rounding instructions; the same values).
 inline void vis_setups(int64_t n0, int64_t n1, const VisParams& p) {
-#if defined(VIS_AVX2_CLONE)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return vis_setups_avx2(n0, n1, p);
-#endif
-  for (int64_t n = n0; n < n1; ++n) vis_setup_body(n, p);
+  cpu_range(n0, n1, [&](int64_t n) { vis_setup_body(n, p); });
 }
 
 // The CPU visibility pass after the driver's allocations: setup, per-image bins, tiles. Each

@@ -40,6 +40,7 @@ _SOURCES = ["bindings.cpp", "raster_cpu.cpp"]
 _CUDA_SOURCES = ["raster_cuda.cu"]
 _HEADERS = [
     "dibr_math.h",
+    "cpu_range.h",
     "dibr_kernels.h",
     "soft_kernels.h",
     "soft_cpu.h",
