@@ -13,6 +13,11 @@ namespace dibr {
 #if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__)
 #define DIBR_AVX2_CLONES 1
 
+// The 8-lane vectors of the CPU passes (GCC's vector extensions; one AVX2 register).
+constexpr int LANES8 = 8;
+typedef float F8 __attribute__((vector_size(LANES8 * sizeof(float))));
+typedef int32_t I8 __attribute__((vector_size(LANES8 * sizeof(int32_t))));
+
 inline bool cpu_has_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2");
   return ok;
