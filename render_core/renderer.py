@@ -272,10 +272,10 @@ class _Covered:
     ``[B,H,W,...]`` map (gathered with ``sel``).
     """
 
-    def __init__(self, frags: Fragments, mask: torch.Tensor | None = None):
+    def __init__(self, frags: Fragments, mask: torch.Tensor):
+        """``mask``: ``frags.mask``, computed once by the caller."""
         self.shape = tuple(frags.face_idx.shape)
         self.npix = frags.face_idx.numel()
-        mask = frags.mask if mask is None else mask  # [B,H,W] bool: frags.mask
         self.sel = mask.reshape(-1).nonzero().squeeze(1)
 
     _bidx: torch.Tensor | None = None
